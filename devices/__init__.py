@@ -1,0 +1,1 @@
+"""The device kind catalogue: what each kind of device sends and accepts (pure, no I/O)."""

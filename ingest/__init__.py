@@ -1,0 +1,1 @@
+"""MQTT telemetry into PostgreSQL/TimescaleDB: topics and payloads decoded purely, stored in batches."""

@@ -1,0 +1,358 @@
+"""Decode contract payloads into typed readings, events and statuses, or typed rejections.
+
+Pure: no I/O, no clock (the time of receipt is an argument), and nothing raises into the
+message loop. A reading set with some good and some bad metrics yields the good readings
+and one rejection per bad metric.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from devices.contract import (
+    DEFAULT_ACCEPTED_LATENESS_DAYS,
+    DEVICE_ID_PATTERN,
+    FUTURE_TOLERANCE_S,
+    MAX_ENTRIES_PER_MESSAGE,
+    MAX_METRICS_PER_READING_SET,
+    MAX_PAYLOAD_BYTES,
+    METRIC_NAME_PATTERN,
+)
+from devices.kind import DeviceKind
+from devices.models import Event, Status
+
+
+class Reason(StrEnum):
+    """Why something was dead-lettered; stored as text in `dead_letters.reason`."""
+
+    BAD_TOPIC = "bad_topic"
+    TOO_LARGE = "too_large"
+    NOT_UTF8 = "not_utf8"
+    INVALID_JSON = "invalid_json"
+    WRONG_SHAPE = "wrong_shape"
+    TOO_MANY_ENTRIES = "too_many_entries"
+    TOO_MANY_METRICS = "too_many_metrics"
+    BAD_TIMESTAMP = "bad_timestamp"
+    TS_IN_FUTURE = "ts_in_future"
+    TS_TOO_OLD = "ts_too_old"
+    BAD_METRIC_NAME = "bad_metric_name"
+    BAD_VALUE_TYPE = "bad_value_type"
+    NON_FINITE = "non_finite"
+    OUT_OF_RANGE = "out_of_range"
+    BAD_EVENT = "bad_event"
+    BAD_STATUS = "bad_status"
+    UNKNOWN_DEVICE = "unknown_device"
+    RETIRED_DEVICE = "retired_device"
+    FOREIGN_DEVICE = "foreign_device"
+    NOT_A_GATEWAY = "not_a_gateway"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One thing refused, with a reason code and a human-readable detail."""
+
+    reason: Reason
+    detail: str
+    entry: int | None = None
+    metric: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-ready form for `dead_letters.problems`."""
+        return {"reason": self.reason.value, "detail": self.detail, "entry": self.entry,
+                "metric": self.metric}
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One stored value: a device's metric at a time."""
+
+    device_id: str
+    metric: str
+    ts: datetime
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One device event, with its whole object kept."""
+
+    device_id: str
+    ts: datetime
+    type: str
+    severity: str
+    body: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Decoded:
+    """What a telemetry or event payload yielded."""
+
+    readings: list[Reading] = field(default_factory=list)
+    events: list[EventRecord] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    unknown_metrics: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds the contract and the deployment put on payloads."""
+
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
+    max_entries: int = MAX_ENTRIES_PER_MESSAGE
+    max_metrics: int = MAX_METRICS_PER_READING_SET
+    future_tolerance: timedelta = timedelta(seconds=FUTURE_TOLERANCE_S)
+    accepted_lateness: timedelta = timedelta(days=DEFAULT_ACCEPTED_LATENESS_DAYS)
+
+
+RESERVED_KEYS = frozenset(("ts", "seq", "values"))
+_MAX_SHOWN = 60
+
+
+def shown(value: object) -> str:
+    """A short, escaped rendering of hostile input for a detail message."""
+    text = repr(value)
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+
+
+def parse_json(payload: bytes, limits: Limits) -> Any | Rejection:
+    """Parse a payload as UTF-8 JSON within the size limit."""
+    if len(payload) > limits.max_payload_bytes:
+        return Rejection(
+            Reason.TOO_LARGE,
+            f"payload is {len(payload)} bytes; the limit is {limits.max_payload_bytes}",
+        )
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        pass
+    # The slow path tells invalid UTF-8 apart, and lets NaN, Infinity and integers beyond
+    # 64 bits through as values so they are refused per metric, with the rest stored.
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejection(Reason.NOT_UTF8, f"not UTF-8 at byte {exc.start}")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        return Rejection(Reason.INVALID_JSON, f"not JSON: {str(exc)[:120]}")
+
+
+def parse_timestamp(raw: object, received_at: datetime, limits: Limits) -> datetime | Rejection:
+    """Parse `ts` (RFC 3339 with an offset, or epoch milliseconds) and check it is plausible."""
+    if raw is None:
+        return received_at
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        return Rejection(Reason.BAD_TIMESTAMP, f"ts must be RFC 3339 or epoch ms, got {shown(raw)}")
+    if isinstance(raw, int):
+        try:
+            ts = datetime.fromtimestamp(raw / 1000, UTC)
+        except (OverflowError, OSError, ValueError):
+            return Rejection(Reason.BAD_TIMESTAMP, f"ts {raw} ms is outside any calendar")
+    else:
+        try:
+            if len(raw) > 40:
+                raise ValueError(raw)
+            ts = datetime.fromisoformat(raw)
+        except ValueError:
+            return Rejection(Reason.BAD_TIMESTAMP, f"ts {shown(raw)} is not RFC 3339")
+        if ts.tzinfo is None:
+            return Rejection(Reason.BAD_TIMESTAMP, f"ts {shown(raw)} has no UTC offset")
+    if ts > received_at + limits.future_tolerance:
+        return Rejection(
+            Reason.TS_IN_FUTURE, f"ts {ts.isoformat()} is {_ago(ts - received_at)} in the future"
+        )
+    if ts < received_at - limits.accepted_lateness:
+        hint = " (epoch seconds? the contract wants milliseconds)" if isinstance(raw, int) else ""
+        return Rejection(
+            Reason.TS_TOO_OLD,
+            f"ts {ts.isoformat()} is older than the accepted lateness of "
+            f"{_ago(limits.accepted_lateness)}{hint}",
+        )
+    return ts
+
+
+def _ago(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def _metric_value(name: str, raw: object, kind: DeviceKind | None) -> float | Rejection:
+    if isinstance(raw, bool):
+        return 1.0 if raw else 0.0
+    if not isinstance(raw, int | float):
+        kind_of = "null" if raw is None else type(raw).__name__
+        return Rejection(Reason.BAD_VALUE_TYPE, f"{name} must be a number, got {kind_of}",
+                         metric=name)
+    try:
+        value = float(raw)
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        return Rejection(Reason.NON_FINITE, f"{name} is {value}; only finite numbers are stored",
+                         metric=name)
+    spec = kind.metric(name) if kind is not None else None
+    if spec is not None and not spec.admits(value):
+        return Rejection(
+            Reason.OUT_OF_RANGE,
+            f"{name}={value:g} is outside the possible range {spec.minimum:g} to {spec.maximum:g}"
+            f" {spec.unit}",
+            metric=name,
+        )
+    return value
+
+
+def _decode_reading_set(
+    device_id: str,
+    entry: object,
+    index: int | None,
+    kind: DeviceKind | None,
+    received_at: datetime,
+    limits: Limits,
+    out: Decoded,
+) -> None:
+    if not isinstance(entry, dict):
+        out.rejections.append(Rejection(
+            Reason.WRONG_SHAPE, f"a reading set must be a JSON object, got {type(entry).__name__}",
+            entry=index))
+        return
+    metrics: Mapping[str, object] = entry
+    nested = entry.get("values")
+    if "values" in entry:
+        if not isinstance(nested, dict):
+            out.rejections.append(Rejection(
+                Reason.WRONG_SHAPE, "values must be a JSON object of metrics", entry=index))
+            return
+        metrics = {**{k: v for k, v in entry.items() if k not in RESERVED_KEYS}, **nested}
+    count = len(metrics.keys() - RESERVED_KEYS)
+    if count > limits.max_metrics:
+        out.rejections.append(Rejection(
+            Reason.TOO_MANY_METRICS,
+            f"{count} metrics in one reading set; the limit is {limits.max_metrics}", entry=index))
+        return
+    ts = parse_timestamp(entry.get("ts"), received_at, limits)
+    if isinstance(ts, Rejection):
+        out.rejections.append(Rejection(ts.reason, ts.detail, entry=index))
+        return
+    seq = entry.get("seq")
+    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)):
+        out.rejections.append(Rejection(
+            Reason.BAD_VALUE_TYPE, f"seq must be an integer, got {shown(seq)}", entry=index))
+    for name, raw in metrics.items():
+        if name in RESERVED_KEYS:
+            continue
+        if not METRIC_NAME_PATTERN.fullmatch(name):
+            out.rejections.append(Rejection(
+                Reason.BAD_METRIC_NAME,
+                f"metric name {shown(name)} must be 1 to 64 of [a-z0-9_], starting with a letter",
+                entry=index))
+            continue
+        value = _metric_value(name, raw, kind)
+        if isinstance(value, Rejection):
+            out.rejections.append(Rejection(value.reason, value.detail, index, name))
+            continue
+        if kind is not None and kind.metric(name) is None:
+            out.unknown_metrics += 1
+        out.readings.append(Reading(device_id, name, ts, value))
+
+
+def _entries(document: object, limits: Limits, out: Decoded) -> list[tuple[int | None, object]]:
+    if isinstance(document, list):
+        if len(document) > limits.max_entries:
+            out.rejections.append(Rejection(
+                Reason.TOO_MANY_ENTRIES,
+                f"{len(document)} entries in one message; the limit is {limits.max_entries}"))
+            return []
+        return list(enumerate(document))
+    return [(None, document)]
+
+
+def decode_telemetry(
+    device_id: str,
+    document: object,
+    kind: DeviceKind | None,
+    received_at: datetime,
+    limits: Limits,
+) -> Decoded:
+    """Decode a parsed telemetry document: one reading set or an array of them."""
+    out = Decoded()
+    for index, entry in _entries(document, limits, out):
+        _decode_reading_set(device_id, entry, index, kind, received_at, limits, out)
+    return out
+
+
+def decode_events(
+    device_id: str, document: object, received_at: datetime, limits: Limits
+) -> Decoded:
+    """Decode a parsed event document: one event object or an array of them."""
+    out = Decoded()
+    for index, entry in _entries(document, limits, out):
+        if not isinstance(entry, dict):
+            out.rejections.append(Rejection(
+                Reason.WRONG_SHAPE, f"an event must be a JSON object, got {type(entry).__name__}",
+                entry=index))
+            continue
+        ts = parse_timestamp(entry.get("ts"), received_at, limits)
+        if isinstance(ts, Rejection):
+            out.rejections.append(Rejection(ts.reason, ts.detail, entry=index))
+            continue
+        try:
+            event = Event.model_validate({k: v for k, v in entry.items() if k != "ts"})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "event"
+            out.rejections.append(Rejection(
+                Reason.BAD_EVENT, f"{where}: {first['msg']}", entry=index))
+            continue
+        body = {**entry, "ts": ts.isoformat()}
+        out.events.append(EventRecord(device_id, ts, event.type, event.severity, body))
+    return out
+
+
+def decode_status(payload: bytes, limits: Limits) -> Status | Rejection:
+    """Decode a status payload: `online`, `offline`, or a JSON object with `state`."""
+    bare = payload.strip().strip(b'"').lower()
+    if bare in (b"online", b"offline"):
+        return Status(state="online" if bare == b"online" else "offline")
+    document = parse_json(payload, limits)
+    if isinstance(document, Rejection):
+        return Rejection(Reason.BAD_STATUS, f"status must be online, offline or an object: "
+                         f"{document.detail}")
+    if not isinstance(document, dict):
+        return Rejection(Reason.BAD_STATUS, "status must be online, offline or a JSON object")
+    try:
+        return Status.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "status"
+        return Rejection(Reason.BAD_STATUS, f"{where}: {first['msg']}")
+
+
+def split_gateway(document: object) -> tuple[list[tuple[str, object]], list[Rejection]]:
+    """Split a gateway document into (child device id, telemetry document) pairs."""
+    if not isinstance(document, dict):
+        return [], [Rejection(Reason.WRONG_SHAPE,
+                              "a gateway payload must be an object keyed by child device id")]
+    children: list[tuple[str, object]] = []
+    rejections: list[Rejection] = []
+    for child_id, child_document in document.items():
+        if DEVICE_ID_PATTERN.fullmatch(child_id):
+            children.append((child_id, child_document))
+        else:
+            rejections.append(Rejection(
+                Reason.WRONG_SHAPE, f"child device id {shown(child_id)} is not a device id"))
+    return children, rejections

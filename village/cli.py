@@ -1,0 +1,57 @@
+"""The `village` command: one sub-command group per capability, each in its own module."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import typer
+from rich.console import Console
+
+from village.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(
+    name="village",
+    help="Smart Village Telemetry: ingest, alerting, broadcast and dashboards for a county.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True, soft_wrap=True)
+
+
+@app.callback()
+def village() -> None:
+    """Smart Village Telemetry."""
+
+
+def settings_or_exit() -> Settings:
+    """Load settings, or print the one line naming the bad setting and exit 2."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        console.print(f"[red]configuration error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (idempotent; safe from several processes)."""
+    from village.migrate import migrate as run_migrations
+
+    settings = settings_or_exit()
+    report = run_migrations(
+        settings.database_url, timedelta(days=settings.retention.raw_days)
+    )
+    done = ", ".join(report.applied) if report.applied else "nothing to apply"
+    console.print(
+        f"schema at version {report.current_version} ({report.storage} storage): {done}",
+        highlight=False,
+    )
+
+
+def main() -> None:
+    """Entry point of the `village` console script."""
+    app(prog_name="village")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""Private local servers: a Mosquitto broker and a PostgreSQL cluster, started from PATH.
+
+Used by `village up` (the embedded default) and by tests that must restart, kill or
+configure a server of their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Mosquitto's defaults (max_queued_messages 1000, max_inflight_messages 20) drop QoS 1
+# messages for a slow or absent persistent subscriber. These settings are the ones that
+# matter for losing nothing; the deployment's broker config carries the same.
+NO_LOSS_BROKER_SETTINGS = """\
+persistence true
+autosave_interval 10
+autosave_on_changes false
+max_queued_messages 2000000
+max_queued_bytes 0
+max_inflight_messages 0
+max_inflight_bytes 0
+persistent_client_expiration 14d
+message_size_limit 1048576
+"""
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout_s: float = 15.0, host: str = "127.0.0.1") -> None:
+    """Block until something accepts connections on the port, or raise TimeoutError."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s} s")
+
+
+def mosquitto_conf(
+    port: int,
+    data_dir: Path,
+    password_file: Path | None = None,
+    acl_file: Path | None = None,
+    extra: str = "",
+) -> str:
+    """A Mosquitto configuration for a broker on loopback that loses no QoS 1 message."""
+    auth = (
+        f"allow_anonymous false\npassword_file {password_file}\n"
+        if password_file
+        else "allow_anonymous true\n"
+    )
+    acl = f"acl_file {acl_file}\n" if acl_file else ""
+    return (
+        f"listener {port} 127.0.0.1\n{auth}{acl}"
+        f"persistence_location {data_dir}/\n"
+        f"{NO_LOSS_BROKER_SETTINGS}{extra}"
+    )
+
+
+@dataclass
+class MosquittoServer:
+    """A Mosquitto process of our own, with its own config file and data directory."""
+
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    password_file: Path | None = None
+    acl_file: Path | None = None
+    extra_conf: str = ""
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The anonymous `VILLAGE_MQTT_URL` of this broker."""
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def conf_path(self) -> Path:
+        """Where this broker's config file is written."""
+        return self.data_dir / "mosquitto.conf"
+
+    def start(self) -> MosquittoServer:
+        """Write the config and start the broker; return once it accepts connections."""
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.conf_path.write_text(mosquitto_conf(
+            self.port, self.data_dir, self.password_file, self.acl_file, self.extra_conf))
+        log = open(self.data_dir / "mosquitto.log", "ab")  # noqa: SIM115 - owned by the process
+        self.process = subprocess.Popen(
+            [binary, "-c", str(self.conf_path)], stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        wait_for_port(self.port)
+        return self
+
+    def reload(self) -> None:
+        """Ask the broker to re-read its password and ACL files (SIGHUP)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGHUP)
+
+    def stop(self) -> None:
+        """Stop gracefully (the broker saves its persistence file)."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
+        self.process = None
+
+    def kill(self) -> None:
+        """Kill at once, as a crash would."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=15)
+        self.process = None
+
+
+def _postgres_bin(name: str) -> str:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)
+    if not candidates:
+        raise FileNotFoundError(f"PostgreSQL's {name} is not on PATH nor in /usr/lib/postgresql")
+    return str(candidates[0])
+
+
+def _as_postgres_user() -> dict[str, object]:
+    """initdb and postgres refuse to run as root: drop to the `postgres` user when root."""
+    if os.geteuid() != 0:
+        return {}
+    user = pwd.getpwnam("postgres")
+    return {"user": user.pw_uid, "group": user.pw_gid}
+
+
+@dataclass
+class PostgresCluster:
+    """A PostgreSQL cluster of our own on a free port, trust auth on loopback."""
+
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+
+    @property
+    def admin_url(self) -> str:
+        """A URL to the cluster's `postgres` database as the `postgres` superuser."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        subprocess.run(args, check=True, capture_output=True, **_as_postgres_user())  # type: ignore[call-overload]
+
+    def init(self) -> PostgresCluster:
+        """Create the cluster's data directory if it does not exist yet."""
+        if (self.data_dir / "PG_VERSION").exists():
+            return self
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        ids = _as_postgres_user()
+        if ids:
+            os.chown(self.data_dir, ids["user"], ids["group"])  # type: ignore[arg-type]
+        self._run(_postgres_bin("initdb"), "-D", str(self.data_dir), "-U", "postgres",
+                  "--auth=trust", "-E", "UTF8", "--no-sync")
+        return self
+
+    def start(self) -> PostgresCluster:
+        """Start the server on its port; return once it accepts connections."""
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data_dir} -c fsync=on"
+        self._run(_postgres_bin("pg_ctl"), "-D", str(self.data_dir), "-o", options,
+                  "-l", str(self.data_dir / "server.log"), "-w", "-t", "60", "start")
+        wait_for_port(self.port)
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (`fast`, or `immediate` as a crash would)."""
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._run(_postgres_bin("pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop")
+
+    def restart(self) -> None:
+        """Stop fast and start again on the same port."""
+        self.stop()
+        self.start()
