@@ -7,6 +7,7 @@ from datetime import timedelta
 import typer
 from rich.console import Console
 
+from village.commands import alerts, api, broadcast, dashboards, devices, ingest, simulate
 from village.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
@@ -46,6 +47,10 @@ def migrate() -> None:
         f"schema at version {report.current_version} ({report.storage} storage): {done}",
         highlight=False,
     )
+
+
+for command_module in (ingest, devices, simulate, alerts, broadcast, dashboards, api):
+    command_module.register(app)
 
 
 def main() -> None:

@@ -13,7 +13,11 @@ from urllib.parse import unquote, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from alerting.settings import AlertingSettings
+from broadcast.settings import BroadcastSettings
+from dashboards.settings import GrafanaSettings
 from devices.contract import DEFAULT_TOPIC_PREFIX, TOPIC_PREFIX_PATTERN
+from village.api.settings import ApiSettings
 
 
 class SettingsError(Exception):
@@ -77,6 +81,9 @@ class IngestSettings(BaseModel):
     future_tolerance_s: float = Field(600, ge=0, le=86_400)
     dead_letter_payload_bytes: int = Field(4096, ge=64, le=1024 * 1024)
     registry_refresh_s: float = Field(10, gt=0, le=3600)
+    discovery: bool = Field(
+        False, description="record unknown devices as pending for approval instead of refusing them"
+    )
 
 
 class RetentionSettings(BaseModel):
@@ -108,6 +115,10 @@ class Settings(BaseSettings):
     )
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    alerting: AlertingSettings = Field(default_factory=AlertingSettings)
+    broadcast: BroadcastSettings = Field(default_factory=BroadcastSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
 
     @field_validator("database_url")
     @classmethod

@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): an application factory and one router per resource."""

@@ -1,0 +1,1 @@
+"""The `village` sub-commands, one module per capability; each exposes `register(app)`."""
