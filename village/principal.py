@@ -1,0 +1,52 @@
+"""Who is acting, with what role, over which part of the county (pure).
+
+The API maps a token to a Principal; the service layer (broadcast, alert acknowledgement,
+device changes) asks it whether an action on a place is allowed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class Role(IntEnum):
+    """Roles in increasing power; each may do what the ones below it may."""
+
+    VIEWER = 1  # sees
+    CADRE = 2  # sees and acknowledges alerts
+    OPERATOR = 3  # also sends broadcasts, silences alerts, edits devices
+    ADMIN = 4  # also manages tokens, rules and the registry everywhere
+
+
+@dataclass(frozen=True)
+class Place:
+    """A place in the hierarchy: county (both None), a township, or a village in it."""
+
+    township: str | None = None
+    village: str | None = None
+
+
+COUNTY = Place()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated actor: a person, a token or a service."""
+
+    name: str
+    role: Role
+    scope: Place = COUNTY
+
+    def covers(self, place: Place) -> bool:
+        """Whether `place` lies within this principal's scope."""
+        if self.scope.township is not None and place.township != self.scope.township:
+            return False
+        return self.scope.village is None or place.village == self.scope.village
+
+    def may(self, needed: Role, place: Place) -> bool:
+        """Whether this principal has at least `needed` over `place`."""
+        return self.role >= needed and self.covers(place)
+
+
+SYSTEM = Principal("system", Role.ADMIN)
