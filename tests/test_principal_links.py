@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -45,7 +46,7 @@ def test_a_signed_link_round_trips_and_expires() -> None:
     lambda t: t.split(".")[0],
     lambda t: "",
 ])
-def test_an_altered_link_is_refused(mangle) -> None:  # type: ignore[no-untyped-def]
+def test_an_altered_link_is_refused(mangle: Callable[[str], str]) -> None:
     token = sign_link_token(b"k" * 32, LinkGrant(42, "p-7", NOW + timedelta(hours=1)))
     with pytest.raises(LinkError):
         verify_link_token(b"k" * 32, mangle(token), NOW)
