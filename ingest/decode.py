@@ -54,6 +54,7 @@ class Reason(StrEnum):
     RETIRED_DEVICE = "retired_device"
     FOREIGN_DEVICE = "foreign_device"
     NOT_A_GATEWAY = "not_a_gateway"
+    STORAGE_REFUSED = "storage_refused"
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,3 +98,13 @@ CREATE TABLE dead_letters (
 );
 CREATE INDEX dead_letters_received_at ON dead_letters (received_at);
 CREATE INDEX dead_letters_device ON dead_letters (device_id, received_at);
+
+-- Devices heard but not registered, recorded when ingest runs in discovery mode; an
+-- operator approves them into `devices` (or ignores them).
+CREATE TABLE pending_devices (
+    device_id text PRIMARY KEY,
+    first_seen timestamptz NOT NULL,
+    last_seen timestamptz NOT NULL,
+    last_topic text NOT NULL,
+    messages bigint NOT NULL DEFAULT 1
+);

@@ -1,0 +1,78 @@
+"""The hand-off between the MQTT network thread and the writer: a bounded queue of messages.
+
+The network callback only appends here and returns. What bounds it is the MQTT v5 receive
+maximum (the broker sends no more unacknowledged QoS 1 messages than that); QoS 0 messages
+are not covered by it, so past a hard cap they are refused and counted instead of growing
+memory without bound (the contract says QoS 1 for every device topic).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One received MQTT message, as the network thread saw it."""
+
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    retain: bool
+    received_at: datetime
+    # Which connection delivered it: a packet id means nothing on another connection.
+    generation: int = 0
+
+
+class HandOff:
+    """A FIFO of received messages that the writer takes in batches."""
+
+    def __init__(self, cap: int) -> None:
+        self._queue: deque[Message] = deque()
+        self._cond = threading.Condition()
+        self._cap = cap
+        self.dropped_qos0 = 0
+
+    def put(self, message: Message) -> bool:
+        """Append a message (never blocks); False if a QoS 0 message was refused at the cap."""
+        with self._cond:
+            if message.qos == 0 and len(self._queue) >= self._cap:
+                self.dropped_qos0 += 1
+                return False
+            self._queue.append(message)
+            if len(self._queue) == 1:
+                self._cond.notify()
+            return True
+
+    def take(self, max_messages: int, max_wait_s: float, idle_wait_s: float) -> list[Message]:
+        """Up to `max_messages`, waiting at most `max_wait_s` after the first one arrives.
+
+        With nothing held it waits at most `idle_wait_s` for a first message, so the caller
+        can look at its stop flag.
+        """
+        with self._cond:
+            if not self._queue:
+                self._cond.wait(idle_wait_s)
+            if not self._queue:
+                return []
+        deadline = time.monotonic() + max_wait_s
+        while True:
+            with self._cond:
+                if len(self._queue) >= max_messages:
+                    break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            # Polling in short sleeps is cheaper than a notify per message on the hot path.
+            time.sleep(min(remaining, 0.002))
+        with self._cond:
+            count = min(max_messages, len(self._queue))
+            return [self._queue.popleft() for _ in range(count)]
+
+    def __len__(self) -> int:
+        return len(self._queue)

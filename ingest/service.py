@@ -1,0 +1,216 @@
+"""The ingest worker: where the subscriber, the planner and the writer meet.
+
+One writer thread (the caller's) takes batches from the hand-off, plans them against the
+registry, commits them, then acknowledges them. When the database is unavailable it keeps
+the batch and retries with backoff, acknowledging nothing, so the broker stops sending
+(receive maximum) and keeps the rest queued; it resumes by itself.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import psycopg
+
+from ingest.admit import RegisteredDevice
+from ingest.decode import Limits, Reason
+from ingest.handoff import HandOff, Message
+from ingest.maintenance import Maintenance
+from ingest.mqtt import Subscriber
+from ingest.plan import BatchPlan, DeadLetter, Parsed, Policy, parse, plan_batch, referenced_devices
+from ingest.writer import Writer, WriteResult, is_transient
+from village.settings import Settings
+
+# How long a stopping worker keeps trying to commit what it holds before it gives up
+# (without acknowledging: the broker redelivers to the next session).
+STOP_FLUSH_S = 10.0
+MAX_BACKOFF_S = 5.0
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not take a batch right now."""
+
+
+@dataclass
+class Stats:
+    """Running figures of one worker (read by the status line and by tests)."""
+
+    messages: int = 0
+    readings: int = 0
+    duplicates: int = 0
+    events: int = 0
+    dead_letters: int = 0
+    batches: int = 0
+    acked: int = 0
+    db_errors: int = 0
+    database_ok: bool = False
+    last_error: str = ""
+    started: float = field(default_factory=time.monotonic)
+
+
+def default_client_id(worker: int) -> str:
+    """A stable client id per worker slot, so a restarted worker resumes its session."""
+    return f"ingest-{socket.gethostname()}-{worker}"
+
+
+def policy_from(settings: Settings) -> Policy:
+    """The planning policy from the settings."""
+    ingest = settings.ingest
+    return Policy(
+        limits=Limits(
+            max_payload_bytes=ingest.max_payload_bytes,
+            future_tolerance=timedelta(seconds=ingest.future_tolerance_s),
+            accepted_lateness=timedelta(days=ingest.accepted_lateness_days),
+        ),
+        discovery=ingest.discovery,
+        dead_letter_payload_bytes=ingest.dead_letter_payload_bytes,
+    )
+
+
+class Worker:
+    """One ingest worker process's machinery."""
+
+    def __init__(self, settings: Settings, client_id: str,
+                 log: Callable[[str], None] = lambda line: None) -> None:
+        ingest = settings.ingest
+        self.settings = settings
+        self.policy = policy_from(settings)
+        self.prefix = settings.topic_prefix
+        # QoS 0 messages are not bounded by the receive maximum; this caps them.
+        self.handoff = HandOff(cap=2 * ingest.max_in_flight)
+        self.subscriber = Subscriber(settings.mqtt, settings.topic_prefix, ingest.share_group,
+                                     client_id, ingest.max_in_flight, self.handoff, log)
+        self.writer = Writer(settings.database_url)
+        self.stats = Stats()
+        self.stop = threading.Event()
+        self.maintenance = Maintenance(settings.database_url, settings.retention, self.stop, log)
+        self._log = log
+        self._registry: dict[str, RegisteredDevice] = {}
+        self._registry_at = float("-inf")
+
+    def run(self) -> None:
+        """Receive, store and acknowledge until `stop` is set, then flush and disconnect."""
+        ingest = self.settings.ingest
+        self.maintenance.start()
+        self.subscriber.start()
+        try:
+            while not self.stop.is_set():
+                batch = self.handoff.take(ingest.batch_max_messages,
+                                          ingest.batch_max_wait_ms / 1000, idle_wait_s=0.2)
+                if batch:
+                    self._commit_and_ack(batch, give_up_at=None)
+            self.subscriber.pause()
+            give_up_at = time.monotonic() + STOP_FLUSH_S
+            while len(self.handoff) and time.monotonic() < give_up_at:
+                batch = self.handoff.take(ingest.batch_max_messages, 0, idle_wait_s=0)
+                self._commit_and_ack(batch, give_up_at)
+        except DatabaseUnavailable:
+            self._log("stopping with messages not stored; the broker will redeliver them")
+        finally:
+            self.stop.set()
+            self.subscriber.stop()
+            self.writer.close()
+            self.maintenance.join()
+
+    def _commit_and_ack(self, batch: list[Message], give_up_at: float | None) -> None:
+        parsed = [parse(message, self.prefix, self.policy.limits) for message in batch]
+        result = self._commit(parsed, give_up_at)
+        self.stats.acked += self.subscriber.ack(batch)
+        stats = self.stats
+        stats.messages += len(batch)
+        stats.batches += 1
+        stats.readings += result.readings
+        stats.duplicates += result.duplicates
+        stats.events += result.events
+        stats.dead_letters += result.dead_letters
+
+    def _commit(self, parsed: list[Parsed], give_up_at: float | None) -> WriteResult:
+        """Commit the batch, retrying while the database is unavailable."""
+        delay = 0.1
+        while True:
+            try:
+                result = self._commit_once(parsed)
+                self.stats.database_ok = True
+                return result
+            except psycopg.Error as exc:
+                if not is_transient(exc):
+                    raise
+                self.stats.database_ok = False
+                self.stats.db_errors += 1
+                self.stats.last_error = str(exc).strip().splitlines()[0] if str(exc) else ""
+                self._log(f"database unavailable ({type(exc).__name__}); holding "
+                          f"{len(parsed)} messages, retrying in {delay:.1f} s")
+            now = time.monotonic()
+            if give_up_at is None and self.stop.is_set():
+                give_up_at = now + STOP_FLUSH_S
+            if give_up_at is not None and now + delay > give_up_at:
+                raise DatabaseUnavailable()
+            if give_up_at is None:
+                self.stop.wait(delay)
+            else:
+                time.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF_S)
+
+    def _commit_once(self, parsed: list[Parsed]) -> WriteResult:
+        self._refresh_registry(parsed)
+        plan = plan_batch(parsed, self._registry, self.policy)
+        try:
+            return self.writer.write(plan)
+        except psycopg.Error as exc:
+            if is_transient(exc):
+                raise
+        # The database refused something in the data: store message by message, and
+        # dead-letter the ones it refuses, so one bad row cannot block the stream.
+        return self._commit_one_by_one(parsed)
+
+    def _commit_one_by_one(self, parsed: list[Parsed]) -> WriteResult:
+        totals = [0, 0, 0, 0, 0]
+        for item in parsed:
+            plan = plan_batch([item], self._registry, self.policy)
+            try:
+                result = self.writer.write(plan)
+            except psycopg.Error as exc:
+                if is_transient(exc):
+                    raise
+                # If even the dead letter is refused, the database is broken, not the data.
+                try:
+                    result = self.writer.write(_refused(item, exc, self.policy))
+                except psycopg.Error as again:
+                    raise psycopg.OperationalError(f"cannot store a dead letter: {again}") from again
+            for index, value in enumerate((result.readings, result.duplicates, result.events,
+                                           result.dead_letters, result.presence)):
+                totals[index] += value
+        return WriteResult(*totals)
+
+    def _refresh_registry(self, parsed: list[Parsed]) -> None:
+        now = time.monotonic()
+        if now - self._registry_at >= self.settings.ingest.registry_refresh_s:
+            self._registry = self.writer.registry()
+            self._registry_at = now
+            return
+        # A device registered a second ago must not be refused: ask about every miss.
+        misses = referenced_devices(parsed) - self._registry.keys()
+        if misses:
+            self._registry.update(self.writer.lookup(misses))
+
+
+def _refused(item: Parsed, exc: psycopg.Error, policy: Policy) -> BatchPlan:
+    message = item.message
+    reason = Reason.STORAGE_REFUSED
+    detail = f"the database refused it: {str(exc).strip().splitlines()[0][:200]}"
+    return BatchPlan(dead_letters=[DeadLetter(
+        topic=message.topic,
+        device_id=item.topic.device_id if item.topic else None,
+        reason=reason.value,
+        detail=detail,
+        problems=[{"reason": reason.value, "detail": detail, "entry": None, "metric": None}],
+        partial=False,
+        payload=message.payload[: policy.dead_letter_payload_bytes],
+        payload_bytes=len(message.payload),
+        received_at=message.received_at,
+    )], messages=1, latest_received_at=message.received_at)

@@ -1,0 +1,214 @@
+"""The database writer: one psycopg connection, one transaction per batch, COPY for rows.
+
+Per batch: readings and events are copied into per-connection staging tables and moved
+with `INSERT ... ON CONFLICT DO NOTHING` (a reading sent twice is stored once); presence
+and pending devices are upserted; dead letters are copied; a `pg_notify` tells listeners
+(alerting) what was committed. The caller acknowledges the MQTT messages only after
+`write` returns, i.e. after COMMIT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import orjson
+import psycopg
+from psycopg.types.json import Jsonb
+
+from ingest.admit import RegisteredDevice
+from ingest.plan import BatchPlan
+
+NOTIFY_CHANNEL = "village_ingest"
+
+_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS stage_readings (
+    device_id text, metric text, ts timestamptz, value double precision
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_events (
+    device_id text, ts timestamptz, type text, severity text, body jsonb
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_presence (
+    device_id text, last_seen timestamptz, state text, state_at timestamptz,
+    firmware text, ip text
+) ON COMMIT DELETE ROWS;
+"""
+
+_MOVE_READINGS = """
+INSERT INTO readings (device_id, metric, ts, value)
+SELECT device_id, metric, ts, value FROM stage_readings
+ON CONFLICT DO NOTHING
+"""
+
+_MOVE_EVENTS = """
+INSERT INTO events (device_id, ts, type, severity, body)
+SELECT device_id, ts, type, severity, body FROM stage_events
+ON CONFLICT DO NOTHING
+"""
+
+# Rows are taken in device order so two workers upserting overlapping devices lock them in
+# the same order. `greatest` ignores NULLs: a status-only row leaves last_seen alone.
+_MOVE_PRESENCE = """
+INSERT INTO device_presence AS p
+    (device_id, last_seen, reported_state, state_changed_at, firmware, ip)
+SELECT device_id, last_seen, state, state_at, firmware, ip FROM stage_presence
+ORDER BY device_id
+ON CONFLICT (device_id) DO UPDATE SET
+    last_seen = greatest(p.last_seen, excluded.last_seen),
+    reported_state = coalesce(excluded.reported_state, p.reported_state),
+    state_changed_at = CASE
+        WHEN excluded.reported_state IS DISTINCT FROM p.reported_state
+         AND excluded.reported_state IS NOT NULL THEN excluded.state_changed_at
+        ELSE p.state_changed_at END,
+    firmware = coalesce(excluded.firmware, p.firmware),
+    ip = coalesce(excluded.ip, p.ip)
+"""
+
+_UPSERT_PENDING = """
+INSERT INTO pending_devices AS p (device_id, first_seen, last_seen, last_topic, messages)
+VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT (device_id) DO UPDATE SET
+    first_seen = least(p.first_seen, excluded.first_seen),
+    last_seen = greatest(p.last_seen, excluded.last_seen),
+    last_topic = CASE WHEN excluded.last_seen >= p.last_seen
+                      THEN excluded.last_topic ELSE p.last_topic END,
+    messages = p.messages + excluded.messages
+"""
+
+_COPY_DEAD_LETTERS = (
+    "COPY dead_letters (received_at, topic, device_id, reason, detail, problems, partial,"
+    " payload, payload_bytes) FROM STDIN"
+)
+
+_REGISTRY = ("SELECT device_id, kind, lifecycle = 'active', gateway_id FROM devices")
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What one committed batch stored."""
+
+    readings: int
+    duplicates: int
+    events: int
+    dead_letters: int
+    presence: int
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a database error means "try again later" rather than "this data is refused"."""
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+
+
+class Writer:
+    """Owns one connection to the database; reconnects on demand."""
+
+    def __init__(self, database_url: str, connect_timeout_s: int = 5) -> None:
+        self._url = database_url
+        self._timeout = connect_timeout_s
+        self._conn: psycopg.Connection | None = None
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is not None and not self._conn.closed and not self._conn.broken:
+            return self._conn
+        self.close()
+        conn = psycopg.connect(
+            self._url,
+            connect_timeout=self._timeout,
+            application_name="village-ingest",
+            # Notice a vanished server within about half a minute instead of hanging.
+            keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3,
+        )
+        with conn.transaction():
+            conn.execute(_STAGING)
+        self._conn = conn
+        return conn
+
+    def close(self) -> None:
+        """Close the connection (a later call reconnects)."""
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except psycopg.Error:
+                pass
+            self._conn = None
+
+    def registry(self) -> dict[str, RegisteredDevice]:
+        """Every registered device."""
+        return self._select_devices(_REGISTRY, ())
+
+    def lookup(self, device_ids: Iterable[str]) -> dict[str, RegisteredDevice]:
+        """The registered devices among these ids (one query)."""
+        return self._select_devices(_REGISTRY + " WHERE device_id = ANY(%s)", (list(device_ids),))
+
+    def _select_devices(self, query: str, params: tuple[object, ...]) -> dict[str, RegisteredDevice]:
+        conn = self._connection()
+        try:
+            with conn.transaction():
+                rows = conn.execute(query, params).fetchall()
+        except psycopg.Error:
+            self._discard_if_broken()
+            raise
+        return {row[0]: RegisteredDevice(row[1], row[2], row[3]) for row in rows}
+
+    def write(self, plan: BatchPlan) -> WriteResult:
+        """Store a batch in one transaction; on any error nothing of it is stored."""
+        conn = self._connection()
+        try:
+            with conn.transaction():
+                return self._write(conn, plan)
+        except psycopg.Error:
+            self._discard_if_broken()
+            raise
+
+    def _discard_if_broken(self) -> None:
+        if self._conn is not None and (self._conn.closed or self._conn.broken):
+            self.close()
+
+    def _write(self, conn: psycopg.Connection, plan: BatchPlan) -> WriteResult:
+        stored = duplicates = events = 0
+        with conn.cursor() as cur:
+            if plan.readings:
+                with cur.copy("COPY stage_readings FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(["text", "text", "timestamptz", "float8"])
+                    write_row = copy.write_row
+                    for r in plan.readings:
+                        write_row((r.device_id, r.metric, r.ts, r.value))
+                cur.execute(_MOVE_READINGS)
+                stored = cur.rowcount
+                duplicates = len(plan.readings) - stored
+            if plan.events:
+                with cur.copy("COPY stage_events FROM STDIN") as copy:
+                    for event in plan.events:
+                        copy.write_row((event.device_id, event.ts, event.type, event.severity,
+                                        Jsonb(event.body)))
+                cur.execute(_MOVE_EVENTS)
+                events = cur.rowcount
+            if plan.presence:
+                with cur.copy("COPY stage_presence FROM STDIN") as copy:
+                    for p in plan.presence.values():
+                        copy.write_row((p.device_id, p.last_seen, p.state, p.state_at,
+                                        p.firmware, p.ip))
+                cur.execute(_MOVE_PRESENCE)
+            if plan.pending:
+                cur.executemany(_UPSERT_PENDING, [
+                    (p.device_id, p.first_seen, p.last_seen, p.last_topic, p.messages)
+                    for p in sorted(plan.pending.values(), key=lambda p: p.device_id)
+                ])
+            if plan.dead_letters:
+                with cur.copy(_COPY_DEAD_LETTERS) as copy:
+                    for d in plan.dead_letters:
+                        copy.write_row((d.received_at, d.topic, d.device_id, d.reason, d.detail,
+                                        Jsonb(d.problems), d.partial, d.payload,
+                                        d.payload_bytes))
+            cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, _notice(plan, stored, events)))
+        return WriteResult(stored, duplicates, events, len(plan.dead_letters), len(plan.presence))
+
+
+def _notice(plan: BatchPlan, readings: int, events: int) -> str:
+    return orjson.dumps({
+        "readings": readings,
+        "events": events,
+        "dead_letters": len(plan.dead_letters),
+        "devices": len(plan.presence),
+        "received_at": plan.latest_received_at.isoformat() if plan.latest_received_at else None,
+    }).decode()

@@ -1,0 +1,112 @@
+"""Helpers for ingest tests: a worker in a thread, a device publisher, the registry."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+import paho.mqtt.client as paho
+import psycopg
+
+from ingest.service import Worker
+from village.mqtt import ClientOptions, build_client, connect_async
+from village.settings import IngestSettings, Settings, parse_mqtt_url
+
+
+def ingest_settings(database_url: str, mqtt_url: str, prefix: str, **ingest: Any) -> Settings:
+    """Settings for a test worker (nothing read from the environment matters here)."""
+    ingest.setdefault("client_id", "ingest-" + uuid.uuid4().hex[:8])
+    ingest.setdefault("share_group", "g" + uuid.uuid4().hex[:8])
+    ingest.setdefault("batch_max_wait_ms", 20)
+    return Settings(database_url=database_url, mqtt_url=mqtt_url, topic_prefix=prefix,
+                    ingest=IngestSettings(**ingest))
+
+
+@contextmanager
+def running_worker(settings: Settings) -> Iterator[Worker]:
+    """A worker running in a thread, subscribed, stopped and flushed at the end."""
+    worker = Worker(settings, settings.ingest.client_id or "ingest-test")
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        assert worker.subscriber.subscribed.wait(15), "the worker never subscribed"
+        yield worker
+    finally:
+        worker.stop.set()
+        thread.join(30)
+        assert not thread.is_alive(), "the worker did not stop"
+
+
+def register(database_url: str, devices: Sequence[tuple[str, ...]]) -> None:
+    """Register devices as (device_id, kind[, gateway_id]); gateways must come first."""
+    with psycopg.connect(database_url) as conn:
+        for device in devices:
+            device_id, kind = device[0], device[1]
+            gateway = device[2] if len(device) > 2 else None
+            conn.execute(
+                "INSERT INTO devices (device_id, kind, village, gateway_id) VALUES (%s, %s, %s, %s)",
+                (device_id, kind, "test village", gateway),
+            )
+
+
+class Publisher:
+    """A device-side MQTT client that publishes QoS 1 and waits for the broker's ack."""
+
+    def __init__(self, mqtt_url: str, client_id: str | None = None) -> None:
+        endpoint = parse_mqtt_url(mqtt_url)
+        options = ClientOptions(client_id=client_id or "pub-" + uuid.uuid4().hex[:8],
+                                persistent_session=False)
+        self.client = build_client(endpoint, options)
+        connected = threading.Event()
+        self.client.on_connect = lambda *args: connected.set()
+        connect_async(self.client, endpoint, options)
+        self.client.loop_start()
+        assert connected.wait(10), "publisher could not connect"
+        self._pending: list[paho.MQTTMessageInfo] = []
+
+    def publish(self, topic: str, payload: object, retain: bool = False, qos: int = 1) -> None:
+        """Publish JSON (or raw bytes as given)."""
+        body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+        self._pending.append(self.client.publish(topic, body, qos=qos, retain=retain))
+        if len(self._pending) >= 500:
+            self.flush()
+
+    def flush(self, timeout_s: float = 30) -> None:
+        """Wait until the broker has acknowledged everything published."""
+        for info in self._pending:
+            info.wait_for_publish(timeout_s)
+        self._pending.clear()
+
+    def close(self) -> None:
+        """Flush and disconnect."""
+        self.flush()
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float = 20, what: str = "condition") -> None:
+    """Poll until `check()` is true, or fail naming what was awaited."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def scalar(database_url: str, query: str, *params: object) -> Any:
+    """The first column of the first row of a query."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(query, params).fetchone()
+    return row[0] if row else None
+
+
+def rows(database_url: str, query: str, *params: object) -> list[tuple[Any, ...]]:
+    """Every row of a query."""
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(query, params).fetchall()
