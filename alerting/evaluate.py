@@ -1,0 +1,195 @@
+"""Rule evaluation: rules, samples or presence, previous states and `now` in; new states
+and transitions out. Pure: no clock, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from alerting.lifecycle import is_new, step
+from alerting.model import AlertState, Observation, Subject, Transition, fingerprint
+from alerting.rules import Rule
+from alerting.signals import (
+    STREAM_OBSERVERS,
+    Series,
+    for_seconds,
+    needed_metrics,
+    observe_event_expiry,
+    observe_night_flow,
+    observe_stopped,
+)
+
+
+@dataclass
+class Outcome:
+    """What an evaluation pass changed."""
+
+    states: dict[str, AlertState] = field(default_factory=dict)
+    transitions: list[Transition] = field(default_factory=list)
+
+    def merge(self, other: Outcome) -> None:
+        """Fold another pass's changes into this one, in order."""
+        self.states.update(other.states)
+        self.transitions.extend(other.transitions)
+
+
+@dataclass(frozen=True)
+class Presence:
+    """When a device was last heard, and when it said it went offline (if it did)."""
+
+    last_seen: datetime | None
+    offline_at: datetime | None = None
+
+
+def applies(rule: Rule, subject: Subject) -> bool:
+    """Whether the rule's selector picks this device."""
+    sel = rule.select
+    for wanted, have in ((sel.kind, subject.kind), (sel.township, subject.township),
+                         (sel.village, subject.village), (sel.grid, subject.grid),
+                         (sel.site, subject.site)):
+        if wanted is not None and wanted != have:
+            return False
+    if sel.devices and subject.device_id not in sel.devices:
+        return False
+    tags = dict(subject.tags)
+    return all(tags.get(key) == value for key, value in sel.tags.items())
+
+
+class RuleBook:
+    """The active rules, indexed by kind and condition type for fast matching."""
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self.rules = tuple(rules)
+        self._by_kind: dict[str | None, list[Rule]] = {}
+        for rule in self.rules:
+            self._by_kind.setdefault(rule.select.kind, []).append(rule)
+
+    def for_subject(self, subject: Subject, types: Iterable[str]) -> list[Rule]:
+        """The rules of these condition types that pick this device."""
+        wanted = set(types)
+        candidates = self._by_kind.get(subject.kind, []) + self._by_kind.get(None, [])
+        return [r for r in candidates if r.condition_type in wanted and applies(r, subject)]
+
+    def of_type(self, condition_type: str) -> list[Rule]:
+        """Every rule with this condition type."""
+        return [rule for rule in self.rules if rule.condition_type == condition_type]
+
+
+def _state(states: Mapping[str, AlertState], rule: Rule, subject: Subject) -> AlertState:
+    key = fingerprint(rule.name, subject)
+    return states.get(key) or AlertState(key, rule.name, subject.device_id)
+
+
+def run(
+    rule: Rule, subject: Subject, state: AlertState, observations: Iterable[Observation],
+    outcome: Outcome, for_s: float | None = None, keep_time: bool = True,
+) -> AlertState:
+    """Step one state through observations, recording transitions into `outcome`.
+
+    With `keep_time` off (conditions judged at `now`), a state whose only change is the
+    time of judgement is not recorded, so a quiet tick over many devices writes nothing.
+    """
+    hold = for_seconds(rule) if for_s is None else for_s
+    for obs in observations:
+        if not is_new(state, obs.ts):
+            continue
+        before = state
+        state, moved = step(state, obs, hold)
+        if moved is not None:
+            started = state.active_since if moved == "firing" else before.active_since
+            outcome.transitions.append(Transition(
+                state.fingerprint, rule.name, subject, moved, obs.ts, started or obs.ts,  # type: ignore[arg-type]
+                obs.value, obs.threshold, before.alert_id, rule.metric,
+            ))
+            if moved == "resolved":
+                state = replace(state, alert_id=None)
+        if keep_time or replace(before, last_ts=state.last_ts) != state:
+            outcome.states[state.fingerprint] = state
+    return state
+
+
+STREAM_TYPES = tuple(STREAM_OBSERVERS)
+
+
+def evaluate_stream(
+    book: RuleBook,
+    subjects: Mapping[str, Subject],
+    series: Mapping[str, Series],
+    states: Mapping[str, AlertState],
+) -> Outcome:
+    """Judge new samples (each device's series, with lookback) against streaming rules."""
+    outcome = Outcome()
+    for device_id, device_series in series.items():
+        subject = subjects.get(device_id)
+        if subject is None:
+            continue  # not in the registry: ingest keeps such rows out
+        for rule in book.for_subject(subject, STREAM_TYPES):
+            if not any(device_series.get(m) for m in needed_metrics(rule)):
+                continue
+            state = _state(states, rule, subject)
+            observations = STREAM_OBSERVERS[rule.condition_type](rule, device_series, state.last_ts)
+            run(rule, subject, state, observations, outcome)
+    return outcome
+
+
+def evaluate_events(
+    book: RuleBook,
+    subjects: Mapping[str, Subject],
+    events: Mapping[str, Sequence[tuple[datetime, str]]],
+    states: Mapping[str, AlertState],
+) -> Outcome:
+    """Turn device events of the rules' types into alerts at the events' own time."""
+    outcome = Outcome()
+    for device_id, device_events in events.items():
+        subject = subjects.get(device_id)
+        if subject is None:
+            continue
+        for rule in book.for_subject(subject, ("event",)):
+            state = _state(states, rule, subject)
+            observations = [Observation(ts, 1.0, True, False, None)
+                            for ts, kind in sorted(device_events) if kind in rule.condition.types]
+            run(rule, subject, state, observations, outcome)
+    return outcome
+
+
+def evaluate_tick(
+    book: RuleBook,
+    subjects: Mapping[str, Subject],
+    presence: Mapping[str, Presence],
+    stale_after_s: Mapping[str, float],
+    states: Mapping[str, AlertState],
+    now: datetime,
+) -> Outcome:
+    """Conditions of time at `now`: stopped reporting, and events that have gone quiet."""
+    outcome = Outcome()
+    for device_id, subject in subjects.items():
+        for rule in book.for_subject(subject, ("stopped",)):
+            seen = presence.get(device_id, Presence(None))
+            silence = rule.condition.for_s or stale_after_s.get(subject.kind or "", 600.0)
+            obs = observe_stopped(seen.last_seen, seen.offline_at, silence, now)
+            run(rule, subject, _state(states, rule, subject), [obs], outcome, keep_time=False)
+    for rule in book.of_type("event"):
+        for state in states.values():
+            if state.rule != rule.name or state.state != "firing":
+                continue
+            device = subjects.get(state.device_id or "")
+            expiry = observe_event_expiry(state.last_ts, rule.condition.resolve_after_s, now)
+            if device is not None and expiry is not None:
+                run(rule, device, state, [expiry], outcome)
+    return outcome
+
+
+def evaluate_night_flow(
+    book: RuleBook,
+    areas: Mapping[str, Mapping[Subject, Sequence[tuple[datetime, float]]]],
+    states: Mapping[str, AlertState],
+) -> Outcome:
+    """Each area's new nights against its baseline (areas keyed by the rule's area level)."""
+    outcome = Outcome()
+    for rule in book.of_type("night_flow"):
+        for subject, nights in areas.get(rule.condition.area, {}).items():
+            state = _state(states, rule, subject)
+            run(rule, subject, state, observe_night_flow(rule.condition, nights, state.last_ts),
+                outcome)
+    return outcome

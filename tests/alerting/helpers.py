@@ -1,0 +1,36 @@
+"""Small builders shared by the alerting tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from alerting.model import Sample, Subject
+from alerting.rules import Rule, build_rule
+
+T0 = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
+
+
+def at(minutes: float) -> datetime:
+    """T0 plus some minutes."""
+    return T0 + timedelta(minutes=minutes)
+
+
+def rule(condition: dict, kind: str = "water_quality", metric: str | None = None,
+         name: str = "r", **select: object) -> Rule:
+    """A rule from a condition mapping, as YAML would give it."""
+    sel: dict[str, object] = {"kind": kind, **select}
+    if metric:
+        sel["metric"] = metric
+    return build_rule({"name": name, "severity": "major", "summary_zh": "测试",
+                       "summary_en": "test", "select": sel, "condition": condition}, 0)
+
+
+def series(points: list[tuple[float, float]]) -> list[Sample]:
+    """Samples from (minutes after T0, value) pairs."""
+    return [Sample(at(m), v) for m, v in points]
+
+
+def device(device_id: str = "wq-1", kind: str = "water_quality", township: str = "T1",
+           village: str = "V1", **more: object) -> Subject:
+    """A registry subject."""
+    return Subject(device_id, kind, township, village, **more)  # type: ignore[arg-type]
