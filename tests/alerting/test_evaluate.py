@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
 
-from alerting.evaluate import Presence, RuleBook, evaluate_events, evaluate_night_flow, evaluate_stream, evaluate_tick
-from alerting.model import AlertState, Subject, Transition
+from alerting.evaluate import (
+    Presence,
+    RuleBook,
+    evaluate_events,
+    evaluate_night_flow,
+    evaluate_stream,
+    evaluate_tick,
+)
+from alerting.model import AlertState, Sample, Subject, Transition
 from alerting.signals import thi
 
 from .helpers import T0, at, device, rule, series
@@ -158,7 +166,7 @@ def test_thi_formula_matches_the_domain_bands():
 def test_thi_pairs_temperature_and_humidity():
     barn = device("barn-1", "barn")
     rule_ = rule({"thi": {"above": 79, "clear_below": 78}}, kind="barn")
-    data = {"temperature_c": series([(0, 25), (10, 31), (20, 31), (30, 24)]),
+    data: dict[str, Sequence[Sample]] = {"temperature_c": series([(0, 25), (10, 31), (20, 31), (30, 24)]),
             "humidity_pct": series([(0, 60), (10, 80), (30, 60)])}
     outcome = evaluate_stream(RuleBook([rule_]), {"barn-1": barn}, {"barn-1": data}, {})
     assert fire_times(outcome.transitions) == [("firing", 10), ("resolved", 30)]
@@ -171,7 +179,7 @@ def test_stopped_reporting_uses_the_kind_default_and_resolves_when_heard():
     presence = {"cam-0": Presence(at(0)), "cam-1": Presence(at(4)),
                 "cam-2": Presence(at(9), offline_at=at(1))}
     outcome = evaluate_tick(book, cams, presence, {"camera": 300}, {}, at(6))
-    fired = sorted(t.subject.device_id for t in outcome.transitions)
+    fired = sorted(str(t.subject.device_id) for t in outcome.transitions)
     assert fired == ["cam-0", "cam-2"]  # cam-2 said offline (Last Will) at 1
     states = dict(outcome.states)
     back = evaluate_tick(book, cams, {**presence, "cam-0": Presence(at(7))}, {"camera": 300},
