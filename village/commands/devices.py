@@ -1,7 +1,439 @@
-"""The `village` commands of this capability."""
+"""`village devices ...` (the registry) and `village broker-config` (the broker's access files)."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import getpass
+import io
+import json
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from devices.registry import DeviceRecord
+    from devices.registry_csv import DeviceRow
+    from village.settings import MqttEndpoint
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+devices_app = typer.Typer(help="The device registry: import, list, retire, secrets, approval.",
+                          no_args_is_help=True)
+
+TABLE_LIMIT = 200
+
+# Shared options of the commands that describe a device's place.
+Kind = Annotated[str, typer.Option(help="the device kind, e.g. water_meter")]
+Village = Annotated[str, typer.Option(help="the administrative village")]
+Township = Annotated[str | None, typer.Option(help="the township")]
+Grid = Annotated[str | None, typer.Option(help="the grid (villager group)")]
+Site = Annotated[str | None, typer.Option(help="the site, e.g. a pumping station")]
+Name = Annotated[str | None, typer.Option(help="a human name")]
+Latitude = Annotated[str | None, typer.Option(help="WGS84 latitude")]
+Longitude = Annotated[str | None, typer.Option(help="WGS84 longitude")]
+Installed = Annotated[str | None, typer.Option("--installed-on", help="YYYY-MM-DD")]
+Gateway = Annotated[str | None, typer.Option("--gateway", help="the gateway that carries it")]
+Tags = Annotated[str | None, typer.Option(help="key=value;key=value or a JSON object")]
+Filter = Annotated[str | None, typer.Option()]
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _connection() -> Iterator[psycopg.Connection]:
+    import psycopg
+
+    from devices.registry import RegistryError
+    from village.cli import settings_or_exit
+
+    settings = settings_or_exit()
+    try:
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            yield conn
+    except RegistryError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _cells(device_id: str, **values: str | None) -> dict[str, str]:
+    cells = {"device_id": device_id}
+    cells.update({name: value for name, value in values.items() if value is not None})
+    if "gateway" in cells:
+        cells["gateway_id"] = cells.pop("gateway")
+    return cells
+
+
+def _row(conn: psycopg.Connection, cells: dict[str, str]) -> DeviceRow:
+    from devices.registry import gateway_ids
+    from devices.registry_csv import row_from_cells
+
+    try:
+        return row_from_cells(cells, gateway_ids(conn))
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+
+
+@contextlib.contextmanager
+def _private_file(path: Path | None) -> Iterator[IO[str] | None]:
+    """A new file only we can read; removed again if what it was written for fails."""
+    if path is None:
+        yield None
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise _fail(f"{path} exists; secrets are written once, to a new file") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+@devices_app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a registry CSV")],
+    skip_invalid: Annotated[bool, typer.Option(help="import the good rows of a file with bad ones")] = False,
+    secrets_out: Annotated[Path | None, typer.Option(help="write new secrets here (a new file)")] = None,
+) -> None:
+    """Validate every row, then add new devices and update known ones in place."""
+    from devices.registry import gateway_ids, upsert_devices
+    from devices.registry_csv import CsvFileError, parse_registry_csv
+
+    with _connection() as conn:
+        try:
+            parsed = parse_registry_csv(file.read_bytes(), gateway_ids(conn))
+        except CsvFileError as exc:
+            raise _fail(f"{file}: {exc}") from None
+        for problem in parsed.problems:
+            err.print(f"{file}: {problem}", highlight=False, markup=False)
+        if parsed.problems and not skip_invalid:
+            raise _fail(f"{len(parsed.problems)} problems; nothing imported"
+                        " (fix them, or --skip-invalid to import the good rows)")
+        with _private_file(secrets_out) as secrets_file, conn.transaction():
+            result = upsert_devices(conn, parsed.rows, parsed.columns, _actor(),
+                                    issue_secrets=secrets_file is not None)
+            if secrets_file is not None:
+                writer = csv.writer(secrets_file, lineterminator="\n")
+                writer.writerow(("device_id", "secret"))
+                writer.writerows(result.secrets)
+    skipped = f", {len(parsed.problems)} problems skipped" if parsed.problems else ""
+    err.print(f"{result.created} added, {result.updated} updated, {result.unchanged} unchanged"
+              f"{skipped}", highlight=False)
+    if secrets_out is not None:
+        err.print(f"{len(result.secrets)} new secrets written to {secrets_out}; they are not"
+                  " stored anywhere else", highlight=False)
+    elif result.without_secret:
+        err.print(f"{len(result.without_secret)} devices have no secret yet: import with"
+                  " --secrets-out, or `village devices rotate-secret`", highlight=False)
+
+
+@devices_app.command("add")
+def add(device_id: str, kind: Kind, village: Village, township: Township = None,
+        grid: Grid = None, site: Site = None, name: Name = None, latitude: Latitude = None,
+        longitude: Longitude = None, installed_on: Installed = None, gateway: Gateway = None,
+        tags: Tags = None) -> None:
+    """Register one device and print its secret once."""
+    from devices.registry import add_device
+
+    with _connection() as conn:
+        row = _row(conn, _cells(device_id, kind=kind, village=village, township=township,
+                                grid=grid, site=site, name=name, latitude=latitude,
+                                longitude=longitude, installed_on=installed_on,
+                                gateway=gateway, tags=tags))
+        secret = add_device(conn, row, _actor())
+    err.print(f"{device_id} registered; its secret, shown this once:", highlight=False)
+    typer.echo(secret)
+
+
+@devices_app.command("approve")
+def approve(device_id: str, kind: Kind, village: Village, township: Township = None,
+            grid: Grid = None, site: Site = None, name: Name = None, latitude: Latitude = None,
+            longitude: Longitude = None, installed_on: Installed = None,
+            gateway: Gateway = None, tags: Tags = None) -> None:
+    """Register a pending (discovered) device with its kind and place; print its secret once."""
+    from devices.registry import approve_device
+
+    with _connection() as conn:
+        row = _row(conn, _cells(device_id, kind=kind, village=village, township=township,
+                                grid=grid, site=site, name=name, latitude=latitude,
+                                longitude=longitude, installed_on=installed_on,
+                                gateway=gateway, tags=tags))
+        secret = approve_device(conn, row, _actor())
+    err.print(f"{device_id} approved; its secret, shown this once:", highlight=False)
+    typer.echo(secret)
+
+
+@devices_app.command("pending")
+def pending() -> None:
+    """Unknown devices heard in discovery mode, waiting for `approve`."""
+    from rich.table import Table
+
+    from devices.registry import pending_devices
+
+    with _connection() as conn:
+        rows = pending_devices(conn)
+    table = Table("device_id", "first seen", "last seen", "messages", "last topic")
+    for p in rows:
+        table.add_row(p.device_id, f"{p.first_seen:%Y-%m-%d %H:%M}" if p.first_seen else "",
+                      f"{p.last_seen:%Y-%m-%d %H:%M}" if p.last_seen else "",
+                      str(p.messages or 0), p.last_topic or "")
+    out.print(table)
+
+
+def _filters(**values: str | None) -> dict[str, str]:
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _print_records(records: list[DeviceRecord], output: str, total: int) -> None:
+    from rich.table import Table
+
+    if output == "json":
+        typer.echo(json.dumps([r.as_dict() for r in records], ensure_ascii=False, indent=1))
+        return
+    if output == "csv":
+        fields = list(records[0].as_dict()) if records else []
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({**r.as_dict(), "tags": json.dumps(r.row.tags, ensure_ascii=False)}
+                         for r in records)
+        typer.echo(buffer.getvalue(), nl=False)
+        return
+    table = Table("device_id", "kind", "name", "township", "village", "grid", "site",
+                  "gateway", "lifecycle", "secret")
+    for r in records:
+        table.add_row(r.row.device_id, r.row.kind, r.row.name or "", r.row.township or "",
+                      r.row.village, r.row.grid or "", r.row.site or "", r.row.gateway_id or "",
+                      r.lifecycle, "yes" if r.has_secret else "no")
+    out.print(table)
+    if total > len(records):
+        err.print(f"{len(records)} of {total} shown (--limit, or --format csv for all)",
+                  highlight=False)
+
+
+@devices_app.command("list")
+def list_(kind: Filter = None, township: Filter = None, village: Filter = None,
+          grid: Filter = None, site: Filter = None, lifecycle: Filter = None,
+          gateway: Filter = None,
+          output: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+          limit: Annotated[int | None, typer.Option(min=1, help="at most this many")] = None,
+          ) -> None:
+    """List devices matching every filter given."""
+    from devices.registry import count_devices, iter_devices
+
+    if output not in ("table", "csv", "json"):
+        raise _fail("--format must be table, csv or json", 2)
+    filters = _filters(kind=kind, township=township, village=village, grid=grid, site=site,
+                       lifecycle=lifecycle, gateway_id=gateway)
+    shown = limit if limit is not None or output != "table" else TABLE_LIMIT
+    with _connection() as conn:
+        records = list(iter_devices(conn, filters, shown))
+        total = count_devices(conn, filters) if output == "table" else len(records)
+    _print_records(records, output, total)
+
+
+@devices_app.command("export")
+def export(kind: Filter = None, township: Filter = None, village: Filter = None,
+           grid: Filter = None, site: Filter = None, lifecycle: Filter = None,
+           gateway: Filter = None,
+           to: Annotated[Path | None, typer.Option("--out", help="a file (default stdout)")] = None,
+           ) -> None:
+    """Write the registry (or the matching part) as a CSV file that `import` reads back."""
+    from devices.registry import iter_devices
+    from devices.registry_csv import format_registry_csv
+
+    filters = _filters(kind=kind, township=township, village=village, grid=grid, site=site,
+                       lifecycle=lifecycle, gateway_id=gateway)
+    with _connection() as conn:
+        text = format_registry_csv(record.row for record in iter_devices(conn, filters))
+    if to is None:
+        typer.echo(text, nl=False)
+    else:
+        to.write_text(text, encoding="utf-8")
+
+
+@devices_app.command("show")
+def show(device_id: str) -> None:
+    """Everything the registry knows about one device, with its latest changes."""
+    from devices.registry import get_device, recent_changes
+
+    with _connection() as conn:
+        record = get_device(conn, device_id)
+        changes = recent_changes(conn, device_id)
+    for key, value in record.as_dict().items():
+        out.print(f"{key:>13}: {'' if value is None else value}", highlight=False, markup=False)
+    for at, action, actor, detail in changes:
+        out.print(f"{at:%Y-%m-%d %H:%M:%S} {action} by {actor} {json.dumps(detail)}",
+                  highlight=False, markup=False)
+
+
+@devices_app.command("retire")
+def retire(device_id: str) -> None:
+    """Retire a device: history kept, its messages refused, its broker login dropped."""
+    from devices.registry import retire_device
+
+    with _connection() as conn:
+        retire_device(conn, device_id, _actor())
+    err.print(f"{device_id} retired; run `village broker-config --reload` to drop its login",
+              highlight=False)
+
+
+@devices_app.command("remove")
+def remove(device_id: str,
+           purge: Annotated[bool, typer.Option(help="required: also delete its history")] = False,
+           yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False) -> None:
+    """Delete a device and all its readings, events and dead letters (retire keeps them)."""
+    from devices.registry import get_device, remove_device
+
+    if not purge:
+        raise _fail("remove deletes the device's whole history: say --purge, or use retire", 2)
+    with _connection() as conn:
+        get_device(conn, device_id)
+        if not yes and not typer.confirm(f"Delete {device_id} and all its history?"):
+            raise _fail("nothing deleted")
+        deleted = remove_device(conn, device_id, _actor())
+    err.print(f"{device_id} removed: " + ", ".join(f"{n} {t}" for t, n in deleted.items()),
+              highlight=False)
+
+
+@devices_app.command("rotate-secret")
+def rotate(device_id: str) -> None:
+    """Issue a new secret and print it once; the old one works until the broker reloads."""
+    from devices.registry import rotate_secret
+
+    with _connection() as conn:
+        secret = rotate_secret(conn, device_id, _actor())
+    err.print(f"new secret for {device_id}, shown this once (then `village broker-config"
+              " --reload`):", highlight=False)
+    typer.echo(secret)
+
+
+def _write_atomically(path: Path, chunks: Iterator[str], mode: int) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.writelines(chunks)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(temporary, mode)
+    os.replace(temporary, path)
+
+
+def _env_password(path: Path, username: str) -> str | None:
+    """The password a service's env file already holds for `username`, if any."""
+    from village.settings import parse_mqtt_url
+
+    if not path.exists():
+        return None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name, _, value = line.partition("=")
+        if name.strip() == "VILLAGE_MQTT_URL":
+            with contextlib.suppress(ValueError):
+                endpoint = parse_mqtt_url(value.strip())
+                if endpoint.username == username:
+                    return endpoint.password
+    return None
+
+
+def _service_url(endpoint: MqttEndpoint, username: str, secret: str) -> str:
+    scheme = "mqtts" if endpoint.tls else "mqtt"
+    host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
+    return f"{scheme}://{username}:{secret}@{host}:{endpoint.port}"
+
+
+def write_broker_config(conn: psycopg.Connection, directory: Path, prefix: str,
+                        endpoint: MqttEndpoint, rotate_services: bool) -> tuple[int, int]:
+    """Write passwd, acl and one env file per service; return (devices, gateways) written."""
+    from devices.broker_access import SERVICE_ACCOUNTS, acl_text, passwd_lines, service_secret
+    from devices.registry import broker_accounts, gateway_ids, service_hashes, store_service_hash
+
+    directory.mkdir(parents=True, exist_ok=True)
+    counted = {"devices": 0}
+
+    def accounts() -> Iterator[tuple[str, str]]:
+        yield from service_rows
+        for account in broker_accounts(conn):
+            counted["devices"] += 1
+            yield account
+
+    with conn.transaction():
+        stored = service_hashes(conn)
+        service_rows: list[tuple[str, str]] = []
+        env_files: dict[Path, str] = {}
+        for account in SERVICE_ACCOUNTS:
+            env_path = directory / f"{account.service}.env"
+            decision = service_secret(stored.get(account.username),
+                                      _env_password(env_path, account.username), rotate_services)
+            if decision.new_hash is not None:
+                store_service_hash(conn, account.username, decision.new_hash)
+            service_rows.append((account.username, decision.new_hash or stored[account.username]))
+            env_files[env_path] = (f"# village {account.service}: {account.purpose}\n"
+                                   f"VILLAGE_MQTT_URL={_service_url(endpoint, account.username, decision.secret)}\n")
+        gateways = sorted(gateway_ids(conn, active_only=True))
+        # The broker runs as its own user: it must read passwd and acl, nobody else needs to.
+        _write_atomically(directory / "passwd", passwd_lines(accounts()), 0o644)
+        _write_atomically(directory / "acl", iter([acl_text(prefix, gateways)]), 0o644)
+        for env_path, text in env_files.items():
+            _write_atomically(env_path, iter([text]), 0o600)
+    return counted["devices"], len(gateways)
+
+
+def broker_config(
+    directory: Annotated[Path, typer.Option("--out", help="where passwd, acl and *.env go")],
+    reload: Annotated[bool, typer.Option(help="signal Mosquitto to re-read the files")] = False,
+    pid_file: Annotated[Path | None, typer.Option(help="Mosquitto's pid_file, for --reload")] = None,
+    rotate_services: Annotated[bool, typer.Option(help="issue new service secrets")] = False,
+    broker_url: Annotated[str | None, typer.Option(
+        help="the broker services connect to (default VILLAGE_MQTT_URL's host and port)")] = None,
+) -> None:
+    """Write the broker's password and ACL files from the registry, and the services' env files."""
+    from village.cli import settings_or_exit
+    from village.settings import parse_mqtt_url
+
+    if reload and pid_file is None:
+        raise _fail("--reload needs --pid-file (Mosquitto's pid_file)", 2)
+    settings = settings_or_exit()
+    try:
+        endpoint = parse_mqtt_url(broker_url) if broker_url else settings.mqtt
+    except ValueError as exc:
+        raise _fail(f"--broker-url: {exc}", 2) from None
+    with _connection() as conn:
+        devices, gateways = write_broker_config(conn, directory, settings.topic_prefix, endpoint,
+                                                rotate_services)
+    err.print(f"{directory}: passwd ({devices} devices), acl ({gateways} gateways),"
+              " one env file per service", highlight=False)
+    if reload and pid_file is not None:
+        _signal_broker(pid_file)
+
+
+def _signal_broker(pid_file: Path) -> None:
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError) as exc:
+        raise _fail(f"cannot signal the broker from {pid_file}: {exc}") from None
+    err.print(f"broker (pid {pid}) signalled to reload", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to the `village` program."""
+    app.add_typer(devices_app, name="devices")
+    app.command("broker-config")(broker_config)
