@@ -1,0 +1,301 @@
+"""The broadcast tables: every SQL statement of the capability lives here (adapter)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import class_row, dict_row
+from psycopg.types.json import Jsonb
+
+from broadcast.model import FINAL, BroadcastRequest, DeliveryState, Speaker
+from devices.contract import priority_rank
+from village.principal import Place, Principal, Role
+
+NOTIFY_CHANNEL = "village_broadcast"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One delivery moving from `old` to `new` at `at` (a publish if `sent`)."""
+
+    broadcast_id: str
+    device_id: str
+    old: DeliveryState
+    new: DeliveryState
+    at: datetime
+    sent: bool = False
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    """A delivery as the daemon needs it."""
+
+    broadcast_id: str
+    device_id: str
+    state: str
+    priority_rank: int
+    last_sent_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastRow:
+    """A broadcast as recorded."""
+
+    broadcast_id: str
+    created_at: datetime
+    created_by: str
+    creator_role: str
+    priority: str
+    text: str | None
+    audio_url: str | None
+    volume_pct: int | None
+    repeat: int
+    expires_at: datetime
+    scope: dict[str, Any]
+    scope_label: str
+    place_township: str | None
+    place_village: str | None
+    schedule_id: int | None
+    status: str
+    dispatched_at: datetime | None
+    cancelled_at: datetime | None
+    cancelled_by: str | None
+
+    @property
+    def place(self) -> Place:
+        """The smallest place holding every target."""
+        return Place(self.place_township, self.place_village)
+
+
+def load_speakers(conn: psycopg.Connection) -> list[Speaker]:
+    """Every registered speaker, active or retired."""
+    rows = conn.execute(
+        "SELECT device_id, township, village, lifecycle = 'active' FROM devices"
+        " WHERE kind = 'speaker' ORDER BY device_id").fetchall()
+    return [Speaker(*row) for row in rows]
+
+
+def load_groups(conn: psycopg.Connection) -> dict[str, frozenset[str]]:
+    """Every named speaker group with its members."""
+    rows = conn.execute(
+        "SELECT group_name, array_agg(device_id) FROM broadcast_groups GROUP BY group_name"
+    ).fetchall()
+    return {name: frozenset(members) for name, members in rows}
+
+
+def replace_group(conn: psycopg.Connection, name: str, device_ids: Sequence[str]) -> None:
+    """Make a group hold exactly these speakers (none: delete it)."""
+    conn.execute("DELETE FROM broadcast_groups WHERE group_name = %s", (name,))
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO broadcast_groups VALUES (%s, %s)",
+                        [(name, device_id) for device_id in device_ids])
+
+
+def audit(conn: psycopg.Connection, principal: Principal, action: str, at: datetime,
+          broadcast_id: str | None = None, schedule_id: int | None = None,
+          detail: dict[str, Any] | None = None) -> None:
+    """Record who did what, when."""
+    conn.execute(
+        "INSERT INTO broadcast_audit (at, actor, actor_role, action, broadcast_id, schedule_id,"
+        " detail) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (at, principal.name, principal.role.name.lower(), action, broadcast_id, schedule_id,
+         Jsonb({"actor_scope": _place_text(principal.scope), **(detail or {})})))
+
+
+def _place_text(place: Place) -> str:
+    return "/".join(part for part in (place.township, place.village) if part) or "county"
+
+
+def insert_broadcast(conn: psycopg.Connection, broadcast_id: str, request: BroadcastRequest,
+                     principal: Principal, now: datetime, place: Place,
+                     targets: Iterable[Speaker], schedule_id: int | None = None) -> None:
+    """Record a broadcast and one queued delivery per target, and wake the daemon on commit."""
+    expires_at = request.expiry(now)
+    conn.execute(
+        "INSERT INTO broadcasts (broadcast_id, created_at, created_by, creator_role,"
+        " creator_township, creator_village, priority, text, audio_url, volume_pct, repeat,"
+        " expires_at, scope, scope_label, place_township, place_village, schedule_id)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (broadcast_id, now, principal.name, principal.role.name.lower(),
+         principal.scope.township, principal.scope.village, request.priority, request.text,
+         request.audio_url, request.volume_pct, request.repeat, expires_at,
+         Jsonb(request.scope.model_dump(mode="json")), request.scope.label(),
+         place.township, place.village, schedule_id))
+    rank = priority_rank(request.priority)
+    with conn.cursor() as cur, cur.copy(
+        "COPY broadcast_deliveries (broadcast_id, device_id, priority_rank, expires_at,"
+        " updated_at) FROM STDIN"
+    ) as copy:
+        for speaker in targets:
+            copy.write_row((broadcast_id, speaker.device_id, rank, expires_at, now))
+    conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, broadcast_id))
+
+
+def fetch_broadcast(conn: psycopg.Connection, broadcast_id: str,
+                    for_update: bool = False) -> BroadcastRow | None:
+    """One broadcast, or None."""
+    lock = " FOR UPDATE" if for_update else ""
+    with conn.cursor(row_factory=class_row(BroadcastRow)) as cur:
+        return cur.execute(
+            f"SELECT {_BROADCAST_COLUMNS} FROM broadcasts WHERE broadcast_id = %s{lock}",  # noqa: S608 - constant columns
+            (broadcast_id,)).fetchone()
+
+
+_BROADCAST_COLUMNS = ", ".join(BroadcastRow.__slots__)
+
+# A principal sees a broadcast when their scope and its place overlap.
+_VISIBLE = (
+    "(%(township)s::text IS NULL OR place_township IS NULL OR (place_township = %(township)s"
+    " AND (%(village)s::text IS NULL OR place_village IS NULL OR place_village = %(village)s)))")
+
+
+def list_reports(conn: psycopg.Connection, scope: Place, limit: int) -> list[dict[str, Any]]:
+    """The newest broadcasts visible from `scope`, with their counts per state."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT r.* FROM broadcast_report r JOIN broadcasts USING (broadcast_id) WHERE "  # noqa: S608 - constant
+            + _VISIBLE + " ORDER BY r.created_at DESC LIMIT %(limit)s",
+            {"township": scope.township, "village": scope.village, "limit": limit}).fetchall()
+
+
+def report_counts(conn: psycopg.Connection, broadcast_id: str) -> dict[str, Any] | None:
+    """The `broadcast_report` row of one broadcast."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute("SELECT * FROM broadcast_report WHERE broadcast_id = %s",
+                           (broadcast_id,)).fetchone()
+
+
+def unconfirmed(conn: psycopg.Connection, broadcast_id: str) -> list[dict[str, Any]]:
+    """The speakers of a broadcast that have not confirmed, and why."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT device_id, township, village, state, reason, attempts, last_sent_at"
+            " FROM broadcast_unconfirmed WHERE broadcast_id = %s ORDER BY device_id",
+            (broadcast_id,)).fetchall()
+
+
+def mark_cancelled(conn: psycopg.Connection, broadcast_id: str, by: str, at: datetime) -> None:
+    """Record that a broadcast was cancelled, and wake the daemon to send stops on commit."""
+    conn.execute(
+        "UPDATE broadcasts SET status = 'cancelled', cancelled_at = %s, cancelled_by = %s"
+        " WHERE broadcast_id = %s", (at, by, broadcast_id))
+    conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, broadcast_id))
+
+
+_DELIVERIES = (
+    "SELECT broadcast_id, device_id, state, priority_rank, last_sent_at FROM broadcast_deliveries"
+    " WHERE (%(broadcast)s::text IS NULL OR broadcast_id = %(broadcast)s)"
+    " AND (%(states)s::text[] IS NULL OR state = ANY(%(states)s))"
+    " AND (%(devices)s::text[] IS NULL OR device_id = ANY(%(devices)s))"
+    " AND (%(now)s::timestamptz IS NULL OR expires_at > %(now)s)")
+
+
+def deliveries(conn: psycopg.Connection, broadcast_id: str | None = None,
+               states: Iterable[DeliveryState] | None = None,
+               device_ids: Sequence[str] | None = None,
+               unexpired_at: datetime | None = None, lock: bool = False) -> list[DeliveryRow]:
+    """Deliveries filtered by broadcast, state, speaker, and not expired at `unexpired_at`."""
+    params = {
+        "broadcast": broadcast_id,
+        "states": None if states is None else [str(state) for state in states],
+        "devices": None if device_ids is None else list(device_ids),
+        "now": unexpired_at,
+    }
+    with conn.cursor(row_factory=class_row(DeliveryRow)) as cur:
+        return cur.execute(_DELIVERIES + (" FOR UPDATE" if lock else ""), params).fetchall()
+
+
+def expired_open(conn: psycopg.Connection, now: datetime) -> list[DeliveryRow]:
+    """Deliveries whose broadcast has expired and that could still change."""
+    with conn.cursor(row_factory=class_row(DeliveryRow)) as cur:
+        return cur.execute(
+            "SELECT broadcast_id, device_id, state, priority_rank, last_sent_at"
+            " FROM broadcast_deliveries WHERE state IN ('queued', 'held', 'offline', 'sent')"
+            " AND expires_at <= %s FOR UPDATE", (now,)).fetchall()
+
+
+def busy_ranks(conn: psycopg.Connection, device_ids: Sequence[str],
+               now: datetime) -> dict[str, int]:
+    """Per speaker, the highest priority rank of a broadcast it is playing or about to play."""
+    rows = conn.execute(
+        "SELECT device_id, max(priority_rank) FROM broadcast_deliveries"
+        " WHERE device_id = ANY(%s) AND state IN ('sent', 'accepted') AND expires_at > %s"
+        " GROUP BY device_id", (list(device_ids), now)).fetchall()
+    return {device_id: rank for device_id, rank in rows}
+
+
+def claim_new(conn: psycopg.Connection, now: datetime) -> list[BroadcastRow]:
+    """Broadcasts no daemon has handled yet, marked active (skipping ones another holds)."""
+    with conn.cursor(row_factory=class_row(BroadcastRow)) as cur:
+        return cur.execute(
+            f"UPDATE broadcasts SET status = 'active', dispatched_at = %s WHERE broadcast_id IN"  # noqa: S608 - constant
+            " (SELECT broadcast_id FROM broadcasts WHERE status = 'new'"
+            "  ORDER BY created_at FOR UPDATE SKIP LOCKED)"
+            f" RETURNING {_BROADCAST_COLUMNS}", (now,)).fetchall()
+
+
+def apply(conn: psycopg.Connection, changes: Sequence[Change]) -> int:
+    """Write state changes in one statement; a row that moved meanwhile is left alone."""
+    if not changes:
+        return 0
+    final = [str(state) for state in FINAL]
+    with conn.cursor() as cur:
+        cur.execute(
+            "UPDATE broadcast_deliveries d SET"
+            " state = c.new,"
+            " reason = coalesce(c.reason, d.reason),"
+            " attempts = d.attempts + c.sent::int,"
+            " first_sent_at = CASE WHEN c.sent THEN coalesce(d.first_sent_at, c.at)"
+            "                 ELSE d.first_sent_at END,"
+            " last_sent_at = CASE WHEN c.sent THEN c.at ELSE d.last_sent_at END,"
+            " accepted_at = CASE WHEN c.new IN ('accepted', 'done')"
+            "               THEN coalesce(d.accepted_at, c.at) ELSE d.accepted_at END,"
+            " finished_at = CASE WHEN c.new = ANY(%s) THEN c.at ELSE d.finished_at END,"
+            " updated_at = c.at"
+            " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
+            "             %s::bool[], %s::timestamptz[]) AS c(broadcast_id, device_id, old, new,"
+            "             reason, sent, at)"
+            " WHERE d.broadcast_id = c.broadcast_id AND d.device_id = c.device_id"
+            " AND d.state = c.old",
+            (final,
+             [c.broadcast_id for c in changes], [c.device_id for c in changes],
+             [str(c.old) for c in changes], [str(c.new) for c in changes],
+             [c.reason for c in changes], [c.sent for c in changes], [c.at for c in changes]))
+        return cur.rowcount
+
+
+def stops_due(conn: psycopg.Connection) -> list[tuple[str, str, datetime]]:
+    """(broadcast, speaker, expiry) of cancelled deliveries that were published but not stopped."""
+    rows = conn.execute(
+        "SELECT broadcast_id, device_id, expires_at FROM broadcast_deliveries"
+        " WHERE state = 'cancelled' AND attempts > 0 AND stop_sent_at IS NULL"
+        " FOR UPDATE SKIP LOCKED").fetchall()
+    return [(b, d, e) for b, d, e in rows]
+
+
+def mark_stopped(conn: psycopg.Connection, pairs: Sequence[tuple[str, str]],
+                 at: datetime) -> None:
+    """Record that stop commands went out."""
+    conn.execute(
+        "UPDATE broadcast_deliveries d SET stop_sent_at = %s"
+        " FROM unnest(%s::text[], %s::text[]) AS s(broadcast_id, device_id)"
+        " WHERE d.broadcast_id = s.broadcast_id AND d.device_id = s.device_id",
+        (at, [b for b, _ in pairs], [d for _, d in pairs]))
+
+
+def online_in_registry(conn: psycopg.Connection, device_ids: Sequence[str]) -> set[str]:
+    """Which of these speakers the `device_status` view (fed by ingest) says are online."""
+    rows = conn.execute(
+        "SELECT device_id FROM device_status WHERE device_id = ANY(%s) AND online",
+        (list(device_ids),)).fetchall()
+    return {row[0] for row in rows}
+
+
+def principal_of(name: str, role: str, township: str | None, village: str | None) -> Principal:
+    """Rebuild a recorded principal (a schedule fires with its creator's rights)."""
+    return Principal(name, Role[role.upper()], Place(township, village))
