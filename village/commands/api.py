@@ -1,7 +1,116 @@
-"""The `village` commands of this capability."""
+"""`village api serve` and `village tokens create|list|revoke`."""
+
+from __future__ import annotations
+
+import getpass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from village.principal import Principal, Role
+
+console = Console(soft_wrap=True)
+tokens_app = typer.Typer(help="API tokens: each has a role and a scope; shown once, kept hashed.",
+                         no_args_is_help=True)
+api_app = typer.Typer(help="The HTTP API.", no_args_is_help=True)
+
+
+def _cli_principal() -> Principal:
+    # Whoever can run the CLI on the server can read its database URL: they act as admin.
+    return Principal(f"cli:{getpass.getuser()}", Role.ADMIN)
+
+
+@api_app.command("serve")
+def serve() -> None:
+    """Serve the HTTP API (address from VILLAGE_API__HOST and VILLAGE_API__PORT)."""
+    import uvicorn
+
+    from village.api.app import create_app
+    from village.cli import console as err
+    from village.cli import settings_or_exit
+    from village.settings import SettingsError
+
+    settings = settings_or_exit()
+    try:
+        app = create_app(settings)
+    except SettingsError as exc:
+        err.print(f"[red]configuration error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    uvicorn.run(app, host=settings.api.host, port=settings.api.port, log_level="info")
+
+
+@tokens_app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="a unique name, e.g. the person or system")],
+    role: Annotated[str, typer.Option(help="viewer, cadre, operator or admin")],
+    township: Annotated[str | None, typer.Option(help="limit to this township")] = None,
+    village: Annotated[str | None, typer.Option(help="limit to this village (needs --township)")] = None,
+    expires_days: Annotated[float | None, typer.Option(min=0.001, help="expire after N days")] = None,
+) -> None:
+    """Create a token and print it once: it cannot be shown again."""
+    import psycopg
+
+    from village.api.tokens import TokenError, create_token, parse_role
+    from village.cli import settings_or_exit
+    from village.principal import Place
+
+    settings = settings_or_exit()
+    expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
+    try:
+        with psycopg.connect(settings.database_url) as conn:
+            info, secret = create_token(conn, _cli_principal(), name, parse_role(role),
+                                        Place(township, village), expires)
+    except TokenError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    where = "/".join(p for p in (info.township, info.village) if p) or "county"
+    console.print(f"token {info.name} ({info.role}, {where}); keep it now, it is not stored:",
+                  highlight=False)
+    typer.echo(secret)
+
+
+@tokens_app.command("list")
+def list_(all_: Annotated[bool, typer.Option("--all", help="include revoked tokens")] = False) -> None:
+    """List tokens (never their secrets)."""
+    import psycopg
+
+    from village.api.tokens import list_tokens
+    from village.cli import settings_or_exit
+
+    settings = settings_or_exit()
+    with psycopg.connect(settings.database_url) as conn:
+        rows = list_tokens(conn, include_revoked=all_)
+    table = Table("name", "role", "township", "village", "created", "expires", "last used", "revoked")
+    for t in rows:
+        table.add_row(t.name, t.role, t.township or "", t.village or "",
+                      f"{t.created_at:%Y-%m-%d %H:%M}", f"{t.expires_at:%Y-%m-%d}" if t.expires_at else "",
+                      f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "",
+                      f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "")
+    console.print(table)
+
+
+@tokens_app.command("revoke")
+def revoke(name: str) -> None:
+    """Revoke a token at once."""
+    import psycopg
+
+    from village.api.tokens import TokenError, revoke_token
+    from village.cli import settings_or_exit
+
+    settings = settings_or_exit()
+    try:
+        with psycopg.connect(settings.database_url) as conn:
+            revoke_token(conn, _cli_principal(), name)
+    except TokenError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"token {name} revoked", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to the `village` program."""
+    app.add_typer(api_app, name="api")
+    app.add_typer(tokens_app, name="tokens")

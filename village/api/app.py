@@ -1,0 +1,105 @@
+"""The application factory: wires settings, the database pool, the broker link and routers."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from psycopg_pool import ConnectionPool
+
+from village.api import problems
+from village.api.routers import devices, health, telemetry
+from village.mqtt import ClientOptions, build_client, connect_async
+from village.settings import Settings, SettingsError
+
+DOCS_ASSETS = "/docs-assets"
+ROUTERS = (health.router, devices.router, telemetry.router)
+
+
+def link_secret(settings: Settings) -> bytes:
+    """The key alert links are signed with; only development mode has a built-in one."""
+    if settings.api.secret_key is not None:
+        return settings.api.secret_key.get_secret_value().encode()
+    if settings.development:
+        return b"development-only-link-secret"
+    raise SettingsError("VILLAGE_API__SECRET_KEY: required outside development mode")
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    # The pool opens without waiting, so the API starts (and /readyz says why it is not
+    # ready) while the database is still down.
+    pool = ConnectionPool(settings.database_url, min_size=1, max_size=settings.api.pool_size,
+                          timeout=10, open=False, name="api")
+    pool.open(wait=False)
+    options = ClientOptions(client_id=f"api-{socket.gethostname()}-{os.getpid()}",
+                            persistent_session=False)
+    broker = build_client(settings.mqtt, options)
+    connect_async(broker, settings.mqtt, options)
+    broker.loop_start()
+    app.state.pool, app.state.broker = pool, broker
+    try:
+        yield
+    finally:
+        broker.disconnect()
+        broker.loop_stop()
+        pool.close()
+
+
+def _swagger_assets() -> str:
+    return str(resources.files("swagger_ui") / "static")
+
+
+def _docs_page() -> HTMLResponse:
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json", title="Smart Village Telemetry API",
+        swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+        swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+        swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+    )
+
+
+def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                             routes=app.routes)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(problems.ProblemDetails.model_json_schema(
+            ref_template="#/components/schemas/{model}").pop("$defs"))
+        components["ProblemDetails"] = problems.ProblemDetails.model_json_schema(
+            ref_template="#/components/schemas/{model}")
+        components["ProblemDetails"].pop("$defs", None)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """A ready-to-serve API for these settings (nothing connects until it starts)."""
+    link_secret(settings)  # fail at start, not at the first phone-page request
+    app = FastAPI(
+        title="Smart Village Telemetry API",
+        version="1",
+        description="Devices, telemetry, alerts and broadcasts of a county. "
+                    "Authenticate with `Authorization: Bearer <token>` (`village tokens create`).",
+        lifespan=_lifespan, docs_url=None, redoc_url=None,
+        responses=problems.PROBLEM_RESPONSES,
+    )
+    app.state.settings = settings
+    problems.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.mount(DOCS_ASSETS, StaticFiles(directory=_swagger_assets()), name="docs-assets")
+    app.add_api_route("/docs", _docs_page, include_in_schema=False)
+    app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
+    return app

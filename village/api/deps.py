@@ -1,0 +1,63 @@
+"""Request-scoped dependencies: a pooled connection, the caller's principal, page bounds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+import psycopg
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from village.api.problems import Problem
+from village.api.settings import ApiSettings
+from village.api.tokens import authenticate
+from village.principal import Principal
+
+_bearer = HTTPBearer(auto_error=False, description="an API token from `village tokens create`")
+
+
+def api_settings(request: Request) -> ApiSettings:
+    """The API section of the settings the app was built with."""
+    settings: ApiSettings = request.app.state.settings.api
+    return settings
+
+
+def connection(request: Request) -> Iterator[psycopg.Connection]:
+    """A pooled connection; its transaction commits when the request succeeds."""
+    with request.app.state.pool.connection() as conn:
+        yield conn
+
+
+Conn = Annotated[psycopg.Connection, Depends(connection)]
+
+
+def principal(
+    conn: Conn,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The principal of the bearer token, or a 401."""
+    if credentials is None:
+        raise Problem(401, "an API token is required (Authorization: Bearer ...)", "header.authorization")
+    found = authenticate(conn, credentials.credentials)
+    if found is None:
+        raise Problem(401, "the API token is unknown, revoked or expired", "header.authorization")
+    return found
+
+
+Caller = Annotated[Principal, Depends(principal)]
+
+
+def page_limit(
+    settings: Annotated[ApiSettings, Depends(api_settings)],
+    limit: Annotated[int | None, Query(ge=1, description="rows per page (bounded by the server)")] = None,
+) -> int:
+    """The page size a list request asks for, within the configured bound."""
+    if limit is None:
+        return settings.default_page_size
+    if limit > settings.max_page_size:
+        raise Problem(422, f"at most {settings.max_page_size} rows per page", "query.limit")
+    return limit
+
+
+Limit = Annotated[int, Depends(page_limit)]

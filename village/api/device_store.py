@@ -1,0 +1,107 @@
+"""Reads of the device registry for the API, limited to the caller's scope."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import class_row
+
+from village.principal import Place, Principal
+
+
+@dataclass(frozen=True)
+class DeviceRow:
+    """A registered device with its presence."""
+
+    device_id: str
+    kind: str
+    name: str | None
+    township: str | None
+    village: str
+    grid: str | None
+    site: str | None
+    latitude: float | None
+    longitude: float | None
+    installed_on: date | None
+    firmware: str | None
+    gateway_id: str | None
+    tags: dict[str, Any]
+    lifecycle: str
+    online: bool
+    last_seen: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    retired_at: datetime | None
+
+    @property
+    def place(self) -> Place:
+        """Where the device is, for authorization."""
+        return Place(self.township, self.village)
+
+
+@dataclass(frozen=True)
+class DeviceFilter:
+    """What a device list asks for (every field optional)."""
+
+    kind: str | None = None
+    township: str | None = None
+    village: str | None = None
+    grid: str | None = None
+    site: str | None = None
+    lifecycle: str | None = None
+    online: bool | None = None
+
+
+_SELECT = sql.SQL(
+    "SELECT d.device_id, d.kind, d.name, d.township, d.village, d.grid, d.site, d.latitude,"
+    " d.longitude, d.installed_on, coalesce(s.firmware, d.firmware) AS firmware, d.gateway_id,"
+    " d.tags, d.lifecycle, coalesce(s.online, false) AS online, s.last_seen, d.created_at,"
+    " d.updated_at, d.retired_at"
+    " FROM devices d LEFT JOIN device_status s ON s.device_id = d.device_id"
+)
+
+
+def scope_condition(principal: Principal, alias: str = "d") -> tuple[sql.Composable, list[Any]]:
+    """A WHERE condition keeping only rows inside the principal's scope."""
+    parts: list[sql.Composable] = [sql.SQL("true")]
+    params: list[Any] = []
+    for column, value in (("township", principal.scope.township),
+                          ("village", principal.scope.village)):
+        if value is not None:
+            parts.append(sql.SQL("{} = %s").format(sql.Identifier(alias, column)))
+            params.append(value)
+    return sql.SQL(" AND ").join(parts), params
+
+
+def list_devices(conn: psycopg.Connection, principal: Principal, where: DeviceFilter,
+                 after: str | None, limit: int) -> list[DeviceRow]:
+    """Devices in scope matching the filter, ordered by id, after the `after` id."""
+    condition, params = scope_condition(principal)
+    parts = [condition]
+    for column in ("kind", "township", "village", "grid", "site", "lifecycle"):
+        value = getattr(where, column)
+        if value is not None:
+            parts.append(sql.SQL("{} = %s").format(sql.Identifier("d", column)))
+            params.append(value)
+    if where.online is not None:
+        parts.append(sql.SQL("coalesce(s.online, false) = %s"))
+        params.append(where.online)
+    if after is not None:
+        parts.append(sql.SQL("d.device_id > %s"))
+        params.append(after)
+    query = sql.SQL("{} WHERE {} ORDER BY d.device_id LIMIT %s").format(
+        _SELECT, sql.SQL(" AND ").join(parts))
+    with conn.cursor(row_factory=class_row(DeviceRow)) as cur:
+        cur.execute(query, [*params, limit])
+        return cur.fetchall()
+
+
+def get_device(conn: psycopg.Connection, device_id: str) -> DeviceRow | None:
+    """One device by id (whatever its scope: the caller checks it)."""
+    with conn.cursor(row_factory=class_row(DeviceRow)) as cur:
+        cur.execute(sql.SQL("{} WHERE d.device_id = %s").format(_SELECT), (device_id,))
+        return cur.fetchone()

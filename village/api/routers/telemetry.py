@@ -1,0 +1,142 @@
+"""Telemetry: latest values, a device's series, per-place aggregates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Annotated, TypeVar
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+
+from village.api import telemetry
+from village.api.deps import Caller, Conn, Limit, api_settings
+from village.api.problems import Problem
+from village.api.routers.devices import visible_device
+from village.api.settings import ApiSettings
+from village.api.telemetry import Agg, Bucket, PlaceLevel, RangeError
+
+router = APIRouter(tags=["telemetry"])
+T = TypeVar("T")
+
+From = Annotated[datetime, Query(alias="from", description="start, inclusive, with a time zone")]
+To = Annotated[datetime, Query(alias="to", description="end, exclusive, with a time zone")]
+
+
+def limits(settings: Annotated[ApiSettings, Depends(api_settings)]) -> telemetry.Limits:
+    """The configured bounds on ranges and points."""
+    return telemetry.Limits(
+        max_range=timedelta(days=settings.max_range_days),
+        max_raw_range=timedelta(days=settings.max_raw_range_days),
+        max_points=settings.max_points,
+    )
+
+
+Bounds = Annotated[telemetry.Limits, Depends(limits)]
+
+
+class Point(BaseModel):
+    """One value of a series."""
+
+    t: datetime
+    v: float | None
+
+
+class Series(BaseModel):
+    """A device's metric over a time range."""
+
+    device_id: str
+    metric: str
+    bucket: Bucket
+    agg: Agg
+    points: list[Point]
+
+
+class Latest(BaseModel):
+    """A device's newest value of one metric."""
+
+    device_id: str
+    kind: str
+    township: str | None
+    village: str
+    metric: str
+    ts: datetime
+    value: float
+
+
+class LatestPage(BaseModel):
+    """Latest values of a page of devices; pass `next_after` as `after` for the next page."""
+
+    items: list[Latest]
+    next_after: str | None
+
+
+class PlaceAggregate(BaseModel):
+    """One place's aggregate in one bucket."""
+
+    township: str | None
+    village: str | None
+    bucket: datetime
+    value: float | None
+    devices: int
+
+
+def _checked(call: Callable[[], T]) -> T:
+    """Run a telemetry query, turning an out-of-bounds range into a problem naming its field."""
+    try:
+        return call()
+    except RangeError as exc:
+        raise Problem(422, str(exc), exc.field) from None
+
+
+@router.get("/telemetry/latest", summary="Latest values of many devices")
+def latest(
+    conn: Conn, caller: Caller, limit: Limit,
+    kind: str | None = None, township: str | None = None, village: str | None = None,
+    metric: str | None = None,
+    after: Annotated[str | None, Query(description="the last device id of the previous page")] = None,
+) -> LatestPage:
+    """Each device's newest value of each metric, for a page of devices in scope."""
+    where = telemetry.LatestFilter(kind, township, village, None, metric)
+    found = telemetry.latest(conn, caller, where, after, limit)
+    return LatestPage(items=[Latest.model_validate(r, from_attributes=True) for r in found.values],
+                      next_after=found.next_after)
+
+
+@router.get("/devices/{device_id}/latest", summary="A device's latest values")
+def device_latest(device_id: str, conn: Conn, caller: Caller) -> list[Latest]:
+    """The device's newest value of each of its metrics."""
+    visible_device(conn, caller, device_id)
+    found = telemetry.latest(conn, caller, telemetry.LatestFilter(device_id=device_id), None, 1)
+    return [Latest.model_validate(r, from_attributes=True) for r in found.values]
+
+
+@router.get("/devices/{device_id}/series", summary="A device's series")
+def device_series(
+    device_id: str, conn: Conn, caller: Caller, bounds: Bounds,
+    metric: str, start: From, end: To,
+    bucket: Bucket = Bucket.RAW, agg: Agg = Agg.AVG,
+) -> Series:
+    """One metric of a device over [from, to), raw or in buckets of 1 minute to 1 day."""
+    visible_device(conn, caller, device_id)
+    points = _checked(lambda: telemetry.series(conn, device_id, metric, start, end, bucket, agg,
+                                               bounds))
+    return Series(device_id=device_id, metric=metric, bucket=bucket, agg=agg,
+                  points=[Point(t=t, v=v) for t, v in points])
+
+
+@router.get("/telemetry/places", summary="Per-place aggregates")
+def places(
+    conn: Conn, caller: Caller, bounds: Bounds,
+    kind: str, metric: str, start: From, end: To,
+    level: PlaceLevel = PlaceLevel.VILLAGE, bucket: Bucket = Bucket.DAY_1, agg: Agg = Agg.DELTA,
+    township: str | None = None,
+) -> list[PlaceAggregate]:
+    """A metric per village (or township) and bucket over a kind's devices in scope.
+
+    With `agg=delta` on a register this is consumption: e.g. kind=water_meter,
+    metric=total_m3, bucket=1d gives each village's water use per day.
+    """
+    rows = _checked(lambda: telemetry.by_place(conn, caller, level, kind, metric, start, end,
+                                               bucket, agg, bounds, township))
+    return [PlaceAggregate.model_validate(r, from_attributes=True) for r in rows]

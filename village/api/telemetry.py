@@ -1,0 +1,263 @@
+"""Telemetry queries: latest values, a device's series, per-place aggregates.
+
+Buckets of an hour and a day come from the rollups (`readings_hourly`, `readings_daily`,
+days in Asia/Shanghai); shorter ones are computed from raw readings. `delta` is the
+growth of a register (`total_m3`): a bucket's last value minus the one before it; a
+register that goes back (a meter swap) counts as no use rather than negative use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from village.api.device_store import scope_condition
+from village.principal import Principal
+
+
+class Bucket(StrEnum):
+    """Series resolutions."""
+
+    RAW = "raw"
+    MIN_1 = "1m"
+    MIN_5 = "5m"
+    MIN_15 = "15m"
+    HOUR_1 = "1h"
+    DAY_1 = "1d"
+
+
+class Agg(StrEnum):
+    """How a bucket's readings become one value."""
+
+    AVG = "avg"
+    MIN = "min"
+    MAX = "max"
+    LAST = "last"
+    DELTA = "delta"
+
+
+class PlaceLevel(StrEnum):
+    """The level per-place aggregates group by."""
+
+    TOWNSHIP = "township"
+    VILLAGE = "village"
+
+
+class RangeError(ValueError):
+    """A time range or resolution out of bounds; `field` names the query parameter."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a resolution's buckets come from."""
+
+    width: timedelta
+    rollup: str | None  # a rollup table, or None for buckets computed from raw readings
+
+
+SOURCES: dict[Bucket, Source] = {
+    Bucket.RAW: Source(timedelta(0), None),
+    Bucket.MIN_1: Source(timedelta(minutes=1), None),
+    Bucket.MIN_5: Source(timedelta(minutes=5), None),
+    Bucket.MIN_15: Source(timedelta(minutes=15), None),
+    Bucket.HOUR_1: Source(timedelta(hours=1), "readings_hourly"),
+    Bucket.DAY_1: Source(timedelta(days=1), "readings_daily"),
+}
+
+# Raw buckets are aligned on the county's midnight, as the daily rollup is.
+_ORIGIN = "2000-01-01 00:00:00+08"
+
+# One expression for a register's growth in a bucket, used by series and place queries.
+_DELTA = ("CASE WHEN prev IS NULL THEN last - first WHEN last >= prev THEN last - prev"
+          " ELSE greatest(last - first, 0) END")
+
+_AGG_EXPR: dict[Agg, str] = {
+    Agg.AVG: "avg", Agg.MIN: "min", Agg.MAX: "max", Agg.LAST: "last", Agg.DELTA: _DELTA,
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much one request may ask for."""
+
+    max_range: timedelta
+    max_raw_range: timedelta
+    max_points: int
+
+
+def check_range(start: datetime, end: datetime, bucket: Bucket, limits: Limits) -> None:
+    """Refuse a range that is empty, unbounded in time zone, too long, or too many points."""
+    for field, value in (("query.from", start), ("query.to", end)):
+        if value.tzinfo is None:
+            raise RangeError(field, "needs a time zone (e.g. 2026-01-01T00:00:00+08:00)")
+    if end <= start:
+        raise RangeError("query.to", "must be after `from`")
+    span = end - start
+    longest = limits.max_raw_range if bucket is Bucket.RAW else limits.max_range
+    if span > longest:
+        raise RangeError("query.from", f"the range may span at most {longest} for bucket {bucket}")
+    width = SOURCES[bucket].width
+    if width and span / width > limits.max_points:
+        raise RangeError("query.bucket", f"more than {limits.max_points} buckets; use a wider one")
+
+
+def _bucketed(source: Source) -> sql.Composable:
+    """Per-bucket first/last/min/max/avg of one device's metric, with the previous last."""
+    inner: sql.Composable
+    if source.rollup:
+        inner = sql.SQL(
+            "SELECT bucket, first, last, min, max, avg FROM {} WHERE device_id = %(device)s"
+            " AND metric = %(metric)s AND bucket >= %(wide_from)s AND bucket < %(to)s"
+        ).format(sql.Identifier(source.rollup))
+    else:
+        inner = sql.SQL(
+            "SELECT date_bin(%(width)s, ts, %(origin)s::timestamptz) AS bucket,"
+            " (array_agg(value ORDER BY ts))[1] AS first,"
+            " (array_agg(value ORDER BY ts DESC))[1] AS last,"
+            " min(value) AS min, max(value) AS max, avg(value) AS avg"
+            " FROM readings WHERE device_id = %(device)s AND metric = %(metric)s"
+            " AND ts >= %(wide_from)s AND ts < %(to)s GROUP BY 1"
+        )
+    return sql.SQL(
+        "SELECT *, lag(last) OVER (ORDER BY bucket) AS prev FROM ({}) b"
+    ).format(inner)
+
+
+def series(conn: psycopg.Connection, device_id: str, metric: str, start: datetime,
+           end: datetime, bucket: Bucket, agg: Agg, limits: Limits) -> list[tuple[datetime, float]]:
+    """A device's metric over [start, end) at a resolution, as (time, value) pairs."""
+    check_range(start, end, bucket, limits)
+    if bucket is Bucket.RAW:
+        rows = conn.execute(
+            "SELECT ts, value FROM readings WHERE device_id = %s AND metric = %s"
+            " AND ts >= %s AND ts < %s ORDER BY ts LIMIT %s",
+            (device_id, metric, start, end, limits.max_points + 1),
+        ).fetchall()
+        if len(rows) > limits.max_points:
+            raise RangeError("query.bucket", f"more than {limits.max_points} readings; use a bucket")
+        return [(ts, value) for ts, value in rows]
+    source = SOURCES[bucket]
+    query = sql.SQL("SELECT bucket, {} FROM ({}) s WHERE bucket >= %(from)s ORDER BY bucket").format(
+        sql.SQL(_AGG_EXPR[agg]), _bucketed(source))
+    params = {"device": device_id, "metric": metric, "from": start, "to": end,
+              "wide_from": start - source.width, "width": source.width, "origin": _ORIGIN}
+    return [(b, v) for b, v in conn.execute(query, params).fetchall()]
+
+
+@dataclass(frozen=True)
+class LatestValue:
+    """One device's newest reading of one metric."""
+
+    device_id: str
+    kind: str
+    township: str | None
+    village: str
+    metric: str
+    ts: datetime
+    value: float
+
+
+@dataclass(frozen=True)
+class LatestFilter:
+    """Which devices and metric a latest-values request covers (every field optional)."""
+
+    kind: str | None = None
+    township: str | None = None
+    village: str | None = None
+    device_id: str | None = None
+    metric: str | None = None
+
+
+@dataclass(frozen=True)
+class LatestValues:
+    """The newest values of a page of devices; `next_after` is None on the last page."""
+
+    values: list[LatestValue]
+    next_after: str | None
+
+
+def latest(conn: psycopg.Connection, principal: Principal, where: LatestFilter,
+           after: str | None, limit: int) -> LatestValues:
+    """The newest reading of every metric of a page of devices in scope (ordered by id)."""
+    condition, params = scope_condition(principal)
+    parts = [condition]
+    for column in ("kind", "township", "village", "device_id"):
+        value = getattr(where, column)
+        if value is not None:
+            parts.append(sql.SQL("{} = %s").format(sql.Identifier("d", column)))
+            params.append(value)
+    if after is not None:
+        parts.append(sql.SQL("d.device_id > %s"))
+        params.append(after)
+    metric_filter = sql.SQL("AND m.metric = %s") if where.metric is not None else sql.SQL("")
+    query = sql.SQL(
+        "SELECT d.device_id, d.kind, d.township, d.village, m.metric, r.ts, r.value"
+        " FROM (SELECT device_id, kind, township, village FROM devices d WHERE {}"
+        "       ORDER BY device_id LIMIT %s) d"
+        " LEFT JOIN metrics m ON m.kind = d.kind {}"
+        " LEFT JOIN LATERAL (SELECT ts, value FROM readings r WHERE r.device_id = d.device_id"
+        "   AND r.metric = m.metric ORDER BY ts DESC LIMIT 1) r ON true"
+        " ORDER BY d.device_id, m.metric"
+    ).format(sql.SQL(" AND ").join(parts), metric_filter)
+    args: list[Any] = [*params, limit] + ([where.metric] if where.metric is not None else [])
+    rows = conn.execute(query, args).fetchall()
+    # Devices without readings still count towards the page, so the cursor moves past them.
+    devices = {row[0] for row in rows}
+    return LatestValues(
+        values=[LatestValue(*row) for row in rows if row[5] is not None],
+        next_after=rows[-1][0] if len(devices) == limit else None,
+    )
+
+
+@dataclass(frozen=True)
+class PlaceValue:
+    """One place's aggregate in one bucket."""
+
+    township: str | None
+    village: str | None
+    bucket: datetime
+    value: float
+    devices: int
+
+
+_PLACE_AGG: dict[Agg, str] = {
+    Agg.AVG: "avg(avg)", Agg.MIN: "min(min)", Agg.MAX: "max(max)", Agg.LAST: "avg(last)",
+    Agg.DELTA: f"sum({_DELTA})",
+}
+
+
+def by_place(conn: psycopg.Connection, principal: Principal, level: PlaceLevel, kind: str,
+             metric: str, start: datetime, end: datetime, bucket: Bucket, agg: Agg,
+             limits: Limits, township: str | None = None) -> list[PlaceValue]:
+    """Per township or village and bucket, a metric over a kind's devices (delta is summed)."""
+    source = SOURCES[bucket]
+    if source.rollup is None:
+        raise RangeError("query.bucket", "per-place aggregates take bucket 1h or 1d")
+    check_range(start, end, bucket, limits)
+    condition, params = scope_condition(principal)
+    if township is not None:
+        condition = sql.SQL("{} AND d.township = %s").format(condition)
+        params.append(township)
+    village_column = sql.SQL("village" if level is PlaceLevel.VILLAGE else "NULL::text")
+    query = sql.SQL(
+        "WITH b AS ("
+        " SELECT d.township, d.village, r.device_id, r.bucket, r.first, r.last, r.min, r.max,"
+        "  r.avg, lag(r.last) OVER (PARTITION BY r.device_id ORDER BY r.bucket) AS prev"
+        " FROM {rollup} r JOIN devices d ON d.device_id = r.device_id"
+        " WHERE {scope} AND d.kind = %s AND r.metric = %s AND r.bucket >= %s AND r.bucket < %s)"
+        " SELECT township, {village} AS village, bucket, {agg}, count(DISTINCT device_id)"
+        " FROM b WHERE bucket >= %s GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 LIMIT %s"
+    ).format(rollup=sql.Identifier(source.rollup), scope=condition, village=village_column,
+             agg=sql.SQL(_PLACE_AGG[agg]))
+    rows = conn.execute(query, [*params, kind, metric, start - source.width, end, start,
+                                limits.max_points]).fetchall()
+    return [PlaceValue(*row) for row in rows]
