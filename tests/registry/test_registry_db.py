@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from devices.credentials import verify_secret
 from tests.registry.conftest import Village, registry_csv
@@ -58,8 +59,9 @@ def test_15000_rows_import_in_seconds_with_secrets_stored_only_hashed(
         assert stored is not None and verify_secret(secrets["wm-000123"], stored[0])
         # The secret itself is nowhere in the registry, its log or the service accounts.
         for table in ("devices", "device_changes", "service_accounts"):
-            leaked = conn.execute(f"SELECT count(*) FROM {table} t WHERE t::text LIKE %s",
-                                  (f"%{secrets['wm-000123']}%",)).fetchone()
+            leaked = conn.execute(
+                sql.SQL("SELECT count(*) FROM {} t WHERE t::text LIKE %s").format(
+                    sql.Identifier(table)), (f"%{secrets['wm-000123']}%",)).fetchone()
             assert leaked == (0,)
 
 
