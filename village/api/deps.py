@@ -29,7 +29,9 @@ def connection(request: Request) -> Iterator[psycopg.Connection]:
         yield conn
 
 
-Conn = Annotated[psycopg.Connection, Depends(connection)]
+# "function" scope: the transaction commits before the response is sent, so a client that
+# got a 2xx can read its own write, and a failed commit is a 500, not a false success.
+Conn = Annotated[psycopg.Connection, Depends(connection, scope="function")]
 
 
 def principal(

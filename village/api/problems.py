@@ -37,11 +37,13 @@ class ProblemDetails(BaseModel):
 class Problem(Exception):
     """An error the client can act on; `field` names the input at fault."""
 
-    def __init__(self, status: int, detail: str, field: str | None = None) -> None:
+    def __init__(self, status: int, detail: str, field: str | None = None,
+                 errors: list[FieldError] | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.field = field
+        self.errors = errors or []
 
 
 def not_found(what: str) -> Problem:
@@ -82,7 +84,7 @@ def _location(loc: tuple[Any, ...] | list[Any]) -> str:
 
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Problem)
-    return problem_response(exc.status, exc.detail, exc.field)
+    return problem_response(exc.status, exc.detail, exc.field, exc.errors)
 
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:

@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict
 
-from village.api import device_store
+from village.api import device_changes, device_store
 from village.api.deps import Caller, Conn, Limit
-from village.api.problems import forbidden, not_found
+from village.api.problems import FieldError, Problem, forbidden, not_found
 from village.principal import Place, Principal, Role
 
 router = APIRouter(prefix="/devices", tags=["devices"])
+MAX_IMPORT_BYTES = 64 * 1024 * 1024  # about 300,000 rows
 
 class Device(BaseModel):
     """A registered device with its presence."""
@@ -85,3 +86,97 @@ def list_devices(
 def show_device(device_id: str, conn: Conn, caller: Caller) -> Device:
     """One device, if it is in the caller's scope."""
     return to_model(visible_device(conn, caller, device_id))
+
+
+class DeviceFields(BaseModel):
+    """The fields of a device a person may set (validated by the registry's rules)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    township: str | None = None
+    village: str | None = None
+    grid: str | None = None
+    site: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    installed_on: date | None = None
+    gateway_id: str | None = None
+    tags: dict[str, str] | None = None
+
+
+class NewDevice(DeviceFields):
+    """A device to register."""
+
+    device_id: str
+    kind: str
+    village: str  # required here, optional in an update
+
+
+class Registered(BaseModel):
+    """A new device and its broker secret: shown this once, only its hash is kept."""
+
+    device: Device
+    secret: str
+
+
+class ImportReport(BaseModel):
+    """What an import did; `secrets` holds the new devices' broker secrets, shown once."""
+
+    created: int
+    updated: int
+    unchanged: int
+    skipped: list[FieldError]
+    secrets: dict[str, str]
+
+
+@router.post("", status_code=201, summary="Register a device")
+def create_device(body: NewDevice, conn: Conn, caller: Caller) -> Registered:
+    """Register a device (operator over its place); returns its broker secret once."""
+    secret = device_changes.create(conn, caller, body.model_dump(exclude_none=True))
+    row = device_store.get_device(conn, body.device_id)
+    assert row is not None
+    return Registered(device=to_model(row), secret=secret)
+
+
+@router.patch("/{device_id}", summary="Change a device")
+def update_device(device_id: str, body: DeviceFields, conn: Conn, caller: Caller) -> Device:
+    """Change the given fields (operator over the old and the new place)."""
+    changes = body.model_dump(exclude_unset=True)
+    if not changes:
+        raise Problem(422, "no field to change", "body")
+    device_changes.update(conn, caller, device_id, changes)
+    return to_model(visible_device(conn, caller, device_id))
+
+
+@router.post("/{device_id}/retire", summary="Retire a device")
+def retire_device(device_id: str, conn: Conn, caller: Caller) -> Device:
+    """Retire a device: its history stays, its messages are refused from now on."""
+    device_changes.retire(conn, caller, device_id)
+    return to_model(visible_device(conn, caller, device_id))
+
+
+async def csv_body(request: Request) -> bytes:
+    """The request body of a CSV upload, bounded in size."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "text/csv":
+        raise Problem(415, "send the file as text/csv", "header.content-type")
+    data = b""
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_IMPORT_BYTES:
+            raise Problem(413, f"at most {MAX_IMPORT_BYTES} bytes per import", "body")
+    return data
+
+
+@router.post("/import", summary="Import a registry CSV", openapi_extra={
+    "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}})
+def import_devices(
+    data: Annotated[bytes, Depends(csv_body)], conn: Conn, caller: Caller,
+    skip_invalid: Annotated[bool, Query(description="import the good rows even if some are bad")] = False,
+) -> ImportReport:
+    """Validate every row of a registry CSV (docs/registry.md) and upsert them; a bad row
+    stops the whole import unless `skip_invalid`."""
+    outcome = device_changes.import_csv(conn, caller, data, skip_invalid)
+    return ImportReport(created=outcome.created, updated=outcome.updated,
+                        unchanged=outcome.unchanged, skipped=outcome.skipped,
+                        secrets=dict(outcome.secrets))
