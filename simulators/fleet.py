@@ -1,0 +1,423 @@
+"""The MQTT side of the simulators: many device connections driven from one selector loop.
+
+A thin adapter. Each device gets its own paho client built by `village.mqtt.build_client`
+(client id = username = device id, persistent session, Last Will `offline`), but no thread
+of its own: one loop thread selects over every client's socket and calls paho's
+`loop_read`/`loop_write`/`loop_misc`, runs the pure models when they are due, and feeds
+them the commands they receive. Other threads talk to the loop through `_call`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import queue
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
+
+from devices.topics import Channel, topic
+from simulators.build import ModelOptions, build_model
+from simulators.clock import Clock, SystemClock
+from simulators.commands import Behaviour
+from simulators.device import SimDevice
+from simulators.model import DeviceModel
+from simulators.payloads import Outgoing, status
+from simulators.speaker import PlayTiming, SpeakerLog, SpeakerModel
+from village.mqtt import ClientOptions, Will, build_client, connect_async
+from village.settings import MqttEndpoint
+
+T = TypeVar("T")
+
+# MQTT v5 reason code 0x04: the broker publishes our Will, as if we had vanished.
+_DISCONNECT_WITH_WILL = ReasonCode(PacketTypes.DISCONNECT, identifier=4)
+_CONNECTS_PER_TURN = 100  # new connections opened per loop turn, so the loop keeps serving
+_MISC_EVERY_S = 1.0
+_RECONNECT_AFTER_S = 2.0
+
+
+@dataclass
+class _Device:
+    model: DeviceModel
+    client: paho.Client
+    options: ClientOptions
+    wanted_online: bool = True
+    connected: bool = False
+    ready: bool = False  # connected and subscribed to its cmd topic
+    retry_at: float = 0.0
+    scheduled: datetime | None = None
+
+
+@dataclass
+class FleetCounters:
+    """What a fleet has done so far."""
+
+    published: int = 0
+    acknowledged: int = 0  # PUBACKs received for our QoS 1 publishes
+    commands: int = 0
+    connects: int = 0
+    connect_failures: int = 0
+
+
+class SimulatedFleet:
+    """Simulated devices, one MQTT connection each, driven by one thread.
+
+    Use as a context manager (or `start()`/`stop()`). Devices whose behaviour is `offline`
+    connect once (so the broker holds their session and queues their commands) and then
+    drop off with their Last Will; `bring_online` reconnects them to the same session.
+    """
+
+    def __init__(
+        self,
+        endpoint: MqttEndpoint,
+        prefix: str,
+        devices: Sequence[SimDevice],
+        seed: int = 0,
+        behaviours: Mapping[str, Behaviour] | None = None,
+        intervals_s: Mapping[str, float] | None = None,
+        timing: PlayTiming | None = None,
+        clock: Clock | None = None,
+        stagger: bool = True,
+        keepalive_s: int = 60,
+    ) -> None:
+        self.endpoint = endpoint
+        self.prefix = prefix
+        self.clock = clock or SystemClock()
+        self.counters = FleetCounters()
+        options = ModelOptions(
+            start=self.clock.now(), seed=seed, behaviours=dict(behaviours or {}),
+            intervals_s=dict(intervals_s or {}), timing=timing or PlayTiming(), stagger=stagger,
+        )
+        self._devices: dict[str, _Device] = {}
+        for device in devices:
+            if device.device_id in self._devices:
+                raise ValueError(f"device {device.device_id} is listed twice")
+            self._devices[device.device_id] = self._new_device(build_model(device, options),
+                                                               keepalive_s)
+        self._initially_offline = [d.device_id for d in devices
+                                   if options.behaviour(d.device_id).name == "offline"]
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._heap: list[tuple[datetime, int, str]] = []
+        self._order = itertools.count()
+        self._to_connect: list[str] = []
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    # ---- life cycle (any thread) ----
+
+    def __enter__(self) -> SimulatedFleet:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self, timeout_s: float = 60.0) -> SimulatedFleet:
+        """Connect every device, wait until each is subscribed, then take `offline` ones down."""
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._to_connect = list(self._devices)
+        self._thread = threading.Thread(target=self._run, name="simulated-fleet", daemon=True)
+        self._thread.start()
+        everyone = list(self._devices)
+        self.wait_ready(everyone, timeout_s)
+        gone = self._initially_offline
+        if gone:
+            self._call(lambda: self._disconnect(gone))
+            self.wait_until(lambda: all(not self._devices[d].connected for d in gone), timeout_s,
+                            "offline devices to disconnect")
+        return self
+
+    def stop(self) -> None:
+        """Disconnect every device with its Will (they read `offline`) and stop the loop."""
+        if self._thread is None:
+            return
+        if self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                self._call(lambda: self._disconnect(list(self._devices)), timeout_s=30)
+                self.wait_until(lambda: not any(d.connected for d in self._devices.values()),
+                                10, "devices to disconnect")
+        self._stopping.set()
+        self._wake()
+        self._thread.join(timeout=30)
+        self._thread = None
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    # ---- what tests and commands use (any thread) ----
+
+    def take_offline(self, device_ids: Iterable[str]) -> None:
+        """Drop devices off the network; the broker publishes their Will (`offline`)."""
+        ids = self._known(device_ids)
+        self._call(lambda: self._disconnect(ids))
+        self.wait_until(lambda: all(not self._devices[d].connected for d in ids), 30,
+                        "devices to go offline")
+
+    def bring_online(self, device_ids: Iterable[str], timeout_s: float = 30.0) -> None:
+        """Reconnect devices to their persistent sessions (queued commands then arrive)."""
+        ids = self._known(device_ids)
+
+        def wake_up() -> None:
+            for device_id in ids:
+                device = self._devices[device_id]
+                device.wanted_online = True
+                self._to_connect.append(device_id)
+
+        self._call(wake_up)
+        self.wait_ready(ids, timeout_s)
+
+    def wait_ready(self, device_ids: Iterable[str], timeout_s: float = 30.0) -> None:
+        """Block until these devices are connected and subscribed to their commands."""
+        ids = self._known(device_ids)
+        self.wait_until(lambda: all(self._devices[d].ready for d in ids), timeout_s,
+                        "devices to connect and subscribe")
+
+    def speaker_log(self, device_id: str) -> SpeakerLog:
+        """A snapshot of what a simulated speaker did."""
+        model = self._devices[device_id].model
+        if not isinstance(model, SpeakerModel):
+            raise TypeError(f"{device_id} is a {model.kind}, not a speaker")
+        return self._call(model.log.copy)
+
+    def with_model(self, device_id: str, action: Callable[[DeviceModel, datetime], T]) -> T:
+        """Run `action(model, now)` on the loop thread (to start a fault, say) and return its result."""
+        device = self._devices[device_id]
+
+        def run() -> T:
+            result = action(device.model, self.clock.now())
+            self._schedule(device_id)
+            return result
+
+        return self._call(run)
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Block until every message published so far has been acknowledged by the broker."""
+        self.wait_until(lambda: self.counters.acknowledged >= self.counters.published, timeout_s,
+                        "PUBACKs")
+
+    def online(self) -> list[str]:
+        """The devices connected right now."""
+        return [d for d, device in self._devices.items() if device.connected]
+
+    def wait_until(self, condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+        """Block until `condition()` holds; TimeoutError names what was awaited."""
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if self._error is not None:
+                raise RuntimeError("the fleet loop failed") from self._error
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"waited {timeout_s} s for {what}")
+            time.sleep(0.02)
+
+    # ---- the loop thread ----
+
+    def _call(self, function: Callable[[], T], timeout_s: float = 60.0) -> T:
+        if self._thread is None or threading.current_thread() is self._thread:
+            return function()
+        future: Future[T] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(function())
+            except BaseException as exc:  # handed to the caller's thread
+                future.set_exception(exc)
+
+        self._calls.put(run)
+        self._wake()
+        return future.result(timeout=timeout_s)
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+
+    def _known(self, device_ids: Iterable[str]) -> list[str]:
+        ids = list(device_ids)
+        unknown = [d for d in ids if d not in self._devices]
+        if unknown:
+            raise KeyError(f"not in this fleet: {', '.join(unknown[:5])}")
+        return ids
+
+    def _new_device(self, model: DeviceModel, keepalive_s: int) -> _Device:
+        device_id = model.device_id
+        will = Will(topic(self.prefix, device_id, Channel.STATUS), b"offline")
+        options = ClientOptions(client_id=device_id, username=device_id, will=will,
+                                keepalive_s=keepalive_s)
+        client = build_client(self.endpoint, options)
+        client.user_data_set(device_id)
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        client.on_disconnect = self._on_disconnect
+        client.on_socket_open = self._on_socket_open
+        client.on_socket_close = self._on_socket_close
+        client.on_socket_register_write = self._on_register_write
+        client.on_socket_unregister_write = self._on_unregister_write
+        return _Device(model, client, options)
+
+    def _run(self) -> None:
+        try:
+            next_misc = time.monotonic()
+            while not self._stopping.is_set():
+                self._connect_some()
+                self._run_due_models()
+                for key, mask in self._selector.select(self._timeout()):
+                    if key.data is None:
+                        self._drain_calls()
+                        continue
+                    client: paho.Client = key.data
+                    if mask & selectors.EVENT_READ:
+                        client.loop_read()
+                    if mask & selectors.EVENT_WRITE and client.socket() is not None:
+                        client.loop_write()
+                self._drain_calls()
+                if time.monotonic() >= next_misc:
+                    next_misc = time.monotonic() + _MISC_EVERY_S
+                    self._misc()
+        except BaseException as exc:  # surfaced to callers by wait_until
+            self._error = exc
+            raise
+
+    def _timeout(self) -> float:
+        if self._to_connect:
+            return 0.0
+        if not self._heap:
+            return _MISC_EVERY_S
+        wait = (self._heap[0][0] - self.clock.now()).total_seconds()
+        return min(max(wait, 0.0), _MISC_EVERY_S)
+
+    def _drain_calls(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while self._wake_r.recv(4096):
+                pass
+        while True:
+            try:
+                call = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            call()
+
+    def _connect_some(self) -> None:
+        batch, self._to_connect = (self._to_connect[:_CONNECTS_PER_TURN],
+                                   self._to_connect[_CONNECTS_PER_TURN:])
+        for device_id in batch:
+            self._connect(self._devices[device_id])
+
+    def _connect(self, device: _Device) -> None:
+        if device.connected or not device.wanted_online:
+            return
+        connect_async(device.client, self.endpoint, device.options)
+        try:
+            device.client.reconnect()
+        except OSError:
+            self.counters.connect_failures += 1
+            device.retry_at = time.monotonic() + _RECONNECT_AFTER_S
+
+    def _misc(self) -> None:
+        now = time.monotonic()
+        for device in self._devices.values():
+            if device.client.socket() is not None:
+                device.client.loop_misc()
+            elif device.wanted_online and not device.connected and 0 < device.retry_at <= now:
+                device.retry_at = 0.0
+                self._connect(device)
+
+    def _disconnect(self, device_ids: Sequence[str]) -> None:
+        for device_id in device_ids:
+            device = self._devices[device_id]
+            device.wanted_online = False
+            device.ready = False
+            if device.client.socket() is not None:
+                device.client.disconnect(reasoncode=_DISCONNECT_WITH_WILL)
+
+    def _schedule(self, device_id: str) -> None:
+        device = self._devices[device_id]
+        due = device.model.next_due()
+        if due != device.scheduled:
+            device.scheduled = due
+            heapq.heappush(self._heap, (due, next(self._order), device_id))
+
+    def _run_due_models(self) -> None:
+        now = self.clock.now()
+        while self._heap and self._heap[0][0] <= now:
+            due, _, device_id = heapq.heappop(self._heap)
+            device = self._devices[device_id]
+            if due != device.scheduled:
+                continue  # superseded by a later schedule
+            device.scheduled = None
+            if not device.connected:
+                continue  # a device off the network does nothing; rescheduled on connect
+            self._publish(device, device.model.poll(now))
+            self._schedule(device_id)
+
+    def _publish(self, device: _Device, messages: Sequence[Outgoing]) -> None:
+        for message in messages:
+            device.client.publish(message.topic(self.prefix), message.payload, qos=1,
+                                  retain=message.retain)
+            self.counters.published += 1
+
+    # ---- paho callbacks (on the loop thread) ----
+
+    def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        self._selector.register(sock, selectors.EVENT_READ, client)
+
+    def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(sock)
+
+    def _on_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, client)
+
+    def _on_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.modify(sock, selectors.EVENT_READ, client)
+
+    def _on_connect(self, client: paho.Client, device_id: str, flags: Any, reason: Any,
+                    properties: Any) -> None:
+        device = self._devices[device_id]
+        if reason.is_failure:
+            self.counters.connect_failures += 1
+            device.retry_at = time.monotonic() + _RECONNECT_AFTER_S
+            return
+        self.counters.connects += 1
+        device.connected = True
+        self._publish(device, [status(device_id, "online")])
+        client.subscribe(topic(self.prefix, device_id, Channel.COMMAND), qos=1)
+        self._schedule(device_id)
+
+    def _on_subscribe(self, client: paho.Client, device_id: str, mid: int, reasons: Any,
+                      properties: Any) -> None:
+        self._devices[device_id].ready = True
+
+    def _on_message(self, client: paho.Client, device_id: str, message: paho.MQTTMessage) -> None:
+        device = self._devices[device_id]
+        self.counters.commands += 1
+        self._publish(device, device.model.handle_command(bytes(message.payload), self.clock.now()))
+        self._schedule(device_id)
+
+    def _on_publish(self, client: paho.Client, device_id: str, mid: int, reason: Any,
+                    properties: Any) -> None:
+        self.counters.acknowledged += 1
+
+    def _on_disconnect(self, client: paho.Client, device_id: str, flags: Any, reason: Any,
+                       properties: Any) -> None:
+        device = self._devices[device_id]
+        device.connected = False
+        device.ready = False
+        if device.wanted_online:
+            device.retry_at = time.monotonic() + _RECONNECT_AFTER_S

@@ -1,0 +1,27 @@
+"""What every simulated device model offers the engines that drive it (pure, no I/O)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from simulators.payloads import Outgoing
+
+
+class DeviceModel(Protocol):
+    """A simulated device: it says when it next has something to do and what it publishes."""
+
+    device_id: str
+    kind: str
+
+    def next_due(self) -> datetime:
+        """When this device next acts on its own."""
+        ...
+
+    def poll(self, now: datetime) -> list[Outgoing]:
+        """Everything the device publishes by `now`."""
+        ...
+
+    def handle_command(self, raw: bytes, now: datetime) -> list[Outgoing]:
+        """React to a payload received on the device's cmd topic."""
+        ...
