@@ -1,0 +1,97 @@
+"""Presence: last_seen from any message, online/offline from the retained status and Last Will."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+
+from devices.topics import Channel, topic
+from tests.ingest.conftest import (
+    Publisher,
+    ingest_settings,
+    register,
+    rows,
+    running_worker,
+    scalar,
+    wait_until,
+)
+from village.local import MosquittoServer
+from village.mqtt import ClientOptions, Will, build_client, connect_async
+from village.settings import parse_mqtt_url
+
+
+def status(database_url: str, device_id: str) -> tuple[object, ...] | None:
+    found = rows(database_url, "SELECT online, reported_state, firmware, last_seen IS NOT NULL"
+                 " FROM device_status WHERE device_id = %s", device_id)
+    return found[0] if found else None
+
+
+def test_retained_status_before_the_worker_and_last_will_after(
+    database_url: str, mosquitto: MosquittoServer, topic_prefix: str
+) -> None:
+    register(database_url, [("cam-1", "camera"), ("spk-1", "speaker")])
+    # A device that connected before any worker existed: its retained status is replayed.
+    early = Publisher(mosquitto.url)
+    early.publish(topic(topic_prefix, "spk-1", Channel.STATUS),
+                  {"state": "online", "fw": "2.1.0", "ip": "10.0.0.7"}, retain=True)
+    early.close()
+    endpoint = parse_mqtt_url(mosquitto.url)
+    status_topic = topic(topic_prefix, "cam-1", Channel.STATUS)
+    options = ClientOptions(client_id="cam-1", persistent_session=False, keepalive_s=5,
+                            will=Will(status_topic, b"offline"))
+    device = build_client(endpoint, options)
+    connected = threading.Event()
+    device.on_connect = lambda *args: connected.set()
+    with running_worker(ingest_settings(database_url, mosquitto.url, topic_prefix)):
+        wait_until(lambda: status(database_url, "spk-1") is not None
+                   and status(database_url, "spk-1")[1] == "online",  # type: ignore[index]
+                   what="the retained status")
+        # A retained replay says the device was online, not that we heard it just now.
+        assert status(database_url, "spk-1") == (False, "online", "2.1.0", False)
+        connect_async(device, endpoint, options)
+        device.loop_start()
+        assert connected.wait(10)
+        device.publish(status_topic, b"online", qos=1, retain=True).wait_for_publish(10)
+        device.publish(topic(topic_prefix, "cam-1", Channel.TELEMETRY), b'{"fps": 25}',
+                       qos=1).wait_for_publish(10)
+        wait_until(lambda: status(database_url, "cam-1") == (True, "online", None, True),
+                   what="the camera online")
+        # The device vanishes without a DISCONNECT: the broker publishes its Last Will.
+        device.loop_stop()
+        device.socket().close()  # type: ignore[union-attr]
+        wait_until(lambda: status(database_url, "cam-1") == (False, "offline", None, True),
+                   timeout_s=30, what="the Last Will to mark it offline")
+
+
+@pytest.mark.parametrize("discovery", [False, True])
+def test_unknown_devices_are_dead_lettered_and_recorded_in_discovery_mode(
+    database_url: str, mosquitto: MosquittoServer, topic_prefix: str, discovery: bool
+) -> None:
+    newcomer = "wm-" + uuid.uuid4().hex[:6]
+    settings = ingest_settings(database_url, mosquitto.url, topic_prefix, discovery=discovery,
+                               registry_refresh_s=3600)
+    with running_worker(settings):
+        pub = Publisher(mosquitto.url)
+        for value in (1, 2, 3):
+            pub.publish(topic(topic_prefix, newcomer, Channel.TELEMETRY), {"total_m3": value})
+        pub.flush()
+        wait_until(lambda: scalar(database_url, "SELECT count(*) FROM dead_letters") == 3,
+                   what="three dead letters")
+        # Registered a moment ago, long before the next registry refresh: admitted at once.
+        register(database_url, [(newcomer, "water_meter")])
+        pub.publish(topic(topic_prefix, newcomer, Channel.TELEMETRY), {"total_m3": 4})
+        pub.close()
+        wait_until(lambda: scalar(database_url, "SELECT count(*) FROM readings") == 1,
+                   what="the newly registered device's reading")
+    details = {row[0] for row in rows(database_url, "SELECT detail FROM dead_letters")}
+    assert {row[0] for row in rows(database_url, "SELECT reason FROM dead_letters")} \
+        == {"unknown_device"}
+    pending = rows(database_url, "SELECT device_id, messages, last_topic FROM pending_devices")
+    if discovery:
+        assert details == {f"device {newcomer} is not registered; recorded as pending"}
+        assert pending == [(newcomer, 3, topic(topic_prefix, newcomer, Channel.TELEMETRY))]
+    else:
+        assert details == {f"device {newcomer} is not registered"}
+        assert pending == []
