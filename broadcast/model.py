@@ -147,8 +147,8 @@ class DeliveryState(StrEnum):
     DONE = "done"
     REJECTED = "rejected"
     FAILED = "failed"
-    NO_ANSWER = "no_answer"  # sent, never answered before expiry
-    EXPIRED = "expired"  # never reached the speaker before expiry
+    NO_ANSWER = "no_answer"  # sent to an online speaker, never answered before expiry
+    EXPIRED = "expired"  # not confirmed; offline or held when it expired
     CANCELLED = "cancelled"
 
 

@@ -29,6 +29,7 @@ class Change:
     at: datetime
     sent: bool = False
     reason: str | None = None
+    accepted_at: datetime | None = None  # when it first confirmed, if this change confirms
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +211,28 @@ def deliveries(conn: psycopg.Connection, broadcast_id: str | None = None,
         return cur.execute(_DELIVERIES + (" FOR UPDATE" if lock else ""), params).fetchall()
 
 
+def deliveries_of_pairs(conn: psycopg.Connection,
+                        pairs: Sequence[tuple[str, str]]) -> list[DeliveryRow]:
+    """The deliveries of these (broadcast, speaker) pairs that exist, locked."""
+    with conn.cursor(row_factory=class_row(DeliveryRow)) as cur:
+        return cur.execute(
+            "SELECT d.broadcast_id, d.device_id, d.state, d.priority_rank, d.last_sent_at"
+            " FROM broadcast_deliveries d"
+            " JOIN unnest(%s::text[], %s::text[]) AS p(broadcast_id, device_id)"
+            " ON d.broadcast_id = p.broadcast_id AND d.device_id = p.device_id"
+            " FOR UPDATE OF d",
+            ([b for b, _ in pairs], [d for _, d in pairs])).fetchall()
+
+
+def dead_letter(conn: psycopg.Connection, topic: str, device_id: str | None, reason: str,
+                detail: str, payload: bytes, keep_bytes: int = 4096) -> None:
+    """Keep a message that broke the contract, with the reason, for someone to look at."""
+    conn.execute(
+        "INSERT INTO dead_letters (topic, device_id, reason, detail, payload, payload_bytes)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (topic, device_id, reason, detail, payload[:keep_bytes], len(payload)))
+
+
 def expired_open(conn: psycopg.Connection, now: datetime) -> list[DeliveryRow]:
     """Deliveries whose broadcast has expired and that could still change."""
     with conn.cursor(row_factory=class_row(DeliveryRow)) as cur:
@@ -253,19 +276,19 @@ def apply(conn: psycopg.Connection, changes: Sequence[Change]) -> int:
             " first_sent_at = CASE WHEN c.sent THEN coalesce(d.first_sent_at, c.at)"
             "                 ELSE d.first_sent_at END,"
             " last_sent_at = CASE WHEN c.sent THEN c.at ELSE d.last_sent_at END,"
-            " accepted_at = CASE WHEN c.new IN ('accepted', 'done')"
-            "               THEN coalesce(d.accepted_at, c.at) ELSE d.accepted_at END,"
+            " accepted_at = coalesce(d.accepted_at, c.accepted_at),"
             " finished_at = CASE WHEN c.new = ANY(%s) THEN c.at ELSE d.finished_at END,"
             " updated_at = c.at"
             " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
-            "             %s::bool[], %s::timestamptz[]) AS c(broadcast_id, device_id, old, new,"
-            "             reason, sent, at)"
+            "             %s::bool[], %s::timestamptz[], %s::timestamptz[])"
+            "      AS c(broadcast_id, device_id, old, new, reason, sent, at, accepted_at)"
             " WHERE d.broadcast_id = c.broadcast_id AND d.device_id = c.device_id"
             " AND d.state = c.old",
             (final,
              [c.broadcast_id for c in changes], [c.device_id for c in changes],
              [str(c.old) for c in changes], [str(c.new) for c in changes],
-             [c.reason for c in changes], [c.sent for c in changes], [c.at for c in changes]))
+             [c.reason for c in changes], [c.sent for c in changes], [c.at for c in changes],
+             [c.accepted_at for c in changes]))
         return cur.rowcount
 
 
