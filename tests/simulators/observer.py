@@ -46,7 +46,7 @@ class Observer:
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         with self._lock:
-            self.messages.append((message.topic, message.payload, bool(message.retain)))
+            self.messages.append((message.topic, bytes(message.payload), bool(message.retain)))
 
     def publish(self, topic: str, payload: bytes) -> None:
         """Publish at QoS 1 and wait for the broker's PUBACK."""

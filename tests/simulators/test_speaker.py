@@ -22,7 +22,8 @@ def speaker(**kwargs: object) -> SpeakerModel:
 
 
 def play(command_id: str, priority: str = "normal", text: str = "通知", **extra: object) -> bytes:
-    return PlayCommand(id=command_id, priority=priority, text=text, **extra).to_payload()  # type: ignore[arg-type]
+    fields: dict[str, object] = {"id": command_id, "priority": priority, "text": text, **extra}
+    return PlayCommand.model_validate(fields).to_payload()
 
 
 def acks(messages: list[Outgoing]) -> list[tuple[str, str]]:
