@@ -16,12 +16,12 @@ from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
 from village.api import problems
-from village.api.routers import devices, health, telemetry
+from village.api.routers import broadcasts, devices, health, telemetry
 from village.mqtt import ClientOptions, build_client, connect_async
 from village.settings import Settings, SettingsError
 
 DOCS_ASSETS = "/docs-assets"
-ROUTERS = (health.router, devices.router, telemetry.router)
+ROUTERS = (health.router, devices.router, telemetry.router, broadcasts.router)
 
 
 def link_secret(settings: Settings) -> bytes:

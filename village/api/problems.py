@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -103,6 +104,12 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.status_code, str(exc.detail), headers=exc.headers)
 
 
+async def _on_bad_value(request: Request, exc: Exception) -> JSONResponse:
+    # A value the database cannot take (a NUL in text, a number out of range): the
+    # client's fault, and the database's wording may name internals, so it is not passed on.
+    return problem_response(422, "a value is malformed or out of range")
+
+
 async def _on_anything(request: Request, exc: Exception) -> JSONResponse:
     # The trace goes to the log, never to the client.
     log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -114,6 +121,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(psycopg.DataError, _on_bad_value)
     app.add_exception_handler(Exception, _on_anything)
 
 

@@ -45,15 +45,19 @@ GAUGES: tuple[Gauge, ...] = (
     Gauge("village_devices", "registered active devices by kind and presence",
           "SELECT kind, CASE WHEN online THEN 'online' ELSE 'offline' END AS status, count(*)"
           " FROM device_status WHERE lifecycle = 'active' GROUP BY 1, 2"),
-    Gauge("village_alerts_open", "open alerts by severity and state",
-          "SELECT severity, state, count(*) FROM alerts WHERE state IN ('pending', 'firing')"
-          " GROUP BY 1, 2", needs=("alerts",)),
+    Gauge("village_alerts_open", "firing alerts by severity and whether acknowledged",
+          "SELECT severity, (acknowledged_at IS NOT NULL)::text AS acknowledged, count(*)"
+          " FROM alerts WHERE state = 'firing' GROUP BY 1, 2", needs=("alerts",)),
     Gauge("village_notifications_failed_last_day",
           "notifications that failed for good in the last 24 hours, by channel",
           "SELECT channel, count(*) FROM notifications WHERE status = 'failed'"
           " AND created_at > now() - INTERVAL '1 day' GROUP BY 1", needs=("notifications",)),
-    Gauge("village_broadcasts", "broadcasts by state",
-          "SELECT state, count(*) FROM broadcasts GROUP BY 1", needs=("broadcasts",)),
+    Gauge("village_broadcasts", "broadcasts by status",
+          "SELECT status, count(*) FROM broadcasts GROUP BY 1", needs=("broadcasts",)),
+    Gauge("village_broadcast_deliveries_open", "speaker deliveries not yet final, by state",
+          "SELECT state, count(*) FROM broadcast_deliveries"
+          " WHERE state IN ('queued', 'held', 'offline', 'sent', 'accepted') GROUP BY 1",
+          needs=("broadcast_deliveries",)),
 )
 
 

@@ -1,0 +1,188 @@
+"""Broadcasts: send, list, show with the per-speaker report, cancel; schedules.
+
+Every route calls the broadcast service (broadcast.service, broadcast.schedules), which
+authorizes (an operator broadcasts only within their scope) and records its own audit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from broadcast import schedules, service
+from broadcast.model import BroadcastDenied, BroadcastError, BroadcastRequest, NotFound
+from broadcast.schedule import DEFAULT_TIMEZONE
+from village.api import audit
+from village.api.deps import Caller, Conn, Limit
+from village.api.problems import Problem
+
+router = APIRouter(tags=["broadcasts"])
+
+# The service's exceptions, as problems.
+_STATUS: dict[type[Exception], int] = {BroadcastError: 422, BroadcastDenied: 403, NotFound: 404}
+
+
+@contextmanager
+def _as_problems(field: str | None = None) -> Iterator[None]:
+    try:
+        yield
+    except (BroadcastError, BroadcastDenied, NotFound) as exc:
+        status = _STATUS[type(exc)]
+        raise Problem(status, str(exc), field if status == 422 else None) from None
+
+
+class BroadcastReport(BaseModel):
+    """Counts per delivery state and the speakers that have not confirmed."""
+
+    broadcast_id: str
+    priority: str
+    scope_label: str
+    status: str
+    created_at: datetime
+    created_by: str
+    expires_at: datetime
+    speakers: int
+    confirmed: int
+    counts: dict[str, int]
+    unconfirmed: list[dict[str, Any]]
+
+
+class BroadcastRecord(BaseModel):
+    """A broadcast as recorded."""
+
+    broadcast_id: str
+    created_at: datetime
+    created_by: str
+    priority: str
+    text: str | None
+    audio_url: str | None
+    volume_pct: int | None
+    repeat: int
+    expires_at: datetime
+    scope: dict[str, Any]
+    scope_label: str
+    schedule_id: int | None
+    status: str
+    cancelled_at: datetime | None
+    cancelled_by: str | None
+
+
+class BroadcastDetail(BaseModel):
+    """A broadcast with its per-speaker delivery report."""
+
+    broadcast: BroadcastRecord
+    report: BroadcastReport
+
+
+def _report(report: service.Report) -> BroadcastReport:
+    return BroadcastReport.model_validate(report, from_attributes=True)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@router.post("/broadcasts", status_code=201, summary="Send a broadcast")
+def send(body: BroadcastRequest, conn: Conn, caller: Caller) -> BroadcastReport:
+    """Record a broadcast for the delivery daemon (operator over every target speaker)."""
+    now = _now()
+    with _as_problems("body.scope"):
+        broadcast_id = service.create_broadcast(conn, body, caller, now)
+        report = service.delivery_report(conn, broadcast_id, caller, now)
+    audit.record(conn, caller, "broadcast.send", f"broadcast:{broadcast_id}", None,
+                 {"scope": body.scope.label(), "priority": body.priority})
+    return _report(report)
+
+
+@router.get("/broadcasts", summary="List broadcasts")
+def list_(conn: Conn, caller: Caller, limit: Limit) -> list[BroadcastReport]:
+    """The newest broadcasts in the caller's scope, with counts per state."""
+    return [_report(r) for r in service.list_broadcasts(conn, caller, _now(), limit)]
+
+
+@router.get("/broadcasts/{broadcast_id}", summary="Show a broadcast")
+def show(broadcast_id: str, conn: Conn, caller: Caller) -> BroadcastDetail:
+    """A broadcast with its per-speaker report (who did not confirm)."""
+    with _as_problems():
+        detail = service.show_broadcast(conn, broadcast_id, caller, _now())
+    return BroadcastDetail(
+        broadcast=BroadcastRecord.model_validate(detail.broadcast, from_attributes=True),
+        report=_report(detail.report))
+
+
+@router.post("/broadcasts/{broadcast_id}/cancel", summary="Cancel a broadcast")
+def cancel(broadcast_id: str, conn: Conn, caller: Caller) -> BroadcastReport:
+    """Cancel: open deliveries stop; speakers already playing are sent `stop`."""
+    with _as_problems():
+        report = service.cancel_broadcast(conn, broadcast_id, caller, _now())
+    audit.record(conn, caller, "broadcast.cancel", f"broadcast:{broadcast_id}")
+    return _report(report)
+
+
+class NewSchedule(BaseModel):
+    """A one-off (`at`) or recurring (`cron`, five fields, in `timezone`) broadcast."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    request: BroadcastRequest
+    cron: str | None = Field(None, max_length=200, examples=["0 7 * * *"])
+    at: AwareDatetime | None = None
+    timezone: str = Field(DEFAULT_TIMEZONE, max_length=64)
+
+
+class Schedule(BaseModel):
+    """A schedule as recorded."""
+
+    schedule_id: int
+    name: str
+    created_at: datetime
+    created_by: str
+    request: dict[str, Any]
+    cron: str | None
+    run_at: datetime | None
+    timezone: str
+    next_fire_at: datetime | None
+    last_fired_at: datetime | None
+    last_broadcast_id: str | None
+
+
+def _schedule(row: schedules.ScheduleRow) -> Schedule:
+    return Schedule.model_validate(row, from_attributes=True)
+
+
+@router.post("/broadcast-schedules", status_code=201, summary="Schedule a broadcast")
+def schedule(body: NewSchedule, conn: Conn, caller: Caller) -> Schedule:
+    """Record a schedule; each firing is a broadcast with the creator's rights."""
+    with _as_problems("body"):
+        try:
+            schedule_id = schedules.create_schedule(
+                conn, body.request, caller, _now(), name=body.name, cron=body.cron, at=body.at,
+                timezone=body.timezone)
+        except BroadcastError:
+            raise
+        except ValueError as exc:  # a bad cron expression or time zone
+            raise Problem(422, str(exc), "body") from None
+    audit.record(conn, caller, "schedule.create", f"schedule:{schedule_id}", None,
+                 {"name": body.name, "cron": body.cron})
+    created = [r for r in schedules.list_schedules(conn, caller) if r.schedule_id == schedule_id]
+    return _schedule(created[0])
+
+
+@router.get("/broadcast-schedules", summary="List schedules")
+def list_schedules(conn: Conn, caller: Caller) -> list[Schedule]:
+    """The enabled schedules in the caller's scope."""
+    return [_schedule(r) for r in schedules.list_schedules(conn, caller)]
+
+
+@router.delete("/broadcast-schedules/{schedule_id}", status_code=204, summary="Remove a schedule")
+def unschedule(schedule_id: Annotated[int, Path(ge=1, le=2**63 - 1)], conn: Conn, caller: Caller) -> None:
+    """Disable a schedule (kept for the audit trail)."""
+    with _as_problems():
+        schedules.delete_schedule(conn, schedule_id, caller, _now())
+    audit.record(conn, caller, "schedule.delete", f"schedule:{schedule_id}")
