@@ -1,0 +1,224 @@
+"""A private Mosquitto started with the files `village broker-config` writes from the registry."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from devices.registry import add_device
+from devices.registry_csv import DeviceRow
+from devices.topics import Channel, topic
+from tests.registry.conftest import Village
+from tests.registry.mqtt_session import Session
+from village.local import MosquittoServer
+from village.settings import parse_mqtt_url
+
+NOT_AUTHORIZED = "Not authorized"
+# MQTT v5 PUBACK reasons of an accepted publish (0x10 when nobody subscribes to it).
+ACCEPTED = ("Success", "No matching subscribers")
+DEVICES = (DeviceRow("gw-b1", "gateway", "东村"), DeviceRow("wm-b1", "water_meter", "东村"),
+           DeviceRow("wm-b2", "water_meter", "东村"),
+           DeviceRow("wm-b3", "water_meter", "东村", gateway_id="gw-b1"))
+
+
+@dataclass
+class Deployment:
+    """The broker, its config directory, the devices' secrets and the sessions opened."""
+
+    server: MosquittoServer
+    conf: Path
+    prefix: str
+    secrets: dict[str, str]
+    village: Village
+    sessions: list[Session] = field(default_factory=list)
+
+    @property
+    def pid_file(self) -> Path:
+        """Where the broker writes its pid."""
+        return self.server.data_dir / "mosquitto.pid"
+
+    def device(self, device_id: str, secret: str | None = None,
+               client_id: str | None = None) -> Session:
+        """A session logged in as a device (its own secret unless another is given)."""
+        session = Session(parse_mqtt_url(self.server.url), client_id or device_id, device_id,
+                          secret if secret is not None else self.secrets[device_id])
+        self.sessions.append(session)
+        return session.connect()
+
+    def service(self, name: str) -> Session:
+        """A session logged in with the URL broker-config wrote to `<name>.env`."""
+        line = next(line for line in (self.conf / f"{name}.env").read_text().splitlines()
+                    if line.startswith("VILLAGE_MQTT_URL="))
+        session = Session(parse_mqtt_url(line.partition("=")[2]), f"svc-{name}-test")
+        self.sessions.append(session)
+        return session.connect()
+
+    def topic(self, device_id: str, channel: Channel) -> str:
+        """The contract topic of a device."""
+        return topic(self.prefix, device_id, channel)
+
+    def reconfigure(self) -> None:
+        """broker-config --reload, then give the broker a moment to re-read its files."""
+        result = self.village("broker-config", "--out", str(self.conf), "--reload",
+                              "--pid-file", str(self.pid_file))
+        assert result.exit_code == 0, result.output
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def broker_home() -> Iterator[Path]:
+    """A directory the broker can still reach after it drops root for its own user.
+
+    Started as root, Mosquitto reads its config as root and then runs as `mosquitto`: the
+    pid file, and the passwd and ACL files it re-reads on SIGHUP, must be reachable by that
+    user, as in a real deployment. pytest's own tmp_path is private to root.
+    """
+    base = Path(tempfile.mkdtemp(prefix="village-broker-"))
+    base.chmod(0o755)
+    (base / "broker").mkdir()
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("mosquitto")
+        os.chown(base / "broker", user.pw_uid, user.pw_gid)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def deployment(village: Village, database_url: str, topic_prefix: str, broker_home: Path,
+               monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
+    """Devices registered, broker files generated, a broker started with them."""
+    server = MosquittoServer(data_dir=broker_home / "broker")
+    conf = broker_home / "conf"
+    server.password_file, server.acl_file = conf / "passwd", conf / "acl"
+    server.extra_conf = f"pid_file {server.data_dir / 'mosquitto.pid'}\n"
+    monkeypatch.setenv("VILLAGE_TOPIC_PREFIX", topic_prefix)
+    monkeypatch.setenv("VILLAGE_MQTT_URL", server.url)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        secrets = {row.device_id: add_device(conn, row, "test") for row in DEVICES}
+    result = village("broker-config", "--out", str(conf))
+    assert result.exit_code == 0, result.output
+    server.start()
+    deployed = Deployment(server, conf, topic_prefix, secrets, village)
+    yield deployed
+    for session in deployed.sessions:
+        session.close()
+    server.kill()
+
+
+def test_a_device_publishes_its_telemetry_and_receives_its_commands(
+        deployment: Deployment) -> None:
+    ingest = deployment.service("ingest")
+    share = f"$share/ingest/{deployment.prefix}/+/telemetry"
+    assert ingest.subscribe(share) == [1]
+    broadcast = deployment.service("broadcast")
+    meter = deployment.device("wm-b1")
+    assert meter.connack == "Success"
+    assert meter.subscribe(deployment.topic("wm-b1", Channel.COMMAND)) == [1]
+    assert meter.publish(deployment.topic("wm-b1", Channel.TELEMETRY), b'{"total_m3": 1}') in ACCEPTED
+    assert ingest.wait_for(1) == [(deployment.topic("wm-b1", Channel.TELEMETRY), b'{"total_m3": 1}')]
+    assert broadcast.publish(deployment.topic("wm-b1", Channel.COMMAND), b'{"op": "x"}') in ACCEPTED
+    assert meter.wait_for(1) == [(deployment.topic("wm-b1", Channel.COMMAND), b'{"op": "x"}')]
+    for channel in (Channel.EVENT, Channel.STATUS, Channel.COMMAND_ACK):
+        assert meter.publish(deployment.topic("wm-b1", channel)) in ACCEPTED
+
+
+def test_a_device_cannot_speak_as_another_nor_read_anothers_commands(
+        deployment: Deployment) -> None:
+    ingest = deployment.service("ingest")
+    ingest.subscribe(f"{deployment.prefix}/#")
+    broadcast = deployment.service("broadcast")
+    meter = deployment.device("wm-b1")
+    other = deployment.device("wm-b2")
+    other.subscribe(deployment.topic("wm-b2", Channel.COMMAND))
+    for channel in (Channel.TELEMETRY, Channel.EVENT, Channel.STATUS, Channel.COMMAND_ACK,
+                    Channel.COMMAND, Channel.GATEWAY_TELEMETRY):
+        assert meter.publish(deployment.topic("wm-b2", channel)) == NOT_AUTHORIZED, channel
+    # Not even its own gateway topic: only gateways carry other devices' readings.
+    assert meter.publish(deployment.topic("wm-b1", Channel.GATEWAY_TELEMETRY)) == NOT_AUTHORIZED
+    assert meter.publish(f"{deployment.prefix}/wm-b1/other") == NOT_AUTHORIZED
+    # Mosquitto 2.0.11 grants the SUBSCRIBE, then filters every delivery by the read rules.
+    meter.subscribe(deployment.topic("wm-b2", Channel.COMMAND))
+    meter.subscribe(f"{deployment.prefix}/+/cmd")
+    assert broadcast.publish(deployment.topic("wm-b2", Channel.COMMAND), b"for b2") in ACCEPTED
+    assert other.wait_for(1) == [(deployment.topic("wm-b2", Channel.COMMAND), b"for b2")]
+    time.sleep(0.5)
+    assert meter.messages == []
+    assert ingest.messages == []  # nothing forged reached the platform, and ingest reads no cmd
+
+
+def test_a_gateway_publishes_for_its_children(deployment: Deployment) -> None:
+    ingest = deployment.service("ingest")
+    ingest.subscribe(f"$share/ingest/{deployment.prefix}/+/gateway/telemetry")
+    gateway = deployment.device("gw-b1")
+    gateway_topic = deployment.topic("gw-b1", Channel.GATEWAY_TELEMETRY)
+    assert gateway.publish(gateway_topic, b'{"wm-b3": {"total_m3": 2}}') in ACCEPTED
+    assert ingest.wait_for(1) == [(gateway_topic, b'{"wm-b3": {"total_m3": 2}}')]
+
+
+def test_services_have_only_the_rights_of_their_job(deployment: Deployment) -> None:
+    ingest = deployment.service("ingest")
+    assert ingest.connack == "Success"
+    assert ingest.publish(deployment.topic("wm-b1", Channel.COMMAND)) == NOT_AUTHORIZED
+    assert ingest.publish(deployment.topic("wm-b1", Channel.TELEMETRY)) == NOT_AUTHORIZED
+    broadcast = deployment.service("broadcast")
+    assert broadcast.publish(deployment.topic("wm-b1", Channel.TELEMETRY)) == NOT_AUTHORIZED
+    for name in ("alerting", "api"):
+        service = deployment.service(name)
+        assert service.publish(deployment.topic("wm-b1", Channel.COMMAND)) in ACCEPTED
+        assert service.publish(deployment.topic("wm-b1", Channel.STATUS)) == NOT_AUTHORIZED
+
+
+def test_wrong_or_missing_credentials_are_refused(deployment: Deployment) -> None:
+    assert deployment.device("wm-b1", secret="not-the-secret").connack == NOT_AUTHORIZED
+    assert deployment.device("wm-b1", secret=deployment.secrets["wm-b2"]).connack == NOT_AUTHORIZED
+    assert deployment.device("wm-zz", secret="anything").connack == NOT_AUTHORIZED
+    anonymous = Session(parse_mqtt_url(deployment.server.url), "anon").connect()
+    deployment.sessions.append(anonymous)
+    assert anonymous.connack == NOT_AUTHORIZED
+
+
+def test_after_rotation_and_reload_the_old_secret_is_refused(deployment: Deployment) -> None:
+    old = deployment.secrets["wm-b1"]
+    rotated = deployment.village("devices", "rotate-secret", "wm-b1")
+    assert rotated.exit_code == 0, rotated.output
+    new = rotated.stdout.strip()
+    assert deployment.device("wm-b1", secret=new).connack == NOT_AUTHORIZED  # not reloaded yet
+    ingest_before = (deployment.conf / "ingest.env").read_text()
+    deployment.reconfigure()
+    assert deployment.device("wm-b1", secret=old).connack == NOT_AUTHORIZED
+    assert deployment.device("wm-b1", secret=new).connack == "Success"
+    # Services keep their secrets across runs: nothing to redistribute.
+    assert (deployment.conf / "ingest.env").read_text() == ingest_before
+    assert deployment.service("ingest").connack == "Success"
+
+
+def test_rotating_service_secrets_rewrites_their_env_files(deployment: Deployment) -> None:
+    before = (deployment.conf / "ingest.env").read_text()
+    result = deployment.village("broker-config", "--out", str(deployment.conf),
+                                "--rotate-services", "--reload",
+                                "--pid-file", str(deployment.pid_file))
+    assert result.exit_code == 0, result.output
+    time.sleep(0.5)
+    after = (deployment.conf / "ingest.env").read_text()
+    assert after != before
+    assert oct((deployment.conf / "ingest.env").stat().st_mode & 0o777) == "0o600"
+    old = Session(parse_mqtt_url(before.splitlines()[-1].partition("=")[2]), "old").connect()
+    deployment.sessions.append(old)
+    assert old.connack == NOT_AUTHORIZED
+    assert deployment.service("ingest").connack == "Success"
+
+
+def test_a_retired_device_loses_its_login_at_the_next_reload(deployment: Deployment) -> None:
+    assert deployment.village("devices", "retire", "wm-b2").exit_code == 0
+    deployment.reconfigure()
+    assert deployment.device("wm-b2").connack == NOT_AUTHORIZED
+    assert deployment.device("wm-b1").connack == "Success"
