@@ -1,0 +1,208 @@
+"""The delivery daemon end to end: simulated speakers, a private Mosquitto, real PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+import psycopg
+import pytest
+
+from broadcast.daemon import DaemonHandle, start
+from broadcast.model import BroadcastRequest, Scope
+from broadcast.schedules import create_schedule
+from broadcast.service import Report, cancel_broadcast, create_broadcast, delivery_report
+from broadcast.settings import BroadcastSettings
+from devices.topics import Channel, topic
+from simulators.commands import NEVER_ACK, OFFLINE, Behaviour
+from simulators.device import SimDevice
+from simulators.fleet import SimulatedFleet
+from simulators.speaker import PlayTiming
+from tests.broadcast.registry import county_of, register_speakers
+from tests.simulators.observer import Observer
+from village.local import MosquittoServer
+from village.principal import SYSTEM
+from village.settings import Settings, parse_mqtt_url
+
+T = TypeVar("T")
+FAST = PlayTiming(base_s=0.2, seconds_per_char=0.0)
+
+
+def settings_for(database_url: str, mosquitto: MosquittoServer, prefix: str,
+                 retry_interval_s: float = 1.0) -> Settings:
+    return Settings(database_url=database_url, mqtt_url=mosquitto.url, topic_prefix=prefix,
+                    broadcast=BroadcastSettings(client_id=f"broadcast-{prefix}",
+                                                retry_interval_s=retry_interval_s,
+                                                sweep_interval_s=0.2))
+
+
+@contextmanager
+def daemon(settings: Settings, expect_speakers: int) -> Iterator[DaemonHandle]:
+    """A running daemon that has heard the retained status of `expect_speakers` speakers."""
+    handle = start(settings)
+    try:
+        wait_until(lambda: handle.ready.is_set()
+                   and len(handle.engine.presence) >= expect_speakers, 30, "daemon ready")
+        yield handle
+    finally:
+        handle.stop()
+
+
+def wait_until(condition: Callable[[], T], timeout_s: float, what: str) -> T:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout_s} s for {what}")
+        time.sleep(0.05)
+
+
+def fleet_of(rows: list[tuple[str, str, str]], mosquitto: MosquittoServer, prefix: str,
+             behaviours: dict[str, Behaviour], timing: PlayTiming = FAST) -> SimulatedFleet:
+    devices = [SimDevice(d, "speaker", village=v, township=t) for d, t, v in rows]
+    return SimulatedFleet(parse_mqtt_url(mosquitto.url), prefix, devices, behaviours=behaviours,
+                          timing=timing, intervals_s={"speaker": 3600})
+
+
+def report_of(database_url: str, broadcast_id: str) -> Report:
+    with psycopg.connect(database_url) as conn:
+        return delivery_report(conn, broadcast_id, SYSTEM, datetime.now(UTC))
+
+
+def broadcast(database_url: str, request: BroadcastRequest) -> str:
+    with psycopg.connect(database_url) as conn:
+        return create_broadcast(conn, request, SYSTEM, datetime.now(UTC))
+
+
+def counts_become(database_url: str, broadcast_id: str, counts: dict[str, int],
+                  timeout_s: float) -> Report:
+    last: list[Report] = []
+
+    def check() -> bool:
+        last[:] = [report_of(database_url, broadcast_id)]
+        return last[0].counts == counts
+
+    try:
+        wait_until(check, timeout_s, f"counts {counts}")
+    except TimeoutError as exc:
+        raise AssertionError(f"counts are {last[0].counts}, not {counts}") from exc
+    return last[0]
+
+
+@pytest.mark.slow
+def test_a_county_wide_emergency_to_400_speakers(
+        database_url: str, mosquitto: MosquittoServer, topic_prefix: str) -> None:
+    rows = county_of(400)
+    ids = [d for d, _, _ in rows]
+    offline, silent = ids[:20], ids[20:30]
+    register_speakers(database_url, rows)
+    behaviours = {d: OFFLINE for d in offline} | {d: NEVER_ACK for d in silent}
+    with fleet_of(rows, mosquitto, topic_prefix, behaviours) as fleet, \
+            daemon(settings_for(database_url, mosquitto, topic_prefix), 400):
+        request = BroadcastRequest(scope=Scope.county(), text="山洪预警，请立即转移。",
+                                   priority="emergency", volume_pct=100, expires_in_s=20)
+        b = broadcast(database_url, request)
+        report = counts_become(database_url, b, {"done": 370, "sent": 10, "offline": 20}, 30)
+        assert (report.speakers, report.confirmed) == (400, 370)
+        assert [(u["device_id"], u["state"]) for u in report.unconfirmed] == sorted(
+            [(d, "offline") for d in offline] + [(d, "sent") for d in silent])
+
+        fleet.bring_online(offline)
+        report = counts_become(database_url, b, {"done": 390, "sent": 10}, 15)
+        assert report.expires_at > datetime.now(UTC), "the offline ones got it before expiry"
+        assert all(fleet.speaker_log(d).started == [b] for d in offline)
+
+        report = counts_become(database_url, b, {"done": 390, "no_answer": 10}, 25)
+        assert [u["device_id"] for u in report.unconfirmed] == silent
+        for unanswered in report.unconfirmed:
+            log = fleet.speaker_log(unanswered["device_id"])
+            # Retried with the same id until expiry, and played once.
+            assert unanswered["attempts"] >= 5
+            assert log.started == [b] and log.duplicates == [b] * (unanswered["attempts"] - 1)
+
+
+def test_an_emergency_preempts_a_normal_one_and_holds_back_the_next(
+        database_url: str, mosquitto: MosquittoServer, topic_prefix: str) -> None:
+    rows = [("spk-1", "East", "Apple"), ("spk-2", "East", "Apple"), ("spk-3", "East", "Birch")]
+    register_speakers(database_url, rows)
+    slow = PlayTiming(base_s=60, seconds_per_char=0.0)
+    with fleet_of(rows, mosquitto, topic_prefix, {}, timing=slow) as fleet, \
+            daemon(settings_for(database_url, mosquitto, topic_prefix), 3):
+        everyone = Scope.of_township("East")
+        first = broadcast(database_url, BroadcastRequest(scope=everyone, text="村委会通知"))
+        counts_become(database_url, first, {"accepted": 3}, 10)
+
+        emergency = broadcast(database_url, BroadcastRequest(
+            scope=Scope.of_village("East", "Apple"), text="停水通知", priority="emergency"))
+        counts_become(database_url, emergency, {"accepted": 2}, 10)
+        report = counts_become(database_url, first, {"failed": 2, "accepted": 1}, 10)
+        assert {u["reason"] for u in report.unconfirmed} == {f"preempted by emergency {emergency}"}
+        assert fleet.speaker_log("spk-1").preempted == [first]
+
+        second = broadcast(database_url, BroadcastRequest(scope=everyone, text="第二条通知"))
+        counts_become(database_url, second, {"held": 2, "accepted": 1}, 10)
+        time.sleep(0.5)  # a sweep or two: still held, never sent
+        assert report_of(database_url, second).counts == {"held": 2, "accepted": 1}
+        assert second not in fleet.speaker_log("spk-1").rejected
+        assert fleet.speaker_log("spk-1").started == [first, emergency]
+
+        with psycopg.connect(database_url) as conn:
+            cancel_broadcast(conn, emergency, SYSTEM, datetime.now(UTC))
+        counts_become(database_url, second, {"accepted": 3}, 10)  # released
+        log = fleet.speaker_log("spk-1")
+        assert log.stopped == [emergency] and log.started == [first, emergency, second]
+        assert report_of(database_url, emergency).counts == {"cancelled": 2}
+
+
+def test_bad_acks_are_dead_lettered_and_the_daemon_keeps_going(
+        database_url: str, mosquitto: MosquittoServer, topic_prefix: str) -> None:
+    rows = [("spk-1", "East", "Apple")]
+    register_speakers(database_url, rows)
+    with fleet_of(rows, mosquitto, topic_prefix, {}) as fleet, \
+            daemon(settings_for(database_url, mosquitto, topic_prefix), 1), \
+            Observer(mosquitto.url, f"{topic_prefix}/none") as raw:
+        ack_topic = topic(topic_prefix, "spk-1", Channel.COMMAND_ACK)
+        raw.publish(ack_topic, b"{not json")
+        raw.publish(ack_topic, b'{"id": "x", "result": "maybe"}')
+        b = broadcast(database_url, BroadcastRequest(scope=Scope.of_speakers("spk-1"), text="hi"))
+        counts_become(database_url, b, {"done": 1}, 10)
+        assert fleet.speaker_log("spk-1").finished == [b]
+    with psycopg.connect(database_url) as conn:
+        letters = conn.execute("SELECT topic, device_id, reason FROM dead_letters ORDER BY id")
+        assert letters.fetchall() == [(ack_topic, "spk-1", "invalid_json"),
+                                      (ack_topic, "spk-1", "bad_ack")]
+
+
+def test_a_scheduled_broadcast_fires_after_a_restart(
+        database_url: str, mosquitto: MosquittoServer, topic_prefix: str) -> None:
+    rows = [("spk-1", "East", "Apple"), ("spk-2", "East", "Apple")]
+    register_speakers(database_url, rows)
+    settings = settings_for(database_url, mosquitto, topic_prefix)
+    with fleet_of(rows, mosquitto, topic_prefix, {}) as fleet:
+        with daemon(settings, 2):
+            with psycopg.connect(database_url) as conn:
+                due = datetime.now(UTC) + timedelta(seconds=2)
+                create_schedule(conn, BroadcastRequest(scope=Scope.of_village("East", "Apple"),
+                                                       text="早间新闻", expires_in_s=300),
+                                SYSTEM, datetime.now(UTC), name="news", at=due)
+        # The service is down when the schedule comes due.
+        time.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()) + 0.5)
+        with psycopg.connect(database_url) as conn:
+            assert conn.execute("SELECT count(*) FROM broadcasts").fetchone() == (0,)
+        with daemon(settings, 2):
+            b = wait_until(lambda: _last_broadcast(database_url), 10, "the schedule to fire")
+            counts_become(database_url, b, {"done": 2}, 10)
+        assert fleet.speaker_log("spk-2").finished == [b]
+        with psycopg.connect(database_url) as conn:
+            assert conn.execute("SELECT count(*) FROM broadcasts").fetchone() == (1,)
+
+
+def _last_broadcast(database_url: str) -> str | None:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT last_broadcast_id FROM broadcast_schedules").fetchone()
+        return row[0] if row else None
