@@ -114,4 +114,8 @@ CREATE TABLE alerting_watermarks (
     source text PRIMARY KEY,
     position timestamptz NOT NULL
 );
-INSERT INTO alerting_watermarks VALUES ('readings', '-infinity'), ('events', '-infinity');
+-- The epoch means "never read": a first start begins a little before now instead.
+INSERT INTO alerting_watermarks VALUES ('readings', 'epoch'), ('events', 'epoch');
+
+-- The streaming evaluator reads events by when they were stored.
+CREATE INDEX IF NOT EXISTS events_received_at ON events (received_at);

@@ -1,0 +1,184 @@
+"""The alerting passes as functions of a connection and a fixed `now`: the scheduler and
+the ingest listener call them, and so do tests, directly."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import psycopg
+
+from alerting import store
+from alerting.dispatch import Send, plan
+from alerting.evaluate import Outcome, RuleBook, evaluate_events, evaluate_stream, evaluate_tick
+from alerting.message import render
+from alerting.model import Subject, fingerprint
+from alerting.nightflow import evaluate_areas
+from alerting.notifiers.base import Message, Notifier, Recipient, send_with_retry
+from alerting.routing import Person, Routing, people_at
+from alerting.signals import STREAM_OBSERVERS, lookback, needed_metrics
+
+BATCH_ROWS = 200_000  # rows read per streaming pass at most; the rest come next pass
+
+
+@dataclass
+class Engine:
+    """What the cycles need besides a connection: rules, routing, channels, links."""
+
+    book: RuleBook
+    routing: Routing
+    notifiers: Mapping[str, Notifier]
+    link: Callable[[int, str, datetime], str | None]
+    language: str = "zh"
+    overlap: timedelta = timedelta(seconds=2)
+    retry_attempts: int = 3
+    retry_backoff_s: float = 0.5
+    registry_refresh_s: float = 10.0
+    sleep: Callable[[float], None] = time.sleep
+    subjects: dict[str, Subject] = field(default_factory=dict)
+    subjects_loaded: float = float("-inf")
+
+    def registry(self, conn: psycopg.Connection, unknown: bool = False) -> dict[str, Subject]:
+        """The registry, reloaded when stale or when a device was not in it."""
+        if unknown or time.monotonic() - self.subjects_loaded > self.registry_refresh_s:
+            self.subjects = store.load_subjects(conn)
+            self.subjects_loaded = time.monotonic()
+        return self.subjects
+
+
+def _horizon(conn: psycopg.Connection) -> datetime:
+    """Rows stored before this are committed (or never will be): the oldest open writer."""
+    row = conn.execute(
+        "SELECT least(now(), min(xact_start)) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        " AND xact_start IS NOT NULL"
+    ).fetchone()
+    assert row is not None
+    horizon: datetime = row[0]
+    return horizon
+
+
+def evaluate_cycle(conn: psycopg.Connection, engine: Engine) -> int:
+    """Judge readings and events stored since the watermarks; returns the rows read."""
+    rules = {rule.name: rule for rule in engine.book.rules}
+    with conn.transaction():
+        horizon = _horizon(conn)
+        since = store.watermark(conn, "readings") - engine.overlap
+        fresh, newest = store.new_readings(conn, since, BATCH_ROWS)
+        event_since = store.watermark(conn, "events") - engine.overlap
+        events, newest_event = store.new_events(conn, event_since, BATCH_ROWS)
+        known = engine.registry(conn)
+        if any(d not in known for d in (*fresh, *events)):
+            known = engine.registry(conn, unknown=True)
+        needs: dict[tuple[str, str], timedelta] = {}
+        keys = []
+        for device_id in {*fresh, *events}:
+            subject = known.get(device_id)
+            if subject is None:
+                continue
+            for rule in engine.book.for_subject(subject, (*STREAM_OBSERVERS, "event")):
+                keys.append(fingerprint(rule.name, subject))
+                for metric in needed_metrics(rule):
+                    back = lookback(rule)
+                    needs[(device_id, metric)] = max(back, needs.get((device_id, metric), back))
+        series = store.with_history(conn, fresh, needs)
+        states = store.load_states(conn, keys)
+        outcome = evaluate_stream(engine.book, known, series, states)
+        outcome.merge(evaluate_events(engine.book, known, events, {**states, **outcome.states}))
+        store.apply_outcome(conn, outcome, rules, engine.language)
+        # Only up to the horizon: a writer still open may yet commit older rows.
+        if newest is not None:
+            store.set_watermark(conn, "readings", min(newest, horizon))
+        if newest_event is not None:
+            store.set_watermark(conn, "events", min(newest_event, horizon))
+    return sum(len(s) for m in fresh.values() for s in m.values())
+
+
+def tick_cycle(conn: psycopg.Connection, engine: Engine, now: datetime) -> Outcome:
+    """Conditions of time at `now`: stopped reporting and events gone quiet."""
+    rules = {rule.name: rule for rule in engine.book.rules}
+    with conn.transaction():
+        known = engine.registry(conn)
+        states = store.load_states(conn)
+        outcome = evaluate_tick(engine.book, known, store.presence(conn), store.stale_after(conn),
+                                states, now)
+        store.apply_outcome(conn, outcome, rules, engine.language)
+    return outcome
+
+
+def night_flow_cycle(conn: psycopg.Connection, engine: Engine, now: datetime) -> Outcome:
+    """Each area's nights complete by `now` against its baseline (hourly is plenty)."""
+    rules = {rule.name: rule for rule in engine.book.rules}
+    with conn.transaction():
+        outcome = evaluate_areas(conn, engine.book, now)
+        store.apply_outcome(conn, outcome, rules, engine.language)
+    return outcome
+
+
+@dataclass
+class DispatchReport:
+    """What a dispatch pass did."""
+
+    sent: int = 0
+    failed: int = 0
+    groups: list[Send] = field(default_factory=list)
+    muted: dict[int, str] = field(default_factory=dict)
+
+
+def _rung_people(send: Send, routing: Routing, now: datetime) -> list[Person]:
+    if not send.rungs:
+        return []
+    rungs = send.rungs[: send.level + 1] if send.action == "resolved" else (send.rungs[send.level],)
+    people: dict[str, Person] = {}
+    for rung in rungs:
+        for person in people_at(routing, rung, now):
+            people.setdefault(person.id, person)
+    return list(people.values())
+
+
+def _message(send: Send, engine: Engine, language: str, who: str, now: datetime) -> Message:
+    views = [a.view for a in send.alerts]
+    title, text, alerts = render(views, send.action, language, engine.routing.zone,
+                                 lambda alert_id: engine.link(alert_id, who, now), now)
+    return Message(title, text, send.action, views[0].severity, language, tuple(alerts),
+                   send.place)
+
+
+def dispatch_cycle(conn: psycopg.Connection, engine: Engine, now: datetime) -> DispatchReport:
+    """Mute, deduplicate, group, send with retry, and record every attempt."""
+    with conn.transaction():
+        alerts = store.alerts_to_dispatch(conn)
+        silences = store.active_silences(conn, now)
+    decided = plan(alerts, engine.routing, silences, now)
+    report = DispatchReport(groups=decided.sends, muted=decided.muted)
+    if decided.quiet:
+        with conn.transaction():
+            store.close_quietly(conn, decided.quiet)
+    for send in decided.sends:
+        targets: list[tuple[str, Person | None]] = [
+            (channel, person) for person in _rung_people(send, engine.routing, now)
+            for channel in person.channels
+        ] + [(name, None) for name in send.route.receivers]
+        records = []
+        for receiver, person in targets:
+            language = (person.language if person else None) or engine.language
+            who = person.id if person else f"receiver:{receiver}"
+            message = _message(send, engine, language, who, now)
+            recipient = Recipient(person.id, person.name, person.phone, person.email,
+                                  dict(person.im)) if person else None
+            notifier = engine.notifiers[receiver]
+            delivery = send_with_retry(notifier, message, recipient, engine.retry_attempts,
+                                       engine.retry_backoff_s, engine.sleep)
+            report.sent += delivery.ok
+            report.failed += not delivery.ok
+            records.append((receiver, notifier.channel, person.id if person else None, delivery))
+        ids = [a.view.id for a in send.alerts]
+        with conn.transaction():
+            for receiver, channel, person_id, delivery in records:
+                store.record_notification(conn, ids, send.group_key, send.action, send.level,
+                                          receiver, channel, person_id, delivery.ok,
+                                          delivery.attempts, delivery.error, now)
+            store.mark_told(conn, ids, send.action, send.level, now)
+    return report

@@ -1,0 +1,121 @@
+"""What to send now (pure): mute, then deduplicate against what each alert was already
+told (repeat interval, escalation), then group. The service sends and records the plan."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from alerting.message import AlertView
+from alerting.mute import Silence, muted
+from alerting.routing import Route, Routing, Rung, ladder, route_for
+
+
+@dataclass(frozen=True)
+class OpenAlert:
+    """An alert that may need a message, with what it was already told."""
+
+    view: AlertView
+    labels: dict[str, str]
+    state: str
+    created_at: datetime
+    acknowledged_at: datetime | None
+    notified_level: int
+    last_notified_at: datetime | None
+    escalated_at: datetime | None
+    resolved_notified: bool
+
+
+@dataclass(frozen=True)
+class Send:
+    """One notification: an action, a rung of the ladder, and the alerts it lists."""
+
+    group_key: str
+    action: str
+    level: int
+    rungs: tuple[Rung, ...]
+    route: Route
+    alerts: tuple[OpenAlert, ...]
+    place: dict[str, str]
+    kind: str | None
+
+
+@dataclass
+class Plan:
+    """The sends due now, and resolved alerts nobody was told of (closed without a word)."""
+
+    sends: list[Send]
+    quiet: list[int]
+    muted: dict[int, str]
+
+
+PLACE_KEYS = ("township", "village", "grid")
+
+
+def common_place(alerts: Iterable[OpenAlert]) -> dict[str, str]:
+    """The deepest place every alert shares (a township outage goes to the township)."""
+    place: dict[str, str] = {}
+    items = list(alerts)
+    for key in PLACE_KEYS:
+        values = {a.labels.get(key) for a in items}
+        if len(values) != 1 or None in values:
+            break
+        place[key] = values.pop()  # type: ignore[assignment]
+    return place
+
+
+def _due(alert: OpenAlert, route: Route, rungs: int, now: datetime) -> tuple[str, int] | None:
+    if alert.state == "resolved":
+        return None if alert.resolved_notified else ("resolved", alert.notified_level)
+    if alert.acknowledged_at is not None:
+        return None  # acknowledgement stops repeats and escalation
+    if alert.notified_level < 0:
+        return "firing", 0
+    wait = route.escalate_after_s.get(alert.view.severity)
+    since = alert.escalated_at or alert.last_notified_at
+    if (wait is not None and since is not None and alert.notified_level + 1 < rungs
+            and now >= since + timedelta(seconds=wait)):
+        return "escalation", alert.notified_level + 1
+    last = alert.last_notified_at
+    if last is not None and now >= last + timedelta(seconds=route.repeat_interval_s):
+        return "repeat", alert.notified_level
+    return None
+
+
+def plan(
+    alerts: Sequence[OpenAlert], routing: Routing, silences: Sequence[Silence], now: datetime
+) -> Plan:
+    """The notifications due at `now`, grouped by route, action, level and group labels."""
+    firing = [a.labels for a in alerts if a.state == "firing"]
+    groups: dict[str, tuple[Route, str, int, list[OpenAlert]]] = {}
+    result = Plan([], [], {})
+    for alert in alerts:
+        route = route_for(routing.root, alert.labels)
+        reason = "route" if route.mute else muted(alert.labels, now, silences, firing, routing.inhibit)
+        if alert.state == "resolved" and alert.notified_level < 0:
+            result.quiet.append(alert.view.id)  # nobody heard it fire: nothing to take back
+            continue
+        if reason is not None and alert.state == "firing":
+            result.muted[alert.view.id] = reason
+            continue
+        rungs = ladder(alert.labels, alert.view.kind, routing)
+        due = _due(alert, route, len(rungs), now)
+        if due is None:
+            continue
+        action, level = due
+        key = "|".join([route.path, action, str(level),
+                        *(alert.labels.get(name) or "" for name in route.group_by)])
+        groups.setdefault(key, (route, action, level, []))[3].append(alert)
+    for key, (route, action, level, members) in groups.items():
+        oldest = min(a.created_at for a in members)
+        if action == "firing" and now < oldest + timedelta(seconds=route.group_wait_s):
+            continue  # wait for the rest of the group (an outage takes a few passes)
+        place = common_place(members)
+        kinds = {a.view.kind for a in members}
+        kind = kinds.pop() if len(kinds) == 1 else None
+        ladder_of_group = tuple(ladder(place, kind, routing))
+        members.sort(key=lambda a: (a.view.village or "", a.view.device_id or ""))
+        result.sends.append(Send(key, action, min(level, max(len(ladder_of_group) - 1, 0)),
+                                 ladder_of_group, route, tuple(members), place, kind))
+    return result

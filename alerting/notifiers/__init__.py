@@ -1,0 +1,1 @@
+"""Notification channels, one module each, with their config beside them."""

@@ -1,0 +1,181 @@
+"""The alerting process: wires settings, rules, routing and channels, listens for ingest
+commits and runs the scheduled passes (the composition root of alerting)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TextIO
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from alerting import store
+from alerting.cycles import Engine, dispatch_cycle, evaluate_cycle, night_flow_cycle, tick_cycle
+from alerting.evaluate import RuleBook
+from alerting.notifiers.base import Notifier
+from alerting.notifiers.broadcast import BroadcastStarter
+from alerting.notifiers.channels import build_notifiers
+from alerting.routing import load_routing
+from alerting.rules import load_rules
+from alerting.scheduler import start_jobs
+from village.links import LinkGrant, alert_link
+from village.settings import Settings
+
+log = logging.getLogger("village.alerting")
+
+NOTIFY_CHANNEL = "village_ingest"
+DEVELOPMENT_LINK_SECRET = "development-only-alert-link-secret"
+# An arbitrary constant: one alerting process per database evaluates and sends at a time.
+ALERTING_LOCK = 0x414C_5254  # "ALRT"
+
+
+class AlertingConfigError(ValueError):
+    """Settings that cannot run alerting (a missing secret, say); names the setting."""
+
+
+def link_secret(settings: Settings) -> bytes:
+    """The link key: required outside development mode."""
+    secret = settings.alerting.link_secret
+    if secret is not None:
+        return secret.get_secret_value().encode()
+    if settings.development:
+        return DEVELOPMENT_LINK_SECRET.encode()
+    raise AlertingConfigError("VILLAGE_ALERTING__LINK_SECRET: required outside development mode")
+
+
+def build_engine(
+    settings: Settings, broadcast: BroadcastStarter | None = None,
+    console: TextIO | None = None, extra_notifiers: dict[str, Notifier] | None = None,
+) -> Engine:
+    """Rules, routing and channels from the settings (files read once, at start)."""
+    options = settings.alerting
+    routing = load_routing(options.routing_file)
+    secret = link_secret(settings)
+    ttl = timedelta(hours=options.link_ttl_h)
+
+    def link(alert_id: int, person_id: str, now: datetime) -> str:
+        return alert_link(options.public_base_url, secret, LinkGrant(alert_id, person_id, now + ttl))
+
+    notifiers = build_notifiers(routing, options.notify_timeout_s, broadcast, console)
+    notifiers.update(extra_notifiers or {})
+    return Engine(
+        book=RuleBook(load_rules(options.rules_files, options.presets)),
+        routing=routing, notifiers=notifiers, link=link, language=options.language,
+        overlap=timedelta(seconds=options.stream_overlap_s),
+        retry_attempts=options.retry_attempts, retry_backoff_s=options.retry_backoff_s,
+        registry_refresh_s=settings.ingest.registry_refresh_s,
+    )
+
+
+@dataclass
+class AlertingHandle:
+    """A running alerting service; `stop()` ends its threads and closes its connections."""
+
+    stop_event: threading.Event
+    thread: threading.Thread
+    pool: ConnectionPool
+    scheduler: object
+    engine: Engine
+
+    def stop(self) -> None:
+        """Stop listening and scheduling, and wait for the passes in progress."""
+        self.stop_event.set()
+        self.scheduler.shutdown(wait=True)  # type: ignore[attr-defined]
+        self.thread.join(timeout=30)
+        self.pool.close()
+
+
+def _guarded(name: str, work: Callable[[], object]) -> Callable[[], None]:
+    """A job that logs its failure and keeps the service running."""
+    def job() -> None:
+        try:
+            work()
+        except Exception:  # one bad pass must not stop alerting
+            log.exception("alerting %s pass failed", name)
+    return job
+
+
+def start(
+    settings: Settings, broadcast: BroadcastStarter | None = None,
+    console: TextIO | None = None, extra_notifiers: dict[str, Notifier] | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> AlertingHandle:
+    """Start alerting: streaming on ingest commits, scheduled passes, dispatch."""
+    engine = build_engine(settings, broadcast, console, extra_notifiers)
+    options = settings.alerting
+    pool = ConnectionPool(settings.database_url, min_size=1, max_size=4, open=True,
+                          kwargs={"autocommit": True})
+    with pool.connection() as conn:
+        store.start_watermarks(conn, timedelta(seconds=options.first_lookback_s))
+    dispatch_lock = threading.Lock()
+    stop_event, active = threading.Event(), threading.Event()
+
+    def dispatch() -> None:
+        if not active.is_set():
+            return  # a standby: another process holds the alerting lock
+        with dispatch_lock, pool.connection() as conn:
+            dispatch_cycle(conn, engine, clock())
+
+    def stream() -> None:
+        with pool.connection() as conn:
+            evaluate_cycle(conn, engine)
+        dispatch()
+
+    def tick() -> None:
+        if not active.is_set():
+            return  # a standby: another process holds the alerting lock
+        with pool.connection() as conn:
+            tick_cycle(conn, engine, clock())
+        dispatch()
+
+    def nights() -> None:
+        if not active.is_set():
+            return
+        with pool.connection() as conn:
+            night_flow_cycle(conn, engine, clock())
+
+    thread = threading.Thread(
+        target=_listen, name="alerting-listen",
+        args=(settings.database_url, stop_event, active, _guarded("streaming", stream),
+              options.evaluate_interval_s), daemon=True,
+    )
+    thread.start()
+    scheduler = start_jobs([
+        ("alerting-tick", _guarded("tick", tick), options.schedule_interval_s),
+        ("alerting-dispatch", _guarded("dispatch", dispatch), options.dispatch_interval_s),
+        ("alerting-night-flow", _guarded("night flow", nights), 3600.0),
+    ])
+    return AlertingHandle(stop_event, thread, pool, scheduler, engine)
+
+
+def _listen(database_url: str, stop: threading.Event, active: threading.Event,
+            on_wake: Callable[[], None], interval_s: float) -> None:
+    """Run a streaming pass on every ingest commit, and every `interval_s` regardless.
+
+    Holds the alerting lock on its own connection: a second alerting process on the same
+    database waits as a standby instead of judging and sending twice.
+    """
+    while not stop.is_set():
+        try:
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                while not stop.is_set():
+                    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (ALERTING_LOCK,)).fetchone()
+                    if row and row[0]:
+                        active.set()
+                        break
+                    stop.wait(interval_s)
+                conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                while not stop.is_set():
+                    on_wake()
+                    # wake on the first notice, then take every notice already queued
+                    for _ in conn.notifies(timeout=interval_s, stop_after=1):
+                        pass
+        except psycopg.OperationalError:
+            log.warning("alerting lost its database connection; retrying")
+            stop.wait(min(interval_s * 5, 5.0))
+        finally:
+            active.clear()
