@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import pwd
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 
+import psycopg
 import pytest
 from typer.testing import CliRunner, Result
 
+from devices.registry import add_device
+from devices.registry_csv import DeviceRow
+from devices.topics import Channel, topic
+from tests.registry.mqtt_session import Session
 from village.cli import app
+from village.local import MosquittoServer
+from village.settings import parse_mqtt_url
 
 Village = Callable[..., Result]
 
@@ -34,3 +48,95 @@ def registry_csv(count: int, gateways: int = 0, village: str = "东村") -> str:
         lines.append(f"wm-{n:06d},water_meter,{village},用户{n}的水表,城关镇,{n % 12}组,"
                      f"34.{n:06d},113.{n:06d},2026-01-05,{gateway},户号={n}")
     return "\n".join(lines) + "\n"
+
+
+NOT_AUTHORIZED = "Not authorized"
+# MQTT v5 PUBACK reasons of an accepted publish (0x10 when nobody subscribes to it).
+ACCEPTED = ("Success", "No matching subscribers")
+DEVICES = (DeviceRow("gw-b1", "gateway", "东村"), DeviceRow("wm-b1", "water_meter", "东村"),
+           DeviceRow("wm-b2", "water_meter", "东村"),
+           DeviceRow("wm-b3", "water_meter", "东村", gateway_id="gw-b1"))
+
+
+@dataclass
+class Deployment:
+    """The broker, its config directory, the devices' secrets and the sessions opened."""
+
+    server: MosquittoServer
+    conf: Path
+    prefix: str
+    secrets: dict[str, str]
+    village: Village
+    sessions: list[Session] = field(default_factory=list)
+
+    @property
+    def pid_file(self) -> Path:
+        """Where the broker writes its pid."""
+        return self.server.data_dir / "mosquitto.pid"
+
+    def device(self, device_id: str, secret: str | None = None,
+               client_id: str | None = None) -> Session:
+        """A session logged in as a device (its own secret unless another is given)."""
+        session = Session(parse_mqtt_url(self.server.url), client_id or device_id, device_id,
+                          secret if secret is not None else self.secrets[device_id])
+        self.sessions.append(session)
+        return session.connect()
+
+    def service(self, name: str) -> Session:
+        """A session logged in with the URL broker-config wrote to `<name>.env`."""
+        line = next(line for line in (self.conf / f"{name}.env").read_text().splitlines()
+                    if line.startswith("VILLAGE_MQTT_URL="))
+        session = Session(parse_mqtt_url(line.partition("=")[2]), f"svc-{name}-test")
+        self.sessions.append(session)
+        return session.connect()
+
+    def topic(self, device_id: str, channel: Channel) -> str:
+        """The contract topic of a device."""
+        return topic(self.prefix, device_id, channel)
+
+    def reconfigure(self) -> None:
+        """broker-config --reload, then give the broker a moment to re-read its files."""
+        result = self.village("broker-config", "--out", str(self.conf), "--reload",
+                              "--pid-file", str(self.pid_file))
+        assert result.exit_code == 0, result.output
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def broker_home() -> Iterator[Path]:
+    """A directory the broker can still reach after it drops root for its own user.
+
+    Started as root, Mosquitto reads its config as root and then runs as `mosquitto`: the
+    pid file, and the passwd and ACL files it re-reads on SIGHUP, must be reachable by that
+    user, as in a real deployment. pytest's own tmp_path is private to root.
+    """
+    base = Path(tempfile.mkdtemp(prefix="village-broker-"))
+    base.chmod(0o755)
+    (base / "broker").mkdir()
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("mosquitto")
+        os.chown(base / "broker", user.pw_uid, user.pw_gid)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def deployment(village: Village, database_url: str, topic_prefix: str, broker_home: Path,
+               monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
+    """Devices registered, broker files generated, a broker started with them."""
+    server = MosquittoServer(data_dir=broker_home / "broker")
+    conf = broker_home / "conf"
+    server.password_file, server.acl_file = conf / "passwd", conf / "acl"
+    server.extra_conf = f"pid_file {server.data_dir / 'mosquitto.pid'}\n"
+    monkeypatch.setenv("VILLAGE_TOPIC_PREFIX", topic_prefix)
+    monkeypatch.setenv("VILLAGE_MQTT_URL", server.url)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        secrets = {row.device_id: add_device(conn, row, "test") for row in DEVICES}
+    result = village("broker-config", "--out", str(conf))
+    assert result.exit_code == 0, result.output
+    server.start()
+    deployed = Deployment(server, conf, topic_prefix, secrets, village)
+    yield deployed
+    for session in deployed.sessions:
+        session.close()
+    server.kill()

@@ -28,13 +28,3 @@ CREATE TABLE device_changes (
     detail jsonb NOT NULL DEFAULT '{}'::jsonb
 );
 CREATE INDEX device_changes_device ON device_changes (device_id, at);
-
--- Unknown devices heard in discovery mode. Ingest's migration creates it with this shape;
--- IF NOT EXISTS keeps the registry's approve path working on either order of landing.
-CREATE TABLE IF NOT EXISTS pending_devices (
-    device_id text PRIMARY KEY,
-    first_seen timestamptz,
-    last_seen timestamptz,
-    last_topic text,
-    messages bigint
-);
