@@ -196,6 +196,7 @@ def test_a_scheduled_broadcast_fires_after_a_restart(
             assert conn.execute("SELECT count(*) FROM broadcasts").fetchone() == (0,)
         with daemon(settings, 2):
             b = wait_until(lambda: _last_broadcast(database_url), 10, "the schedule to fire")
+            assert b is not None
             counts_become(database_url, b, {"done": 2}, 10)
         assert fleet.speaker_log("spk-2").finished == [b]
         with psycopg.connect(database_url) as conn:
