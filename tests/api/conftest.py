@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -89,3 +90,23 @@ def auth(database_url: str) -> TokenMaker:
         return {"Authorization": f"Bearer {secret}"}
 
     return make
+
+
+def insert_alert(database_url: str, village: str = "east-1", township: str = "east",
+                 state: str = "firing", severity: str = "major") -> int:
+    """An alert on the village's meter, as the alerting service records one."""
+    meter = device_id("water_meter", village)
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "INSERT INTO alerts (fingerprint, rule, condition, severity, state, device_id, kind,"
+            " township, village, grid, metric, summary, value, threshold, last_value,"
+            " started_at, fired_at)"
+            " VALUES (%s, 'night_flow', 'threshold', %s, %s, %s, 'water_meter', %s, %s, 'g1',"
+            " 'flow_m3h', '夜间流量偏高', 0.1, 0.05, 0.1, %s, %s) RETURNING id",
+            (f"fp-{village}-{uuid.uuid4().hex[:6]}", severity, state, meter, township, village,
+             NOW - timedelta(hours=3), NOW - timedelta(hours=2)),
+        ).fetchone()
+        assert row is not None
+        conn.execute("INSERT INTO alert_transitions (alert_id, at, from_state, to_state, value)"
+                     " VALUES (%s, %s, NULL, 'firing', 0.1)", (row[0], NOW - timedelta(hours=2)))
+    return int(row[0])

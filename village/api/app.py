@@ -16,18 +16,21 @@ from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
 from village.api import problems
-from village.api.routers import broadcasts, devices, health, telemetry
+from village.api.routers import alerts, broadcasts, devices, health, phone, telemetry
 from village.mqtt import ClientOptions, build_client, connect_async
 from village.settings import Settings, SettingsError
 
 DOCS_ASSETS = "/docs-assets"
-ROUTERS = (health.router, devices.router, telemetry.router, broadcasts.router)
+ROUTERS = (health.router, devices.router, telemetry.router, alerts.router, broadcasts.router,
+           phone.router)
 
 
 def link_secret(settings: Settings) -> bytes:
     """The key alert links are signed with; only development mode has a built-in one."""
-    if settings.api.secret_key is not None:
-        return settings.api.secret_key.get_secret_value().encode()
+    # The alerting service signs the links the page verifies: one key, set in either place.
+    for key in (settings.api.secret_key, settings.alerting.link_secret):
+        if key is not None:
+            return key.get_secret_value().encode()
     if settings.development:
         return b"development-only-link-secret"
     raise SettingsError("VILLAGE_API__SECRET_KEY: required outside development mode")
@@ -86,7 +89,6 @@ def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
 
 def create_app(settings: Settings) -> FastAPI:
     """A ready-to-serve API for these settings (nothing connects until it starts)."""
-    link_secret(settings)  # fail at start, not at the first phone-page request
     app = FastAPI(
         title="Smart Village Telemetry API",
         version="1",
@@ -96,7 +98,9 @@ def create_app(settings: Settings) -> FastAPI:
         responses=problems.PROBLEM_RESPONSES,
     )
     app.state.settings = settings
+    app.state.link_secret = link_secret(settings)  # fails at start, not at the first phone tap
     problems.install(app)
+    app.add_exception_handler(phone.Refused, phone.on_refused)
     for router in ROUTERS:
         app.include_router(router)
     app.mount(DOCS_ASSETS, StaticFiles(directory=_swagger_assets()), name="docs-assets")

@@ -9,9 +9,9 @@ class ApiSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str = Field("127.0.0.1", description="address `village api serve` listens on")
-    port: int = Field(8080, ge=1, le=65535)
+    port: int = Field(8000, ge=1, le=65535)
     public_base_url: str = Field(
-        "http://127.0.0.1:8080", description="the API's address as phones and notifications see it"
+        "http://127.0.0.1:8000", description="the API's address as phones and notifications see it"
     )
     secret_key: SecretStr | None = Field(
         None,

@@ -1,0 +1,122 @@
+"""Alerts through the API and the phone page (without a browser; see test_phone_browser)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import NOW, TokenMaker, insert_alert
+from village.api.app import link_secret
+from village.api.phone_page import AlertView, alert_page, sparkline
+from village.links import LinkGrant, sign_link_token
+from village.principal import Role
+from village.settings import Settings
+
+
+def test_list_show_and_acknowledge(client: TestClient, auth: TokenMaker, seeded: str) -> None:
+    east = insert_alert(seeded)
+    west = insert_alert(seeded, "west-1", "west", severity="critical")
+    admin = auth()
+    assert [a["alert_id"] for a in client.get("/alerts", headers=admin).json()] == [west, east]
+    assert [a["alert_id"] for a in client.get(
+        "/alerts", params={"severity": "critical"}, headers=admin).json()] == [west]
+    cadre = auth(Role.CADRE, "east", "east-1")
+    assert [a["alert_id"] for a in client.get("/alerts", headers=cadre).json()] == [east]
+    assert client.get(f"/alerts/{west}", headers=cadre).status_code == 403
+    assert client.post(f"/alerts/{west}/ack", headers=cadre, json={}).status_code == 403
+    acked = client.post(f"/alerts/{east}/ack", headers=cadre, json={"comment": "已派人查看"})
+    assert acked.status_code == 200, acked.text
+    assert acked.json()["ack_comment"] == "已派人查看"
+    detail = client.get(f"/alerts/{east}", headers=cadre).json()
+    assert detail["alert"]["unit"] == "m³/h"
+    assert [h["what"] for h in detail["history"]] == ["firing", "acknowledged", "acknowledged"]
+    assert client.get("/alerts", params={"acknowledged": "false"}, headers=admin).json()[0][
+        "alert_id"] == west
+    with psycopg.connect(seeded) as conn:
+        audited = conn.execute("SELECT actor FROM api_audit WHERE action = 'alert.acknowledge'"
+                               ).fetchall()
+    assert len(audited) == 1 and audited[0][0].startswith("token:")
+
+
+def test_a_viewer_cannot_acknowledge(client: TestClient, auth: TokenMaker, seeded: str) -> None:
+    alert_id = insert_alert(seeded)
+    response = client.post(f"/alerts/{alert_id}/ack", headers=auth(Role.VIEWER), json={})
+    assert response.status_code == 403
+    assert client.get("/alerts/999999", headers=auth()).status_code == 404
+
+
+def test_rules_check_and_list(client: TestClient, auth: TokenMaker) -> None:
+    headers = auth(Role.VIEWER) | {"content-type": "application/yaml"}
+    assert len(client.get("/rules", headers=headers).json()) > 5
+    bad = client.post("/rules/check", headers=headers, content=b"rules: [{name: x}]")
+    assert bad.status_code == 422 and "x" in bad.json()["detail"]
+    assert client.post("/rules/check", headers=headers, content=b"not: yaml: [").status_code == 422
+
+
+def _link(settings: Settings, alert_id: int, expires: datetime) -> str:
+    return "/a/" + sign_link_token(link_secret(settings), LinkGrant(alert_id, "p-7", expires))
+
+
+def test_phone_page_shows_and_acknowledges(client: TestClient, settings: Settings,
+                                           seeded: str) -> None:
+    alert_id = insert_alert(seeded)
+    link = _link(settings, alert_id, datetime.now(UTC) + timedelta(hours=1))
+    page = client.get(link)
+    assert page.status_code == 200
+    assert "夜间流量偏高" in page.text and "east-1" in page.text and "<svg" in page.text
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    posted = client.post(link, data={"comment": "马上去"}, follow_redirects=False)
+    assert posted.status_code == 303
+    with psycopg.connect(seeded) as conn:
+        row = conn.execute("SELECT acknowledged_by, ack_comment FROM alerts WHERE id = %s",
+                           (alert_id,)).fetchone()
+    assert row == ("person:p-7", "马上去")
+    assert 'id="acknowledged"' in client.get(link).text
+
+
+@pytest.mark.parametrize("mangle, status", [
+    (lambda link: link[:-2] + ("AA" if not link.endswith("AA") else "BB"), 403),
+    (lambda link: link.replace("/a/", "/a/x"), 403),
+])
+def test_altered_links_are_refused(client: TestClient, settings: Settings, seeded: str,
+                                   mangle: Callable[[str], str], status: int) -> None:
+    link = _link(settings, insert_alert(seeded), datetime.now(UTC) + timedelta(hours=1))
+    for method in (client.get, client.post):
+        response = method(mangle(link))
+        assert response.status_code == status
+        assert "链接无效" in response.text
+
+
+def test_expired_links_are_gone(client: TestClient, settings: Settings, seeded: str) -> None:
+    link = _link(settings, insert_alert(seeded), datetime.now(UTC) - timedelta(seconds=1))
+    response = client.post(link, data={"comment": "x"})
+    assert response.status_code == 410 and "链接已过期" in response.text
+    with psycopg.connect(seeded) as conn:
+        assert conn.execute("SELECT count(*) FROM alert_acks").fetchone() == (0,)
+
+
+def test_page_escapes_what_it_shows() -> None:
+    view = AlertView(1, "major", "firing", "<script>alert(1)</script>", "m-1", None, "t", "v",
+                     None, "flow_m3h", "m³/h", 1.0, 0.5, 1.0, NOW, None, None, None, None)
+    html = alert_page(view, [], "/a/x")
+    assert "<script>alert" not in html and "&lt;script&gt;" in html
+
+
+@pytest.mark.parametrize("values, threshold, expected_points", [
+    ([1.0], None, 0),
+    ([1.0, 2.0, 3.0], None, 3),
+    ([5.0, 5.0], 7.0, 2),
+])
+def test_sparkline(values: list[float], threshold: float | None, expected_points: int) -> None:
+    points = [(NOW + timedelta(minutes=15 * i), v) for i, v in enumerate(values)]
+    svg = sparkline(points, threshold)
+    if expected_points == 0:
+        assert svg == ""
+        return
+    polyline = svg.split('points="')[1].split('"')[0].split()
+    assert len(polyline) == expected_points
+    assert ("<line" in svg) == (threshold is not None)

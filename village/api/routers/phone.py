@@ -1,0 +1,96 @@
+"""The cadre's phone page: `/a/{token}` shows one alert; posting to it acknowledges it.
+
+No login: the signed, expiring token in the link is the permission, for that alert and
+that person only. The page loads nothing from outside (a strict Content-Security-Policy).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from village.api import alert_actions, alert_store, telemetry
+from village.api.deps import Conn, api_settings
+from village.api.phone_page import CONTENT_SECURITY_POLICY, alert_page, refusal_page
+from village.api.settings import ApiSettings
+from village.links import LinkError, LinkGrant, verify_link_token
+from village.principal import Place, Principal, Role
+
+router = APIRouter(include_in_schema=False)
+HISTORY = timedelta(hours=24)
+MAX_COMMENT = 1000
+_HEADERS = {"Content-Security-Policy": CONTENT_SECURITY_POLICY, "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff"}
+
+
+class Refused(Exception):
+    """The link is altered, malformed or expired (or its alert is gone)."""
+
+    def __init__(self, expired: bool) -> None:
+        self.expired = expired
+
+
+def _html(text: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(text, status_code=status, headers=_HEADERS)
+
+
+def grant(token: str, request: Request) -> LinkGrant:
+    """The grant the link's token carries, or a refusal page."""
+    try:
+        return verify_link_token(request.app.state.link_secret, token, datetime.now(UTC))
+    except LinkError as exc:
+        # The spine tells expiry apart only by its message.
+        raise Refused(expired="expired" in str(exc)) from None
+
+
+Grant = Annotated[LinkGrant, Depends(grant)]
+
+
+def _history(conn: Conn, alert: alert_store.AlertView,
+             settings: ApiSettings) -> list[tuple[datetime, float]]:
+    if alert.device_id is None or alert.metric is None:
+        return []
+    end = min(datetime.now(UTC), (alert.resolved_at or datetime.now(UTC)) + timedelta(hours=1))
+    limits = telemetry.Limits(HISTORY, HISTORY, settings.max_points)
+    return telemetry.series(conn, alert.device_id, alert.metric, end - HISTORY, end,
+                            telemetry.Bucket.MIN_15, telemetry.Agg.AVG, limits)
+
+
+@router.get("/a/{token}", response_class=HTMLResponse)
+def show(token: str, link: Grant, conn: Conn,
+         settings: Annotated[ApiSettings, Depends(api_settings)]) -> HTMLResponse:
+    """The alert of the link, its place, value and recent history, and the ack form."""
+    alert = alert_store.get_alert(conn, link.alert_id)
+    if alert is None:
+        return _html(refusal_page(expired=False), 404)
+    return _html(alert_page(alert, _history(conn, alert, settings), f"/a/{token}"))
+
+
+async def comment_form(request: Request) -> str:
+    """The comment of the posted form (urlencoded), trimmed and bounded."""
+    body = await request.body()
+    form = parse_qs(body[: 16 * MAX_COMMENT].decode("utf-8", "replace"))
+    return form.get("comment", [""])[0].strip()[:MAX_COMMENT]
+
+
+@router.post("/a/{token}")
+def acknowledge(token: str, link: Grant, comment: Annotated[str, Depends(comment_form)],
+                conn: Conn) -> Response:
+    """Acknowledge the link's alert as the link's person, with the comment typed."""
+    alert = alert_store.get_alert(conn, link.alert_id)
+    if alert is None:
+        return _html(refusal_page(expired=False), 404)
+    person = Principal(f"person:{link.person_id}", Role.CADRE, Place(alert.township, alert.village))
+    alert_actions.acknowledge(conn, link.alert_id, person, comment, datetime.now(UTC))
+    # Post/redirect/get: reloading the page does not post again.
+    return RedirectResponse(f"/a/{token}", status_code=303, headers=_HEADERS)
+
+
+def on_refused(request: Request, exc: Exception) -> HTMLResponse:
+    """403 for an altered or malformed link, 410 for an expired one."""
+    assert isinstance(exc, Refused)
+    return _html(refusal_page(exc.expired), 410 if exc.expired else 403)
