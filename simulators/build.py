@@ -9,13 +9,24 @@ from datetime import datetime
 
 from simulators.commands import NORMAL, Behaviour
 from simulators.device import SimDevice
+from simulators.kinds.barn import BarnPhysics
+from simulators.kinds.camera import CameraPhysics
+from simulators.kinds.water_meter import WaterMeterPhysics
+from simulators.kinds.water_quality import WaterQualityPhysics
 from simulators.model import DeviceModel
+from simulators.sensor import Physics, SensorDevice
 from simulators.speaker import PlayTiming, SpeakerModel
 
-# Normal report intervals, seconds.
+# Normal report intervals, seconds. Meters read every 15 minutes.
 DEFAULT_INTERVALS_S: dict[str, float] = {
+    "water_meter": 900.0,
+    "water_quality": 60.0,
+    "camera": 60.0,
+    "barn": 60.0,
     "speaker": 60.0,
+    "gateway": 60.0,
 }
+NB_IOT_UPLOAD_EVERY_S = 86_400.0  # an NB-IoT meter wakes once a day with its 96 readings
 
 
 @dataclass(frozen=True)
@@ -28,6 +39,7 @@ class ModelOptions:
     intervals_s: Mapping[str, float] = field(default_factory=dict)
     timing: PlayTiming = field(default_factory=PlayTiming)
     stagger: bool = True
+    nb_iot_share: float = 0.3  # the share of meters that upload once a day
 
     def interval_s(self, kind: str) -> float:
         """The report interval of a kind (overridden or normal)."""
@@ -43,6 +55,35 @@ def device_rng(seed: int, device_id: str) -> random.Random:
     return random.Random(f"{seed}/{device_id}")
 
 
+def _sensor(device: SimDevice, options: ModelOptions, rng: random.Random, physics: Physics,
+            upload_every_s: float | None = None) -> SensorDevice:
+    return SensorDevice(device.device_id, physics, rng, options.start,
+                        options.interval_s(device.kind), upload_every_s,
+                        options.behaviour(device.device_id), options.stagger)
+
+
+def _water_meter(device: SimDevice, options: ModelOptions) -> DeviceModel:
+    rng = device_rng(options.seed, device.device_id)
+    nb_iot = rng.random() < options.nb_iot_share
+    return _sensor(device, options, rng, WaterMeterPhysics(rng, options.start),
+                   NB_IOT_UPLOAD_EVERY_S if nb_iot else None)
+
+
+def _water_quality(device: SimDevice, options: ModelOptions) -> DeviceModel:
+    rng = device_rng(options.seed, device.device_id)
+    return _sensor(device, options, rng, WaterQualityPhysics(rng))
+
+
+def _barn(device: SimDevice, options: ModelOptions) -> DeviceModel:
+    rng = device_rng(options.seed, device.device_id)
+    return _sensor(device, options, rng, BarnPhysics(rng))
+
+
+def _camera(device: SimDevice, options: ModelOptions) -> DeviceModel:
+    rng = device_rng(options.seed, device.device_id)
+    return _sensor(device, options, rng, CameraPhysics(device.device_id, rng))
+
+
 def _speaker(device: SimDevice, options: ModelOptions) -> DeviceModel:
     return SpeakerModel(device.device_id, device_rng(options.seed, device.device_id),
                         options.start, options.behaviour(device.device_id), options.timing,
@@ -50,6 +91,10 @@ def _speaker(device: SimDevice, options: ModelOptions) -> DeviceModel:
 
 
 BUILDERS: dict[str, Callable[[SimDevice, ModelOptions], DeviceModel]] = {
+    "water_meter": _water_meter,
+    "water_quality": _water_quality,
+    "barn": _barn,
+    "camera": _camera,
     "speaker": _speaker,
 }
 

@@ -99,3 +99,29 @@ class Acker:
     def next_due(self) -> datetime | None:
         """When the next late acknowledgement is due, if any is waiting."""
         return self._pending[0][0] if self._pending else None
+
+
+@dataclass(frozen=True, slots=True)
+class Screened:
+    """A received command after the checks every device makes before acting."""
+
+    command_id: str | None  # None: no readable id, so nothing can be acked
+    duplicate: bool = False
+    command: Command | None = None  # set when the command may run
+    reason: str | None = None  # set when it must be rejected
+
+
+def screen(raw: bytes, seen: set[str], now: datetime) -> Screened:
+    """Parse, drop a repeated id (acted on once), reject the unparseable and the expired."""
+    parsed = parse_command(raw)
+    command_id = parsed.command_id if isinstance(parsed, BadCommand) else parsed.id
+    if command_id is None:
+        return Screened(None)
+    if command_id in seen:
+        return Screened(command_id, duplicate=True)
+    seen.add(command_id)
+    if isinstance(parsed, BadCommand):
+        return Screened(command_id, reason=parsed.reason)
+    if parsed.expires_at is not None and parsed.expires_at <= now:
+        return Screened(command_id, reason="expired")
+    return Screened(command_id, command=parsed)

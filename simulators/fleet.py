@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import paho.mqtt.client as paho
@@ -32,6 +32,7 @@ from simulators.build import ModelOptions, build_model
 from simulators.clock import Clock, SystemClock
 from simulators.commands import Behaviour
 from simulators.device import SimDevice
+from simulators.faults import NETWORK_FAULTS, FaultWindow, faults_of
 from simulators.model import DeviceModel
 from simulators.payloads import Outgoing, status
 from simulators.speaker import PlayTiming, SpeakerLog, SpeakerModel
@@ -84,6 +85,7 @@ class SimulatedFleet:
         prefix: str,
         devices: Sequence[SimDevice],
         seed: int = 0,
+        nb_iot_share: float = 0.3,
         behaviours: Mapping[str, Behaviour] | None = None,
         intervals_s: Mapping[str, float] | None = None,
         timing: PlayTiming | None = None,
@@ -98,6 +100,7 @@ class SimulatedFleet:
         options = ModelOptions(
             start=self.clock.now(), seed=seed, behaviours=dict(behaviours or {}),
             intervals_s=dict(intervals_s or {}), timing=timing or PlayTiming(), stagger=stagger,
+            nb_iot_share=nb_iot_share,
         )
         self._devices: dict[str, _Device] = {}
         for device in devices:
@@ -203,6 +206,47 @@ class SimulatedFleet:
             return result
 
         return self._call(run)
+
+    def start_fault(self, device_ids: Iterable[str], fault: str,
+                    duration_s: float | None = None, ramp_s: float | None = None) -> None:
+        """Give devices a fault from now (for `duration_s`, or until `clear_fault`).
+
+        `ramp_s` shortens how long a growing fault takes to reach full size (0: at once).
+        `offline` takes them off the network (their Will says `offline`); `bring_online`
+        ends it. Every other fault is acted out by the device's model.
+        """
+        ids = self._known(device_ids)
+        for device_id in ids:
+            kind = self._devices[device_id].model.kind
+            if fault not in faults_of(kind):
+                raise ValueError(f"{device_id}: a {kind} has no fault {fault!r}"
+                                 f" (known: {', '.join(faults_of(kind))})")
+        if fault in NETWORK_FAULTS:
+            self.take_offline(ids)
+            return
+
+        def add() -> None:
+            now = self.clock.now()
+            end = now + timedelta(seconds=duration_s) if duration_s is not None else None
+            for device_id in ids:
+                self._devices[device_id].model.faults.add(FaultWindow(fault, now, end, ramp_s))
+                self._schedule(device_id)
+
+        self._call(add)
+
+    def clear_fault(self, device_ids: Iterable[str], fault: str) -> None:
+        """End a fault now on these devices."""
+        ids = self._known(device_ids)
+        if fault in NETWORK_FAULTS:
+            self.bring_online(ids)
+            return
+
+        def clear() -> None:
+            now = self.clock.now()
+            for device_id in ids:
+                self._devices[device_id].model.faults.clear(fault, now)
+
+        self._call(clear)
 
     def flush(self, timeout_s: float = 30.0) -> None:
         """Block until every message published so far has been acknowledged by the broker."""

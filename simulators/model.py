@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
+from simulators.faults import Faults
 from simulators.payloads import Outgoing
 
 
@@ -13,6 +14,7 @@ class DeviceModel(Protocol):
 
     device_id: str
     kind: str
+    faults: Faults
 
     def next_due(self) -> datetime:
         """When this device next acts on its own."""

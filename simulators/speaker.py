@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 from devices.contract import priority_rank
 from devices.models import PlayCommand, SetVolumeCommand, StopCommand
 from simulators import payloads
-from simulators.commands import NORMAL, Acker, BadCommand, Behaviour, parse_command
+from simulators.commands import NORMAL, Acker, Behaviour, screen
+from simulators.faults import Faults
 from simulators.payloads import Outgoing
 from simulators.schedule import Every
 
@@ -83,6 +84,7 @@ class SpeakerModel:
         self.behaviour = behaviour
         self.timing = timing or PlayTiming()
         self.log = SpeakerLog()
+        self.faults = Faults()
         self._rng = rng
         self._acker = Acker(device_id, behaviour)
         self._seen: set[str] = set()
@@ -109,7 +111,7 @@ class SpeakerModel:
         while self._current is not None and self._current.ends_at <= now:
             self._finish(self._current.ends_at, out)
         slot = self._heartbeat.take(now)
-        if slot is not None:
+        if slot is not None and not self.faults.active("silence", slot):
             out.append(payloads.telemetry(self.device_id, self._health(slot)))
         out.extend(self._acker.release(now))
         return out
@@ -117,25 +119,20 @@ class SpeakerModel:
     def handle_command(self, raw: bytes, now: datetime) -> list[Outgoing]:
         """React to a payload received on the cmd topic."""
         out = self.poll(now)
-        parsed = parse_command(raw)
-        command_id = parsed.command_id if isinstance(parsed, BadCommand) else parsed.id
-        if command_id is None:
+        screened = screen(raw, self._seen, now)
+        if screened.command_id is None:
             self.log.unreadable += 1
-            return out
-        if command_id in self._seen:
-            self.log.duplicates.append(command_id)
-            return out
-        self._seen.add(command_id)
-        if isinstance(parsed, BadCommand):
-            self._reject(command_id, parsed.reason, now, out)
-        elif parsed.expires_at is not None and parsed.expires_at <= now:
-            self._reject(command_id, "expired", now, out)
+        elif screened.duplicate:
+            self.log.duplicates.append(screened.command_id)
+        elif screened.command is None:
+            self._reject(screened.command_id, screened.reason or "invalid", now, out)
         else:
-            handler = self._handlers.get(parsed.op)
+            handler = self._handlers.get(screened.command.op)
             if handler is None:
-                self._reject(command_id, f"unknown op {parsed.op!r} for a speaker", now, out)
+                self._reject(screened.command_id,
+                             f"unknown op {screened.command.op!r} for a speaker", now, out)
             else:
-                handler(parsed, now, out)
+                handler(screened.command, now, out)
         out.extend(self._acker.release(now))
         return out
 

@@ -1,0 +1,1 @@
+"""Physics of each simulated device kind (pure)."""
