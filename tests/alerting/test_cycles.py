@@ -49,7 +49,6 @@ def test_fire_notify_escalate_resolve(conn: psycopg.Connection) -> None:
     assert "turbidity_ntu = 2.4（阈值 1）" in message.text, message.text
     assert "wq-1" in message.text and "T1 / V1" in message.text and "测试" in message.title
     assert f"http://phone.example/a/{alert[0][0]}-cadre-v1" in message.text
-    print(message.title, message.text, sep="\n")
     assert dispatch_cycle(conn, engine, minutes(0.5)).sent == 0  # told once, not twice
 
     escalated = dispatch_cycle(conn, engine, minutes(1.5))

@@ -1,7 +1,180 @@
-"""The `village` commands of this capability."""
+"""The `village alerts` and `village rules` commands: thin calls of alerting.operations."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from village.principal import Principal
+
+alerts_app = typer.Typer(help="List, acknowledge and silence alerts; run the alerting service.",
+                         no_args_is_help=True)
+rules_app = typer.Typer(help="Check alert rule files.", no_args_is_help=True)
+console = Console(soft_wrap=True, highlight=False)
+errors = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def _connect() -> psycopg.Connection:
+    import psycopg
+
+    from village.cli import settings_or_exit
+
+    return psycopg.connect(settings_or_exit().database_url, autocommit=True)
+
+
+def _principal(name: str) -> Principal:
+    from village.principal import Principal, Role
+
+    # Whoever runs the CLI has the database itself: an administrator, named for the record.
+    return Principal(name, Role.ADMIN)
+
+
+def _when(ts: datetime | None) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if ts else ""
+
+
+@alerts_app.command("list")
+def list_command(
+    state: str = typer.Option("firing", help="open (firing, unacknowledged), firing, resolved, all"),
+    limit: int = typer.Option(50, min=1, max=10_000),
+) -> None:
+    """List alerts, newest first."""
+    from alerting.operations import _STATE_WHERE, list_alerts
+
+    if state not in _STATE_WHERE:
+        errors.print(f"--state: one of {', '.join(_STATE_WHERE)}")
+        raise typer.Exit(2)
+    with _connect() as conn:
+        rows = list_alerts(conn, _principal("cli"), state, limit)  # type: ignore[arg-type]
+    table = Table("id", "severity", "state", "rule", "device", "place", "value", "since", "ack")
+    for a in rows:
+        table.add_row(str(a.id), a.severity, a.state, a.rule, a.device_id or "",
+                      "/".join(p for p in (a.township, a.village) if p),
+                      "" if a.value is None else f"{a.value:g}", _when(a.started_at),
+                      a.acknowledged_by or "")
+    console.print(table)
+
+
+@alerts_app.command("ack")
+def ack_command(
+    alert_id: int,
+    by: str = typer.Option(..., help="who acknowledges (recorded)"),
+    comment: str = typer.Option("", help="what is being done"),
+) -> None:
+    """Acknowledge an alert: its repeats and escalation stop."""
+    from alerting.operations import AlertNotFound, acknowledge
+
+    with _connect() as conn:
+        try:
+            alert = acknowledge(conn, _principal(by), alert_id, comment, datetime.now(UTC))
+        except AlertNotFound as exc:
+            errors.print(str(exc))
+            raise typer.Exit(1) from None
+    console.print(f"alert {alert.id} acknowledged by {alert.acknowledged_by} at "
+                  f"{_when(alert.acknowledged_at)}")
+
+
+@alerts_app.command("silence")
+def silence_command(
+    match: Annotated[list[str], typer.Option("--match", help="label=value; repeat for more")],
+    duration: str = typer.Option("2h", "--for", help="how long: 30m, 2h, 1d (30 days at most)"),
+    by: str = typer.Option(..., help="who silences (recorded)"),
+    comment: str = typer.Option(""),
+    maintenance: bool = typer.Option(False, help="record it as a maintenance window"),
+) -> None:
+    """Mute alerts whose labels match, for a bounded time."""
+    from alerting.operations import SilenceError, create_silence
+    from alerting.rules import parse_duration
+
+    try:
+        matchers = dict(item.split("=", 1) for item in match)
+        seconds = parse_duration(duration)
+    except ValueError as exc:
+        errors.print(f"bad --match or --for: {exc}")
+        raise typer.Exit(2) from None
+    now = datetime.now(UTC)
+    with _connect() as conn:
+        try:
+            silence = create_silence(conn, _principal(by), matchers, now, now + timedelta(seconds=seconds),
+                                     comment, now, "maintenance" if maintenance else "silence")
+        except SilenceError as exc:
+            errors.print(str(exc))
+            raise typer.Exit(2) from None
+    console.print(f"silence {silence.id} until {_when(silence.ends_at)}: {silence.matchers}")
+
+
+@alerts_app.command("silences")
+def silences_command() -> None:
+    """List silences in force or to come."""
+    from alerting.operations import list_silences
+
+    with _connect() as conn:
+        rows = list_silences(conn, datetime.now(UTC))
+    table = Table("id", "kind", "matchers", "from", "until", "by", "comment")
+    for s in rows:
+        table.add_row(str(s.id), s.kind, " ".join(f"{k}={v}" for k, v in s.matchers.items()),
+                      _when(s.starts_at), _when(s.ends_at), s.created_by, s.comment)
+    console.print(table)
+
+
+@alerts_app.command("unsilence")
+def unsilence_command(silence_id: int, by: str = typer.Option(...)) -> None:
+    """End a silence now."""
+    from alerting.operations import AlertNotFound, expire_silence
+
+    with _connect() as conn:
+        try:
+            expire_silence(conn, _principal(by), silence_id, datetime.now(UTC))
+        except AlertNotFound as exc:
+            errors.print(str(exc))
+            raise typer.Exit(1) from None
+    console.print(f"silence {silence_id} ended")
+
+
+@alerts_app.command("run")
+def run_command() -> None:
+    """Run the alerting service until interrupted (notifications per the routing file)."""
+    from alerting.service import AlertingConfigError, start
+    from village.cli import settings_or_exit
+    from village.commands.ingest import stop_on_signals
+
+    settings = settings_or_exit()
+    try:
+        handle = start(settings)
+    except (AlertingConfigError, ValueError) as exc:
+        errors.print(f"[red]alerting:[/red] {exc}")
+        raise typer.Exit(2) from None
+    stop = threading.Event()
+    errors.print(f"alerting: {len(handle.engine.book.rules)} rules, "
+                 f"{len(handle.engine.notifiers)} receivers")
+    with stop_on_signals(stop):
+        stop.wait()
+    handle.stop()
+
+
+@rules_app.command("check")
+def check_command(file: str) -> None:
+    """Validate a rules file; an error names the rule and the field."""
+    from alerting.operations import check_rules
+    from alerting.rules import RuleError
+
+    try:
+        rules = check_rules(file)
+    except (RuleError, OSError) as exc:
+        errors.print(f"[red]invalid:[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"{file}: {len(rules)} rules, valid: " + ", ".join(r.name for r in rules))
 
 
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to the `village` program."""
+    app.add_typer(alerts_app, name="alerts")
+    app.add_typer(rules_app, name="rules")
