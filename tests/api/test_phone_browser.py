@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -43,7 +44,7 @@ def server(settings: Settings, seeded: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Any]:
     """Headless Chromium with a fresh profile, logging every network request."""
     from selenium.webdriver.chrome.service import Service
 
@@ -63,9 +64,9 @@ def browser() -> Iterator[object]:
     shutil.rmtree(profile, ignore_errors=True)
 
 
-def _requested_urls(driver: object) -> list[str]:
+def _requested_urls(driver: Any) -> list[str]:
     urls = []
-    for entry in driver.get_log("performance"):  # type: ignore[attr-defined]
+    for entry in driver.get_log("performance"):
         message = json.loads(entry["message"])["message"]
         if message["method"] == "Network.requestWillBeSent":
             urls.append(message["params"]["request"]["url"])
@@ -77,20 +78,20 @@ def _link(settings: Settings, base: str, alert_id: int, expires: datetime) -> st
     return f"{base}/a/{token}"
 
 
-def test_open_acknowledge_and_see_it_stored(server: str, browser: object, settings: Settings,
+def test_open_acknowledge_and_see_it_stored(server: str, browser: Any, settings: Settings,
                                             seeded: str, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
     alert_id = insert_alert(seeded)
     link = _link(settings, server, alert_id, datetime.now(UTC) + timedelta(hours=2))
     driver = browser
-    driver.get(link)  # type: ignore[attr-defined]
-    assert "夜间流量偏高" in driver.find_element(By.TAG_NAME, "h1").text  # type: ignore[attr-defined]
-    assert driver.find_elements(By.CSS_SELECTOR, "svg polyline")  # type: ignore[attr-defined]
-    driver.find_element(By.ID, "comment").send_keys("已到现场，阀门已关")  # type: ignore[attr-defined]
-    driver.find_element(By.ID, "ack").click()  # type: ignore[attr-defined]
+    driver.get(link)
+    assert "夜间流量偏高" in driver.find_element(By.TAG_NAME, "h1").text
+    assert driver.find_elements(By.CSS_SELECTOR, "svg polyline")
+    driver.find_element(By.ID, "comment").send_keys("已到现场，阀门已关")
+    driver.find_element(By.ID, "ack").click()
     deadline = time.monotonic() + 10
-    while not driver.find_elements(By.ID, "acknowledged"):  # type: ignore[attr-defined]
+    while not driver.find_elements(By.ID, "acknowledged"):
         assert time.monotonic() < deadline, "the page never showed the acknowledgement"
         time.sleep(0.1)
     driver.save_screenshot(str(tmp_path / "acknowledged.png"))
@@ -104,23 +105,23 @@ def test_open_acknowledge_and_see_it_stored(server: str, browser: object, settin
     assert outside == [], outside
 
 
-def test_expired_and_altered_links_are_refused(server: str, browser: object, settings: Settings,
+def test_expired_and_altered_links_are_refused(server: str, browser: Any, settings: Settings,
                                                seeded: str) -> None:
     from selenium.webdriver.common.by import By
 
     alert_id = insert_alert(seeded)
     driver = browser
     expired = _link(settings, server, alert_id, datetime.now(UTC) - timedelta(minutes=1))
-    driver.get(expired)  # type: ignore[attr-defined]
-    assert "链接已过期" in driver.find_element(By.TAG_NAME, "h1").text  # type: ignore[attr-defined]
+    driver.get(expired)
+    assert "链接已过期" in driver.find_element(By.TAG_NAME, "h1").text
     good = _link(settings, server, alert_id, datetime.now(UTC) + timedelta(hours=1))
     body, signature = good.rsplit(".", 1)
     # Point the token at another alert, keeping the old signature.
     other = _link(settings, server, alert_id + 1, datetime.now(UTC) + timedelta(hours=1))
     altered = other.rsplit(".", 1)[0] + "." + signature
-    driver.get(altered)  # type: ignore[attr-defined]
-    assert "链接无效" in driver.find_element(By.TAG_NAME, "h1").text  # type: ignore[attr-defined]
-    assert not driver.find_elements(By.ID, "ack")  # type: ignore[attr-defined]
+    driver.get(altered)
+    assert "链接无效" in driver.find_element(By.TAG_NAME, "h1").text
+    assert not driver.find_elements(By.ID, "ack")
     with psycopg.connect(seeded) as conn:
         assert conn.execute("SELECT count(*) FROM alert_acks").fetchone() == (0,)
     assert body  # the good link was well formed
