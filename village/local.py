@@ -64,8 +64,11 @@ def mosquitto_conf(
         else "allow_anonymous true\n"
     )
     acl = f"acl_file {acl_file}\n" if acl_file else ""
+    # Started as root, Mosquitto switches to the `mosquitto` user, which cannot write our data
+    # directory: persistence would silently fail. Stay the user that started it.
+    user = f"user {pwd.getpwuid(os.geteuid()).pw_name}\n"
     return (
-        f"listener {port} 127.0.0.1\n{auth}{acl}"
+        f"listener {port} 127.0.0.1\n{user}{auth}{acl}"
         f"persistence_location {data_dir}/\n"
         f"{NO_LOSS_BROKER_SETTINGS}{extra}"
     )

@@ -1,0 +1,191 @@
+"""Nothing is lost or doubled when the worker is killed, or PostgreSQL or the broker restart."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from devices.topics import Channel, topic
+from ingest.service import Worker
+from tests.conftest import create_database, database_url_for
+from tests.ingest.conftest import (
+    Publisher,
+    ingest_settings,
+    register,
+    running_worker,
+    scalar,
+    wait_until,
+)
+from village.local import MosquittoServer, PostgresCluster
+from village.migrate import migrate
+
+DEVICES = [f"wm-{n:03d}" for n in range(20)]
+BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+
+
+def stream(mqtt_url: str, prefix: str, start: int, count: int) -> None:
+    """Publish `count` one-reading messages, numbered from `start`, each a distinct reading."""
+    pub = Publisher(mqtt_url)
+    for n in range(start, start + count):
+        device = DEVICES[n % len(DEVICES)]
+        pub.publish(topic(prefix, device, Channel.TELEMETRY),
+                    {"ts": (BASE + timedelta(seconds=n)).isoformat(), "total_m3": n})
+    pub.close()
+
+
+def readings_while_down(worker: Worker) -> int:
+    """What the worker stored plus what it holds (the database cannot be asked now)."""
+    return worker.stats.readings + len(worker.handoff)
+
+
+def readings(database_url: str) -> int:
+    return int(scalar(database_url, "SELECT count(*) FROM readings"))
+
+
+def assert_each_reading_once(database_url: str, total: int) -> None:
+    """Every published reading is there, exactly once, with its own value."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*), count(DISTINCT value), min(value), max(value) FROM readings"
+        ).fetchone()
+        wrong = conn.execute(
+            "SELECT count(*) FROM readings WHERE ts <> %s + make_interval(secs => value)",
+            (BASE,),
+        ).fetchone()
+    assert row == (total, total, 0, total - 1)
+    assert wrong == (0,)
+
+
+def start_ingest_process(database_url: str, mqtt_url: str, prefix: str, client_id: str,
+                         log: Path) -> subprocess.Popen[bytes]:
+    """`village ingest` as its own process, configured by the environment only."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VILLAGE_")}
+    env.update(VILLAGE_DATABASE_URL=database_url, VILLAGE_MQTT_URL=mqtt_url,
+               VILLAGE_TOPIC_PREFIX=prefix, VILLAGE_INGEST__CLIENT_ID=client_id,
+               VILLAGE_INGEST__SHARE_GROUP="kill9")
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "village.cli", "ingest",
+                                 "--status-every", "1"], env=env, cwd=log.parent,
+                                stdout=out, stderr=subprocess.STDOUT)
+
+
+@pytest.mark.slow
+def test_kill_9_with_thousands_in_flight_then_restart_stores_each_reading_once(
+    database_url: str, mosquitto: MosquittoServer, topic_prefix: str, tmp_path: Path
+) -> None:
+    register(database_url, [(device, "water_meter") for device in DEVICES])
+    total = 20_000
+    log = tmp_path / "ingest.log"
+    worker = start_ingest_process(database_url, mosquitto.url, topic_prefix, "ingest-kill", log)
+    try:
+        # Until the process has subscribed, a probe reaches nobody; resending it is harmless.
+        wait_until(lambda: stream(mosquitto.url, topic_prefix, 0, 1) is None
+                   and readings(database_url) == 1, what="the first worker to store")
+        publisher = threading.Thread(target=stream,
+                                     args=(mosquitto.url, topic_prefix, 1, total - 1))
+        publisher.start()
+        wait_until(lambda: readings(database_url) > 3000, what="the stream to be under way")
+        worker.kill()
+        worker.wait(10)
+        stored_at_kill = readings(database_url)
+        publisher.join(60)
+        assert stored_at_kill < total, "the worker finished before it was killed"
+        worker = start_ingest_process(database_url, mosquitto.url, topic_prefix, "ingest-kill",
+                                      log)
+        wait_until(lambda: readings(database_url) >= total, timeout_s=60,
+                   what="the restarted worker to catch up")
+    finally:
+        worker.terminate()
+        worker.wait(20)
+    assert worker.returncode == 0, log.read_text()[-2000:]
+    assert_each_reading_once(database_url, total)
+
+
+@pytest.fixture
+def cluster_database(private_postgres: PostgresCluster) -> Iterator[str]:
+    """A migrated database on a private cluster that the test may restart."""
+    name = "village_" + uuid.uuid4().hex[:8]
+    create_database(private_postgres.admin_url, name)
+    url = database_url_for(private_postgres.admin_url, name)
+    migrate(url, timedelta(days=730))
+    yield url
+
+
+@pytest.mark.slow
+def test_postgres_restart_mid_stream_loses_nothing_and_the_worker_recovers(
+    cluster_database: str, private_postgres: PostgresCluster, mosquitto: MosquittoServer,
+    topic_prefix: str,
+) -> None:
+    register(cluster_database, [(device, "water_meter") for device in DEVICES])
+    total = 15_000
+    settings = ingest_settings(cluster_database, mosquitto.url, topic_prefix)
+    with running_worker(settings) as worker:
+        publisher = threading.Thread(target=stream,
+                                     args=(mosquitto.url, topic_prefix, 0, total))
+        publisher.start()
+        wait_until(lambda: readings(cluster_database) > 1000, what="the stream to be under way")
+        private_postgres.stop("fast")
+        wait_until(lambda: worker.stats.db_errors > 0, what="the worker to notice")
+        publisher.join(60)
+        # Everything is published and the database is down: the worker holds at most the
+        # receive maximum; the rest waits at the broker.
+        assert len(worker.handoff) <= settings.ingest.max_in_flight
+        assert readings_while_down(worker) < total
+        private_postgres.start()
+        wait_until(lambda: readings(cluster_database) >= total, timeout_s=60,
+                   what="the worker to recover by itself")
+        assert worker.stats.database_ok
+    assert_each_reading_once(cluster_database, total)
+
+
+@pytest.mark.slow
+def test_broker_restart_mid_stream_loses_nothing_and_the_worker_reconnects(
+    database_url: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    broker = MosquittoServer(data_dir=tmp_path / "broker").start()
+    try:
+        register(database_url, [(device, "water_meter") for device in DEVICES])
+        half = 10_000
+        settings = ingest_settings(database_url, broker.url, topic_prefix)
+        with running_worker(settings):
+            pass  # the session and its subscriptions now wait at the broker
+        stream(broker.url, topic_prefix, 0, half)  # queued for the absent worker
+        with running_worker(settings) as worker:
+            wait_until(lambda: readings(database_url) > 0, what="the backlog to start flowing")
+            broker.stop()  # graceful: the broker saves queued messages and sessions
+            in_flight = half - readings(database_url)
+            broker.start()
+            wait_until(lambda: worker.subscriber.connects >= 2, what="the worker to reconnect")
+            stream(broker.url, topic_prefix, half, half)
+            wait_until(lambda: readings(database_url) >= 2 * half, timeout_s=60,
+                       what="every reading after the restart")
+        assert in_flight > 0, "the broker restarted after everything was stored"
+        assert_each_reading_once(database_url, 2 * half)
+    finally:
+        broker.kill()
+
+
+def test_two_workers_on_one_shared_subscription_split_the_load(
+    database_url: str, mosquitto: MosquittoServer, topic_prefix: str
+) -> None:
+    register(database_url, [(device, "water_meter") for device in DEVICES])
+    total = 10_000
+    group = "g" + uuid.uuid4().hex[:6]
+    first = ingest_settings(database_url, mosquitto.url, topic_prefix, share_group=group)
+    second = ingest_settings(database_url, mosquitto.url, topic_prefix, share_group=group)
+    with running_worker(first) as one, running_worker(second) as two:
+        stream(mosquitto.url, topic_prefix, 0, total)
+        wait_until(lambda: readings(database_url) >= total, what="every reading")
+    assert one.stats.messages > total / 10 and two.stats.messages > total / 10
+    assert one.stats.messages + two.stats.messages == total
+    assert one.stats.duplicates + two.stats.duplicates == 0
+    assert_each_reading_once(database_url, total)
