@@ -1,0 +1,109 @@
+"""End to end: simulated devices -> real Mosquitto -> ingest worker -> PostgreSQL ->
+the alerting service -> real local HTTP and SMTP receivers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import yaml
+
+from alerting.service import AlertingHandle, start
+from alerting.settings import AlertingSettings
+from simulators.device import numbered
+from simulators.fleet import SimulatedFleet
+from tests.ingest.conftest import ingest_settings, running_worker, wait_until
+from village.local import MosquittoServer
+from village.settings import Settings, parse_mqtt_url
+
+from .fixtures import add_devices, two_level_routing
+from .receivers import http_receiver, smtp_receiver
+
+CONTAMINATION_RULES = {"rules": [{
+    "name": "wq-turbidity-critical", "severity": "critical",
+    "summary_zh": "浊度超过 3 NTU", "summary_en": "Turbidity above 3 NTU",
+    "select": {"kind": "water_quality", "metric": "turbidity_ntu"},
+    "condition": {"threshold": {"above": 3.0, "clear_below": 2.7, "for": "2s"}},
+}]}
+
+
+def alerting_settings(base: Settings, tmp_path: Path, routing: dict[str, Any],
+                      rules: dict[str, Any]) -> Settings:
+    """The test's settings with short intervals and its own rules and routing files."""
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rules, allow_unicode=True))
+    (tmp_path / "routing.yaml").write_text(yaml.safe_dump(routing, allow_unicode=True))
+    options = AlertingSettings(
+        presets=False, rules_files=[str(tmp_path / "rules.yaml")],
+        routing_file=str(tmp_path / "routing.yaml"), evaluate_interval_s=0.5,
+        schedule_interval_s=1, dispatch_interval_s=0.5, retry_backoff_s=0.1,
+    )
+    return base.model_copy(update={"alerting": options, "development": True})
+
+
+@contextmanager
+def running_alerting(settings: Settings) -> Iterator[AlertingHandle]:
+    handle = start(settings)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def test_a_contamination_is_told_once_escalates_and_resolves_once(
+    database_url: str, mosquitto: MosquittoServer, topic_prefix: str, tmp_path: Path
+) -> None:
+    probes = numbered("water_quality", 1, "wq", village="V1", township="T1")
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        add_devices(conn, [("wq-0001", "water_quality", "T1", "V1")])
+    with http_receiver() as (url, village_hook), smtp_receiver() as (port, township_mail):
+        routing = two_level_routing(
+            [{"name": "village-hook", "type": "webhook", "options": {"url": url + "/v1"}},
+             {"name": "township-mail", "type": "email",
+              "options": {"host": "127.0.0.1", "port": port, "sender": "alerts@county.example"}}],
+            ["village-hook"], ["township-mail"],
+            escalate_after={"critical": "3s"})
+        base = ingest_settings(database_url, mosquitto.url, topic_prefix)
+        settings = alerting_settings(base, tmp_path, routing, CONTAMINATION_RULES)
+        with running_worker(base), running_alerting(settings), SimulatedFleet(
+                parse_mqtt_url(mosquitto.url), topic_prefix, probes,
+                intervals_s={"water_quality": 0.5}, stagger=False) as fleet:
+            wait_until(lambda: _count(database_url, "SELECT count(*) FROM readings") > 0,
+                       what="normal readings")
+            fleet.start_fault(["wq-0001"], "contamination", ramp_s=0)
+            assert village_hook.wait_for(1, 20), "the village was never told"
+            first = village_hook.json(0)
+            assert first["action"] == "firing" and first["recipient"]["person_id"] == "cadre-v1"
+            (alert,) = first["alerts"]
+            assert alert["device_id"] == "wq-0001" and alert["value"] > 3 and alert["threshold"] == 3
+            assert alert["village"] == "V1" and "/a/" in alert["link"]
+
+            assert township_mail.wait_for(1, 20), "nobody escalated to the township"
+            escalation = township_mail.mails[0]
+            assert escalation["To"] == "duty@t1.example"
+            assert "无人确认" in escalation["Subject"] and "wq-0001" in escalation.get_content()
+
+            fleet.clear_fault(["wq-0001"], "contamination")
+            assert village_hook.wait_for(2, 30), "the resolution never came"
+            assert township_mail.wait_for(2, 20)
+        resolved = village_hook.json(1)
+        assert resolved["action"] == "resolved" and "已恢复" in resolved["title"]
+        assert "持续" in resolved["text"]
+        assert len(village_hook.requests) == 2 and len(township_mail.mails) == 2
+        assert "已恢复" in township_mail.mails[1]["Subject"]
+    alerts = _rows(database_url, "SELECT rule, state, device_id FROM alerts")
+    assert alerts == [("wq-turbidity-critical", "resolved", "wq-0001")]
+    log = _rows(database_url, "SELECT action, receiver, status FROM notifications ORDER BY id")
+    assert log == [("firing", "village-hook", "sent"), ("escalation", "township-mail", "sent"),
+                   ("resolved", "village-hook", "sent"), ("resolved", "township-mail", "sent")]
+
+
+def _count(database_url: str, query: str) -> int:
+    return int(_rows(database_url, query)[0][0])
+
+
+def _rows(database_url: str, query: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(query).fetchall()
