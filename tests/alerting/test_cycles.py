@@ -9,7 +9,18 @@ import psycopg
 import pytest
 
 from alerting.cycles import dispatch_cycle, evaluate_cycle, tick_cycle
+from alerting.operations import (
+    AlertDenied,
+    AlertNotFound,
+    SilenceError,
+    acknowledge,
+    create_silence,
+    expire_silence,
+    list_alerts,
+    list_silences,
+)
 from alerting.rules import load_rules
+from village.principal import SYSTEM, Place, Principal, Role
 
 from .fixtures import Recorder, add_devices, add_readings, engine_for, two_level_routing
 from .helpers import rule
@@ -102,3 +113,83 @@ def test_presets_load_and_a_camera_outage_is_one_grouped_notice(conn: psycopg.Co
     message, recipient = recorder.sent[0]
     assert recipient is not None and recipient.person_id == "office-t1"  # spans villages
     assert len(message.alerts) == 300 and "300" in message.title
+
+
+def test_a_silence_suppresses_until_it_ends(conn: psycopg.Connection) -> None:
+    add_devices(conn, [("wq-1", "water_quality", "T1", "V1"), ("wq-2", "water_quality", "T1", "V2")])
+    recorder = Recorder()
+    engine = engine_for([TURBIDITY], two_level_routing(
+        [{"name": "rec", "type": "console"}], ["rec"], ["rec"]), {"rec": recorder})
+    silence = create_silence(conn, Principal("op", Role.OPERATOR, Place("T1")),
+                             {"township": "T1", "village": "V1"}, NOW, minutes(30), "flushing pipes",
+                             NOW, "maintenance")
+    for device in ("wq-1", "wq-2"):
+        add_readings(conn, device, "turbidity_ntu", [(minutes(-20), 1.5), (minutes(-5), 1.5)])
+    evaluate_cycle(conn, engine)
+    report = dispatch_cycle(conn, engine, NOW)
+    assert [a.view.device_id for g in report.groups for a in g.alerts] == ["wq-2"]
+    assert list(report.muted.values()) == ["maintenance"]
+    assert dispatch_cycle(conn, engine, minutes(10)).sent == 0  # still muted, wq-2 already told
+    after = dispatch_cycle(conn, engine, minutes(31))  # the window is over: now it is told
+    assert [a.view.device_id for g in after.groups for a in g.alerts] == ["wq-1"]
+    assert silence.kind == "maintenance"
+
+
+def test_a_gateway_outage_mutes_its_devices_stopped_alerts(conn: psycopg.Connection) -> None:
+    add_devices(conn, [("gw-1", "gateway", "T1", "V1")])
+    add_devices(conn, [(f"wm-{i}", "water_meter", "T1", "V1") for i in range(5)], gateway="gw-1")
+    add_devices(conn, [("wm-solo", "water_meter", "T1", "V1")])
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO device_presence (device_id, last_seen) VALUES (%s, %s)",
+                        [(d, minutes(-27 * 60)) for d in ["gw-1", "wm-solo"] + [f"wm-{i}" for i in range(5)]])
+    recorder = Recorder()
+    routing = two_level_routing([{"name": "rec", "type": "console"}], ["rec"], ["rec"])
+    engine = engine_for(load_rules([]), routing, {"rec": recorder})
+    assert len(tick_cycle(conn, engine, NOW).transitions) == 7
+    report = dispatch_cycle(conn, engine, NOW)
+    told = sorted(a.view.device_id or "" for g in report.groups for a in g.alerts)
+    assert told == ["gw-1", "wm-solo"]
+    assert sorted(report.muted.values()) == ["inhibited"] * 5
+
+
+def test_acknowledging_stops_repeats_and_escalation_and_is_scoped(conn: psycopg.Connection) -> None:
+    add_devices(conn, [("wq-1", "water_quality", "T1", "V1")])
+    recorder = Recorder()
+    engine = engine_for([TURBIDITY], two_level_routing(
+        [{"name": "rec", "type": "console"}], ["rec"], ["rec"], repeat_interval="30s"),
+        {"rec": recorder})
+    add_readings(conn, "wq-1", "turbidity_ntu", [(minutes(-20), 1.5), (minutes(-5), 1.5)])
+    evaluate_cycle(conn, engine)
+    assert dispatch_cycle(conn, engine, NOW).sent == 1
+    assert [g.action for g in dispatch_cycle(conn, engine, minutes(0.6)).groups] == ["repeat"]
+    (alert,) = list_alerts(conn, Principal("v1", Role.VIEWER, Place("T1", "V1")))
+    with pytest.raises(AlertDenied):  # sees it, may not act on it
+        acknowledge(conn, Principal("v1", Role.VIEWER, Place("T1", "V1")), alert.id, "", NOW)
+    with pytest.raises(AlertNotFound):  # another village's cadre does not even see it
+        acknowledge(conn, Principal("other", Role.CADRE, Place("T1", "V2")), alert.id, "", NOW)
+    acked = acknowledge(conn, Principal("王", Role.CADRE, Place("T1", "V1")), alert.id,
+                        "去现场看", minutes(0.7))
+    assert (acked.acknowledged_by, acked.ack_comment) == ("王", "去现场看")
+    assert dispatch_cycle(conn, engine, minutes(5)).sent == 0  # no repeat, no escalation
+    assert list_alerts(conn, SYSTEM, "open") == []
+    assert [a.id for a in list_alerts(conn, SYSTEM, "firing")] == [alert.id]
+
+
+def test_silences_are_bounded_and_authorized(conn: psycopg.Connection) -> None:
+    operator = Principal("op", Role.OPERATOR, Place("T1"))
+    for matchers, ends, message in [
+        ({}, minutes(10), "at least one matcher"),
+        ({"colour": "red"}, minutes(10), "unknown label"),
+        ({"township": "T1"}, minutes(60 * 24 * 31), "30 days"),
+        ({"township": "T1"}, minutes(-1), "end after"),
+    ]:
+        with pytest.raises(SilenceError, match=message):
+            create_silence(conn, operator, matchers, NOW, ends, "", NOW)
+    with pytest.raises(AlertDenied):
+        create_silence(conn, operator, {"township": "T2"}, NOW, minutes(10), "", NOW)
+    with pytest.raises(AlertDenied):
+        create_silence(conn, operator, {"kind": "camera"}, NOW, minutes(10), "", NOW)  # county-wide
+    made = create_silence(conn, operator, {"township": "T1", "kind": "camera"}, NOW, minutes(10), "", NOW)
+    assert [s.id for s in list_silences(conn, NOW)] == [made.id]
+    expire_silence(conn, operator, made.id, minutes(1))
+    assert list_silences(conn, minutes(2)) == []
