@@ -97,6 +97,11 @@ class Worker:
         """Receive, store and acknowledge until `stop` is set, then flush and disconnect."""
         ingest = self.settings.ingest
         self.maintenance.start()
+        try:
+            self._refresh_registry([])
+            self.stats.database_ok = True
+        except psycopg.Error as exc:
+            self._log(f"database unavailable at start ({type(exc).__name__}); will retry")
         self.subscriber.start()
         try:
             while not self.stop.is_set():

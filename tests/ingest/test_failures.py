@@ -88,8 +88,11 @@ def test_kill_9_with_thousands_in_flight_then_restart_stores_each_reading_once(
     worker = start_ingest_process(database_url, mosquitto.url, topic_prefix, "ingest-kill", log)
     try:
         # Until the process has subscribed, a probe reaches nobody; resending it is harmless.
-        wait_until(lambda: stream(mosquitto.url, topic_prefix, 0, 1) is None
-                   and readings(database_url) == 1, what="the first worker to store")
+        def probe() -> bool:
+            stream(mosquitto.url, topic_prefix, 0, 1)
+            return readings(database_url) == 1
+
+        wait_until(probe, what="the first worker to store")
         publisher = threading.Thread(target=stream,
                                      args=(mosquitto.url, topic_prefix, 1, total - 1))
         publisher.start()
