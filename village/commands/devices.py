@@ -9,7 +9,7 @@ import io
 import json
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated
 
@@ -100,8 +100,6 @@ def _private_file(path: Path | None) -> Iterator[IO[str] | None]:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -134,6 +132,9 @@ def import_(
                 writer = csv.writer(secrets_file, lineterminator="\n")
                 writer.writerow(("device_id", "secret"))
                 writer.writerows(result.secrets)
+                # On disk before the commit: a secret is never stored only as a hash.
+                secrets_file.flush()
+                os.fsync(secrets_file.fileno())
     skipped = f", {len(parsed.problems)} problems skipped" if parsed.problems else ""
     err.print(f"{result.created} added, {result.updated} updated, {result.unchanged} unchanged"
               f"{skipped}", highlight=False)
@@ -145,40 +146,35 @@ def import_(
                   " --secrets-out, or `village devices rotate-secret`", highlight=False)
 
 
-@devices_app.command("add")
-def add(device_id: str, kind: Kind, village: Village, township: Township = None,
-        grid: Grid = None, site: Site = None, name: Name = None, latitude: Latitude = None,
-        longitude: Longitude = None, installed_on: Installed = None, gateway: Gateway = None,
-        tags: Tags = None) -> None:
-    """Register one device and print its secret once."""
-    from devices.registry import add_device
+def _registering(verb: str, done: str, help_text: str) -> Callable[..., None]:
+    """The `add` or `approve` command: both take a device's kind and place, both print a secret."""
 
-    with _connection() as conn:
-        row = _row(conn, _cells(device_id, kind=kind, village=village, township=township,
-                                grid=grid, site=site, name=name, latitude=latitude,
-                                longitude=longitude, installed_on=installed_on,
-                                gateway=gateway, tags=tags))
-        secret = add_device(conn, row, _actor())
-    err.print(f"{device_id} registered; its secret, shown this once:", highlight=False)
-    typer.echo(secret)
+    def command(device_id: str, kind: Kind, village: Village, township: Township = None,
+                grid: Grid = None, site: Site = None, name: Name = None,
+                latitude: Latitude = None, longitude: Longitude = None,
+                installed_on: Installed = None, gateway: Gateway = None,
+                tags: Tags = None) -> None:
+        from devices.registry import add_device, approve_device
+
+        register = {"add": add_device, "approve": approve_device}[verb]
+        with _connection() as conn:
+            row = _row(conn, _cells(device_id, kind=kind, village=village, township=township,
+                                    grid=grid, site=site, name=name, latitude=latitude,
+                                    longitude=longitude, installed_on=installed_on,
+                                    gateway=gateway, tags=tags))
+            secret = register(conn, row, _actor())
+        err.print(f"{device_id} {done}; its secret, shown this once:", highlight=False)
+        typer.echo(secret)
+
+    command.__doc__ = help_text
+    return command
 
 
-@devices_app.command("approve")
-def approve(device_id: str, kind: Kind, village: Village, township: Township = None,
-            grid: Grid = None, site: Site = None, name: Name = None, latitude: Latitude = None,
-            longitude: Longitude = None, installed_on: Installed = None,
-            gateway: Gateway = None, tags: Tags = None) -> None:
-    """Register a pending (discovered) device with its kind and place; print its secret once."""
-    from devices.registry import approve_device
-
-    with _connection() as conn:
-        row = _row(conn, _cells(device_id, kind=kind, village=village, township=township,
-                                grid=grid, site=site, name=name, latitude=latitude,
-                                longitude=longitude, installed_on=installed_on,
-                                gateway=gateway, tags=tags))
-        secret = approve_device(conn, row, _actor())
-    err.print(f"{device_id} approved; its secret, shown this once:", highlight=False)
-    typer.echo(secret)
+devices_app.command("add")(_registering(
+    "add", "registered", "Register one device and print its secret once."))
+devices_app.command("approve")(_registering(
+    "approve", "approved",
+    "Register a pending (discovered) device with its kind and place; print its secret once."))
 
 
 @devices_app.command("pending")
