@@ -253,8 +253,9 @@ class Rule:
         return self.summary_zh if language == "zh" else self.summary_en
 
 
-def _location(error: Any) -> str:
-    return ".".join(str(part) for part in error["loc"]) or "rule"
+def _location(error: Any, prefix: str = "") -> str:
+    return ".".join([prefix, *(str(part) for part in error["loc"])] if prefix
+                    else [str(part) for part in error["loc"]]) or "rule"
 
 
 def build_rule(raw: object, position: int) -> Rule:
@@ -281,7 +282,7 @@ def build_rule(raw: object, position: int) -> Rule:
     except ValidationError as exc:
         error = exc.errors()[0]
         raise RuleError(
-            f"rule {name}: condition.{condition_type}.{_location(error)}: {error['msg']}"
+            f"rule {name}: {_location(error, 'condition.' + condition_type)}: {error['msg']}"
         ) from None
     rule = Rule(
         name=model.name, severity=model.severity, summary_zh=model.summary_zh,

@@ -28,7 +28,7 @@ class AlertingSettings(BaseModel):
     )
     link_ttl_h: float = Field(72, gt=0, le=24 * 90)
     stream_overlap_s: float = Field(
-        30, ge=0, le=3600,
+        2, ge=0, le=3600,
         description="rows stored this long before the watermark are read again (late commits)",
     )
     first_lookback_s: float = Field(
