@@ -167,7 +167,7 @@ def _where(filters: Mapping[str, str]) -> tuple[sql.Composable, list[str]]:
         raise RegistryError(f"cannot filter on {unknown[0]!r}")
     if not filters:
         return _NOTHING, []
-    clauses = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(name))
+    clauses = sql.SQL(" AND ").join(sql.SQL("d.{} = %s").format(sql.Identifier(name))
                                     for name in filters)
     return sql.SQL(" WHERE ") + clauses, list(filters.values())
 
@@ -184,15 +184,20 @@ _NOTHING = sql.SQL("")
 
 
 def _select(where: sql.Composable, tail: sql.Composable = _NOTHING) -> sql.Composed:
-    return sql.SQL("SELECT {}, secret_hash IS NOT NULL FROM devices{}{}").format(
-        sql.SQL(", ").join(map(sql.Identifier, _RECORD_COLUMNS)), where, tail)
+    # The firmware a device last reported wins over the one the registry was told.
+    columns = [sql.SQL("coalesce(p.firmware, d.firmware)") if name == "firmware"
+               else sql.SQL("d.{}").format(sql.Identifier(name)) for name in _RECORD_COLUMNS]
+    return sql.SQL(
+        "SELECT {}, d.secret_hash IS NOT NULL FROM devices d"
+        " LEFT JOIN device_presence p ON p.device_id = d.device_id{}{}"
+    ).format(sql.SQL(", ").join(columns), where, tail)
 
 
 def iter_devices(conn: psycopg.Connection, filters: Mapping[str, str] | None = None,
                  limit: int | None = None) -> Iterator[DeviceRecord]:
     """Devices matching every filter (column = value), ordered by id, streamed."""
     where, params = _where(filters or {})
-    tail = sql.SQL(" ORDER BY device_id") + (
+    tail = sql.SQL(" ORDER BY d.device_id") + (
         sql.SQL(" LIMIT {}").format(sql.Literal(limit)) if limit is not None else _NOTHING)
     with conn.transaction(), conn.cursor(name="registry_devices") as cursor:
         cursor.execute(_select(where, tail), params)
@@ -202,16 +207,23 @@ def iter_devices(conn: psycopg.Connection, filters: Mapping[str, str] | None = N
 def count_devices(conn: psycopg.Connection, filters: Mapping[str, str] | None = None) -> int:
     """How many devices match every filter."""
     where, params = _where(filters or {})
-    row = conn.execute(sql.SQL("SELECT count(*) FROM devices") + where, params).fetchone()
+    row = conn.execute(sql.SQL("SELECT count(*) FROM devices d") + where, params).fetchone()
     return int(row[0]) if row else 0
 
 
 def get_device(conn: psycopg.Connection, device_id: str) -> DeviceRecord:
     """One device; RegistryError if it is not registered."""
-    row = conn.execute(_select(sql.SQL(" WHERE device_id = %s")), (device_id,)).fetchone()
+    row = conn.execute(_select(sql.SQL(" WHERE d.device_id = %s")), (device_id,)).fetchone()
     if row is None:
         raise RegistryError(f"{device_id!r} is not registered")
     return _record(row)
+
+
+def presence(conn: psycopg.Connection, device_id: str) -> dict[str, Any]:
+    """What `device_status` says of a device: last seen, reported state, online, address."""
+    row = conn.execute("SELECT last_seen, reported_state, online, ip FROM device_status"
+                       " WHERE device_id = %s", (device_id,)).fetchone()
+    return dict(zip(("last_seen", "reported_state", "online", "ip"), row or (), strict=False))
 
 
 def recent_changes(conn: psycopg.Connection, device_id: str, limit: int = 10,

@@ -123,7 +123,8 @@ def test_import_without_secrets_out_leaves_new_devices_without_a_login(
     assert row is not None and verify_secret(secret, row[0])
 
 
-def test_add_show_list_filters_and_export_round_trip(village: Village, tmp_path: Path) -> None:
+def test_add_show_list_filters_and_export_round_trip(village: Village, database_url: str,
+                                                     tmp_path: Path) -> None:
     assert village("devices", "add", "gw-a1", "--kind", "gateway", "--village", "东村").exit_code == 0
     added = village("devices", "add", "wm-a1", "--kind", "water_meter", "--village", "东村",
                     "--township", "城关镇", "--grid", "一组", "--gateway", "gw-a1",
@@ -135,11 +136,16 @@ def test_add_show_list_filters_and_export_round_trip(village: Village, tmp_path:
     bad = village("devices", "add", "wm-a2", "--kind", "water_meter", "--village", "东村",
                   "--gateway", "wm-a1")
     assert bad.exit_code == 1 and "is not a gateway" in bad.stderr
+    with psycopg.connect(database_url) as conn:
+        conn.execute("INSERT INTO device_presence (device_id, last_seen, reported_state, firmware)"
+                     " VALUES ('wm-a1', now(), 'online', '1.2.3')")
     shown = village("devices", "show", "wm-a1").stdout
     assert "城关镇" in shown and "gw-a1" in shown and "created by cli:" in shown
+    assert "firmware: 1.2.3" in shown and "online: True" in shown
     listed = json.loads(village("devices", "list", "--grid", "一组", "--format", "json").stdout)
     assert [d["device_id"] for d in listed] == ["wm-a1"]
     assert listed[0]["tags"] == {"户主": "张三"} and "secret_hash" not in listed[0]
+    assert listed[0]["firmware"] == "1.2.3"  # as the device last reported it
     assert "wm-a1" in village("devices", "list", "--kind", "water_meter").stdout
     exported = village("devices", "export").stdout
     file = tmp_path / "export.csv"

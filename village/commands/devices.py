@@ -269,12 +269,13 @@ def export(kind: Filter = None, township: Filter = None, village: Filter = None,
 @devices_app.command("show")
 def show(device_id: str) -> None:
     """Everything the registry knows about one device, with its latest changes."""
-    from devices.registry import get_device, recent_changes
+    from devices.registry import get_device, presence, recent_changes
 
     with _connection() as conn:
         record = get_device(conn, device_id)
+        status = presence(conn, device_id)
         changes = recent_changes(conn, device_id)
-    for key, value in record.as_dict().items():
+    for key, value in (record.as_dict() | status).items():
         out.print(f"{key:>13}: {'' if value is None else value}", highlight=False, markup=False)
     for at, action, actor, detail in changes:
         out.print(f"{at:%Y-%m-%d %H:%M:%S} {action} by {actor} {json.dumps(detail)}",
