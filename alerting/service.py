@@ -17,7 +17,7 @@ from alerting import store
 from alerting.cycles import Engine, dispatch_cycle, evaluate_cycle, night_flow_cycle, tick_cycle
 from alerting.evaluate import RuleBook
 from alerting.notifiers.base import Notifier
-from alerting.notifiers.broadcast import BroadcastStarter
+from alerting.notifiers.broadcast import BroadcastStarter, ServiceStarter
 from alerting.notifiers.channels import build_notifiers
 from alerting.routing import load_routing
 from alerting.rules import load_rules
@@ -60,7 +60,8 @@ def build_engine(
     def link(alert_id: int, person_id: str, now: datetime) -> str:
         return alert_link(options.public_base_url, secret, LinkGrant(alert_id, person_id, now + ttl))
 
-    notifiers = build_notifiers(routing, options.notify_timeout_s, broadcast, console)
+    starter = broadcast or ServiceStarter(settings.database_url)
+    notifiers = build_notifiers(routing, options.notify_timeout_s, starter, console)
     notifiers.update(extra_notifiers or {})
     return Engine(
         book=RuleBook(load_rules(options.rules_files, options.presets)),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,5 +50,32 @@ class BroadcastNotifier:
                          self.config.priority, "alerting")
         except (ValueError, LookupError, PermissionError) as exc:
             raise NotifyError(f"broadcast: refused ({type(exc).__name__})", retryable=False) from None
-        except OSError as exc:
+        except OSError as exc:  # psycopg's connection errors are OSErrors too
             raise NotifyError(f"broadcast: {type(exc).__name__}", retryable=True) from None
+
+
+class ServiceStarter:
+    """A BroadcastStarter over the broadcast service (`broadcast.service.create_broadcast`)."""
+
+    def __init__(self, database_url: str, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.database_url, self.clock = database_url, clock
+
+    def __call__(self, township: str | None, village: str | None, text: str,
+                 priority: str, requested_by: str) -> str:
+        """Record the broadcast; the broadcast daemon plays it once this commits."""
+        import psycopg
+
+        from broadcast.model import BroadcastRequest, Scope
+        from broadcast.service import create_broadcast
+        from village.principal import Place, Principal, Role
+
+        if township is None:
+            raise LookupError("an alert with no township cannot choose speakers")
+        scope = Scope.of_village(township, village) if village else Scope.of_township(township)
+        request = BroadcastRequest(scope=scope, text=text, priority=priority)
+        principal = Principal(f"rule:{requested_by}", Role.OPERATOR, Place(township))
+        try:
+            with psycopg.connect(self.database_url) as conn, conn.transaction():
+                return str(create_broadcast(conn, request, principal, self.clock()))
+        except psycopg.OperationalError as exc:  # the database is away: worth another try
+            raise ConnectionError(type(exc).__name__) from None

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from alerting.cycles import dispatch_cycle, evaluate_cycle, tick_cycle
+from alerting.notifiers.broadcast import ServiceStarter
 from alerting.operations import (
     AlertDenied,
     AlertNotFound,
@@ -193,3 +194,18 @@ def test_silences_are_bounded_and_authorized(conn: psycopg.Connection) -> None:
     assert [s.id for s in list_silences(conn, NOW)] == [made.id]
     expire_silence(conn, operator, made.id, minutes(1))
     assert list_silences(conn, minutes(2)) == []
+
+
+def test_the_broadcast_action_records_a_broadcast_for_the_village(conn: psycopg.Connection,
+                                                                  database_url: str) -> None:
+    add_devices(conn, [("spk-1", "speaker", "T1", "V1"), ("spk-2", "speaker", "T1", "V2")])
+    starter = ServiceStarter(database_url, clock=lambda: NOW)
+    broadcast_id = starter("T1", "V1", "自来水暂停饮用", "emergency", "wq-turbidity-critical")
+    row = conn.execute("SELECT priority, text, created_by FROM broadcasts WHERE broadcast_id = %s",
+                       (broadcast_id,)).fetchone()
+    assert row == ("emergency", "自来水暂停饮用", "rule:wq-turbidity-critical")
+    speakers = conn.execute("SELECT device_id FROM broadcast_deliveries WHERE broadcast_id = %s",
+                            (broadcast_id,)).fetchall()
+    assert speakers == [("spk-1",)]
+    with pytest.raises(ValueError):  # no speaker there: the broadcast service refuses
+        starter("T9", "V9", "x", "emergency", "r")
