@@ -147,11 +147,27 @@ def upsert_devices(conn: psycopg.Connection, rows: Sequence[DeviceRow], columns:
             _upsert_sql(present), (actor, json.dumps({"source": source}))).fetchall()]
         if secrets:
             _log(conn, [device_id for device_id, _ in secrets], "secret_issued", actor)
+        _check_gateways(conn)
     created = actions.count("created")
     updated = len(actions) - created
     return ImportResult(created=created, updated=updated,
                         unchanged=len(rows) - created - updated, secrets=secrets,
                         without_secret=[] if issue_secrets else lacking)
+
+
+def _check_gateways(conn: psycopg.Connection) -> None:
+    # A file may turn a stored gateway into a meter while stored devices still hang off it.
+    broken = conn.execute(
+        "SELECT c.device_id, c.gateway_id, c.kind FROM devices c"
+        " JOIN devices g ON g.device_id = c.gateway_id"
+        " WHERE g.kind <> %s OR c.kind = %s ORDER BY c.device_id LIMIT 3",
+        (GATEWAY_KIND, GATEWAY_KIND)).fetchall()
+    if broken:
+        faults = "; ".join(
+            f"{child} is a gateway with a gateway_id ({gateway})" if kind == GATEWAY_KIND
+            else f"{child} would hang off {gateway}, which would no longer be a gateway"
+            for child, gateway, kind in broken)
+        raise RegistryError(f"{faults}; nothing changed")
 
 
 def gateway_ids(conn: psycopg.Connection, active_only: bool = False) -> set[str]:

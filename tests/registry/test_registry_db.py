@@ -204,3 +204,16 @@ def test_pending_devices_are_approved_with_kind_and_place(
         assert row is not None and row[:2] == ("camera", "十字路口")
         assert verify_secret(approved.stdout.strip(), row[2])
         assert conn.execute("SELECT count(*) FROM pending_devices").fetchone() == (0,)
+
+
+def test_a_gateway_with_devices_cannot_be_turned_into_something_else(
+        village: Village, database_url: str, tmp_path: Path) -> None:
+    first = tmp_path / "first.csv"
+    first.write_text(registry_csv(2, gateways=1), encoding="utf-8")
+    assert village("devices", "import", str(first)).exit_code == 0
+    second = tmp_path / "second.csv"
+    second.write_text("device_id,kind,village\ngw-0000,water_meter,东村\n", encoding="utf-8")
+    result = village("devices", "import", str(second))
+    assert result.exit_code == 1
+    assert "wm-000000 would hang off gw-0000, which would no longer be a gateway" in result.stderr
+    assert _count(database_url, "SELECT count(*) FROM devices WHERE kind = 'gateway'") == 1
