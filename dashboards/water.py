@@ -19,11 +19,12 @@ TZ = limits.COUNTY_TIMEZONE
 def daily_use() -> str:
     """CTEs ending in `used(device_id, bucket, m3)`: each meter's use per county day.
 
-    Use is the rise of the day's last register over the previous day's; a register that
-    went back is a swap or reset, so that day counts only its own rise, never less than 0.
+    Use is the rise of the day's last register over the previous day's. A register that went
+    back is a swap or reset, never negative use: that day counts the old register's rise to
+    its highest value plus the new register's rise from its lowest (where it started).
     """
     return f"""daily AS (
-    SELECT r.device_id, r.bucket, r.first, r.last,
+    SELECT r.device_id, r.bucket, r.first, r.last, r.min, r.max,
            lag(r.last) OVER (PARTITION BY r.device_id ORDER BY r.bucket) AS previous
     FROM readings_daily r
     JOIN devices d ON d.device_id = r.device_id
@@ -33,7 +34,8 @@ def daily_use() -> str:
 ),
 used AS (
     SELECT device_id, bucket,
-           CASE WHEN previous IS NULL OR last < previous THEN greatest(last - first, 0)
+           CASE WHEN previous IS NULL THEN greatest(last - first, 0)
+                WHEN last < previous THEN greatest(max - previous, 0) + greatest(last - min, 0)
                 ELSE last - previous END AS m3
     FROM daily
     WHERE $__timeFilter(bucket)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 
@@ -58,7 +58,7 @@ DEVICES = (
 LEAK_M3H = 0.004
 DAY_USE_M3H = 0.03
 SWAP_DAY = 3  # days before now when wm-swap's register restarts from zero
-SILENT_SINCE = timedelta(days=3)
+SILENT_SINCE = timedelta(days=4, hours=12)
 TURBID_NTU = 2.5
 
 
@@ -96,6 +96,7 @@ def _reading_sets(device: Device, now: datetime) -> list[tuple[datetime, dict[st
                 "turbidity_ntu": TURBID_NTU if turbid else 0.4,
                 "chlorine_mg_l": 0.3,
                 "conductivity_us_cm": 450.0,
+                "dissolved_oxygen_mg_l": 7.5,
                 "temperature_c": 15.0,
             }))
             index += 1
@@ -153,7 +154,8 @@ def fill(database_url: str, now: datetime) -> None:
             ) as copy:
                 for r in rows:
                     copy.write_row((r.device_id, r.metric, r.ts, r.value, now))
-            last_seen = max((r.ts for r in rows), default=now - timedelta(minutes=1))
+            # Heard just now, except the meter that went silent.
+            last_seen = now - SILENT_SINCE if d.device_id == "wm-silent" else datetime.now(UTC)
             conn.execute(
                 "INSERT INTO device_presence (device_id, last_seen, reported_state, firmware)"
                 " VALUES (%s, %s, 'online', %s)",
@@ -172,6 +174,51 @@ def fill(database_url: str, now: datetime) -> None:
                 " 'not JSON', '\\x00', 1)",
                 (now - timedelta(minutes=minutes),),
             )
+        _alerts_and_broadcasts(conn, now)
         storage = conn.execute("SELECT value FROM village_meta WHERE key = 'storage'").fetchone()
         if storage and storage[0] == "plain":
             conn.execute("SELECT village_refresh_rollups()")
+
+
+# Alerts: one critical firing in Xi'an acknowledged after 12 minutes, one major in 李家村
+# firing and unacknowledged, one minor resolved. One broadcast to two speakers: one confirmed.
+ACK_MINUTES = 12
+
+
+def _alerts_and_broadcasts(conn: psycopg.Connection, now: datetime) -> None:
+    rows = (
+        ("wq-turbid", "critical", "firing", "西山乡", "Xi'an", "西山泵站", timedelta(minutes=ACK_MINUTES)),
+        ("wm-leak", "major", "firing", "东河镇", "李家村", None, None),
+        ("barn-pigs", "minor", "resolved", "西山乡", "Xi'an", "猪场", None),
+    )
+    for index, (device, severity, state, township, village, site, ack) in enumerate(rows):
+        fired = now - timedelta(hours=3 + index)
+        conn.execute(
+            "INSERT INTO alerts (fingerprint, rule, condition, severity, state, device_id,"
+            " township, village, site, summary, value, started_at, fired_at, resolved_at,"
+            " acknowledged_at, acknowledged_by)"
+            " VALUES (%s, %s, 'threshold', %s, %s, %s, %s, %s, %s, %s, 1.5, %s, %s, %s, %s, %s)",
+            (f"fp-{index}", f"rule-{severity}", severity, state, device, township, village, site,
+             f"{severity} on {device}", fired, fired,
+             now if state == "resolved" else None,
+             fired + ack if ack else None, "cadre" if ack else None),
+        )
+    conn.execute(
+        "INSERT INTO notifications (alert_ids, group_key, action, level, receiver, channel,"
+        " status, attempts, created_at) VALUES ('{1}', 'g', 'firing', 0, 'village', 'webhook',"
+        " 'sent', 1, %s), ('{1}', 'g', 'firing', 0, 'village', 'sms', 'failed', 3, %s)",
+        (now - timedelta(hours=2), now - timedelta(hours=2)),
+    )
+    conn.execute(
+        "INSERT INTO broadcasts (broadcast_id, created_at, created_by, creator_role, priority,"
+        " text, repeat, expires_at, scope, scope_label, place_township, place_village)"
+        " VALUES ('b-1', %s, 'operator', 'operator', 'emergency', '停水通知', 1, %s,"
+        " '{\"village\": \"王庄村\"}', '王庄村', '东河镇', '王庄村')",
+        (now - timedelta(hours=1), now + timedelta(hours=1)),
+    )
+    for device, state in (("spk-1", "done"), ("cam-1", "no_answer")):
+        conn.execute(
+            "INSERT INTO broadcast_deliveries (broadcast_id, device_id, priority_rank,"
+            " expires_at, state, updated_at) VALUES ('b-1', %s, 2, %s, %s, %s)",
+            (device, now + timedelta(hours=1), state, now),
+        )
