@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from simulators.commands import NORMAL, Behaviour
 from simulators.device import SimDevice
+from simulators.gateway import GatewayModel
 from simulators.kinds.barn import BarnPhysics
 from simulators.kinds.camera import CameraPhysics
 from simulators.kinds.water_meter import WaterMeterPhysics
@@ -106,3 +107,41 @@ def build_model(device: SimDevice, options: ModelOptions) -> DeviceModel:
         raise ValueError(f"{device.device_id}: no simulator for kind {device.kind!r}"
                          f" (simulated: {', '.join(sorted(BUILDERS))})")
     return builder(device, options)
+
+
+@dataclass
+class Built:
+    """The models of a population: those with a connection of their own, and every model."""
+
+    connected: list[DeviceModel]
+    by_id: dict[str, DeviceModel]
+    carrier: dict[str, str]  # child id -> the gateway that carries it
+
+
+def build_models(devices: Sequence[SimDevice], options: ModelOptions) -> Built:
+    """Build every model; a device whose gateway is in the population rides on that gateway."""
+    ids = [d.device_id for d in devices]
+    if len(set(ids)) != len(ids):
+        repeated = next(i for i in ids if ids.count(i) > 1)
+        raise ValueError(f"device {repeated} is listed twice")
+    present = {d.device_id for d in devices if d.kind == "gateway"}
+    children: dict[str, list[DeviceModel]] = {gateway: [] for gateway in present}
+    built = Built([], {}, {})
+    for device in devices:
+        if device.kind == "gateway":
+            continue
+        model = build_model(device, options)
+        built.by_id[device.device_id] = model
+        if device.gateway_id in present:
+            children[device.gateway_id].append(model)
+            built.carrier[device.device_id] = device.gateway_id
+        else:
+            built.connected.append(model)
+    for device in devices:
+        if device.kind == "gateway":
+            gateway = GatewayModel(device.device_id, children[device.device_id],
+                                   device_rng(options.seed, device.device_id), options.start,
+                                   options.interval_s("gateway"), options.stagger)
+            built.by_id[device.device_id] = gateway
+            built.connected.append(gateway)
+    return built

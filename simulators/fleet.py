@@ -28,7 +28,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
 from devices.topics import Channel, topic
-from simulators.build import ModelOptions, build_model
+from simulators.build import ModelOptions, build_models
 from simulators.clock import Clock, SystemClock
 from simulators.commands import Behaviour
 from simulators.device import SimDevice
@@ -57,6 +57,7 @@ class _Device:
     connected: bool = False
     ready: bool = False  # connected and subscribed to its cmd topic
     retry_at: float = 0.0
+    connects: int = 0
     scheduled: datetime | None = None
 
 
@@ -102,14 +103,13 @@ class SimulatedFleet:
             intervals_s=dict(intervals_s or {}), timing=timing or PlayTiming(), stagger=stagger,
             nb_iot_share=nb_iot_share,
         )
-        self._devices: dict[str, _Device] = {}
-        for device in devices:
-            if device.device_id in self._devices:
-                raise ValueError(f"device {device.device_id} is listed twice")
-            self._devices[device.device_id] = self._new_device(build_model(device, options),
-                                                               keepalive_s)
-        self._initially_offline = [d.device_id for d in devices
-                                   if options.behaviour(d.device_id).name == "offline"]
+        built = build_models(devices, options)
+        self._models = built.by_id
+        self._carrier = built.carrier
+        self._devices: dict[str, _Device] = {
+            model.device_id: self._new_device(model, keepalive_s) for model in built.connected}
+        self._initially_offline = [d for d in self._devices
+                                   if options.behaviour(d).name == "offline"]
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -191,18 +191,18 @@ class SimulatedFleet:
 
     def speaker_log(self, device_id: str) -> SpeakerLog:
         """A snapshot of what a simulated speaker did."""
-        model = self._devices[device_id].model
+        model = self._models[device_id]
         if not isinstance(model, SpeakerModel):
             raise TypeError(f"{device_id} is a {model.kind}, not a speaker")
         return self._call(model.log.copy)
 
     def with_model(self, device_id: str, action: Callable[[DeviceModel, datetime], T]) -> T:
         """Run `action(model, now)` on the loop thread (to start a fault, say) and return its result."""
-        device = self._devices[device_id]
+        model = self._models[device_id]
 
         def run() -> T:
-            result = action(device.model, self.clock.now())
-            self._schedule(device_id)
+            result = action(model, self.clock.now())
+            self._schedule(self._carrier.get(device_id, device_id))
             return result
 
         return self._call(run)
@@ -215,9 +215,9 @@ class SimulatedFleet:
         `offline` takes them off the network (their Will says `offline`); `bring_online`
         ends it. Every other fault is acted out by the device's model.
         """
-        ids = self._known(device_ids)
+        ids = self._known(device_ids, carried_too=True)
         for device_id in ids:
-            kind = self._devices[device_id].model.kind
+            kind = self._models[device_id].kind
             if fault not in faults_of(kind):
                 raise ValueError(f"{device_id}: a {kind} has no fault {fault!r}"
                                  f" (known: {', '.join(faults_of(kind))})")
@@ -229,14 +229,14 @@ class SimulatedFleet:
             now = self.clock.now()
             end = now + timedelta(seconds=duration_s) if duration_s is not None else None
             for device_id in ids:
-                self._devices[device_id].model.faults.add(FaultWindow(fault, now, end, ramp_s))
-                self._schedule(device_id)
+                self._models[device_id].faults.add(FaultWindow(fault, now, end, ramp_s))
+                self._schedule(self._carrier.get(device_id, device_id))
 
         self._call(add)
 
     def clear_fault(self, device_ids: Iterable[str], fault: str) -> None:
         """End a fault now on these devices."""
-        ids = self._known(device_ids)
+        ids = self._known(device_ids, carried_too=True)
         if fault in NETWORK_FAULTS:
             self.bring_online(ids)
             return
@@ -244,7 +244,7 @@ class SimulatedFleet:
         def clear() -> None:
             now = self.clock.now()
             for device_id in ids:
-                self._devices[device_id].model.faults.clear(fault, now)
+                self._models[device_id].faults.clear(fault, now)
 
         self._call(clear)
 
@@ -288,10 +288,14 @@ class SimulatedFleet:
         with contextlib.suppress(OSError):
             self._wake_w.send(b"x")
 
-    def _known(self, device_ids: Iterable[str]) -> list[str]:
+    def _known(self, device_ids: Iterable[str], carried_too: bool = False) -> list[str]:
         ids = list(device_ids)
-        unknown = [d for d in ids if d not in self._devices]
+        unknown = [d for d in ids if d not in (self._models if carried_too else self._devices)]
         if unknown:
+            carried = [d for d in unknown if d in self._carrier]
+            if carried:
+                raise KeyError(f"{carried[0]} rides on gateway {self._carrier[carried[0]]}"
+                               " and has no connection of its own")
             raise KeyError(f"not in this fleet: {', '.join(unknown[:5])}")
         return ids
 
@@ -440,6 +444,9 @@ class SimulatedFleet:
             return
         self.counters.connects += 1
         device.connected = True
+        device.connects += 1
+        if device.connects > 1:
+            device.model.resume(self.clock.now())
         self._publish(device, [status(device_id, "online")])
         client.subscribe(topic(self.prefix, device_id, Channel.COMMAND), qos=1)
         self._schedule(device_id)

@@ -24,6 +24,10 @@ class DeviceModel(Protocol):
         """Everything the device publishes by `now`."""
         ...
 
+    def resume(self, now: datetime) -> None:
+        """Back on the network: skip what would have happened while it was off."""
+        ...
+
     def handle_command(self, raw: bytes, now: datetime) -> list[Outgoing]:
         """React to a payload received on the device's cmd topic."""
         ...

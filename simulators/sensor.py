@@ -31,6 +31,7 @@ class EventSpec:
     severity: str = "info"
     detail: dict[str, Any] | None = None
     snapshot_url: str | None = None
+    at: datetime | None = None  # when during the interval it happened; the slot if None
 
 
 @dataclass(slots=True)
@@ -99,13 +100,19 @@ class SensorDevice:
             sample = self.physics.sample(slot, interval_h, self.faults)
             self._buffer.append(payloads.reading_set(self.kind, slot, sample.values, self._seq))
             self._seq += 1
-            out.extend(payloads.event(self.device_id, slot, e.type, e.severity, e.detail,
+            out.extend(payloads.event(self.device_id, e.at or slot, e.type, e.severity, e.detail,
                                       e.snapshot_url) for e in sample.events)
         del self._buffer[:-MAX_BUFFERED]
         if self._upload_every is None or self._upload_due(now):
             out.extend(self._flush())
         out.extend(self._acker.release(now))
         return out
+
+    def resume(self, now: datetime) -> None:
+        """Back on the network after being off: slots missed meanwhile were never measured."""
+        if self._next_slot <= now:
+            missed = (now - self._next_slot) // self.interval + 1
+            self._next_slot += self.interval * missed
 
     def handle_command(self, raw: bytes, now: datetime) -> list[Outgoing]:
         """Run a command the kind supports (set_valve on a meter), or reject it with a reason."""

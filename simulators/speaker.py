@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -21,7 +21,7 @@ from simulators import payloads
 from simulators.commands import NORMAL, Acker, Behaviour, screen
 from simulators.faults import Faults
 from simulators.payloads import Outgoing
-from simulators.schedule import Every
+from simulators.sensor import CommandHandler, Sample, SensorDevice
 
 KIND = "speaker"
 
@@ -84,20 +84,20 @@ class SpeakerModel:
         self.behaviour = behaviour
         self.timing = timing or PlayTiming()
         self.log = SpeakerLog()
-        self.faults = Faults()
-        self._rng = rng
+        self._health = SensorDevice(device_id, _Health(self, rng), rng, start, interval_s,
+                                    stagger=stagger)
+        self.faults = self._health.faults
         self._acker = Acker(device_id, behaviour)
         self._seen: set[str] = set()
         self._current: _Playing | None = None
         self._queue: deque[PlayCommand] = deque()
-        self._heartbeat = Every.staggered(start, interval_s, rng, stagger)
         self._handlers: dict[str, Callable[[object, datetime, list[Outgoing]], None]] = {
             "play": self._play, "stop": self._stop, "set_volume": self._set_volume,
         }
 
     def next_due(self) -> datetime:
         """When this speaker next has something to do on its own."""
-        times = [self._heartbeat.next_at]
+        times = [self._health.next_due()]
         if self._current is not None:
             times.append(self._current.ends_at)
         late = self._acker.next_due()
@@ -110,11 +110,13 @@ class SpeakerModel:
         out: list[Outgoing] = []
         while self._current is not None and self._current.ends_at <= now:
             self._finish(self._current.ends_at, out)
-        slot = self._heartbeat.take(now)
-        if slot is not None and not self.faults.active("silence", slot):
-            out.append(payloads.telemetry(self.device_id, self._health(slot)))
+        out.extend(self._health.poll(now))
         out.extend(self._acker.release(now))
         return out
+
+    def resume(self, now: datetime) -> None:
+        """Back on the network: nothing was measured while it was off."""
+        self._health.resume(now)
 
     def handle_command(self, raw: bytes, now: datetime) -> list[Outgoing]:
         """React to a payload received on the cmd topic."""
@@ -218,13 +220,27 @@ class SpeakerModel:
         self.log.playing = None
         self._queue.clear()
 
-    def _health(self, slot: datetime) -> dict[str, object]:
+    def volume_now(self) -> tuple[int, bool]:
+        """The output volume (an emergency forces its own) and whether it is playing."""
         playing = self._current
-        volume = playing.volume_pct if playing else self.log.volume_pct
+        return (playing.volume_pct if playing else self.log.volume_pct), playing is not None
+
+
+class _Health:
+    """The speaker's heartbeat readings, as the reporting machinery samples them."""
+
+    kind = KIND
+    commands: Mapping[str, CommandHandler] = {}
+
+    def __init__(self, speaker: SpeakerModel, rng: random.Random) -> None:
+        self._speaker = speaker
+        self._rng = rng
+
+    def sample(self, slot: datetime, interval_h: float, faults: Faults) -> Sample:
+        """Volume, amplifier temperature and signal at `slot`."""
+        rng = self._rng
+        volume, playing = self._speaker.volume_now()
         # The amplifier warms while it plays.
-        temperature = 18 + (12 if playing else 0) + self._rng.gauss(0, 0.5)
-        return payloads.reading_set(KIND, slot, {
-            "volume_pct": volume,
-            "temperature_c": round(temperature, 1),
-            "rssi_dbm": round(-72 + self._rng.gauss(0, 3)),
-        })
+        temperature = 18 + (12 if playing else 0) + rng.gauss(0, 0.5)
+        return Sample({"volume_pct": volume, "temperature_c": round(temperature, 1),
+                       "rssi_dbm": round(-72 + rng.gauss(0, 3))})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from simulators.clock import local_hour
 from simulators.faults import Faults
@@ -75,15 +75,17 @@ class CameraPhysics:
             count += 1
             product *= rng.random()
         for _ in range(count):
+            # Events happen during the interval; distinct times keep them distinct rows.
+            at = slot - timedelta(milliseconds=rng.randrange(1, int(interval_h * 3_600_000)))
             if rng.random() < 0.3:
                 intrusion = night and rng.random() < 0.2
                 events.append(EventSpec("intrusion" if intrusion else "person",
                                         "warning" if intrusion else "info",
-                                        {"zone": "gate"}, self._snapshot(slot)))
+                                        {"zone": "gate"}, self._snapshot(at), at))
             else:
-                events.append(EventSpec("motion", "info", None, self._snapshot(slot)))
+                events.append(EventSpec("motion", "info", None, self._snapshot(at), at))
         return events
 
     def _snapshot(self, slot: datetime) -> str:
         # `.invalid` says it plainly: there is no picture behind a simulated event.
-        return f"https://snapshots.invalid/{self._device_id}/{slot:%Y%m%dT%H%M%S}.jpg"
+        return f"https://snapshots.invalid/{self._device_id}/{slot:%Y%m%dT%H%M%S%f}.jpg"

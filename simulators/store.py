@@ -1,0 +1,75 @@
+"""The database side of the simulators: the registry (through devices/registry) and history rows.
+
+A thin adapter: populations come from and go to the `devices` table with the registry's
+own functions; `fill_history` writes generated readings and events straight into the
+tables ingest fills, for tests and dashboards that need data without a broker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import orjson
+import psycopg
+
+from devices.registry import iter_devices, upsert_devices
+from devices.registry_csv import DeviceRow
+from ingest.decode import Limits
+from simulators.device import CSV_COLUMNS, SimDevice
+from simulators.faults import FaultWindow
+from simulators.history import Backfill, history, readings_of
+
+ACTOR = "simulator"
+
+
+def register(conn: psycopg.Connection, devices: Sequence[SimDevice]) -> int:
+    """Upsert the devices into the registry (no secrets issued); return how many are new."""
+    rows = [DeviceRow(**device.row()) for device in devices]  # type: ignore[arg-type]
+    result = upsert_devices(conn, rows, CSV_COLUMNS, ACTOR, issue_secrets=False,
+                            source="simulate")
+    return result.created
+
+
+def load_population(conn: psycopg.Connection) -> list[SimDevice]:
+    """The active devices of the registry, as a population to simulate."""
+    return [SimDevice(
+        device_id=r.row.device_id, kind=r.row.kind, village=r.row.village,
+        township=r.row.township, name=r.row.name, grid=r.row.grid, site=r.row.site,
+        latitude=r.row.latitude, longitude=r.row.longitude, gateway_id=r.row.gateway_id,
+    ) for r in iter_devices(conn, {"lifecycle": "active"})]
+
+
+@dataclass(frozen=True)
+class Filled:
+    """What `fill_history` wrote."""
+
+    readings: int
+    events: int
+
+
+def fill_history(conn: psycopg.Connection, devices: Sequence[SimDevice], plan: Backfill,
+                 faults: Iterable[tuple[str, FaultWindow]] = ()) -> Filled:
+    """Register the devices and write their generated history, decoded as ingest decodes it.
+
+    For an empty history (fresh database): rows are COPYed, not merged.
+    """
+    register(conn, devices)
+    kinds = {device.device_id: device.kind for device in devices}
+    limits = Limits(accepted_lateness=plan.end - plan.start + (plan.end - plan.start))
+    readings_written = events_written = 0
+    for batch in history(devices, plan, faults):
+        readings, events = readings_of(batch, kinds, plan.end, limits)
+        with conn.transaction(), conn.cursor() as cursor:
+            with cursor.copy("COPY readings (device_id, metric, ts, value, received_at)"
+                             " FROM STDIN") as copy:
+                for r in readings:
+                    copy.write_row((r.device_id, r.metric, r.ts, r.value, r.ts))
+            with cursor.copy("COPY events (device_id, ts, type, severity, body, received_at)"
+                             " FROM STDIN") as copy:
+                for e in events:
+                    copy.write_row((e.device_id, e.ts, e.type, e.severity,
+                                    orjson.dumps(e.body).decode(), e.ts))
+        readings_written += len(readings)
+        events_written += len(events)
+    return Filled(readings_written, events_written)
