@@ -78,6 +78,7 @@ class Worker:
     def __init__(self, settings: Settings, client_id: str,
                  log: Callable[[str], None] = lambda line: None) -> None:
         ingest = settings.ingest
+        self.client_id = client_id
         self.settings = settings
         self.policy = policy_from(settings)
         self.prefix = settings.topic_prefix

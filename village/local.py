@@ -102,8 +102,11 @@ class MosquittoServer:
         self.conf_path.write_text(mosquitto_conf(
             self.port, self.data_dir, self.password_file, self.acl_file, self.extra_conf))
         log = open(self.data_dir / "mosquitto.log", "ab")  # noqa: SIM115 - owned by the process
+        # Its own session: a Ctrl-C meant for our process group must not kill the broker
+        # before we have flushed and disconnected.
         self.process = subprocess.Popen(
-            [binary, "-c", str(self.conf_path)], stdout=log, stderr=subprocess.STDOUT
+            [binary, "-c", str(self.conf_path)], stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         wait_for_port(self.port)
@@ -160,7 +163,9 @@ class PostgresCluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, *args: str) -> None:
-        subprocess.run(args, check=True, capture_output=True, **_as_postgres_user())  # type: ignore[call-overload]
+        # A session of its own, so a Ctrl-C at our terminal does not reach the server.
+        subprocess.run(args, check=True, capture_output=True, start_new_session=True,  # type: ignore[call-overload]
+                       **_as_postgres_user())
 
     def init(self) -> PostgresCluster:
         """Create the cluster's data directory if it does not exist yet."""

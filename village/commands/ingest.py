@@ -1,7 +1,96 @@
-"""The `village` commands of this capability."""
+"""The `village ingest` and `village up` commands."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from ingest.service import Worker
+
+console = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Set `stop` on SIGINT or SIGTERM instead of dying mid-batch."""
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def ingest(
+    worker: int = typer.Option(1, min=1, help="worker slot on this host (part of the client id)"),
+    status_every: float = typer.Option(5.0, min=0.1, help="seconds between status lines"),
+) -> None:
+    """Run an ingest worker: MQTT telemetry, events and status into the database."""
+    from ingest.service import Worker, default_client_id
+    from village.cli import settings_or_exit
+
+    settings = settings_or_exit()
+    client_id = settings.ingest.client_id or default_client_id(worker)
+    running = Worker(settings, client_id, log=lambda line: console.print(f"[yellow]{line}"))
+    console.print(
+        f"ingest worker [bold]{client_id}[/bold]: {settings.mqtt!r}, prefix "
+        f"{settings.topic_prefix!r}, share group {settings.ingest.share_group!r}, "
+        f"receive maximum {settings.ingest.max_in_flight}"
+    )
+    reporter = threading.Thread(target=_report, args=(running, status_every), daemon=True)
+    with stop_on_signals(running.stop):
+        reporter.start()
+        running.run()
+    stats = running.stats
+    console.print(f"stopped: {stats.messages} messages, {stats.readings} readings stored, "
+                  f"{stats.dead_letters} dead letters")
+
+
+def _report(worker: Worker, every_s: float) -> None:
+    last_messages, last_at = 0, time.monotonic()
+    while not worker.stop.wait(every_s):
+        stats, now = worker.stats, time.monotonic()
+        rate = (stats.messages - last_messages) / (now - last_at)
+        last_messages, last_at = stats.messages, now
+        broker = "[green]connected" if worker.subscriber.connected.is_set() else "[red]offline"
+        database = "[green]ok" if stats.database_ok else "[red]unavailable"
+        console.print(
+            f"{rate:8.0f} msg/s  {stats.messages} messages  {stats.readings} readings  "
+            f"{stats.duplicates} duplicates  {stats.dead_letters} dead letters  "
+            f"held {len(worker.handoff)}  broker {broker}[/]  database {database}[/]"
+        )
+
+
+DATA_DIR = Path("var")
+
+
+def up(
+    data_dir: Annotated[Path, typer.Option(help="where the local broker and database live")]
+    = DATA_DIR,
+) -> None:
+    """Start everything locally: broker, database, schema, ingest and simulated devices."""
+    from village.cli import settings_or_exit
+    from village.up import run_up
+
+    run_up(settings_or_exit(), data_dir, console)
 
 
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to the `village` program."""
+    app.command()(ingest)
+    app.command()(up)

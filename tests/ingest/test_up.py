@@ -1,0 +1,57 @@
+"""`village up` with no configuration: private broker and database, ingest, simulators, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.ingest.conftest import scalar, wait_until
+
+
+@pytest.mark.slow
+def test_village_up_runs_everything_locally_and_stops_cleanly_on_ctrl_c() -> None:
+    # PostgreSQL runs as its own user when we are root, so the data directory must be
+    # reachable by it (pytest's tmp_path is not).
+    base = Path(tempfile.mkdtemp(prefix="village-up-"))
+    base.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VILLAGE_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "village.cli", "up", "--data-dir", str(base / "var")],
+        cwd=base, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")),  # type: ignore[union-attr]
+                              daemon=True)
+    reader.start()
+    try:
+        wait_until(lambda: any(line.startswith("running;") for line in lines), timeout_s=90,
+                   what="village up to start")
+        running = next(line for line in lines if line.startswith("running;"))
+        match = re.search(r"database (postgresql://\S+),", running)
+        assert match, running
+        database_url = match.group(1)
+        wait_until(lambda: scalar(database_url, "SELECT count(*) FROM readings") > 0
+                   and scalar(database_url, "SELECT count(*) FROM device_status WHERE online") > 0,
+                   timeout_s=60, what="simulated readings and online devices")
+        kinds = scalar(database_url, "SELECT array_agg(DISTINCT kind ORDER BY kind) FROM devices")
+        dead_letters = scalar(database_url, "SELECT count(*) FROM dead_letters")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(60) == 0, "".join(lines)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        reader.join(5)
+        shutil.rmtree(base, ignore_errors=True)
+    output = "".join(lines)
+    for name in ("broker", "postgresql", "ingest", "simulators"):
+        assert f"started {name}" in output and f"stopped {name}" in output, output
+    assert kinds == ["barn", "camera", "gateway", "speaker", "water_meter", "water_quality"]
+    assert dead_letters == 0  # the simulators and the ingest agree on the contract

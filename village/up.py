@@ -1,0 +1,239 @@
+"""`village up`: the embedded default, composed in one place.
+
+With no configuration it starts a private Mosquitto and PostgreSQL under a data directory,
+migrates, registers a handful of simulated devices of every kind, and runs the ingest
+worker and the simulators. `VILLAGE_DATABASE_URL` / `VILLAGE_MQTT_URL`, when set, are used
+instead of the private servers. Long-running parts are `Component`s with start and stop,
+listed in `SERVICES`: alerting, broadcast and the API join by adding a factory there.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import psycopg
+from rich.console import Console
+from rich.live import Live
+
+from village.settings import Settings, parse_mqtt_url
+
+DATABASE_NAME = "village"
+STATUS_EVERY_S = 1.0
+
+
+class UpError(Exception):
+    """Something `village up` needs is missing; the message says what to install or set."""
+
+
+@dataclass
+class Component:
+    """A long-running part of the local stack."""
+
+    name: str
+    where: str
+    start: Callable[[], None]
+    stop: Callable[[], None]
+
+
+@dataclass
+class Stack:
+    """What `village up` started, and the settings that point at it."""
+
+    settings: Settings
+    data_dir: Path
+    console: Console
+    running: list[Component] = field(default_factory=list)
+    figures: Callable[[], str] = lambda: ""
+
+    def add(self, component: Component) -> None:
+        """Start a component and remember it for the stop."""
+        component.start()
+        self.running.append(component)
+        self.console.print(f"[green]started[/green] {component.name:<11} {component.where}")
+
+    def stop(self) -> None:
+        """Stop everything, newest first."""
+        while self.running:
+            component = self.running.pop()
+            try:
+                component.stop()
+                self.console.print(f"stopped {component.name}")
+            except Exception as exc:  # noqa: BLE001 - keep stopping the rest
+                self.console.print(f"[red]could not stop {component.name}: {exc}")
+
+
+def _start_broker(stack: Stack) -> None:
+    if "mqtt_url" in stack.settings.model_fields_set:
+        stack.console.print(f"broker      {stack.settings.mqtt!r} (VILLAGE_MQTT_URL)")
+        return
+    from village.local import MosquittoServer
+
+    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+        # An embedded MQTT 3.1.1 broker (amqtt) is not wired in: ingest needs MQTT v5
+        # (shared subscriptions, receive maximum) anyway.
+        raise UpError("no mosquitto binary on PATH: install Mosquitto 2 (Debian: mosquitto) "
+                      "or set VILLAGE_MQTT_URL")
+    broker = MosquittoServer(data_dir=(stack.data_dir / "mosquitto").resolve())
+
+    def start() -> None:
+        broker.start()
+
+    stack.add(Component("broker", f"{broker.url} (Mosquitto, data in {broker.data_dir})",
+                        start, broker.stop))
+    stack.settings = stack.settings.model_copy(update={"mqtt_url": broker.url})
+
+
+def _start_database(stack: Stack) -> None:
+    if "database_url" in stack.settings.model_fields_set:
+        stack.console.print("database    VILLAGE_DATABASE_URL")
+        return
+    from village.local import PostgresCluster
+
+    cluster = PostgresCluster(data_dir=(stack.data_dir / "pg").resolve())
+    try:
+        cluster.init()
+    except FileNotFoundError as exc:
+        raise UpError(f"{exc}: install PostgreSQL 15+ (Debian: postgresql) or set "
+                      "VILLAGE_DATABASE_URL") from None
+    cluster.stop()  # a cluster left running by a crashed run would refuse to start again
+
+    def start() -> None:
+        cluster.start()
+
+    stack.add(Component("postgresql", f"{cluster.admin_url} (data in {cluster.data_dir})",
+                        start, cluster.stop))
+    with psycopg.connect(cluster.admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                              (DATABASE_NAME,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+    url = cluster.admin_url.rsplit("/", 1)[0] + "/" + DATABASE_NAME
+    stack.settings = stack.settings.model_copy(update={"database_url": url})
+
+
+def _migrate(stack: Stack) -> None:
+    from village.migrate import migrate
+
+    report = migrate(stack.settings.database_url,
+                     timedelta(days=stack.settings.retention.raw_days))
+    done = ", ".join(report.applied) or "already current"
+    stack.console.print(f"schema      version {report.current_version}, {report.storage} "
+                        f"storage ({done})")
+
+
+def _ingest(stack: Stack) -> Component:
+    from ingest.service import Worker, default_client_id
+
+    settings = stack.settings
+    worker = Worker(settings, settings.ingest.client_id or default_client_id(1),
+                    log=lambda line: stack.console.print(f"[yellow]ingest: {line}"))
+    thread = threading.Thread(target=worker.run, name="ingest", daemon=True)
+
+    def stop() -> None:
+        worker.stop.set()
+        thread.join(30)
+
+    last: list[float] = [0, time.monotonic()]
+
+    def figures() -> str:
+        now, messages = time.monotonic(), worker.stats.messages
+        rate = (messages - last[0]) / max(now - last[1], 1e-9)
+        last[:] = [messages, now]
+        return (f"{rate:7.1f} msg/s  {messages} messages  {worker.stats.readings} readings  "
+                f"held {len(worker.handoff)}")
+
+    stack.figures = figures
+    return Component("ingest", f"worker {worker.client_id}, prefix {settings.topic_prefix!r}",
+                     thread.start, stop)
+
+
+def _simulators(stack: Stack) -> Component:
+    from devices.registry import upsert_devices
+    from devices.registry_csv import DeviceRow
+    from simulators.device import CSV_COLUMNS
+    from simulators.fleet import SimulatedFleet
+    from simulators.population import PopulationSpec, generate_population
+
+    spec = PopulationSpec(townships=1, villages=2, meters=8, probes=2, cameras=3, barns=2,
+                          speakers=3, gateways=True)
+    devices = generate_population(spec, seed=1)
+    with psycopg.connect(stack.settings.database_url) as conn:
+        upsert_devices(conn, [DeviceRow(**device.row()) for device in devices],  # type: ignore[arg-type]
+                       CSV_COLUMNS, actor="village up", issue_secrets=False, source="village up")
+    # Short intervals so the live figures move; the real ones are minutes to a day.
+    fleet = SimulatedFleet(parse_mqtt_url(stack.settings.mqtt_url), stack.settings.topic_prefix,
+                           devices, seed=1, intervals_s={kind: 5.0 for kind in (
+                               "water_meter", "water_quality", "barn", "camera", "speaker",
+                               "gateway")})
+    kinds = sorted({device.kind for device in devices})
+
+    def start() -> None:
+        fleet.start()
+
+    return Component("simulators", f"{len(devices)} devices ({', '.join(kinds)})", start,
+                     fleet.stop)
+
+
+# The long-running services, started in this order after the broker, database and schema.
+# Alerting, broadcast and the API join by adding their factory here.
+SERVICES: list[Callable[[Stack], Component]] = [_ingest, _simulators]
+
+
+def _status_line(stack: Stack) -> str:
+    with psycopg.connect(stack.settings.database_url, connect_timeout=3) as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM device_status WHERE online),"
+            " (SELECT count(*) FROM devices WHERE lifecycle = 'active'),"
+            " (SELECT count(*) FROM dead_letters)").fetchone()
+    online, total, dead = row if row else (0, 0, 0)
+    return f"{stack.figures()}  devices online {online}/{total}  dead letters {dead}"
+
+
+def run_up(settings: Settings, data_dir: Path, console: Console) -> None:
+    """Start the local stack, show live figures until Ctrl-C, then stop it all."""
+    from village.commands.ingest import stop_on_signals
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o755)  # PostgreSQL runs as its own user when we are root
+    stack = Stack(settings, data_dir, console)
+    stop = threading.Event()
+    try:
+        with stop_on_signals(stop):
+            _start_broker(stack)
+            _start_database(stack)
+            _migrate(stack)
+            for factory in SERVICES:
+                if stop.is_set():
+                    break
+                stack.add(factory(stack))
+            console.print(f"running; database {stack.settings.database_url}, broker "
+                          f"{stack.settings.mqtt_url}. Ctrl-C stops everything.")
+            _show_figures(stack, stop)
+    except UpError as exc:
+        console.print(f"[red]cannot start:[/red] {exc}")
+        raise SystemExit(1) from None
+    finally:
+        stack.stop()
+
+
+def _show_figures(stack: Stack, stop: threading.Event) -> None:
+    if not stack.console.is_terminal:
+        while not stop.wait(10 * STATUS_EVERY_S):
+            stack.console.print(_safe_status(stack))
+        return
+    with Live(_safe_status(stack), console=stack.console, auto_refresh=False) as live:
+        while not stop.wait(STATUS_EVERY_S):
+            live.update(_safe_status(stack), refresh=True)
+
+
+def _safe_status(stack: Stack) -> str:
+    try:
+        return _status_line(stack)
+    except psycopg.Error as exc:
+        return f"{stack.figures()}  database unavailable ({type(exc).__name__})"
