@@ -3,8 +3,10 @@ the alerting service -> real local HTTP and SMTP receivers."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from tests.ingest.conftest import ingest_settings, running_worker, wait_until
 from village.local import MosquittoServer
 from village.settings import Settings, parse_mqtt_url
 
-from .fixtures import add_devices, two_level_routing
+from .fixtures import add_devices, add_readings, two_level_routing
 from .receivers import http_receiver, smtp_receiver
 
 CONTAMINATION_RULES = {"rules": [{
@@ -107,3 +109,67 @@ def _count(database_url: str, query: str) -> int:
 def _rows(database_url: str, query: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(database_url) as conn:
         return conn.execute(query).fetchall()
+
+
+OUTAGE_RULES = {"rules": [{
+    "name": "cam-stopped", "severity": "major", "summary_zh": "摄像头离线",
+    "summary_en": "Camera offline", "select": {"kind": "camera"},
+    "condition": {"stopped": {"for": "1s"}},
+}]}
+
+
+def test_three_hundred_cameras_offline_in_one_township_are_one_notification(
+    database_url: str, mosquitto: MosquittoServer, topic_prefix: str, tmp_path: Path
+) -> None:
+    cameras = [d for v in ("V1", "V2", "V3")
+               for d in numbered("camera", 100, f"cam-{v.lower()}", village=v, township="T1")]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        add_devices(conn, [(c.device_id, "camera", "T1", c.village) for c in cameras])
+    with http_receiver() as (url, township_hook):
+        routing = two_level_routing(
+            [{"name": "hook", "type": "webhook", "options": {"url": url}}], ["hook"], ["hook"],
+            group_wait="3s")
+        base = ingest_settings(database_url, mosquitto.url, topic_prefix)
+        settings = alerting_settings(base, tmp_path, routing, OUTAGE_RULES)
+        with running_worker(base), SimulatedFleet(
+                parse_mqtt_url(mosquitto.url), topic_prefix, cameras,
+                intervals_s={"camera": 0.5}, stagger=False) as fleet:
+            wait_until(lambda: _count(database_url, "SELECT count(*) FROM device_presence"
+                                      " WHERE reported_state = 'online'") == 300,
+                       what="every camera online")
+            with running_alerting(settings):
+                fleet.start_fault([c.device_id for c in cameras], "offline")
+                assert township_hook.wait_for(1, 30), "the outage was never told"
+                wait_until(lambda: _count(database_url, "SELECT count(*) FROM alerts") == 300,
+                           what="300 alerts")
+                time.sleep(2)  # a while longer: nothing else may come
+    (notice,) = [township_hook.json(i) for i in range(len(township_hook.requests))]
+    assert notice["recipient"]["person_id"] == "office-t1"
+    assert len(notice["alerts"]) == 300 and "300" in notice["title"]
+    assert sorted(a["device_id"] for a in notice["alerts"]) == sorted(c.device_id for c in cameras)
+
+
+def test_restarting_the_service_mid_window_neither_loses_nor_duplicates(
+    database_url: str, tmp_path: Path
+) -> None:
+    rules = {"rules": [{**CONTAMINATION_RULES["rules"][0],
+                        "condition": {"threshold": {"above": 3.0, "for": "6s"}}}]}
+    with psycopg.connect(database_url, autocommit=True) as conn, http_receiver() as (url, hook):
+        add_devices(conn, [("wq-0001", "water_quality", "T1", "V1")])
+        routing = two_level_routing([{"name": "hook", "type": "webhook", "options": {"url": url}}],
+                                    ["hook"], ["hook"])
+        base = Settings(database_url=database_url)
+        settings = alerting_settings(base, tmp_path, routing, rules)
+        t0 = datetime.now(UTC)
+        pending = "SELECT count(*) FROM alert_states WHERE state = 'pending'"
+        with running_alerting(settings):
+            add_readings(conn, "wq-0001", "turbidity_ntu", [(t0, 5.0)])
+            wait_until(lambda: _count(database_url, pending) == 1, what="a pending window")
+        add_readings(conn, "wq-0001", "turbidity_ntu", [(t0 + timedelta(seconds=3), 5.0)])
+        with running_alerting(settings):
+            add_readings(conn, "wq-0001", "turbidity_ntu", [(t0 + timedelta(seconds=6), 5.5)])
+            assert hook.wait_for(1, 15), "the alert never fired after the restart"
+            time.sleep(1.5)
+        assert len(hook.requests) == 1
+        rows = _rows(database_url, "SELECT started_at, fired_at, value FROM alerts")
+        assert rows == [(t0, t0 + timedelta(seconds=6), 5.5)]
