@@ -33,6 +33,7 @@ from simulators.clock import Clock, SystemClock
 from simulators.commands import Behaviour
 from simulators.device import SimDevice
 from simulators.faults import NETWORK_FAULTS, FaultWindow, faults_of
+from simulators.hostile import HostileGenerator
 from simulators.model import DeviceModel
 from simulators.payloads import Outgoing, status
 from simulators.speaker import PlayTiming, SpeakerLog, SpeakerModel
@@ -93,6 +94,9 @@ class SimulatedFleet:
         clock: Clock | None = None,
         stagger: bool = True,
         keepalive_s: int = 60,
+        autonomous: bool = True,
+        hostile: HostileGenerator | None = None,
+        hostile_rate: float = 0.0,
     ) -> None:
         self.endpoint = endpoint
         self.prefix = prefix
@@ -117,6 +121,13 @@ class SimulatedFleet:
         self._heap: list[tuple[datetime, int, str]] = []
         self._order = itertools.count()
         self._to_connect: list[str] = []
+        self._transitions: list[tuple[datetime, int, bool, str]] = []  # (at, _, online, id)
+        # Without autonomy the models never run on their own (a back-fill publishes instead).
+        self._autonomous = autonomous
+        self._hostile = hostile
+        self._hostile_every_s = 1 / hostile_rate if hostile and hostile_rate > 0 else None
+        self._next_hostile = time.monotonic()
+        self.hostile_sent: dict[str, int] = {}
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -248,10 +259,53 @@ class SimulatedFleet:
 
         self._call(clear)
 
+    def add_faults(self, pairs: Iterable[tuple[str, FaultWindow]]) -> None:
+        """Give devices fault windows (from a scenario); `offline` ones are acted out on time."""
+        pairs = list(pairs)
+        self._known([device_id for device_id, _ in pairs], carried_too=True)
+        for device_id, window in pairs:
+            if window.name in NETWORK_FAULTS and device_id in self._carrier:
+                raise ValueError(f"{device_id} rides on gateway {self._carrier[device_id]}:"
+                                 " only the gateway can go offline")
+
+        def add() -> None:
+            for device_id, window in pairs:
+                self._models[device_id].faults.add(window)
+                if window.name in NETWORK_FAULTS:
+                    heapq.heappush(self._transitions,
+                                   (window.start, next(self._order), False, device_id))
+                    if window.end is not None:
+                        heapq.heappush(self._transitions,
+                                       (window.end, next(self._order), True, device_id))
+                if self._devices.get(self._carrier.get(device_id, device_id)):
+                    self._schedule(self._carrier.get(device_id, device_id))
+
+        self._call(add)
+
+    def publish(self, messages: Sequence[Outgoing]) -> None:
+        """Publish messages through their devices' connections (a carried child's: its gateway's)."""
+
+        def send() -> None:
+            for message in messages:
+                owner = self._carrier.get(message.device_id, message.device_id)
+                self._publish(self._devices[owner], [message])
+
+        self._call(send)
+
+    @property
+    def outstanding(self) -> int:
+        """Messages published and not yet acknowledged by the broker."""
+        return self.counters.published - self.counters.acknowledged
+
     def flush(self, timeout_s: float = 30.0) -> None:
         """Block until every message published so far has been acknowledged by the broker."""
         self.wait_until(lambda: self.counters.acknowledged >= self.counters.published, timeout_s,
                         "PUBACKs")
+
+    @property
+    def connections(self) -> int:
+        """How many MQTT connections the fleet holds when every device is up."""
+        return len(self._devices)
 
     def online(self) -> list[str]:
         """The devices connected right now."""
@@ -322,7 +376,10 @@ class SimulatedFleet:
             next_misc = time.monotonic()
             while not self._stopping.is_set():
                 self._connect_some()
-                self._run_due_models()
+                self._run_transitions()
+                if self._autonomous:
+                    self._run_due_models()
+                self._send_hostile()
                 for key, mask in self._selector.select(self._timeout()):
                     if key.data is None:
                         self._drain_calls()
@@ -343,10 +400,42 @@ class SimulatedFleet:
     def _timeout(self) -> float:
         if self._to_connect:
             return 0.0
-        if not self._heap:
-            return _MISC_EVERY_S
-        wait = (self._heap[0][0] - self.clock.now()).total_seconds()
-        return min(max(wait, 0.0), _MISC_EVERY_S)
+        now = self.clock.now()
+        waits = [_MISC_EVERY_S]
+        if self._heap and self._autonomous:
+            waits.append((self._heap[0][0] - now).total_seconds())
+        if self._transitions:
+            waits.append((self._transitions[0][0] - now).total_seconds())
+        if self._hostile_every_s is not None:
+            waits.append(self._next_hostile - time.monotonic())
+        return max(min(waits), 0.0)
+
+    def _run_transitions(self) -> None:
+        now = self.clock.now()
+        while self._transitions and self._transitions[0][0] <= now:
+            _, _, online, device_id = heapq.heappop(self._transitions)
+            device = self._devices[device_id]
+            if online:
+                device.wanted_online = True
+                self._to_connect.append(device_id)
+            else:
+                self._disconnect([device_id])
+
+    def _send_hostile(self) -> None:
+        if self._hostile is None or self._hostile_every_s is None:
+            return
+        now = self.clock.now()
+        if time.monotonic() - self._next_hostile > 1.0:
+            self._next_hostile = time.monotonic()  # a stalled loop does not make up in a burst
+        while self._next_hostile <= time.monotonic():
+            self._next_hostile += self._hostile_every_s
+            device_id, message = self._hostile.next(now)
+            device = self._devices.get(self._carrier.get(device_id, device_id))
+            if device is None or not device.connected:
+                continue
+            device.client.publish(message.topic, message.payload, qos=1)
+            self.counters.published += 1
+            self.hostile_sent[message.case] = self.hostile_sent.get(message.case, 0) + 1
 
     def _drain_calls(self) -> None:
         with contextlib.suppress(BlockingIOError):

@@ -1,7 +1,173 @@
-"""The `village` commands of this capability."""
+"""The `village simulate` command: a county's devices without hardware."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from simulators.device import SimDevice
+    from simulators.population import PopulationSpec
+    from village.settings import Settings
+
+console = Console(stderr=True, soft_wrap=True, highlight=False)
+
+# Above this many devices a generated population rides on gateways (one per village).
+CONNECTIONS_LIMIT = 5000
+
+
+def simulate(
+    townships: Annotated[int, typer.Option(min=1, help="generated: townships")] = 3,
+    villages: Annotated[int, typer.Option(min=1, help="generated: villages")] = 40,
+    meters: Annotated[int, typer.Option(min=0, help="generated: water meters")] = 15_000,
+    probes: Annotated[int, typer.Option(min=0, help="generated: water-quality probes")] = 20,
+    cameras: Annotated[int, typer.Option(min=0, help="generated: cameras")] = 3_000,
+    barns: Annotated[int, typer.Option(min=0, help="generated: barns")] = 30,
+    speakers: Annotated[int, typer.Option(min=0, help="generated: loudspeakers")] = 400,
+    from_registry: Annotated[bool, typer.Option(
+        "--from-registry", help="simulate the registry's active devices instead")] = False,
+    seed: Annotated[int, typer.Option(
+        help="the same seed gives the same population and data")] = 0,
+    multiplex: Annotated[bool | None, typer.Option(
+        "--multiplex/--no-multiplex",
+        help=f"meters, probes and barns ride on village gateways (default: above "
+             f"{CONNECTIONS_LIMIT} generated devices)")] = None,
+    register: Annotated[bool, typer.Option(
+        "--register", help="write the population to the registry")] = False,
+    csv_file: Annotated[Path | None, typer.Option(
+        "--csv", help="write the population to this CSV")] = None,
+    scenario: Annotated[Path | None, typer.Option(
+        "--scenario", help="a YAML file of faults")] = None,
+    duration: Annotated[float | None, typer.Option(
+        min=0, help="run in real time for this many seconds (default: until Ctrl-C)")] = None,
+    backfill: Annotated[float | None, typer.Option(
+        min=0.01, max=30, help="publish this many days of history, then stop")] = None,
+    backfill_end: Annotated[datetime | None, typer.Option(
+        formats=["%Y-%m-%dT%H:%M:%S%z"],
+        help="the back-fill ends here (default: the last local midnight)")] = None,
+    hostile: Annotated[float, typer.Option(
+        min=0, help="malformed messages per second to mix in")] = 0.0,
+    nb_iot_share: Annotated[float, typer.Option(
+        min=0, max=1, help="share of meters on NB-IoT")] = 0.3,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="live rates")] = True,
+) -> None:
+    """Simulate devices: generated or from the registry, in real time or as back-filled history."""
+    from simulators.population import generate_population, summary
+    from village.cli import settings_or_exit
+
+    settings = settings_or_exit()
+    if from_registry:
+        devices = _from_registry(settings, multiplex)
+    else:
+        total = meters + probes + cameras + barns + speakers
+        spec = _spec_or_exit(townships, villages, meters, probes, cameras, barns, speakers,
+                             multiplex if multiplex is not None else total > CONNECTIONS_LIMIT)
+        devices = generate_population(spec, seed)
+    kinds = ", ".join(f"{count} {kind}" for kind, count in summary(devices).items())
+    console.print(f"population: {len(devices)} devices ({kinds}), seed {seed}")
+    if csv_file is not None:
+        _write_csv(devices, csv_file)
+    if register:
+        _register(settings, devices)
+    if (csv_file is not None or register) and duration is None and backfill is None:
+        return
+    _run(settings, devices, seed, scenario, duration, backfill, backfill_end, hostile,
+         nb_iot_share, progress)
+
+
+def _spec_or_exit(townships: int, villages: int, meters: int, probes: int, cameras: int,
+                  barns: int, speakers: int, gateways: bool) -> PopulationSpec:
+    from simulators.population import PopulationSpec
+
+    try:
+        return PopulationSpec(townships, villages, meters, probes, cameras, barns, speakers,
+                              gateways)
+    except ValueError as exc:
+        console.print(f"[red]population:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _from_registry(settings: Settings, multiplex: bool | None) -> list[SimDevice]:
+    import psycopg
+
+    from simulators.store import load_population
+
+    with psycopg.connect(settings.database_url) as conn:
+        devices = load_population(conn)
+    if not devices:
+        console.print("[red]the registry has no active device[/red]")
+        raise typer.Exit(2)
+    if multiplex and not any(d.gateway_id for d in devices):
+        console.print("[red]--multiplex: no registered device is assigned to a gateway[/red]")
+        raise typer.Exit(2)
+    return devices
+
+
+def _write_csv(devices: list[SimDevice], path: Path) -> None:
+    from simulators.population import write_csv
+
+    with path.open("w", encoding="utf-8", newline="") as out:
+        count = write_csv(devices, out)
+    console.print(f"wrote {count} devices to {path}")
+
+
+def _register(settings: Settings, devices: list[SimDevice]) -> None:
+    import psycopg
+
+    from simulators.store import register
+
+    with psycopg.connect(settings.database_url) as conn:
+        created = register(conn, devices)
+    console.print(f"registry: {created} new, {len(devices) - created} already known")
+
+
+def _run(settings: Settings, devices: list[SimDevice], seed: int, scenario: Path | None,
+         duration: float | None, backfill: float | None, backfill_end: datetime | None,
+         hostile: float, nb_iot_share: float, progress: bool) -> None:
+    from simulators.clock import LOCAL_TZ, SystemClock
+    from simulators.faults import FaultWindow
+    from simulators.history import Backfill
+    from simulators.run import RunOptions, run_backfill, run_realtime
+    from simulators.scenario import ScenarioError, parse_scenario, resolve
+    from village.commands.ingest import stop_on_signals
+
+    if backfill is not None:
+        end = backfill_end or SystemClock().now().replace(hour=0, minute=0, second=0,
+                                                          microsecond=0)
+        start = end.astimezone(LOCAL_TZ) - timedelta(days=backfill)
+    else:
+        start = SystemClock().now()
+    faults: list[tuple[str, FaultWindow]] = []
+    if scenario is not None:
+        try:
+            faults = resolve(parse_scenario(scenario.read_text(encoding="utf-8")), devices,
+                             start, seed)
+        except (OSError, ScenarioError) as exc:
+            console.print(f"[red]scenario {scenario}:[/red] {exc}")
+            raise typer.Exit(2) from None
+        console.print(f"scenario: {len(faults)} fault windows")
+    options = RunOptions(settings.mqtt, settings.topic_prefix, seed, faults, hostile,
+                         nb_iot_share=nb_iot_share, show_progress=progress)
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        if backfill is not None:
+            report = run_backfill(devices, Backfill(start, backfill, seed,
+                                                    nb_iot_share=nb_iot_share),
+                                  options, console, stop)
+            console.print(f"back-fill {start.isoformat()} to {(start + timedelta(days=backfill)).isoformat()}:"
+                          f" {report.messages} messages, {report.acknowledged} acknowledged,"
+                          f" {report.seconds:.1f} s")
+        else:
+            counters = run_realtime(devices, options, console, duration, stop)
+            console.print(f"stopped: {counters.published} published, {counters.acknowledged}"
+                          f" acknowledged, {counters.commands} commands received")
 
 
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to the `village` program."""
+    app.command()(simulate)
