@@ -192,3 +192,14 @@ def test_grafana_gets_the_built_provisioning(model: dict[str, Any]) -> None:
     assert grafana["environment"]["GF_PATHS_PROVISIONING"] == f"{mount}/provisioning"
     assert dashboards_path == f"{mount}/dashboards"
     assert grafana["environment"]["GRAFANA_DATASOURCE_PASSWORD"] == "secret1value"
+
+
+def test_every_file_mounted_from_the_repository_exists(model: dict[str, Any]) -> None:
+    binds = [(name, v["source"]) for name, service in model["services"].items()
+             for v in service.get("volumes", []) if v["type"] == "bind"]
+    assert len(binds) >= 2
+    for name, source in binds:
+        path = Path(source)
+        assert path.is_relative_to(ROOT) and path.exists(), (name, source)
+        if path.suffix == ".sh":
+            assert os.access(path, os.X_OK), source
