@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from village.api.app import create_app
 from village.api.tokens import create_token
-from village.local import free_port
+from village.local import free_port, wait_for_port
 from village.principal import SYSTEM, Place, Role
 from village.settings import Settings
 
@@ -70,6 +72,20 @@ def client(settings: Settings, seeded: str) -> Iterator[TestClient]:
     """A client of the API on the seeded database."""
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def server(settings: Settings, seeded: str) -> Iterator[str]:
+    """The API served by uvicorn on a free port, in this process, on the seeded database."""
+    port = free_port()
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    wait_for_port(port)
+    yield f"http://127.0.0.1:{port}"
+    running.should_exit = True
+    thread.join(10)
 
 
 TokenMaker = Callable[..., dict[str, str]]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,32 +14,16 @@ from typing import Any
 
 import psycopg
 import pytest
-import uvicorn
 
 from tests.api.conftest import insert_alert
-from village.api.app import create_app, link_secret
+from village.api.app import link_secret
 from village.links import LinkGrant, sign_link_token
-from village.local import free_port, wait_for_port
 from village.settings import Settings
 
 webdriver = pytest.importorskip("selenium.webdriver")
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 pytestmark = pytest.mark.skipif(not Path(CHROMEDRIVER).exists(),
                                 reason="needs Debian's chromium and chromium-driver")
-
-
-@pytest.fixture
-def server(settings: Settings, seeded: str) -> Iterator[str]:
-    """The API served by uvicorn on a free port, in this process."""
-    port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    wait_for_port(port)
-    yield f"http://127.0.0.1:{port}"
-    running.should_exit = True
-    thread.join(10)
 
 
 @pytest.fixture

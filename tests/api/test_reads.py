@@ -104,6 +104,7 @@ def test_consumption_per_village_per_day(client: TestClient, auth: TokenMaker) -
      "query.from"),
     ({"from": _iso(-24 * 300), "to": _iso(0), "bucket": "1m"}, "query.bucket"),
     ({"to": _iso(0)}, "query.from"),
+    ({"from": "0001-01-01T00:00:00Z", "to": "0001-01-01T00:01:00Z", "bucket": "1m"}, "query.from"),
     ({"from": _iso(-1), "to": _iso(0), "bucket": "2h"}, "query.bucket"),
 ])
 def test_ranges_are_bounded_and_the_field_is_named(client: TestClient, auth: TokenMaker,

@@ -9,7 +9,7 @@ register that goes back (a meter swap) counts as no use rather than negative use
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -85,6 +85,11 @@ _AGG_EXPR: dict[Agg, str] = {
 }
 
 
+# Times outside these are typing mistakes, and would overflow date arithmetic near year 1.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class Limits:
     """How much one request may ask for."""
@@ -99,6 +104,8 @@ def check_range(start: datetime, end: datetime, bucket: Bucket, limits: Limits) 
     for field, value in (("query.from", start), ("query.to", end)):
         if value.tzinfo is None:
             raise RangeError(field, "needs a time zone (e.g. 2026-01-01T00:00:00+08:00)")
+        if not EARLIEST <= value <= LATEST:
+            raise RangeError(field, f"must lie between {EARLIEST:%Y} and {LATEST:%Y}")
     if end <= start:
         raise RangeError("query.to", "must be after `from`")
     span = end - start
