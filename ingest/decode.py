@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from pydantic import ValidationError
@@ -28,6 +29,7 @@ from devices.contract import (
     METRIC_NAME_PATTERN,
 )
 from devices.kind import DeviceKind
+from devices.metrics import MetricSpec
 from devices.models import Event, Status
 
 
@@ -72,9 +74,8 @@ class Rejection:
                 "metric": self.metric}
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One stored value: a device's metric at a time."""
+class Reading(NamedTuple):
+    """One stored value: a device's metric at a time (a tuple in the column order of COPY)."""
 
     device_id: str
     metric: str
@@ -217,6 +218,25 @@ def _metric_value(name: str, raw: object, kind: DeviceKind | None) -> float | Re
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """The plausible `ts` range for one message, computed once rather than per reading."""
+
+    earliest: datetime
+    latest: datetime
+
+
+def _window(received_at: datetime, limits: Limits) -> _Window:
+    return _Window(received_at - limits.accepted_lateness, received_at + limits.future_tolerance)
+
+
+# Epoch milliseconds beyond this are outside datetime's calendar: the slow path says so.
+_LARGEST_MS = 253_402_300_799_000  # 9999-12-31T23:59:59Z
+# Beyond this an int does not fit a float; such values take the slow path (refused).
+_LARGEST_INT = int(sys.float_info.max)
+_NO_METRICS: dict[str, MetricSpec] = {}
+
+
 def _decode_reading_set(
     device_id: str,
     entry: object,
@@ -224,6 +244,7 @@ def _decode_reading_set(
     kind: DeviceKind | None,
     received_at: datetime,
     limits: Limits,
+    window: _Window,
     out: Decoded,
 ) -> None:
     if not isinstance(entry, dict):
@@ -232,20 +253,30 @@ def _decode_reading_set(
             entry=index))
         return
     metrics: Mapping[str, object] = entry
-    nested = entry.get("values")
     if "values" in entry:
+        nested = entry["values"]
         if not isinstance(nested, dict):
             out.rejections.append(Rejection(
                 Reason.WRONG_SHAPE, "values must be a JSON object of metrics", entry=index))
             return
         metrics = {**{k: v for k, v in entry.items() if k not in RESERVED_KEYS}, **nested}
-    count = len(metrics.keys() - RESERVED_KEYS)
-    if count > limits.max_metrics:
-        out.rejections.append(Rejection(
-            Reason.TOO_MANY_METRICS,
-            f"{count} metrics in one reading set; the limit is {limits.max_metrics}", entry=index))
-        return
-    ts = parse_timestamp(entry.get("ts"), received_at, limits)
+    if len(metrics) > limits.max_metrics:  # cheap first; exact only when it may matter
+        count = len(metrics.keys() - RESERVED_KEYS)
+        if count > limits.max_metrics:
+            out.rejections.append(Rejection(
+                Reason.TOO_MANY_METRICS,
+                f"{count} metrics in one reading set; the limit is {limits.max_metrics}",
+                entry=index))
+            return
+    raw_ts = entry.get("ts")
+    ts: datetime | Rejection
+    if type(raw_ts) is int and -_LARGEST_MS < raw_ts < _LARGEST_MS:
+        # The common firmware case (epoch ms), checked against the precomputed window.
+        ts = datetime.fromtimestamp(raw_ts / 1000, UTC)
+        if not window.earliest <= ts <= window.latest:
+            ts = parse_timestamp(raw_ts, received_at, limits)
+    else:
+        ts = parse_timestamp(raw_ts, received_at, limits)
     if isinstance(ts, Rejection):
         out.rejections.append(Rejection(ts.reason, ts.detail, entry=index))
         return
@@ -253,22 +284,36 @@ def _decode_reading_set(
     if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)):
         out.rejections.append(Rejection(
             Reason.BAD_VALUE_TYPE, f"seq must be an integer, got {shown(seq)}", entry=index))
+    specs = kind.metric_index if kind is not None else _NO_METRICS
+    readings = out.readings
     for name, raw in metrics.items():
         if name in RESERVED_KEYS:
             continue
-        if not METRIC_NAME_PATTERN.fullmatch(name):
+        spec = specs.get(name)
+        # Catalogue names are valid by construction; only unknown names need the pattern.
+        if spec is None and not METRIC_NAME_PATTERN.fullmatch(name):
             out.rejections.append(Rejection(
                 Reason.BAD_METRIC_NAME,
                 f"metric name {shown(name)} must be 1 to 64 of [a-z0-9_], starting with a letter",
                 entry=index))
             continue
-        value = _metric_value(name, raw, kind)
-        if isinstance(value, Rejection):
-            out.rejections.append(Rejection(value.reason, value.detail, index, name))
+        raw_type = type(raw)
+        if raw_type is float or (raw_type is int and -_LARGEST_INT < raw < _LARGEST_INT):  # type: ignore[operator]
+            value = float(raw)  # type: ignore[arg-type]
+            if math.isfinite(value) and (spec is None or spec.minimum <= value <= spec.maximum):
+                if spec is None and kind is not None:
+                    out.unknown_metrics += 1
+                readings.append(Reading(device_id, name, ts, value))
+                continue
+        # Everything else (booleans, wrong types, non-finite, out of range) takes the
+        # careful path, which explains a refusal.
+        checked = _metric_value(name, raw, kind)
+        if isinstance(checked, Rejection):
+            out.rejections.append(Rejection(checked.reason, checked.detail, index, name))
             continue
-        if kind is not None and kind.metric(name) is None:
+        if spec is None and kind is not None:
             out.unknown_metrics += 1
-        out.readings.append(Reading(device_id, name, ts, value))
+        readings.append(Reading(device_id, name, ts, checked))
 
 
 def _entries(document: object, limits: Limits, out: Decoded) -> list[tuple[int | None, object]]:
@@ -291,8 +336,9 @@ def decode_telemetry(
 ) -> Decoded:
     """Decode a parsed telemetry document: one reading set or an array of them."""
     out = Decoded()
+    window = _window(received_at, limits)
     for index, entry in _entries(document, limits, out):
-        _decode_reading_set(device_id, entry, index, kind, received_at, limits, out)
+        _decode_reading_set(device_id, entry, index, kind, received_at, limits, window, out)
     return out
 
 

@@ -1,0 +1,302 @@
+"""Ingest benchmark: one worker (and two) fed by the C publisher; prints figures and load.
+
+    bash bench/publisher/build.sh          # once: needs libmosquitto-dev
+    .venv/bin/python bench/ingest_bench.py [--quick]
+
+Runs against a private Mosquitto (the project's no-loss settings) and fresh databases on
+the local PostgreSQL (TEST_DATABASE_ADMIN_URL, default postgresql://postgres@127.0.0.1:5432/
+postgres). Each worker is a real `village ingest` process. Commits are observed through the
+worker's `pg_notify`, whose `stored_at` is the committing transaction's now(): the time a
+notification arrives is the commit time of every row with that `received_at`.
+Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import paho.mqtt.client as paho
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from village.local import MosquittoServer  # noqa: E402
+from village.migrate import migrate  # noqa: E402
+
+ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL",
+                           "postgresql://postgres@127.0.0.1:5432/postgres")
+PUBLISHER = ROOT / "bench" / "bin" / "pub"
+DEVICES = 1000
+
+
+def load() -> str:
+    """The machine's load average, as printed with every figure."""
+    one, five, fifteen = os.getloadavg()
+    return f"load {one:.2f} {five:.2f} {fifteen:.2f} ({os.cpu_count()} cores)"
+
+
+def database_url(name: str) -> str:
+    """The URL of a database on the admin server."""
+    return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def admin(sql: str) -> None:
+    """Run one statement on the admin database."""
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql)  # type: ignore[arg-type]
+
+
+def make_template() -> str:
+    """A migrated database with the benchmark's meters registered, to copy per run."""
+    name = f"village_bench_template_{os.getpid()}"
+    admin(f'DROP DATABASE IF EXISTS "{name}"')
+    admin(f'CREATE DATABASE "{name}"')
+    url = database_url(name)
+    migrate(url, timedelta(days=730))
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        with cur.copy("COPY devices (device_id, kind, village) FROM STDIN") as copy:
+            for n in range(DEVICES):
+                copy.write_row((f"wm-{n:06d}", "water_meter", "bench"))
+    return name
+
+
+@contextmanager
+def fresh_database(template: str) -> Iterator[str]:
+    """A copy of the template for one run."""
+    name = f"village_bench_{uuid.uuid4().hex[:8]}"
+    admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    try:
+        yield database_url(name)
+    finally:
+        admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class Commits:
+    """Listens to the workers' notifications: readings committed, and when."""
+
+    def __init__(self, url: str) -> None:
+        self.readings = 0
+        self.dead_letters = 0
+        self.first: float | None = None
+        self.last: float | None = None
+        self.commit_time: dict[str, float] = {}  # stored_at -> wall time seen
+        self._conn = psycopg.connect(url, autocommit=True)
+        self._conn.execute("LISTEN village_ingest")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for note in self._conn.notifies(timeout=0.2):
+                seen = time.time()
+                body = json.loads(note.payload)
+                self.readings += body["readings"]
+                self.dead_letters += body["dead_letters"]
+                self.commit_time[body["stored_at"]] = seen
+                self.first = self.first or seen
+                self.last = seen
+
+    def wait_for(self, readings: int, timeout_s: float) -> bool:
+        """Wait until this many readings are committed."""
+        deadline = time.monotonic() + timeout_s
+        while self.readings < readings and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.readings >= readings
+
+    def close(self) -> None:
+        """Stop listening."""
+        self._stop.set()
+        self._thread.join(2)
+        self._conn.close()
+
+
+@dataclass
+class WorkerProcess:
+    """A `village ingest` process and its peak memory."""
+
+    process: subprocess.Popen[bytes]
+
+    def peak_rss_mb(self) -> float:
+        """VmHWM: the most resident memory the process ever had."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        line = next(row for row in status.splitlines() if row.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
+
+    def stop(self) -> None:
+        """Stop gracefully."""
+        self.process.terminate()
+        self.process.wait(30)
+
+
+def start_worker(url: str, mqtt_url: str, prefix: str, client_id: str) -> WorkerProcess:
+    """Start a worker process and wait until it has subscribed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VILLAGE_")}
+    env.update(VILLAGE_DATABASE_URL=url, VILLAGE_MQTT_URL=mqtt_url, VILLAGE_TOPIC_PREFIX=prefix,
+               VILLAGE_INGEST__CLIENT_ID=client_id, VILLAGE_INGEST__SHARE_GROUP="bench")
+    log = open(Path(tempfile.gettempdir()) / f"bench-{client_id}.log", "ab")  # noqa: SIM115
+    process = subprocess.Popen([sys.executable, "-m", "village.cli", "ingest",
+                                "--status-every", "5"], env=env, stdout=log,
+                               stderr=subprocess.STDOUT, cwd=tempfile.gettempdir())
+    log.close()
+    time.sleep(2.5)  # import, connect, subscribe
+    return WorkerProcess(process)
+
+
+def publish(broker: MosquittoServer, prefix: str, messages: int, rate: float, readings: int,
+            base: datetime, latency: bool = False) -> subprocess.Popen[str]:
+    """Start the C publisher."""
+    args = [str(PUBLISHER), "127.0.0.1", str(broker.port), prefix, str(DEVICES), str(messages),
+            str(rate), str(readings), str(int(base.timestamp() * 1000))]
+    if latency:
+        args.append("latency")
+    return subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+
+
+def ceiling(broker: MosquittoServer, prefix: str, messages: int) -> float:
+    """A bare paho QoS 1 subscriber that only counts: messages/s from first to last."""
+    got = 0
+    first = last = 0.0
+    done = threading.Event()
+
+    def on_message(client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+        nonlocal got, first, last
+        got += 1
+        last = time.monotonic()
+        if got == 1:
+            first = last
+        if got >= messages:
+            done.set()
+
+    subscribed = threading.Event()
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-ceiling",
+                         protocol=paho.MQTTv5)
+    client.on_message = on_message
+    client.on_subscribe = lambda *args: subscribed.set()
+    client.on_connect = lambda c, *args: c.subscribe(f"{prefix}/+/telemetry", qos=1)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    subscribed.wait(10)
+    pub = publish(broker, prefix, messages, 0, 1, datetime.now(UTC) - timedelta(days=20))
+    done.wait(300)
+    pub.wait()
+    client.disconnect()
+    client.loop_stop()
+    return (got - 1) / (last - first) if got > 1 else 0.0
+
+
+def run_workers(template: str, broker: MosquittoServer, workers: int, messages: int,
+                readings: int, rate: float = 0, latency: bool = False) -> dict[str, float]:
+    """Stream through `workers` worker processes; figures from the commit notifications."""
+    prefix = "b" + uuid.uuid4().hex[:8]
+    with fresh_database(template) as url:
+        commits = Commits(url)
+        procs = [start_worker(url, broker.url, prefix, f"bench-{prefix}-{n}")
+                 for n in range(workers)]
+        try:
+            base = datetime.now(UTC) - (timedelta(seconds=1) if latency else timedelta(days=20))
+            started = time.time()
+            pub = publish(broker, prefix, messages, rate, readings, base, latency)
+            complete = commits.wait_for(messages * readings, timeout_s=600)
+            pub_line = pub.communicate()[0].strip()
+            figures: dict[str, float] = {
+                "complete": float(complete),
+                "readings": commits.readings,
+                "dead_letters": commits.dead_letters,
+                "seconds": (commits.last or started) - started,
+                "peak_rss_mb": max(p.peak_rss_mb() for p in procs),
+            }
+            print(f"    publisher: {pub_line}")
+            if latency:
+                figures.update(latencies(url, commits))
+        finally:
+            for p in procs:
+                p.stop()
+            commits.close()
+    return figures
+
+
+def latencies(url: str, commits: Commits) -> dict[str, float]:
+    """Publish-to-commit latency percentiles, per reading."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT received_at, value FROM readings WHERE metric = 'pub_ms'"
+                            ).fetchall()
+    # Notifications carry now() in PostgreSQL's JSON form; match on the instant, not the text.
+    commit_at = {datetime.fromisoformat(k).timestamp(): v for k, v in commits.commit_time.items()}
+    samples = sorted(commit_at[received.timestamp()] * 1000 - pub_ms for received, pub_ms in rows
+                     if received.timestamp() in commit_at)
+    if not samples:
+        return {}
+
+    def pct(p: float) -> float:
+        return samples[min(len(samples) - 1, int(p / 100 * len(samples)))]
+
+    return {"p50_ms": pct(50), "p99_ms": pct(99), "max_ms": samples[-1],
+            "samples": len(samples)}
+
+
+def main() -> None:
+    """Run every scenario and print its figures with the machine's load."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller runs (a smoke test)")
+    args = parser.parse_args()
+    if not PUBLISHER.exists():
+        sys.exit("build the publisher first: bash bench/publisher/build.sh")
+    scale = 0.1 if args.quick else 1.0
+    one_reading = int(100_000 * scale)
+    batches = int(5_000 * scale)
+    latency_s = 5 if args.quick else 20
+    print(f"ingest benchmark; {load()}")
+    template = make_template()
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = MosquittoServer(data_dir=Path(tmp) / "broker").start()
+        try:
+            rate = ceiling(broker, "c" + uuid.uuid4().hex[:6], one_reading)
+            print(f"bare paho QoS 1 counting subscriber: {rate:,.0f} msg/s; {load()}")
+
+            one = run_workers(template, broker, 1, one_reading, 1)
+            one_rate = one["readings"] / one["seconds"]
+            print(f"one worker, one-reading messages: {one_rate:,.0f} msg/s committed "
+                  f"({one_rate / rate:.0%} of the bare subscriber), complete={bool(one['complete'])}, "
+                  f"peak RSS {one['peak_rss_mb']:.0f} MB; {load()}")
+
+            two = run_workers(template, broker, 2, one_reading, 1)
+            two_rate = two["readings"] / two["seconds"]
+            print(f"two workers, one-reading messages: {two_rate:,.0f} msg/s committed "
+                  f"({two_rate / one_rate:.2f}x one worker), complete={bool(two['complete'])}, "
+                  f"peak RSS {two['peak_rss_mb']:.0f} MB each at most; {load()}")
+
+            big = run_workers(template, broker, 1, batches, 96)
+            print(f"one worker, 96-reading messages: {big['readings'] / big['seconds']:,.0f} "
+                  f"readings/s committed, complete={bool(big['complete'])}, "
+                  f"peak RSS {big['peak_rss_mb']:.0f} MB; {load()}")
+
+            lat = run_workers(template, broker, 1, 3000 * latency_s, 1, rate=3000, latency=True)
+            print(f"one worker at 3,000 msg/s for {latency_s} s: publish-to-commit "
+                  f"p50 {lat.get('p50_ms', float('nan')):.0f} ms, "
+                  f"p99 {lat.get('p99_ms', float('nan')):.0f} ms, "
+                  f"max {lat.get('max_ms', float('nan')):.0f} ms over "
+                  f"{lat.get('samples', 0):.0f} readings, complete={bool(lat['complete'])}, "
+                  f"peak RSS {lat['peak_rss_mb']:.0f} MB; {load()}")
+        finally:
+            broker.kill()
+            admin(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()
