@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -53,7 +54,7 @@ def test_every_operation_conforms(client: TestClient, auth: TokenMaker) -> None:
         @given(case=operation.as_strategy())
         @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True,
                   suppress_health_check=list(HealthCheck), database=None)
-        def exercise(case: schemathesis.Case) -> None:
+        def exercise(case: Any) -> None:
             request = case.as_transport_kwargs(base_url="http://testserver", headers=admin)
             if "data" in request and not isinstance(request["data"], dict):
                 request["content"] = request.pop("data")  # raw bodies (CSV, YAML)
