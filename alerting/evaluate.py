@@ -4,7 +4,7 @@ and transitions out. Pure: no clock, no I/O."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from alerting.lifecycle import is_new, step
@@ -64,12 +64,21 @@ class RuleBook:
         self._by_kind: dict[str | None, list[Rule]] = {}
         for rule in self.rules:
             self._by_kind.setdefault(rule.select.kind, []).append(rule)
+        # Devices alike in kind, place and tags get the same rules: remember the answer.
+        self._by_device = any(rule.select.devices for rule in self.rules)
+        self._picked: dict[tuple[object, ...], list[Rule]] = {}
 
     def for_subject(self, subject: Subject, types: Iterable[str]) -> list[Rule]:
         """The rules of these condition types that pick this device."""
-        wanted = set(types)
-        candidates = self._by_kind.get(subject.kind, []) + self._by_kind.get(None, [])
-        return [r for r in candidates if r.condition_type in wanted and applies(r, subject)]
+        wanted = tuple(types)
+        key = (subject.kind, subject.township, subject.village, subject.grid, subject.site,
+               subject.tags, subject.device_id if self._by_device else None, wanted)
+        picked = self._picked.get(key)
+        if picked is None:
+            candidates = self._by_kind.get(subject.kind, []) + self._by_kind.get(None, [])
+            picked = [r for r in candidates if r.condition_type in wanted and applies(r, subject)]
+            self._picked[key] = picked
+        return picked
 
     def of_type(self, condition_type: str) -> list[Rule]:
         """Every rule with this condition type."""
@@ -103,8 +112,8 @@ def run(
                 obs.value, obs.threshold, before.alert_id, rule.metric,
             ))
             if moved == "resolved":
-                state = replace(state, alert_id=None)
-        if keep_time or replace(before, last_ts=state.last_ts) != state:
+                state = state._replace(alert_id=None)
+        if keep_time or before._replace(last_ts=state.last_ts) != state:
             outcome.states[state.fingerprint] = state
     return state
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 from alerting.model import AlertState, Observation
@@ -18,17 +17,18 @@ def step(
     """
     latched = state.state != "inactive"
     on = (not obs.clear) if latched else obs.breach
-    moved = replace(state, last_ts=obs.ts)
     if not on:
-        return (replace(moved, state="inactive", active_since=None, value=None),
+        return (state._replace(state="inactive", active_since=None, value=None, last_ts=obs.ts),
                 "resolved" if state.state == "firing" else None)
     if state.state == "firing":
-        return moved, None
+        return state._replace(last_ts=obs.ts), None
     since = state.active_since if state.state == "pending" else obs.ts
     assert since is not None
     if obs.ts - since >= timedelta(seconds=for_s):
-        return replace(moved, state="firing", active_since=since, value=obs.value), "firing"
-    return replace(moved, state="pending", active_since=since, value=obs.value), None
+        return state._replace(state="firing", active_since=since, value=obs.value,
+                              last_ts=obs.ts), "firing"
+    return state._replace(state="pending", active_since=since, value=obs.value,
+                          last_ts=obs.ts), None
 
 
 def is_new(state: AlertState, ts: datetime) -> bool:

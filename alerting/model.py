@@ -5,13 +5,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 StateName = Literal["inactive", "pending", "firing"]
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
+class Sample(NamedTuple):
     """One value of one metric at the device's time."""
 
     ts: datetime
@@ -53,8 +52,7 @@ def fingerprint(rule: str, subject: Subject) -> str:
     return hashlib.sha256(f"{rule}|{subject.identity()}".encode()).hexdigest()[:24]
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
+class Observation(NamedTuple):
     """A judgement of a condition at one instant: does it breach, does it clear."""
 
     ts: datetime
@@ -64,9 +62,11 @@ class Observation:
     threshold: float | None = None
 
 
-@dataclass(frozen=True)
-class AlertState:
-    """Where one rule stands on one subject; persisted so `for` windows survive restarts."""
+class AlertState(NamedTuple):
+    """Where one rule stands on one subject; persisted so `for` windows survive restarts.
+
+    A named tuple: the evaluator makes one per judged sample, so it must be cheap.
+    """
 
     fingerprint: str
     rule: str

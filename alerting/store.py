@@ -193,8 +193,7 @@ def apply_outcome(
         if t.to_state == "firing":
             alert_id: int | None = _open_alert(conn, t, rule, language)
             if t.fingerprint in states and states[t.fingerprint].state == "firing":
-                states[t.fingerprint] = AlertState(**{**states[t.fingerprint].__dict__,
-                                                      "alert_id": alert_id})
+                states[t.fingerprint] = states[t.fingerprint]._replace(alert_id=alert_id)
         else:
             alert_id = _close_alert(conn, t)
         if alert_id is None:
