@@ -115,6 +115,7 @@ def test_dependencies_wait_for_health_or_completion(model: dict[str, Any]) -> No
                 assert services[dependency].get("restart") == "no", dependency
     for needed in ("timescaledb", "mosquitto", "grafana", "api"):
         assert services[needed]["healthcheck"]["test"], needed
+    assert "1884" not in str(services["mosquitto"].get("ports")), "the demo listener stays inside"
 
 
 def runs_a_command(argv: list[str]) -> bool:
@@ -167,8 +168,11 @@ def test_broker_files_flow_from_broker_config_to_mosquitto_and_services(
     writer_volume = next(v["source"] for v in services["broker-config"]["volumes"]
                          if v["target"] == out_dir)
     conf = (ROOT / "deploy/mosquitto/mosquitto.conf").read_text()
-    for line in NO_LOSS_BROKER_SETTINGS.splitlines():
-        assert line in conf.splitlines(), line
+    for variant in ("mosquitto.conf", "mosquitto-demo.conf"):
+        lines = (ROOT / "deploy/mosquitto" / variant).read_text().splitlines()
+        for line in NO_LOSS_BROKER_SETTINGS.splitlines():
+            assert line in lines, (variant, line)
+    assert "allow_anonymous true" not in conf
     mosquitto_mount = next(v["target"] for v in services["mosquitto"]["volumes"]
                            if v.get("source") == writer_volume)
     assert f"password_file {mosquitto_mount}/passwd" in conf
