@@ -148,13 +148,13 @@ class Board:
         width: int = 12,
         height: int = 8,
         description: Text | None = None,
-        rename: bool = True,
+        keep_names: tuple[str, ...] = (),
     ) -> None:
         """Place a panel (left to right, wrapping at 24 columns) with its query.
 
         A table query's columns are shown by their names in this board's language (the
-        `organize` transformation), unless `rename` is off because the panel finds its
-        fields by SQL name (the geomap).
+        `organize` transformation), except `keep_names`, which the panel finds by SQL name
+        (the geomap's coordinates and colour field).
         """
         if self._x + width > 24:
             self._x, self._y, self._row_height = 0, self._y + self._row_height, 0
@@ -168,8 +168,12 @@ class Board:
         self._row_height = max(self._row_height, height)
         if description is not None:
             panel = panel.description(self.t(description))
-        renames = {c: self.t(COLUMN_LABELS[c]) for c in query.columns if c in COLUMN_LABELS}
-        if rename and query.format == "table" and renames:
+        renames = {
+            c: self.t(COLUMN_LABELS[c])
+            for c in query.columns
+            if c in COLUMN_LABELS and c not in keep_names
+        }
+        if query.format == "table" and renames:
             panel = panel.with_transformation(
                 model.DataTransformerConfig(
                     id_val="organize",

@@ -110,7 +110,7 @@ WHERE s.lifecycle = 'active' AND d.latitude IS NOT NULL AND d.longitude IS NOT N
         ),
         width=24,
         height=14,
-        rename=False,
+        keep_names=("latitude", "longitude", "online"),
     )
     board.add(
         listing("offline", steps((BASE, "green"), (1, "red"))),

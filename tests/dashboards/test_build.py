@@ -13,7 +13,7 @@ import pytest
 from dashboards import limits
 from dashboards.board import ALL, PLACE_VARIABLES, BuiltDashboard
 from dashboards.catalogue import DASHBOARDS, build_all
-from dashboards.i18n import LANGUAGES, Language
+from dashboards.i18n import COLUMN_LABELS, LANGUAGES, Language
 
 SCHEMAS = Path(__file__).resolve().parents[3] / "shared" / "grafana-jsonschema" / "v11.6"
 UIDS = ["village-water", "village-quality", "village-barns", "village-health", "village-alerts"]
@@ -99,6 +99,17 @@ def test_titles_are_chinese_by_default_and_english_by_option() -> None:
         assert all(CJK.search(t) for t in zh_titles), zh_titles
         assert not any(CJK.search(t) for t in en_titles), en_titles
         assert len(set(zh_titles)) == len(zh_titles)
+
+
+def test_every_table_column_has_a_name_in_both_languages() -> None:
+    used = set()
+    for board in build_all("en", "ds"):
+        for query in board.queries:
+            if query.query.format == "table" and not query.panel.startswith("$"):
+                used |= set(query.query.columns)
+    kept = {"latitude", "longitude", "online"}  # the map reads these by SQL name
+    assert used - set(COLUMN_LABELS) - kept == set(), "columns shown with their SQL name"
+    assert set(COLUMN_LABELS) - used == set(), "labels no panel uses"
 
 
 def panel(language: Language, uid: str, title: str) -> dict[str, Any]:
