@@ -67,6 +67,8 @@ def _connection() -> Iterator[psycopg.Connection]:
             yield conn
     except RegistryError as exc:
         raise _fail(str(exc)) from None
+    except psycopg.OperationalError as exc:
+        raise _fail(f"database: {str(exc).strip().splitlines()[0]}") from None
 
 
 def _cells(device_id: str, **values: str | None) -> dict[str, str]:
@@ -363,17 +365,9 @@ def write_broker_config(conn: psycopg.Connection, directory: Path, prefix: str,
     from devices.registry import broker_accounts, gateway_ids, service_hashes, store_service_hash
 
     directory.mkdir(parents=True, exist_ok=True)
-    counted = {"devices": 0}
-
-    def accounts() -> Iterator[tuple[str, str]]:
-        yield from service_rows
-        for account in broker_accounts(conn):
-            counted["devices"] += 1
-            yield account
-
     with conn.transaction():
         stored = service_hashes(conn)
-        service_rows: list[tuple[str, str]] = []
+        logins: list[tuple[str, str]] = []
         env_files: dict[Path, str] = {}
         for account in SERVICE_ACCOUNTS:
             env_path = directory / f"{account.service}.env"
@@ -381,16 +375,18 @@ def write_broker_config(conn: psycopg.Connection, directory: Path, prefix: str,
                                       _env_password(env_path, account.username), rotate_services)
             if decision.new_hash is not None:
                 store_service_hash(conn, account.username, decision.new_hash)
-            service_rows.append((account.username, decision.new_hash or stored[account.username]))
+            logins.append((account.username, decision.new_hash or stored[account.username]))
+            url = _service_url(endpoint, account.username, decision.secret)
             env_files[env_path] = (f"# village {account.service}: {account.purpose}\n"
-                                   f"VILLAGE_MQTT_URL={_service_url(endpoint, account.username, decision.secret)}\n")
+                                   f"VILLAGE_MQTT_URL={url}\n")
+        logins.extend(broker_accounts(conn))
         gateways = sorted(gateway_ids(conn, active_only=True))
-        # The broker runs as its own user: it must read passwd and acl, nobody else needs to.
-        _write_atomically(directory / "passwd", passwd_lines(accounts()), 0o644)
+        # The broker runs as its own user and must read these two; they hold no secret.
+        _write_atomically(directory / "passwd", passwd_lines(logins), 0o644)
         _write_atomically(directory / "acl", iter([acl_text(prefix, gateways)]), 0o644)
         for env_path, text in env_files.items():
             _write_atomically(env_path, iter([text]), 0o600)
-    return counted["devices"], len(gateways)
+    return len(logins) - len(SERVICE_ACCOUNTS), len(gateways)
 
 
 def broker_config(
