@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import pwd
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -103,29 +99,11 @@ class Deployment:
 
 
 @pytest.fixture
-def broker_home() -> Iterator[Path]:
-    """A directory the broker can still reach after it drops root for its own user.
-
-    Started as root, Mosquitto reads its config as root and then runs as `mosquitto`: the
-    pid file, and the passwd and ACL files it re-reads on SIGHUP, must be reachable by that
-    user, as in a real deployment. pytest's own tmp_path is private to root.
-    """
-    base = Path(tempfile.mkdtemp(prefix="village-broker-"))
-    base.chmod(0o755)
-    (base / "broker").mkdir()
-    if os.geteuid() == 0:
-        user = pwd.getpwnam("mosquitto")
-        os.chown(base / "broker", user.pw_uid, user.pw_gid)
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
-
-
-@pytest.fixture
-def deployment(village: Village, database_url: str, topic_prefix: str, broker_home: Path,
+def deployment(village: Village, database_url: str, topic_prefix: str, tmp_path: Path,
                monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
     """Devices registered, broker files generated, a broker started with them."""
-    server = MosquittoServer(data_dir=broker_home / "broker")
-    conf = broker_home / "conf"
+    server = MosquittoServer(data_dir=tmp_path / "broker")
+    conf = tmp_path / "conf"
     server.password_file, server.acl_file = conf / "passwd", conf / "acl"
     server.extra_conf = f"pid_file {server.data_dir / 'mosquitto.pid'}\n"
     monkeypatch.setenv("VILLAGE_TOPIC_PREFIX", topic_prefix)
