@@ -107,7 +107,6 @@ def main() -> None:
     parser.add_argument("--sizes", default="15000,150000")
     sizes = [int(size) for size in parser.parse_args().sizes.split(",")]
     work = Path(tempfile.mkdtemp(prefix="village-bench-registry-"))
-    work.chmod(0o755)  # a root-started broker reads its files as `mosquitto`
     try:
         for count in sizes:
             figures = run_size(count, work)

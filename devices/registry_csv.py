@@ -292,7 +292,8 @@ def parse_registry_csv(data: bytes, registry_gateways: Set[str] = frozenset(),
     return ParsedFile(columns, rows, problems)
 
 
-def _cell(value: object) -> str:
+def format_cell(value: object) -> str:
+    """A row's value as the CSV cell that parses back to it (None as an empty cell)."""
     if value is None:
         return ""
     if isinstance(value, Mapping):
@@ -308,5 +309,5 @@ def format_registry_csv(rows: Iterable[DeviceRow]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for row in rows:
-        writer.writerow([_cell(getattr(row, column)) for column in COLUMNS])
+        writer.writerow([format_cell(getattr(row, column)) for column in COLUMNS])
     return out.getvalue()
