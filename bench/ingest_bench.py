@@ -250,49 +250,77 @@ def latencies(url: str, commits: Commits) -> dict[str, float]:
             "samples": len(samples)}
 
 
+@dataclass
+class Run:
+    """What the scenarios share: the broker, the template database, sizes, earlier figures."""
+
+    broker: MosquittoServer
+    template: str
+    scale: float
+    latency_s: int
+    ceiling: float = 0.0
+    one_worker: float = 0.0
+
+
+def scenario_ceiling(run: Run) -> str:
+    run.ceiling = ceiling(run.broker, "c" + uuid.uuid4().hex[:6], int(100_000 * run.scale))
+    return f"bare paho QoS 1 counting subscriber: {run.ceiling:,.0f} msg/s"
+
+
+def scenario_one(run: Run) -> str:
+    one = run_workers(run.template, run.broker, 1, int(100_000 * run.scale), 1)
+    run.one_worker = one["readings"] / one["seconds"]
+    share = f" ({run.one_worker / run.ceiling:.0%} of the bare subscriber)" if run.ceiling else ""
+    return (f"one worker, one-reading messages: {run.one_worker:,.0f} msg/s committed{share}, "
+            f"complete={bool(one['complete'])}, peak RSS {one['peak_rss_mb']:.0f} MB")
+
+
+def scenario_two(run: Run) -> str:
+    two = run_workers(run.template, run.broker, 2, int(100_000 * run.scale), 1)
+    rate = two["readings"] / two["seconds"]
+    ratio = f" ({rate / run.one_worker:.2f}x one worker)" if run.one_worker else ""
+    return (f"two workers, one-reading messages: {rate:,.0f} msg/s committed{ratio}, "
+            f"complete={bool(two['complete'])}, peak RSS {two['peak_rss_mb']:.0f} MB at most")
+
+
+def scenario_batch(run: Run) -> str:
+    big = run_workers(run.template, run.broker, 1, int(5_000 * run.scale), 96)
+    return (f"one worker, 96-reading messages: {big['readings'] / big['seconds']:,.0f} "
+            f"readings/s committed, complete={bool(big['complete'])}, "
+            f"peak RSS {big['peak_rss_mb']:.0f} MB")
+
+
+def scenario_latency(run: Run) -> str:
+    lat = run_workers(run.template, run.broker, 1, 3000 * run.latency_s, 1, rate=3000,
+                      latency=True)
+    nan = float("nan")
+    return (f"one worker at 3,000 msg/s for {run.latency_s} s: publish-to-commit "
+            f"p50 {lat.get('p50_ms', nan):.0f} ms, p99 {lat.get('p99_ms', nan):.0f} ms, "
+            f"max {lat.get('max_ms', nan):.0f} ms over {lat.get('samples', 0):.0f} readings, "
+            f"complete={bool(lat['complete'])}, peak RSS {lat['peak_rss_mb']:.0f} MB")
+
+
+SCENARIOS = {"ceiling": scenario_ceiling, "one": scenario_one, "two": scenario_two,
+             "batch": scenario_batch, "latency": scenario_latency}
+
+
 def main() -> None:
-    """Run every scenario and print its figures with the machine's load."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """Run the scenarios and print each figure with the machine's load."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs (a smoke test)")
+    parser.add_argument("--only", choices=sorted(SCENARIOS), action="append",
+                        help="run only these scenarios (repeatable)")
     args = parser.parse_args()
     if not PUBLISHER.exists():
         sys.exit("build the publisher first: bash bench/publisher/build.sh")
-    scale = 0.1 if args.quick else 1.0
-    one_reading = int(100_000 * scale)
-    batches = int(5_000 * scale)
-    latency_s = 5 if args.quick else 20
     print(f"ingest benchmark; {load()}")
     template = make_template()
     with tempfile.TemporaryDirectory() as tmp:
         broker = MosquittoServer(data_dir=Path(tmp) / "broker").start()
+        run = Run(broker, template, 0.1 if args.quick else 1.0, 5 if args.quick else 20)
         try:
-            rate = ceiling(broker, "c" + uuid.uuid4().hex[:6], one_reading)
-            print(f"bare paho QoS 1 counting subscriber: {rate:,.0f} msg/s; {load()}")
-
-            one = run_workers(template, broker, 1, one_reading, 1)
-            one_rate = one["readings"] / one["seconds"]
-            print(f"one worker, one-reading messages: {one_rate:,.0f} msg/s committed "
-                  f"({one_rate / rate:.0%} of the bare subscriber), complete={bool(one['complete'])}, "
-                  f"peak RSS {one['peak_rss_mb']:.0f} MB; {load()}")
-
-            two = run_workers(template, broker, 2, one_reading, 1)
-            two_rate = two["readings"] / two["seconds"]
-            print(f"two workers, one-reading messages: {two_rate:,.0f} msg/s committed "
-                  f"({two_rate / one_rate:.2f}x one worker), complete={bool(two['complete'])}, "
-                  f"peak RSS {two['peak_rss_mb']:.0f} MB each at most; {load()}")
-
-            big = run_workers(template, broker, 1, batches, 96)
-            print(f"one worker, 96-reading messages: {big['readings'] / big['seconds']:,.0f} "
-                  f"readings/s committed, complete={bool(big['complete'])}, "
-                  f"peak RSS {big['peak_rss_mb']:.0f} MB; {load()}")
-
-            lat = run_workers(template, broker, 1, 3000 * latency_s, 1, rate=3000, latency=True)
-            print(f"one worker at 3,000 msg/s for {latency_s} s: publish-to-commit "
-                  f"p50 {lat.get('p50_ms', float('nan')):.0f} ms, "
-                  f"p99 {lat.get('p99_ms', float('nan')):.0f} ms, "
-                  f"max {lat.get('max_ms', float('nan')):.0f} ms over "
-                  f"{lat.get('samples', 0):.0f} readings, complete={bool(lat['complete'])}, "
-                  f"peak RSS {lat['peak_rss_mb']:.0f} MB; {load()}")
+            for name in args.only or list(SCENARIOS):
+                print(f"{SCENARIOS[name](run)}; {load()}", flush=True)
         finally:
             broker.kill()
             admin(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')

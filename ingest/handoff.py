@@ -50,22 +50,20 @@ class HandOff:
             return True
 
     def take(self, max_messages: int, max_wait_s: float, idle_wait_s: float) -> list[Message]:
-        """Up to `max_messages`, waiting at most `max_wait_s` after the first one arrives.
+        """Up to `max_messages`, once the oldest held message has waited `max_wait_s`.
 
-        With nothing held it waits at most `idle_wait_s` for a first message, so the caller
-        can look at its stop flag.
+        The wait counts from when the oldest message arrived, so messages that queued up
+        while the previous batch was committing go at once. With nothing held it waits at
+        most `idle_wait_s` for a first message, so the caller can look at its stop flag.
         """
         with self._cond:
             if not self._queue:
                 self._cond.wait(idle_wait_s)
             if not self._queue:
                 return []
-        deadline = time.monotonic() + max_wait_s
-        while True:
-            with self._cond:
-                if len(self._queue) >= max_messages:
-                    break
-            remaining = deadline - time.monotonic()
+            deadline = self._queue[0].received_at.timestamp() + max_wait_s
+        while len(self._queue) < max_messages:
+            remaining = deadline - time.time()
             if remaining <= 0:
                 break
             # Polling in short sleeps is cheaper than a notify per message on the hot path.

@@ -8,12 +8,15 @@ the batch and retries with backoff, acknowledging nothing, so the broker stops s
 
 from __future__ import annotations
 
+import queue
 import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
+from typing import TypeVar
 
 import psycopg
 
@@ -25,6 +28,8 @@ from ingest.mqtt import Subscriber
 from ingest.plan import BatchPlan, DeadLetter, Parsed, Policy, parse, plan_batch, referenced_devices
 from ingest.writer import Writer, WriteResult, is_transient
 from village.settings import Settings
+
+T = TypeVar("T")
 
 # How long a stopping worker keeps trying to commit what it holds before it gives up
 # (without acknowledging: the broker redelivers to the next session).
@@ -72,8 +77,23 @@ def policy_from(settings: Settings) -> Policy:
     )
 
 
+@dataclass
+class _Planned:
+    """A planned batch on its way from the planner to the writer."""
+
+    messages: list[Message]
+    parsed: list[Parsed]
+    plan: BatchPlan
+    give_up_at: float | None
+
+
 class Worker:
-    """One ingest worker process's machinery."""
+    """One ingest worker process's machinery.
+
+    Two stages overlap: the caller's thread takes batches and plans them (parse, registry,
+    decode) while a writer thread commits the previous batch and acknowledges it. At most
+    one planned batch waits between them, so memory stays bounded by the receive maximum.
+    """
 
     def __init__(self, settings: Settings, client_id: str,
                  log: Callable[[str], None] = lambda line: None) -> None:
@@ -87,12 +107,15 @@ class Worker:
         self.subscriber = Subscriber(settings.mqtt, settings.topic_prefix, ingest.share_group,
                                      client_id, ingest.max_in_flight, self.handoff, log)
         self.writer = Writer(settings.database_url)
+        self._lookups = Writer(settings.database_url)  # the planner's own connection
         self.stats = Stats()
         self.stop = threading.Event()
         self.maintenance = Maintenance(settings.database_url, settings.retention, self.stop, log)
         self._log = log
         self._registry: dict[str, RegisteredDevice] = {}
         self._registry_at = float("-inf")
+        self._planned: queue.Queue[_Planned | None] = queue.Queue(maxsize=1)
+        self._abandoned = threading.Event()
 
     def run(self) -> None:
         """Receive, store and acknowledge until `stop` is set, then flush and disconnect."""
@@ -103,44 +126,68 @@ class Worker:
             self.stats.database_ok = True
         except psycopg.Error as exc:
             self._log(f"database unavailable at start ({type(exc).__name__}); will retry")
+        writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
+        writer.start()
         self.subscriber.start()
         try:
             while not self.stop.is_set():
                 batch = self.handoff.take(ingest.batch_max_messages,
                                           ingest.batch_max_wait_ms / 1000, idle_wait_s=0.2)
                 if batch:
-                    self._commit_and_ack(batch, give_up_at=None)
+                    self._planned.put(self._plan(batch, give_up_at=None))
             self.subscriber.pause()
             give_up_at = time.monotonic() + STOP_FLUSH_S
-            while len(self.handoff) and time.monotonic() < give_up_at:
+            while len(self.handoff) and not self._abandoned.is_set() \
+                    and time.monotonic() < give_up_at:
                 batch = self.handoff.take(ingest.batch_max_messages, 0, idle_wait_s=0)
-                self._commit_and_ack(batch, give_up_at)
+                self._planned.put(self._plan(batch, give_up_at))
         except DatabaseUnavailable:
-            self._log("stopping with messages not stored; the broker will redeliver them")
+            self._abandoned.set()
         finally:
             self.stop.set()
+            self._planned.put(None)
+            writer.join()
+            if self._abandoned.is_set():
+                self._log("stopped with messages not stored; the broker will redeliver them")
             self.subscriber.stop()
             self.writer.close()
+            self._lookups.close()
             self.maintenance.join()
 
-    def _commit_and_ack(self, batch: list[Message], give_up_at: float | None) -> None:
+    def _plan(self, batch: list[Message], give_up_at: float | None) -> _Planned:
         parsed = [parse(message, self.prefix, self.policy.limits) for message in batch]
-        result = self._commit(parsed, give_up_at)
-        self.stats.acked += self.subscriber.ack(batch)
-        stats = self.stats
-        stats.messages += len(batch)
-        stats.batches += 1
-        stats.readings += result.readings
-        stats.duplicates += result.duplicates
-        stats.events += result.events
-        stats.dead_letters += result.dead_letters
+        self._retry(lambda: self._refresh_registry(parsed), len(batch), give_up_at)
+        return _Planned(batch, parsed, plan_batch(parsed, self._registry, self.policy),
+                        give_up_at)
 
-    def _commit(self, parsed: list[Parsed], give_up_at: float | None) -> WriteResult:
-        """Commit the batch, retrying while the database is unavailable."""
+    def _write_loop(self) -> None:
+        while (planned := self._planned.get()) is not None:
+            if self._abandoned.is_set():
+                continue  # not stored, not acknowledged: the broker redelivers them
+            give_up_at = planned.give_up_at
+            if give_up_at is None and self.stop.is_set():
+                give_up_at = time.monotonic() + STOP_FLUSH_S
+            try:
+                result = self._retry(partial(self._write, planned), len(planned.messages),
+                                     give_up_at)
+            except DatabaseUnavailable:
+                self._abandoned.set()
+                continue
+            stats = self.stats
+            stats.acked += self.subscriber.ack(planned.messages)
+            stats.messages += len(planned.messages)
+            stats.batches += 1
+            stats.readings += result.readings
+            stats.duplicates += result.duplicates
+            stats.events += result.events
+            stats.dead_letters += result.dead_letters
+
+    def _retry(self, attempt: Callable[[], T], held: int, give_up_at: float | None) -> T:
+        """Run `attempt` until the database takes it, backing off while it is unavailable."""
         delay = 0.1
         while True:
             try:
-                result = self._commit_once(parsed)
+                result = attempt()
                 self.stats.database_ok = True
                 return result
             except psycopg.Error as exc:
@@ -149,8 +196,8 @@ class Worker:
                 self.stats.database_ok = False
                 self.stats.db_errors += 1
                 self.stats.last_error = str(exc).strip().splitlines()[0] if str(exc) else ""
-                self._log(f"database unavailable ({type(exc).__name__}); holding "
-                          f"{len(parsed)} messages, retrying in {delay:.1f} s")
+                self._log(f"database unavailable ({type(exc).__name__}); holding {held} "
+                          f"messages, retrying in {delay:.1f} s")
             now = time.monotonic()
             if give_up_at is None and self.stop.is_set():
                 give_up_at = now + STOP_FLUSH_S
@@ -162,19 +209,17 @@ class Worker:
                 time.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF_S)
 
-    def _commit_once(self, parsed: list[Parsed]) -> WriteResult:
-        self._refresh_registry(parsed)
-        plan = plan_batch(parsed, self._registry, self.policy)
+    def _write(self, planned: _Planned) -> WriteResult:
         try:
-            return self.writer.write(plan)
+            return self.writer.write(planned.plan)
         except psycopg.Error as exc:
             if is_transient(exc):
                 raise
         # The database refused something in the data: store message by message, and
         # dead-letter the ones it refuses, so one bad row cannot block the stream.
-        return self._commit_one_by_one(parsed)
+        return self._write_one_by_one(planned.parsed)
 
-    def _commit_one_by_one(self, parsed: list[Parsed]) -> WriteResult:
+    def _write_one_by_one(self, parsed: list[Parsed]) -> WriteResult:
         totals = [0, 0, 0, 0, 0]
         for item in parsed:
             plan = plan_batch([item], self._registry, self.policy)
@@ -196,13 +241,14 @@ class Worker:
     def _refresh_registry(self, parsed: list[Parsed]) -> None:
         now = time.monotonic()
         if now - self._registry_at >= self.settings.ingest.registry_refresh_s:
-            self._registry = self.writer.registry()
+            # A new dict, swapped in whole: the writer thread may be reading the old one.
+            self._registry = self._lookups.registry()
             self._registry_at = now
             return
         # A device registered a second ago must not be refused: ask about every miss.
         misses = referenced_devices(parsed) - self._registry.keys()
         if misses:
-            self._registry.update(self.writer.lookup(misses))
+            self._registry = {**self._registry, **self._lookups.lookup(misses)}
 
 
 def _refused(item: Parsed, exc: psycopg.Error, policy: Policy) -> BatchPlan:
