@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from simulators.fleet import FleetCounters
+from simulators.connections import FleetCounters
 
 
 class Progress:
