@@ -120,3 +120,30 @@ def test_sparkline(values: list[float], threshold: float | None, expected_points
     polyline = svg.split('points="')[1].split('"')[0].split()
     assert len(polyline) == expected_points
     assert ("<line" in svg) == (threshold is not None)
+
+
+def test_silences(client: TestClient, auth: TokenMaker) -> None:
+    operator = auth(Role.OPERATOR, "east")
+    ends = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    created = client.post("/silences", headers=operator, json={
+        "matchers": {"township": "east", "village": "east-1", "rule": "night_flow"},
+        "ends_at": ends, "comment": "换管道"})
+    assert created.status_code == 201, created.text
+    silence_id = created.json()["id"]
+    outside = client.post("/silences", headers=operator, json={
+        "matchers": {"township": "west"}, "ends_at": ends})
+    assert outside.status_code == 403
+    unknown = client.post("/silences", headers=operator, json={
+        "matchers": {"township": "east", "colour": "red"}, "ends_at": ends})
+    assert unknown.status_code == 422 and unknown.json()["field"] == "body.matchers"
+    too_long = client.post("/silences", headers=operator, json={
+        "matchers": {"township": "east"},
+        "ends_at": (datetime.now(UTC) + timedelta(days=60)).isoformat()})
+    assert too_long.status_code == 422
+    assert [s["id"] for s in client.get("/silences", headers=auth(Role.VIEWER, "east", "east-1")
+                                        ).json()] == [silence_id]
+    assert client.get("/silences", headers=auth(Role.VIEWER, "west")).json() == []
+    assert client.delete(f"/silences/{silence_id}", headers=auth(Role.CADRE, "east")
+                         ).status_code == 403
+    assert client.delete(f"/silences/{silence_id}", headers=operator).status_code == 204
+    assert client.get("/silences", headers=operator).json() == []

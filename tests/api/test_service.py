@@ -92,10 +92,10 @@ def test_field_locations(loc: tuple[object, ...], expected: str) -> None:
 
 
 def test_no_secret_no_start_outside_development(database_url: str) -> None:
-    with pytest.raises(SettingsError, match="VILLAGE_API__SECRET_KEY"):
+    with pytest.raises(SettingsError, match="VILLAGE_ALERTING__LINK_SECRET"):
         create_app(Settings(database_url=database_url))
     assert isinstance(create_app(Settings(database_url=database_url,
-                                          api={"secret_key": "k" * 32})), FastAPI)
+                                          alerting={"link_secret": "k" * 32})), FastAPI)
 
 
 def test_api_docs_load_nothing_from_outside(client: TestClient) -> None:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
+from uuid import uuid4
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -15,6 +16,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
+from alerting.service import AlertingConfigError
+from alerting.service import link_secret as alerting_link_secret
 from village.api import problems
 from village.api.routers import alerts, broadcasts, devices, health, phone, telemetry
 from village.mqtt import ClientOptions, build_client, connect_async
@@ -26,14 +29,11 @@ ROUTERS = (health.router, devices.router, telemetry.router, alerts.router, broad
 
 
 def link_secret(settings: Settings) -> bytes:
-    """The key alert links are signed with; only development mode has a built-in one."""
-    # The alerting service signs the links the page verifies: one key, set in either place.
-    for key in (settings.api.secret_key, settings.alerting.link_secret):
-        if key is not None:
-            return key.get_secret_value().encode()
-    if settings.development:
-        return b"development-only-link-secret"
-    raise SettingsError("VILLAGE_API__SECRET_KEY: required outside development mode")
+    """The key of the alert links: the alerting service signs them, the page verifies them."""
+    try:
+        return alerting_link_secret(settings)
+    except AlertingConfigError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 @asynccontextmanager
@@ -44,7 +44,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     pool = ConnectionPool(settings.database_url, min_size=1, max_size=settings.api.pool_size,
                           timeout=10, open=False, name="api")
     pool.open(wait=False)
-    options = ClientOptions(client_id=f"api-{socket.gethostname()}-{os.getpid()}",
+    # Unique per app: two APIs with one client id would keep taking the session from
+    # each other, and /readyz would flap.
+    options = ClientOptions(client_id=f"api-{socket.gethostname()}-{os.getpid()}-{uuid4().hex[:6]}",
                             persistent_session=False)
     broker = build_client(settings.mqtt, options)
     connect_async(broker, settings.mqtt, options)

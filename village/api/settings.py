@@ -1,22 +1,19 @@
 """Settings of the HTTP API (`VILLAGE_API__*`)."""
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class ApiSettings(BaseModel):
-    """Where the API listens, how it signs links and how much one request may ask for."""
+    """Where the API listens and how much one request may ask for.
+
+    The phone page verifies alert links with the alerting service's key
+    (`VILLAGE_ALERTING__LINK_SECRET`), the one that signs them.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     host: str = Field("127.0.0.1", description="address `village api serve` listens on")
     port: int = Field(8000, ge=1, le=65535)
-    public_base_url: str = Field(
-        "http://127.0.0.1:8000", description="the API's address as phones and notifications see it"
-    )
-    secret_key: SecretStr | None = Field(
-        None,
-        description="HMAC key of the alert links (phone page); required unless VILLAGE_DEVELOPMENT",
-    )
     default_page_size: int = Field(100, ge=1, le=10_000)
     max_page_size: int = Field(1000, ge=1, le=10_000)
     max_range_days: int = Field(

@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from alerting import operations
 from alerting.rules import RuleError, load_rules, parse_rules
-from village.api import alert_actions, alert_store
+from broadcast.scope import overlaps
+from village.api import alert_store, audit
 from village.api.deps import Caller, Conn, Limit
 from village.api.problems import Problem, forbidden, not_found
+from village.api.telemetry import EARLIEST, LATEST
 from village.principal import Place, Role
 
 router = APIRouter(tags=["alerts"])
 AlertId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+# The alerting service's exceptions, as problems.
+_STATUS: dict[type[Exception], int] = {
+    operations.AlertNotFound: 404, operations.AlertDenied: 403, operations.SilenceError: 422,
+}
+
+
+@contextmanager
+def _as_problems(field: str | None = None) -> Iterator[None]:
+    try:
+        yield
+    except (operations.AlertNotFound, operations.AlertDenied, operations.SilenceError) as exc:
+        status = _STATUS[type(exc)]
+        raise Problem(status, str(exc), field if status == 422 else None) from None
 MAX_RULES_BYTES = 1024 * 1024
 
 
@@ -105,7 +123,10 @@ def show_alert(alert_id: AlertId, conn: Conn, caller: Caller) -> AlertDetail:
 def acknowledge(alert_id: AlertId, body: Acknowledgement, conn: Conn, caller: Caller) -> Alert:
     """Acknowledge with a comment (a cadre over the alert's village): repeats stop."""
     _visible(conn, caller, alert_id)
-    alert_actions.acknowledge(conn, alert_id, caller, body.comment.strip(), datetime.now(UTC))
+    with _as_problems():
+        operations.acknowledge(conn, caller, alert_id, body.comment.strip(), datetime.now(UTC))
+    audit.record(conn, caller, "alert.acknowledge", f"alert:{alert_id}", None,
+                 {"comment": body.comment.strip()})
     return _model(_visible(conn, caller, alert_id))
 
 
@@ -160,3 +181,66 @@ def list_rules(request: Request, caller: Caller) -> list[RuleInfo]:
     return [RuleInfo(name=r.name, severity=r.severity, condition_type=r.condition_type,
                      metric=r.metric, summary_zh=r.summary_zh, summary_en=r.summary_en)
             for r in rules]
+
+
+class Silence(BaseModel):
+    """A silence or maintenance window: alerts whose labels all match are not sent."""
+
+    id: int
+    kind: str
+    matchers: dict[str, str]
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str
+
+
+class NewSilence(BaseModel):
+    """Mute what matches, from `starts_at` (default now) to `ends_at` (at most 30 days)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    matchers: dict[str, Annotated[str, Field(max_length=200)]] = Field(
+        examples=[{"township": "east", "village": "east-1", "rule": "night_flow"}])
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime
+    comment: str = Field("", max_length=1000)
+    kind: Literal["silence", "maintenance"] = "silence"
+
+
+def _silence(record: operations.SilenceRecord) -> Silence:
+    return Silence.model_validate(record, from_attributes=True)
+
+
+def _silence_place(matchers: dict[str, str]) -> Place:
+    return Place(matchers.get("township"), matchers.get("village"))
+
+
+@router.get("/silences", summary="List silences")
+def list_silences(conn: Conn, caller: Caller) -> list[Silence]:
+    """Silences in force or to come that touch the caller's scope."""
+    return [_silence(s) for s in operations.list_silences(conn, datetime.now(UTC))
+            if overlaps(caller, _silence_place(s.matchers))]
+
+
+@router.post("/silences", status_code=201, summary="Create a silence")
+def create_silence(body: NewSilence, conn: Conn, caller: Caller) -> Silence:
+    """Mute matching alerts for a bounded time (an operator over the place it names)."""
+    now = datetime.now(UTC)
+    if not EARLIEST <= (body.starts_at or now) <= body.ends_at <= LATEST:
+        raise Problem(422, "times must be ordered and within reason", "body.ends_at")
+    with _as_problems("body.matchers"):
+        record = operations.create_silence(conn, caller, body.matchers, body.starts_at or now,
+                                           body.ends_at, body.comment, now, body.kind)
+    audit.record(conn, caller, "silence.create", f"silence:{record.id}",
+                 _silence_place(body.matchers), {"matchers": body.matchers})
+    return _silence(record)
+
+
+@router.delete("/silences/{silence_id}", status_code=204, summary="End a silence now")
+def expire_silence(silence_id: Annotated[int, Path(ge=1, le=2**63 - 1)], conn: Conn,
+                   caller: Caller) -> None:
+    """End a silence now (an operator over the place it names)."""
+    with _as_problems():
+        operations.expire_silence(conn, caller, silence_id, datetime.now(UTC))
+    audit.record(conn, caller, "silence.expire", f"silence:{silence_id}")

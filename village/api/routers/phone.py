@@ -13,7 +13,8 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from village.api import alert_actions, alert_store, telemetry
+from alerting import operations
+from village.api import alert_store, audit, telemetry
 from village.api.deps import Conn, api_settings
 from village.api.phone_page import CONTENT_SECURITY_POLICY, alert_page, refusal_page
 from village.api.settings import ApiSettings
@@ -85,7 +86,9 @@ def acknowledge(token: str, link: Grant, comment: Annotated[str, Depends(comment
     if alert is None:
         return _html(refusal_page(expired=False), 404)
     person = Principal(f"person:{link.person_id}", Role.CADRE, Place(alert.township, alert.village))
-    alert_actions.acknowledge(conn, link.alert_id, person, comment, datetime.now(UTC))
+    operations.acknowledge(conn, person, link.alert_id, comment, datetime.now(UTC))
+    audit.record(conn, person, "alert.acknowledge", f"alert:{link.alert_id}", person.scope,
+                 {"comment": comment, "via": "link"})
     # Post/redirect/get: reloading the page does not post again.
     return RedirectResponse(f"/a/{token}", status_code=303, headers=_HEADERS)
 
