@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import orjson
+import psycopg
 import pytest
 
 from devices.models import telemetry_model
@@ -104,3 +106,28 @@ def test_arrays_values_form_epoch_ms_duplicates_events_and_gateways(
     assert seen == {"wm-1": True, "cam-1": True, "gw-1": True, "wm-child-1": True,
                     "wm-child-2": True}
     assert scalar(database_url, "SELECT count(*) FROM dead_letters") == 0
+
+
+def test_each_commit_is_announced_with_its_counts_and_time(
+    database_url: str, mosquitto: MosquittoServer, topic_prefix: str
+) -> None:
+    register(database_url, [("wm-1", "water_meter")])
+    with psycopg.connect(database_url, autocommit=True) as listener:
+        listener.execute("LISTEN village_ingest")
+        with running_worker(ingest_settings(database_url, mosquitto.url, topic_prefix)):
+            pub = Publisher(mosquitto.url)
+            pub.publish(topic(topic_prefix, "wm-1", Channel.TELEMETRY),
+                        [{"ts": (NOW - timedelta(minutes=i)).isoformat(), "total_m3": i}
+                         for i in range(5)])
+            pub.publish(topic(topic_prefix, "nobody", Channel.TELEMETRY), {"total_m3": 1})
+            pub.close()
+            notices = []
+            for note in listener.notifies(timeout=10):
+                notices.append(orjson.loads(note.payload))
+                if sum(n["readings"] for n in notices) == 5 \
+                        and sum(n["dead_letters"] for n in notices) == 1:
+                    break
+    assert sum(n["readings"] for n in notices) == 5
+    stored_at = {n["stored_at"] for n in notices if n["readings"]}
+    received = rows(database_url, "SELECT DISTINCT received_at FROM readings")
+    assert {datetime.fromisoformat(s) for s in stored_at} == {r[0] for r in received}
