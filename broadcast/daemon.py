@@ -133,12 +133,16 @@ class DaemonHandle:
     def _work(self) -> None:
         next_cycle = 0.0
         conn: psycopg.Connection | None = None
+        # Messages not yet committed: kept across a database error, acknowledged only after.
+        pending: list[_Message] = []
         while not self._stopping.is_set():
             try:
                 if conn is None or conn.closed:
                     conn = psycopg.connect(self._settings.database_url, autocommit=True)
                 messages, woken = self._drain(max(0.0, next_cycle - time.monotonic()))
-                self._handle(conn, messages)
+                pending.extend(messages)
+                self._handle(conn, pending)
+                pending = []
                 if woken or time.monotonic() >= next_cycle:
                     with conn.transaction():
                         self.engine.cycle(conn, datetime.now(UTC))
