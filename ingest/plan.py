@@ -218,28 +218,31 @@ def _take(decoded: Decoded, plan: BatchPlan, outcome: _Outcome, child: str | Non
         )
 
 
-def _plan_telemetry(item: Parsed, registry: Registry, policy: Policy, plan: BatchPlan,
-                    outcome: _Outcome) -> None:
+def _decode_own_telemetry(admitted: Admitted, item: Parsed, policy: Policy) -> Decoded:
+    return decode_telemetry(admitted.device_id, item.document, admitted.kind,
+                            item.message.received_at, policy.limits)
+
+
+def _decode_own_events(admitted: Admitted, item: Parsed, policy: Policy) -> Decoded:
+    return decode_events(admitted.device_id, item.document, item.message.received_at,
+                         policy.limits)
+
+
+_OWN_DECODERS: dict[Channel, Callable[[Admitted, Parsed, Policy], Decoded]] = {
+    Channel.TELEMETRY: _decode_own_telemetry,
+    Channel.EVENT: _decode_own_events,
+}
+
+
+def _plan_own(item: Parsed, registry: Registry, policy: Policy, plan: BatchPlan,
+              outcome: _Outcome) -> None:
+    """A device publishing telemetry or events on its own topic."""
     assert item.topic is not None
     admitted = _admitted(item, admit(registry, item.topic.device_id), policy, plan, outcome)
     if admitted is None:
         return
-    received_at = item.message.received_at
-    _heard(plan, admitted.device_id, received_at)
-    _take(decode_telemetry(admitted.device_id, item.document, admitted.kind, received_at,
-                           policy.limits), plan, outcome)
-
-
-def _plan_events(item: Parsed, registry: Registry, policy: Policy, plan: BatchPlan,
-                 outcome: _Outcome) -> None:
-    assert item.topic is not None
-    admitted = _admitted(item, admit(registry, item.topic.device_id), policy, plan, outcome)
-    if admitted is None:
-        return
-    received_at = item.message.received_at
-    _heard(plan, admitted.device_id, received_at)
-    _take(decode_events(admitted.device_id, item.document, received_at, policy.limits),
-          plan, outcome)
+    _heard(plan, admitted.device_id, item.message.received_at)
+    _take(_OWN_DECODERS[item.topic.channel](admitted, item, policy), plan, outcome)
 
 
 def _plan_gateway(item: Parsed, registry: Registry, policy: Policy, plan: BatchPlan,
@@ -289,8 +292,8 @@ def _plan_status(item: Parsed, registry: Registry, policy: Policy, plan: BatchPl
 
 
 _PLANNERS: dict[Channel, Callable[[Parsed, Registry, Policy, BatchPlan, _Outcome], None]] = {
-    Channel.TELEMETRY: _plan_telemetry,
-    Channel.EVENT: _plan_events,
+    Channel.TELEMETRY: _plan_own,
+    Channel.EVENT: _plan_own,
     Channel.GATEWAY_TELEMETRY: _plan_gateway,
     Channel.STATUS: _plan_status,
 }
