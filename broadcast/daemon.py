@@ -84,6 +84,11 @@ class DaemonHandle:
             threading.Thread(target=self._listen, name="broadcast-listen", daemon=True),
         ]
 
+    @property
+    def client_id(self) -> str:
+        """The daemon's MQTT client id (its persistent session)."""
+        return self._options.client_id
+
     # ---- life cycle ----
 
     def start(self) -> DaemonHandle:
@@ -149,8 +154,8 @@ class DaemonHandle:
                     next_cycle = time.monotonic() + self._sweep_s
                     if self._subscribed.is_set():
                         self.ready.set()
-            except psycopg.Error:
-                log.exception("broadcast daemon: database error; retrying in a second")
+            except Exception:  # noqa: BLE001 - the daemon outlives any one bad pass
+                log.exception("broadcast daemon: a pass failed; retrying in a second")
                 if conn is not None:
                     with contextlib.suppress(psycopg.Error):
                         conn.close()

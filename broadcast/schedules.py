@@ -144,20 +144,20 @@ def fire_due(conn: psycopg.Connection, now: datetime) -> list[BroadcastId]:
     fired: list[BroadcastId] = []
     for row in due:
         assert row.next_fire_at is not None
-        request = BroadcastRequest.model_validate(row.request)
-        lateness = now - row.next_fire_at
         outcome: dict[str, Any] = {"due": row.next_fire_at.isoformat()}
         broadcast_id = None
-        if lateness > timedelta(seconds=request.expires_in_s or DEFAULT_EXPIRES_IN_S):
-            outcome["skipped"] = "missed: it would have expired by now"
-        else:
-            try:
+        try:
+            request = BroadcastRequest.model_validate(row.request)
+            lifetime = timedelta(seconds=request.expires_in_s or DEFAULT_EXPIRES_IN_S)
+            if now - row.next_fire_at > lifetime:
+                outcome["skipped"] = "missed: it would have expired by now"
+            else:
                 with conn.transaction():
                     broadcast_id = create_broadcast(conn, request, row.creator, now,
                                                     schedule_id=row.schedule_id)
                 fired.append(broadcast_id)
-            except (BroadcastError, BroadcastDenied) as exc:
-                outcome["failed"] = str(exc)
+        except (ValueError, BroadcastDenied) as exc:  # BroadcastError, a stored request gone bad
+            outcome["failed"] = str(exc)
         conn.execute(
             "UPDATE broadcast_schedules SET next_fire_at = %s, last_fired_at = %s,"
             " last_broadcast_id = coalesce(%s, last_broadcast_id) WHERE schedule_id = %s",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -29,12 +30,13 @@ WEST_VIEWER = Principal("west-viewer", Role.VIEWER, Place("West"))
 
 
 @pytest.fixture
-def conn(database_url: str) -> psycopg.Connection:
+def conn(database_url: str) -> Iterator[psycopg.Connection]:
     register_speakers(database_url, [
         ("spk-e1", "East", "Apple"), ("spk-e2", "East", "Apple"), ("spk-e3", "East", "Birch"),
         ("spk-w1", "West", "Cedar"),
     ])
-    return psycopg.connect(database_url, autocommit=True)
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        yield connection
 
 
 def notice(scope: Scope, **fields: object) -> BroadcastRequest:
@@ -151,3 +153,21 @@ def test_schedules_refuse_bad_cron_and_absolute_expiry(conn: psycopg.Connection)
     with pytest.raises(BroadcastDenied):
         create_schedule(conn, notice(Scope.county()), EAST_OP, NOW, name="x", cron="0 7 * * *")
     assert store.load_groups(conn) == {}
+
+
+def test_a_schedule_that_can_no_longer_fire_is_recorded_and_moves_on(
+        conn: psycopg.Connection) -> None:
+    gone = create_schedule(conn, notice(Scope.of_speakers("spk-w1")), COUNTY_OP, NOW,
+                           name="to a speaker since retired", at=NOW + timedelta(minutes=1))
+    broken = create_schedule(conn, notice(Scope.county()), COUNTY_OP, NOW,
+                             name="edited by hand", at=NOW + timedelta(minutes=1))
+    conn.execute("UPDATE devices SET lifecycle = 'retired' WHERE device_id = 'spk-w1'")
+    conn.execute("UPDATE broadcast_schedules SET request = request - 'text'"
+                 " WHERE schedule_id = %s", (broken,))
+    assert fire_due(conn, NOW + timedelta(minutes=2)) == []
+    failures = conn.execute(
+        "SELECT schedule_id, detail->>'failed' FROM broadcast_audit WHERE action = 'fire'"
+        " ORDER BY schedule_id").fetchall()
+    assert failures[0] == (gone, "not registered speakers: spk-w1")
+    assert failures[1][0] == broken and "text or audio_url" in failures[1][1]
+    assert fire_due(conn, NOW + timedelta(minutes=3)) == []  # each fired (and failed) once
