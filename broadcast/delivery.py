@@ -42,6 +42,8 @@ def _table() -> dict[tuple[S, Happening], S]:
         table[state, Happening.HOLD] = S.HELD
         table[state, Happening.EXPIRE] = S.EXPIRED
     table[S.SENT, Happening.WENT_OFFLINE] = S.OFFLINE
+    # A retry finds the speaker busy with a higher priority: wait instead of being refused.
+    table[S.SENT, Happening.HOLD] = S.HELD
     table[S.SENT, Happening.EXPIRE] = S.NO_ANSWER
     for state in _OPEN:
         table[state, Happening.ACK_ACCEPTED] = S.ACCEPTED

@@ -142,16 +142,9 @@ class Engine:
                                                 lock=True)
                 if retry_due(row.last_sent_at, now, self.retry_interval)]
         online = self._online(conn, [row.device_id for row in rows])
-        changes = []
-        for row in rows:
-            if row.device_id in online:
-                self._publish(row.device_id, self._payload(conn, row.broadcast_id))
-                changes.append(store.Change(row.broadcast_id, row.device_id, S.SENT, S.SENT, now,
-                                            sent=True))
-            else:
-                changes.append(store.Change(row.broadcast_id, row.device_id, S.SENT, S.OFFLINE,
-                                            now))
-        store.apply(conn, changes)
+        store.apply(conn, [store.Change(r.broadcast_id, r.device_id, S.SENT, S.OFFLINE, now)
+                           for r in rows if r.device_id not in online])
+        self._send(conn, [row for row in rows if row.device_id in online], now)
         return len(rows)
 
     # ---- helpers ----

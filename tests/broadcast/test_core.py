@@ -141,6 +141,7 @@ H = Happening
     (S.OFFLINE, H.SEND_ONLINE, S.SENT),  # came back: published again
     (S.SENT, H.SEND_ONLINE, S.SENT),  # a retry
     (S.SENT, H.WENT_OFFLINE, S.OFFLINE),
+    (S.SENT, H.HOLD, S.HELD),  # a retry behind a higher priority
     (S.SENT, H.ACK_ACCEPTED, S.ACCEPTED),
     (S.OFFLINE, H.ACK_ACCEPTED, S.ACCEPTED),  # the broker's queued copy reached it
     (S.ACCEPTED, H.ACK_DONE, S.DONE),

@@ -196,3 +196,16 @@ def test_cancel_stops_those_that_were_sent_it_and_nothing_else(
     engine.on_acks(conn, [ack(b, "spk-3", "accepted", T0 + timedelta(seconds=2))], T0)
     assert states(conn, b)["spk-3"] == "cancelled"
     assert states(conn, emergency) == {"spk-1": "sent"}
+
+
+def test_a_retry_waits_behind_an_emergency_that_came_meanwhile(
+        conn: psycopg.Connection, engine: Engine, publisher: RecordingPublisher) -> None:
+    normal = send(conn, "normal", speakers=["spk-1"])
+    engine.cycle(conn, T0)
+    emergency = send(conn, "emergency", speakers=["spk-1"], at=T0 + timedelta(seconds=1))
+    engine.cycle(conn, T0 + timedelta(seconds=1))
+    engine.on_acks(conn, [ack(emergency, "spk-1", "accepted", T0)], T0 + timedelta(seconds=1))
+    publisher.take()
+    engine.cycle(conn, T0 + timedelta(seconds=10))  # the normal one's retry is due
+    assert publisher.take() == []
+    assert states(conn, normal) == {"spk-1": "held"}
