@@ -207,3 +207,26 @@ def test_every_file_mounted_from_the_repository_exists(model: dict[str, Any]) ->
         assert path.is_relative_to(ROOT) and path.exists(), (name, source)
         if path.suffix == ".sh":
             assert os.access(path, os.X_OK), source
+
+
+def test_more_ingest_workers_each_with_their_own_stable_client_id(filled_env: Path) -> None:
+    result = compose(filled_env, "-f", str(COMPOSE_FILE), "-f",
+                     str(ROOT / "deploy/compose.ingest-workers.yml"), "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    workers = {n: s for n, s in services.items()
+               if (s.get("command") or [])[:2] == ["village", "ingest"]}
+    assert len(workers) == 3
+    ids = [s["environment"]["VILLAGE_INGEST__CLIENT_ID"] for s in workers.values()]
+    assert len(set(ids)) == len(ids), ids
+    for name, worker in workers.items():
+        assert set(worker["depends_on"]) == {"migrate", "mosquitto"}, name
+        assert worker["environment"]["SERVICE_ENV_FILE"].endswith("/ingest.env"), name
+
+
+def test_services_with_persistent_sessions_name_their_client_id(model: dict[str, Any]) -> None:
+    # A host-name default would change whenever Compose re-creates the container, leaving
+    # the old session (and its share of queued messages) behind on the broker.
+    services = model["services"]
+    assert services["ingest"]["environment"]["VILLAGE_INGEST__CLIENT_ID"]
+    assert services["broadcast"]["environment"]["VILLAGE_BROADCAST__CLIENT_ID"]
