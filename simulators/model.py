@@ -31,3 +31,8 @@ class DeviceModel(Protocol):
     def handle_command(self, raw: bytes, now: datetime) -> list[Outgoing]:
         """React to a payload received on the device's cmd topic."""
         ...
+
+
+def earliest(*times: datetime | None) -> datetime:
+    """The earliest of the times that are set (a model's next due time from its timers)."""
+    return min(t for t in times if t is not None)

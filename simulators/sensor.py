@@ -17,6 +17,7 @@ from devices.models import CommandBase
 from simulators import payloads
 from simulators.commands import NORMAL, Acker, Behaviour, screen
 from simulators.faults import Faults
+from simulators.model import earliest
 from simulators.payloads import Outgoing
 
 # A device that was cut off keeps at most this many reading sets to send later.
@@ -81,13 +82,7 @@ class SensorDevice:
 
     def next_due(self) -> datetime:
         """When this device next samples, uploads or sends a late ack."""
-        times = [self._next_slot]
-        if self._next_upload is not None:
-            times.append(self._next_upload)
-        late = self._acker.next_due()
-        if late is not None:
-            times.append(late)
-        return min(times)
+        return earliest(self._next_slot, self._next_upload, self._acker.next_due())
 
     def poll(self, now: datetime) -> list[Outgoing]:
         """Sample every slot up to `now`; publish readings (batched if several) and events."""

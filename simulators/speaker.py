@@ -20,6 +20,7 @@ from devices.models import PlayCommand, SetVolumeCommand, StopCommand
 from simulators import payloads
 from simulators.commands import NORMAL, Acker, Behaviour, screen
 from simulators.faults import Faults
+from simulators.model import earliest
 from simulators.payloads import Outgoing
 from simulators.sensor import CommandHandler, Sample, SensorDevice
 
@@ -97,13 +98,8 @@ class SpeakerModel:
 
     def next_due(self) -> datetime:
         """When this speaker next has something to do on its own."""
-        times = [self._health.next_due()]
-        if self._current is not None:
-            times.append(self._current.ends_at)
-        late = self._acker.next_due()
-        if late is not None:
-            times.append(late)
-        return min(times)
+        ends_at = self._current.ends_at if self._current is not None else None
+        return earliest(self._health.next_due(), ends_at, self._acker.next_due())
 
     def poll(self, now: datetime) -> list[Outgoing]:
         """Finish plays whose time is up, send late acks and the heartbeat when due."""
