@@ -84,7 +84,11 @@ def push(lang: Lang = None) -> None:
 def check(
     days: Annotated[int, typer.Option(help="the time range to query, ending now")] = 7,
 ) -> None:
-    """Run every panel's SQL against VILLAGE_DATABASE_URL as Grafana would (all places)."""
+    """Run every panel's SQL against VILLAGE_DATABASE_URL as Grafana would (all places).
+
+    `$__timeGroup` is expanded for TimescaleDB when VILLAGE_GRAFANA__TIMESCALEDB is set, as
+    Grafana's datasource does.
+    """
     import psycopg
 
     from dashboards.catalogue import build_all
@@ -96,7 +100,8 @@ def check(
     try:
         with psycopg.connect(settings.database_url, connect_timeout=10) as conn:
             results = check_queries(conn, build_all("en", settings.grafana.datasource_uid),
-                                    now - timedelta(days=days), now)
+                                    now - timedelta(days=days), now,
+                                    timescaledb=settings.grafana.timescaledb)
     except psycopg.OperationalError as exc:
         raise _fail(f"cannot reach the database: {str(exc).splitlines()[0]}") from None
     failures = [r for r in results if r.error]
