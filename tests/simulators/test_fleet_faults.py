@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
+
 import orjson
 
 from simulators.device import numbered
+from simulators.faults import FaultWindow
 from simulators.fleet import SimulatedFleet
+from simulators.hostile import HostileGenerator
 from tests.simulators.observer import Observer
 from village.local import MosquittoServer
 from village.settings import parse_mqtt_url
@@ -54,3 +59,38 @@ def test_three_hundred_cameras_in_one_township_go_offline_at_once(
         final = states(seen)
         assert {d for d, s in final.items() if s == b"offline"} == {d.device_id for d in east}
         assert sorted(fleet.online()) == sorted(d.device_id for d in west)
+
+
+def test_scenario_offline_windows_are_acted_out_on_time(
+    mosquitto: MosquittoServer, topic_prefix: str
+) -> None:
+    cameras = numbered("camera", 4, "cam")
+    status = f"{topic_prefix}/+/status"
+    with SimulatedFleet(parse_mqtt_url(mosquitto.url), topic_prefix, cameras) as fleet, \
+            Observer(mosquitto.url, status) as obs:
+        now = fleet.clock.now()
+        fleet.add_faults([(c.device_id, FaultWindow("offline", now + timedelta(seconds=0.3),
+                                                     now + timedelta(seconds=1.0)))
+                          for c in cameras[:2]])
+        obs.wait_for(lambda m: sum(1 for t, p in m if p == b"offline") == 2)
+        assert sorted(fleet.online()) == ["cam-0003", "cam-0004"]
+        seen = obs.wait_for(lambda m: sum(1 for t, p in m if p == b"online") == 6)
+        order = [(t.split("/")[1], p) for t, p in seen if t.split("/")[1] in ("cam-0001",)]
+        assert order == [("cam-0001", b"online"), ("cam-0001", b"offline"),
+                         ("cam-0001", b"online")]
+
+
+def test_hostile_messages_go_out_at_the_asked_rate(
+    mosquitto: MosquittoServer, topic_prefix: str
+) -> None:
+    meters = numbered("water_meter", 3, "wm")
+    generator = HostileGenerator(topic_prefix, [(m.device_id, m.kind) for m in meters], seed=1)
+    with Observer(mosquitto.url, f"{topic_prefix}/#") as obs, \
+            SimulatedFleet(parse_mqtt_url(mosquitto.url), topic_prefix, meters,
+                           hostile=generator, hostile_rate=40) as fleet:
+        time.sleep(1.0)
+        sent = sum(fleet.hostile_sent.values())
+        fleet.flush()
+    assert 20 <= sent <= 60
+    hostile = obs.received(lambda t, p: not t.endswith("/status"))
+    assert len(hostile) >= sent - 5  # a few may still be in flight to the observer

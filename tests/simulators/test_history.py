@@ -14,6 +14,7 @@ from ingest.decode import Limits
 from simulators.faults import FaultWindow
 from simulators.history import Backfill, history, readings_of
 from simulators.population import PopulationSpec, generate_population, summary, write_csv
+from simulators.scenario import parse_scenario, resolve
 
 T0 = datetime.fromisoformat("2026-11-16T00:00:00+08:00")
 SMALL = PopulationSpec(townships=2, villages=4, meters=40, probes=2, cameras=6, barns=2,
@@ -94,3 +95,22 @@ def test_a_leak_in_the_backfill_leaves_no_zero_consumption_hour() -> None:
     assert len(leaking) >= 24 and min(leaking) > 0
     assert min(v for h, v in use.items() if h <= T0 + timedelta(hours=12)) == 0
     assert [e.type for e in events] == ["leak"]
+
+
+def test_a_leak_scenario_file_gives_a_day_without_a_zero_consumption_hour() -> None:
+    devices = generate_population(SMALL, seed=9)
+    scenario = parse_scenario("faults:\n  - fault: leak\n    kind: water_meter\n"
+                              "    count: 3\n    at: 1h\n")
+    faults = resolve(scenario, devices, T0, seed=9)
+    leaking = {device_id for device_id, _ in faults}
+    plan = Backfill(T0, 1.25, seed=9, nb_iot_share=0)
+    messages = [m for batch in history(devices, plan, faults) for m in batch
+                if m.device_id in leaking]
+    readings, _ = readings_of(messages, {d: "water_meter" for d in leaking}, plan.end, Limits())
+    for device_id in leaking:
+        totals = sorted((r.ts, r.value) for r in readings
+                        if r.device_id == device_id and r.metric == "total_m3")
+        hourly = {ts.replace(minute=0, second=0, microsecond=0): v for ts, v in totals}
+        hours = sorted(h for h in hourly if h >= T0 + timedelta(hours=2))[:25]
+        use = [hourly[b] - hourly[a] for a, b in zip(hours, hours[1:], strict=False)]
+        assert len(use) == 24 and min(use) > 0, device_id

@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from devices.catalogue import kind_named
+from devices.models import PlayCommand, SetValveCommand
 from devices.topics import Channel
 from ingest.decode import Limits, decode_events, decode_telemetry, parse_json
 from simulators.build import ModelOptions, build_model
@@ -202,3 +203,18 @@ def test_the_same_seed_gives_the_same_data_and_another_seed_other_data() -> None
         again = [m.payload for m in run(kind, None, hours=6, seed=11)[1]]
         other = [m.payload for m in run(kind, None, hours=6, seed=12)[1]]
         assert first == again and first != other
+
+
+def test_a_meter_closes_its_valve_on_command_and_acks_once() -> None:
+    device = SimDevice("wm-valve", "water_meter")
+    model = build_model(device, ModelOptions(start=T0, seed=1, stagger=False, nb_iot_share=0))
+    command = SetValveCommand(id="v1", open=False).to_payload()
+    acks = [m for m in model.handle_command(command, T0) if m.channel is Channel.COMMAND_ACK]
+    again = model.handle_command(command, T0)
+    assert [orjson.loads(a.payload)["result"] for a in acks] == ["done"] and again == []
+    refused = model.handle_command(PlayCommand(id="p1", text="x").to_payload(), T0)
+    assert orjson.loads(refused[0].payload)["reason"] == "unknown op 'play' for a water_meter"
+    readings = [orjson.loads(m.payload) for m in model.poll(T0 + timedelta(hours=12))
+                if m.channel is Channel.TELEMETRY][0]
+    assert {r["valve_open"] for r in readings} == {False}
+    assert len({r["total_m3"] for r in readings}) == 1
