@@ -4,7 +4,7 @@ the ingest listener call them, and so do tests, directly."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -12,13 +12,20 @@ import psycopg
 
 from alerting import store
 from alerting.dispatch import Send, plan
-from alerting.evaluate import Outcome, RuleBook, evaluate_events, evaluate_stream, evaluate_tick
+from alerting.evaluate import (
+    STREAM_TYPES,
+    Outcome,
+    RuleBook,
+    evaluate_events,
+    evaluate_stream,
+    evaluate_tick,
+)
 from alerting.message import render
-from alerting.model import Subject, fingerprint
+from alerting.model import Sample, Subject, fingerprint
 from alerting.nightflow import evaluate_areas
 from alerting.notifiers.base import Message, Notifier, Recipient, send_with_retry
 from alerting.routing import Person, Routing, people_at
-from alerting.signals import STREAM_OBSERVERS, lookback, needed_metrics
+from alerting.signals import UNCHANGED
 
 BATCH_ROWS = 200_000  # rows read per streaming pass at most; the rest come next pass
 
@@ -39,6 +46,8 @@ class Engine:
     sleep: Callable[[float], None] = time.sleep
     subjects: dict[str, Subject] = field(default_factory=dict)
     subjects_loaded: float = float("-inf")
+    recent: store.Recent = field(default_factory=store.Recent)
+    judged: dict[str, datetime] = field(default_factory=dict)  # newest sample per rule/device
 
     def registry(self, conn: psycopg.Connection, unknown: bool = False) -> dict[str, Subject]:
         """The registry, reloaded when stale or when a device was not in it."""
@@ -62,11 +71,21 @@ def _horizon(conn: psycopg.Connection) -> datetime:
 
 def evaluate_cycle(conn: psycopg.Connection, engine: Engine) -> int:
     """Judge readings and events stored since the watermarks; returns the rows read."""
+    try:
+        return _evaluate(conn, engine)
+    except BaseException:
+        # nothing of the pass was stored: what memory says was read must be read again
+        engine.recent, engine.judged = store.Recent(), {}
+        raise
+
+
+def _evaluate(conn: psycopg.Connection, engine: Engine) -> int:
     rules = {rule.name: rule for rule in engine.book.rules}
     with conn.transaction():
         horizon = _horizon(conn)
         since = store.watermark(conn, "readings") - engine.overlap
-        fresh, newest = store.new_readings(conn, since, BATCH_ROWS)
+        engine.recent.forget_before(since)
+        fresh, newest = store.new_readings(conn, since, BATCH_ROWS, engine.recent)
         event_since = store.watermark(conn, "events") - engine.overlap
         events, newest_event = store.new_events(conn, event_since, BATCH_ROWS)
         known = engine.registry(conn)
@@ -78,10 +97,15 @@ def evaluate_cycle(conn: psycopg.Connection, engine: Engine) -> int:
             subject = known.get(device_id)
             if subject is None:
                 continue
-            for rule in engine.book.for_subject(subject, (*STREAM_OBSERVERS, "event")):
-                keys.append(fingerprint(rule.name, subject))
-                for metric in needed_metrics(rule):
-                    back = lookback(rule)
+            types = (STREAM_TYPES if device_id in fresh else ()) + (
+                ("event",) if device_id in events else ())
+            for rule in engine.book.for_subject(subject, types):
+                key = fingerprint(rule.name, subject)
+                keys.append(key)
+                metrics, back = engine.book.reads[rule.name]
+                if back and _unchanged(engine, rule.condition_type, key, fresh.get(device_id, {}), metrics):
+                    continue
+                for metric in metrics:
                     needs[(device_id, metric)] = max(back, needs.get((device_id, metric), back))
         series = store.with_history(conn, fresh, needs)
         states = store.load_states(conn, keys)
@@ -94,6 +118,20 @@ def evaluate_cycle(conn: psycopg.Connection, engine: Engine) -> int:
         if newest_event is not None:
             store.set_watermark(conn, "events", min(newest_event, horizon))
     return sum(len(s) for m in fresh.values() for s in m.values())
+
+
+def _unchanged(engine: Engine, condition_type: str, key: str,
+               fresh: Mapping[str, Sequence[Sample]], metrics: tuple[str, ...]) -> bool:
+    """Whether new samples cannot change this rule's answer (so skip reading history);
+    remembers the newest sample seen either way."""
+    unchanged = UNCHANGED.get(condition_type)
+    times = [s.ts for m in metrics for s in fresh.get(m, ())]
+    if unchanged is None or not times:
+        return False
+    first, last = min(times), max(times)
+    judged = engine.judged.get(key)
+    engine.judged[key] = max(last, judged) if judged else last
+    return judged is not None and unchanged(judged, first, last)
 
 
 def tick_cycle(conn: psycopg.Connection, engine: Engine, now: datetime) -> Outcome:

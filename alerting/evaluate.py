@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from alerting.lifecycle import is_new, step
 from alerting.model import AlertState, Observation, Subject, Transition, fingerprint
@@ -14,6 +14,7 @@ from alerting.signals import (
     STREAM_OBSERVERS,
     Series,
     for_seconds,
+    lookback,
     needed_metrics,
     observe_event_expiry,
     observe_night_flow,
@@ -67,6 +68,9 @@ class RuleBook:
         # Devices alike in kind, place and tags get the same rules: remember the answer.
         self._by_device = any(rule.select.devices for rule in self.rules)
         self._picked: dict[tuple[object, ...], list[Rule]] = {}
+        # What each streaming rule reads and how far back, worked out once.
+        self.reads: dict[str, tuple[tuple[str, ...], timedelta]] = {
+            rule.name: (needed_metrics(rule), lookback(rule)) for rule in self.rules}
 
     def for_subject(self, subject: Subject, types: Iterable[str]) -> list[Rule]:
         """The rules of these condition types that pick this device."""
@@ -92,14 +96,17 @@ def _state(states: Mapping[str, AlertState], rule: Rule, subject: Subject) -> Al
 
 def run(
     rule: Rule, subject: Subject, state: AlertState, observations: Iterable[Observation],
-    outcome: Outcome, for_s: float | None = None, keep_time: bool = True,
+    outcome: Outcome, for_s: float | None = None, keep_time: bool = False,
 ) -> AlertState:
     """Step one state through observations, recording transitions into `outcome`.
 
-    With `keep_time` off (conditions judged at `now`), a state whose only change is the
-    time of judgement is not recorded, so a quiet tick over many devices writes nothing.
+    The state is recorded only when its lifecycle moved (state, start, alert): the machine
+    is deterministic, so judging the same samples again from the recorded state gives the
+    same answers, and a quiet pass over many devices writes nothing. With `keep_time` the
+    newest judged time is recorded too (events: it is when the last one came).
     """
     hold = for_seconds(rule) if for_s is None else for_s
+    first = state
     for obs in observations:
         if not is_new(state, obs.ts):
             continue
@@ -113,8 +120,9 @@ def run(
             ))
             if moved == "resolved":
                 state = state._replace(alert_id=None)
-        if keep_time or before._replace(last_ts=state.last_ts) != state:
-            outcome.states[state.fingerprint] = state
+    if (state.state, state.active_since, state.alert_id) != (
+            first.state, first.active_since, first.alert_id) or (keep_time and state != first):
+        outcome.states[state.fingerprint] = state
     return state
 
 
@@ -134,7 +142,7 @@ def evaluate_stream(
         if subject is None:
             continue  # not in the registry: ingest keeps such rows out
         for rule in book.for_subject(subject, STREAM_TYPES):
-            if not any(device_series.get(m) for m in needed_metrics(rule)):
+            if not any(device_series.get(m) for m in book.reads[rule.name][0]):
                 continue
             state = _state(states, rule, subject)
             observations = STREAM_OBSERVERS[rule.condition_type](rule, device_series, state.last_ts)
@@ -158,7 +166,7 @@ def evaluate_events(
             state = _state(states, rule, subject)
             observations = [Observation(ts, 1.0, True, False, None)
                             for ts, kind in sorted(device_events) if kind in rule.condition.types]
-            run(rule, subject, state, observations, outcome)
+            run(rule, subject, state, observations, outcome, keep_time=True)
     return outcome
 
 
@@ -177,7 +185,7 @@ def evaluate_tick(
             seen = presence.get(device_id, Presence(None))
             silence = rule.condition.for_s or stale_after_s.get(subject.kind or "", 600.0)
             obs = observe_stopped(seen.last_seen, seen.offline_at, silence, now)
-            run(rule, subject, _state(states, rule, subject), [obs], outcome, keep_time=False)
+            run(rule, subject, _state(states, rule, subject), [obs], outcome)
     for rule in book.of_type("event"):
         for state in states.values():
             if state.rule != rule.name or state.state != "firing":

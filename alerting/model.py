@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Literal, NamedTuple
 
 StateName = Literal["inactive", "pending", "firing"]
@@ -49,7 +50,12 @@ class Subject:
 
 def fingerprint(rule: str, subject: Subject) -> str:
     """A stable id of one rule on one subject (rule + identifying labels)."""
-    return hashlib.sha256(f"{rule}|{subject.identity()}".encode()).hexdigest()[:24]
+    return _digest(rule, subject.identity())
+
+
+@lru_cache(maxsize=1 << 20)  # evaluated per rule and device on every pass
+def _digest(rule: str, identity: str) -> str:
+    return hashlib.sha256(f"{rule}|{identity}".encode()).hexdigest()[:24]
 
 
 class Observation(NamedTuple):

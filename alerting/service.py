@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from alerting import store
 from alerting.cycles import Engine, dispatch_cycle, evaluate_cycle, night_flow_cycle, tick_cycle
@@ -110,6 +110,11 @@ def start(
     options = settings.alerting
     pool = ConnectionPool(settings.database_url, min_size=1, max_size=4, open=True,
                           kwargs={"autocommit": True})
+    try:
+        pool.wait(timeout=15.0)
+    except PoolTimeout:
+        pool.close()
+        raise AlertingConfigError("VILLAGE_DATABASE_URL: the database cannot be reached") from None
     with pool.connection() as conn:
         store.start_watermarks(conn, timedelta(seconds=options.first_lookback_s))
     dispatch_lock = threading.Lock()

@@ -158,6 +158,20 @@ STREAM_OBSERVERS: dict[str, Callable[[Rule, Series, datetime | None], list[Obser
 }
 
 
+def _same_clock_hour(judged: datetime, first: datetime, last: datetime) -> bool:
+    def hour(ts: datetime) -> datetime:
+        return ts.replace(minute=0, second=0, microsecond=0)
+    return first > judged and hour(last) == hour(judged)
+
+
+# Conditions whose answer cannot change for new samples like these, given the newest sample
+# already judged: their history need not be read. A household's leak is judged on whole
+# clock hours, so more readings within the hour last judged change nothing.
+UNCHANGED: dict[str, Callable[[datetime, datetime, datetime], bool]] = {
+    "household_leak": _same_clock_hour,
+}
+
+
 def needed_metrics(rule: Rule) -> tuple[str, ...]:
     """The metrics a streaming rule reads."""
     if rule.condition_type == "thi":

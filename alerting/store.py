@@ -66,16 +66,33 @@ def start_watermarks(conn: psycopg.Connection, lookback: timedelta) -> None:
     )
 
 
+class Recent:
+    """Rows read in the last passes, so the overlap re-read skips them (in memory only)."""
+
+    def __init__(self) -> None:
+        self.keys: dict[tuple[str, str, datetime], datetime] = {}
+
+    def forget_before(self, position: datetime) -> None:
+        """Drop rows stored before `position`: the next read no longer reaches them."""
+        self.keys = {k: at for k, at in self.keys.items() if at >= position}
+
+
 def new_readings(
-    conn: psycopg.Connection, after: datetime, limit: int
+    conn: psycopg.Connection, after: datetime, limit: int, recent: Recent
 ) -> tuple[DeviceSeries, datetime | None]:
-    """Readings stored after `after`, per device and metric, and the newest received_at."""
+    """Readings stored after `after` and not read lately, per device and metric, and the
+    newest received_at."""
     rows = conn.execute(
         "SELECT device_id, metric, ts, value, received_at FROM readings"
         " WHERE received_at > %s ORDER BY received_at LIMIT %s", (after, limit),
     ).fetchall()
     series: dict[str, dict[str, list[Sample]]] = defaultdict(lambda: defaultdict(list))
-    for device_id, metric, ts, value, _ in rows:
+    seen = recent.keys
+    for device_id, metric, ts, value, received_at in rows:
+        key = (device_id, metric, ts)
+        if key in seen:
+            continue
+        seen[key] = received_at
         series[device_id][metric].append(Sample(ts, value))
     return {d: dict(m) for d, m in series.items()}, (rows[-1][4] if rows else None)
 
@@ -155,56 +172,86 @@ def _labels(rule: Rule, subject: Subject) -> dict[str, str]:
             "severity": rule.severity, "condition": rule.condition_type}
 
 
-def _open_alert(conn: psycopg.Connection, t: Transition, rule: Rule, language: str) -> int:
+_OPEN_ALERT = (
+    "INSERT INTO alerts (fingerprint, rule, condition, severity, state, device_id, kind,"
+    " township, village, grid, site, metric, labels, summary, value, threshold, last_value,"
+    " started_at, fired_at) VALUES (%s, %s, %s, %s, 'firing', %s, %s, %s, %s, %s, %s, %s,"
+    " %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (fingerprint) WHERE state = 'firing'"
+    " DO UPDATE SET last_value = excluded.last_value RETURNING id"
+)
+_CLOSE_ALERT = (
+    "UPDATE alerts SET state = 'resolved', resolved_at = %s, last_value = %s"
+    " WHERE fingerprint = %s AND state = 'firing' RETURNING id"
+)
+
+
+def _open_params(t: Transition, rule: Rule, language: str) -> tuple[object, ...]:
     s = t.subject
-    row = conn.execute(
-        "INSERT INTO alerts (fingerprint, rule, condition, severity, state, device_id, kind,"
-        " township, village, grid, site, metric, labels, summary, value, threshold, last_value,"
-        " started_at, fired_at) VALUES (%s, %s, %s, %s, 'firing', %s, %s, %s, %s, %s, %s, %s,"
-        " %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (fingerprint) WHERE state = 'firing'"
-        " DO UPDATE SET last_value = excluded.last_value RETURNING id",
-        (t.fingerprint, rule.name, rule.condition_type, rule.severity, s.device_id, s.kind,
-         s.township, s.village, s.grid, s.site, t.metric, Jsonb(_labels(rule, s)),
-         rule.summary(language), t.value, t.threshold, t.value, t.started_at, t.at),
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
+    return (t.fingerprint, rule.name, rule.condition_type, rule.severity, s.device_id, s.kind,
+            s.township, s.village, s.grid, s.site, t.metric, Jsonb(_labels(rule, s)),
+            rule.summary(language), t.value, t.threshold, t.value, t.started_at, t.at)
 
 
-def _close_alert(conn: psycopg.Connection, t: Transition) -> int | None:
-    row = conn.execute(
-        "UPDATE alerts SET state = 'resolved', resolved_at = %s, last_value = %s"
-        " WHERE fingerprint = %s AND state = 'firing' RETURNING id",
-        (t.at, t.value, t.fingerprint),
-    ).fetchone()
-    return int(row[0]) if row else None
+def _runs(transitions: list[Transition]) -> list[list[Transition]]:
+    """Consecutive transitions of one kind, each fingerprint once: one batch each, in order."""
+    runs: list[list[Transition]] = []
+    seen: set[str] = set()
+    for t in transitions:
+        if not runs or runs[-1][0].to_state != t.to_state or t.fingerprint in seen:
+            runs.append([])
+            seen = set()
+        runs[-1].append(t)
+        seen.add(t.fingerprint)
+    return runs
+
+
+def _batch_returning(conn: psycopg.Connection, query: str,
+                     params: list[tuple[object, ...]]) -> list[int | None]:
+    """executemany with RETURNING id: one id (or None) per parameter set, in one pipeline."""
+    ids: list[int | None] = []
+    with conn.cursor() as cur:
+        cur.executemany(query, params, returning=True)
+        while True:
+            row = cur.fetchone()
+            ids.append(int(row[0]) if row else None)
+            if not cur.nextset():
+                break
+    return ids
 
 
 def apply_outcome(
     conn: psycopg.Connection, outcome: Outcome, rules: Mapping[str, Rule], language: str
 ) -> list[int]:
-    """Persist states, open and close alerts, record transitions; returns the alert ids."""
+    """Persist states, open and close alerts, record transitions; returns the alert ids.
+
+    Alerts are written in batches (an outage opens hundreds at once), in the order the
+    transitions happened.
+    """
     states = dict(outcome.states)
-    touched = []
-    for t in outcome.transitions:
-        rule = rules.get(t.rule)
-        if rule is None:
-            continue
-        if t.to_state == "firing":
-            alert_id: int | None = _open_alert(conn, t, rule, language)
-            if t.fingerprint in states and states[t.fingerprint].state == "firing":
-                states[t.fingerprint] = states[t.fingerprint]._replace(alert_id=alert_id)
+    known = [t for t in outcome.transitions if t.rule in rules]
+    recorded: list[tuple[int, Transition]] = []
+    for run in _runs(known):
+        if run[0].to_state == "firing":
+            ids = _batch_returning(conn, _OPEN_ALERT,
+                                   [_open_params(t, rules[t.rule], language) for t in run])
         else:
-            alert_id = _close_alert(conn, t)
-        if alert_id is None:
-            continue
-        touched.append(alert_id)
-        conn.execute(
-            "INSERT INTO alert_transitions (alert_id, at, from_state, to_state, value, detail)"
-            " VALUES (%s, %s, %s, %s, %s, %s)",
-            (alert_id, t.at, "pending" if t.to_state == "firing" else "firing", t.to_state,
-             t.value, "" if t.threshold is None else f"threshold {t.threshold:g}"),
-        )
+            ids = _batch_returning(conn, _CLOSE_ALERT, [(t.at, t.value, t.fingerprint) for t in run])
+        for t, alert_id in zip(run, ids, strict=True):
+            if alert_id is None:
+                continue
+            recorded.append((alert_id, t))
+            if t.to_state == "firing" and states.get(t.fingerprint, None) is not None \
+                    and states[t.fingerprint].state == "firing":
+                states[t.fingerprint] = states[t.fingerprint]._replace(alert_id=alert_id)
+    if recorded:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO alert_transitions (alert_id, at, from_state, to_state, value, detail)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                [(alert_id, t.at, "pending" if t.to_state == "firing" else "firing", t.to_state,
+                  t.value, "" if t.threshold is None else f"threshold {t.threshold:g}")
+                 for alert_id, t in recorded],
+            )
     if states:
         with conn.cursor() as cur:
             cur.executemany(
@@ -216,7 +263,7 @@ def apply_outcome(
                 [(s.fingerprint, s.rule, s.device_id, s.state, s.active_since, s.last_ts,
                   s.value, s.alert_id) for s in states.values()],
             )
-    return touched
+    return [alert_id for alert_id, _ in recorded]
 
 
 _SELECT_ALERTS = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ class Captured:
     """What a local HTTP receiver got, and what it answers."""
 
     requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)  # wall-clock arrival of each request
     status: list[int] = field(default_factory=list)  # answers in turn, then 200
     reply: dict[str, Any] = field(default_factory=lambda: {"errcode": 0})
     arrived: threading.Condition = field(default_factory=threading.Condition)
@@ -46,6 +48,7 @@ def http_receiver() -> Iterator[tuple[str, Captured]]:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             status = captured.status.pop(0) if captured.status else 200
             with captured.arrived:
+                captured.times.append(time.time())
                 captured.requests.append((self.path, dict(self.headers), body))
                 captured.arrived.notify_all()
             reply = json.dumps(captured.reply).encode()

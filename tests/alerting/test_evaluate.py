@@ -202,6 +202,7 @@ def test_device_events_fire_and_expire():
     assert fire_times(outcome.transitions) == [("firing", 1)]
     states: dict[str, AlertState] = dict(outcome.states)
     assert evaluate_tick(book, {"cam-0": cam}, {}, {}, states, at(20)).transitions == []
+    assert evaluate_tick(book, {"cam-0": cam}, {}, {}, states, at(33)).transitions == []  # 28 after the last
     expired = evaluate_tick(book, {"cam-0": cam}, {}, {}, states, at(36))
     assert fire_times(expired.transitions) == [("resolved", 36)]
 
