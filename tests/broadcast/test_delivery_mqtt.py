@@ -17,7 +17,7 @@ from broadcast.schedules import create_schedule
 from broadcast.service import Report, cancel_broadcast, create_broadcast, delivery_report
 from broadcast.settings import BroadcastSettings
 from devices.topics import Channel, topic
-from simulators.commands import NEVER_ACK, OFFLINE, Behaviour
+from simulators.commands import NEVER_ACK, OFFLINE, Behaviour, late_ack
 from simulators.device import SimDevice
 from simulators.fleet import SimulatedFleet
 from simulators.speaker import PlayTiming
@@ -207,3 +207,22 @@ def _last_broadcast(database_url: str) -> str | None:
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT last_broadcast_id FROM broadcast_schedules").fetchone()
         return row[0] if row else None
+
+
+def test_acks_sent_while_the_daemon_is_down_are_applied_when_it_returns(
+        database_url: str, mosquitto: MosquittoServer, topic_prefix: str) -> None:
+    rows = [("spk-1", "East", "Apple"), ("spk-2", "East", "Apple")]
+    register_speakers(database_url, rows)
+    settings = settings_for(database_url, mosquitto, topic_prefix, retry_interval_s=60)
+    slow_to_answer = {d: late_ack(1.5) for d, _, _ in rows}
+    with fleet_of(rows, mosquitto, topic_prefix, slow_to_answer) as fleet:
+        with daemon(settings, 2):
+            b = broadcast(database_url, BroadcastRequest(
+                scope=Scope.of_village("East", "Apple"), text="hi", priority="alert"))
+            counts_become(database_url, b, {"sent": 2}, 10)
+        wait_until(lambda: all(fleet.speaker_log(d).finished == [b] for d, _, _ in rows), 10,
+                   "the speakers to play")
+        time.sleep(2.0)  # their late acks go to the broker while nobody listens
+        assert report_of(database_url, b).counts == {"sent": 2}
+        with daemon(settings, 2):
+            counts_become(database_url, b, {"done": 2}, 10)
