@@ -10,7 +10,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
-from village.api.device_store import scope_condition
+from village.api.device_store import conditions
 from village.api.phone_page import AlertView
 from village.principal import Principal
 
@@ -46,18 +46,13 @@ class AlertFilter:
 def list_alerts(conn: psycopg.Connection, principal: Principal, where: AlertFilter,
                 limit: int, offset: int) -> list[AlertView]:
     """Alerts in the caller's scope, newest first."""
-    condition, params = scope_condition(principal, "a")
-    parts = [condition]
-    for column in ("state", "severity", "township", "village", "device_id", "rule"):
-        value = getattr(where, column)
-        if value is not None:
-            parts.append(sql.SQL("{} = %s").format(sql.Identifier("a", column)))
-            params.append(value)
+    columns = ("state", "severity", "township", "village", "device_id", "rule")
+    condition, params = conditions(principal, "a", {c: getattr(where, c) for c in columns})
     if where.acknowledged is not None:
-        parts.append(sql.SQL("(a.acknowledged_at IS NOT NULL) = %s"))
+        condition = sql.SQL("{} AND (a.acknowledged_at IS NOT NULL) = %s").format(condition)
         params.append(where.acknowledged)
     query = sql.SQL("{} WHERE {} ORDER BY a.started_at DESC, a.id DESC LIMIT %s OFFSET %s").format(
-        _VIEW, sql.SQL(" AND ").join(parts))
+        _VIEW, condition)
     with conn.cursor(row_factory=class_row(AlertView)) as cur:
         cur.execute(query, [*params, limit, offset])
         return cur.fetchall()

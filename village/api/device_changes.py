@@ -5,13 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 import psycopg
 
 from devices import registry
-from devices.registry_csv import COLUMNS, DeviceRow, format_tags, parse_registry_csv, row_from_cells
+from devices.registry_csv import (
+    COLUMNS,
+    DeviceRow,
+    format_cell,
+    parse_registry_csv,
+    row_from_cells,
+)
 from village.api import audit
 from village.api.problems import FieldError, Problem, forbidden, not_found
 from village.principal import Place, Principal, Role
@@ -31,19 +36,9 @@ def _require_all(principal: Principal, places: Iterable[Place]) -> None:
         raise forbidden(f"needs role operator over {where}")
 
 
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, Mapping):
-        return format_tags(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)
-
-
 def validated_row(fields: Mapping[str, Any], gateways: set[str]) -> DeviceRow:
     """A registry row from API fields, validated by the registry's own rules (422 if bad)."""
-    cells = {name: _cell(value) for name, value in fields.items() if value is not None}
+    cells = {name: format_cell(value) for name, value in fields.items() if value is not None}
     try:
         return row_from_cells(cells, gateways)
     except ValueError as exc:

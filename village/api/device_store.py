@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -77,24 +78,32 @@ def scope_condition(principal: Principal, alias: str = "d") -> tuple[sql.Composa
     return sql.SQL(" AND ").join(parts), params
 
 
+def conditions(principal: Principal, alias: str, equal: Mapping[str, Any],
+               after: str | None = None, after_column: str = "device_id",
+               ) -> tuple[sql.Composable, list[Any]]:
+    """A WHERE condition: in the principal's scope, each given column equal to its value
+    (None: any), and the key column after `after` (keyset paging)."""
+    condition, params = scope_condition(principal, alias)
+    parts = [condition]
+    for column, value in equal.items():
+        if value is not None:
+            parts.append(sql.SQL("{} = %s").format(sql.Identifier(alias, column)))
+            params.append(value)
+    if after is not None:
+        parts.append(sql.SQL("{} > %s").format(sql.Identifier(alias, after_column)))
+        params.append(after)
+    return sql.SQL(" AND ").join(parts), params
+
+
 def list_devices(conn: psycopg.Connection, principal: Principal, where: DeviceFilter,
                  after: str | None, limit: int) -> list[DeviceRow]:
     """Devices in scope matching the filter, ordered by id, after the `after` id."""
-    condition, params = scope_condition(principal)
-    parts = [condition]
-    for column in ("kind", "township", "village", "grid", "site", "lifecycle"):
-        value = getattr(where, column)
-        if value is not None:
-            parts.append(sql.SQL("{} = %s").format(sql.Identifier("d", column)))
-            params.append(value)
+    columns = ("kind", "township", "village", "grid", "site", "lifecycle")
+    condition, params = conditions(principal, "d", {c: getattr(where, c) for c in columns}, after)
     if where.online is not None:
-        parts.append(sql.SQL("coalesce(s.online, false) = %s"))
+        condition = sql.SQL("{} AND coalesce(s.online, false) = %s").format(condition)
         params.append(where.online)
-    if after is not None:
-        parts.append(sql.SQL("d.device_id > %s"))
-        params.append(after)
-    query = sql.SQL("{} WHERE {} ORDER BY d.device_id LIMIT %s").format(
-        _SELECT, sql.SQL(" AND ").join(parts))
+    query = sql.SQL("{} WHERE {} ORDER BY d.device_id LIMIT %s").format(_SELECT, condition)
     with conn.cursor(row_factory=class_row(DeviceRow)) as cur:
         cur.execute(query, [*params, limit])
         return cur.fetchall()

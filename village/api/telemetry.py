@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from village.api.device_store import scope_condition
+from village.api.device_store import conditions
 from village.principal import Principal
 
 
@@ -195,16 +195,8 @@ class LatestValues:
 def latest(conn: psycopg.Connection, principal: Principal, where: LatestFilter,
            after: str | None, limit: int) -> LatestValues:
     """The newest reading of every metric of a page of devices in scope (ordered by id)."""
-    condition, params = scope_condition(principal)
-    parts = [condition]
-    for column in ("kind", "township", "village", "device_id"):
-        value = getattr(where, column)
-        if value is not None:
-            parts.append(sql.SQL("{} = %s").format(sql.Identifier("d", column)))
-            params.append(value)
-    if after is not None:
-        parts.append(sql.SQL("d.device_id > %s"))
-        params.append(after)
+    columns = ("kind", "township", "village", "device_id")
+    condition, params = conditions(principal, "d", {c: getattr(where, c) for c in columns}, after)
     metric_filter = sql.SQL("AND m.metric = %s") if where.metric is not None else sql.SQL("")
     query = sql.SQL(
         "SELECT d.device_id, d.kind, d.township, d.village, m.metric, r.ts, r.value"
@@ -214,7 +206,7 @@ def latest(conn: psycopg.Connection, principal: Principal, where: LatestFilter,
         " LEFT JOIN LATERAL (SELECT ts, value FROM readings r WHERE r.device_id = d.device_id"
         "   AND r.metric = m.metric ORDER BY ts DESC LIMIT 1) r ON true"
         " ORDER BY d.device_id, m.metric"
-    ).format(sql.SQL(" AND ").join(parts), metric_filter)
+    ).format(condition, metric_filter)
     args: list[Any] = [*params, limit] + ([where.metric] if where.metric is not None else [])
     rows = conn.execute(query, args).fetchall()
     # Devices without readings still count towards the page, so the cursor moves past them.
@@ -250,10 +242,7 @@ def by_place(conn: psycopg.Connection, principal: Principal, level: PlaceLevel, 
     if source.rollup is None:
         raise RangeError("query.bucket", "per-place aggregates take bucket 1h or 1d")
     check_range(start, end, bucket, limits)
-    condition, params = scope_condition(principal)
-    if township is not None:
-        condition = sql.SQL("{} AND d.township = %s").format(condition)
-        params.append(township)
+    condition, params = conditions(principal, "d", {"township": township})
     village_column = sql.SQL("village" if level is PlaceLevel.VILLAGE else "NULL::text")
     query = sql.SQL(
         "WITH b AS ("

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -37,53 +37,17 @@ def _as_problems(field: str | None = None) -> Iterator[None]:
 MAX_RULES_BYTES = 1024 * 1024
 
 
-class Alert(BaseModel):
-    """An alert with its place, value and acknowledgement."""
-
-    alert_id: int
-    severity: str
-    state: str
-    summary: str
-    device_id: str | None
-    device_name: str | None
-    township: str | None
-    village: str | None
-    grid: str | None
-    metric: str | None
-    unit: str | None
-    value: float | None
-    threshold: float | None
-    last_value: float | None
-    started_at: datetime
-    resolved_at: datetime | None
-    acknowledged_at: datetime | None
-    acknowledged_by: str | None
-    ack_comment: str | None
-
-
-class HistoryEntry(BaseModel):
-    """One step of an alert's life, or one message sent about it."""
-
-    at: datetime
-    what: str
-    detail: dict[str, Any]
-
-
 class AlertDetail(BaseModel):
     """An alert and its history."""
 
-    alert: Alert
-    history: list[HistoryEntry]
+    alert: alert_store.AlertView
+    history: list[alert_store.HistoryEntry]
 
 
 class Acknowledgement(BaseModel):
     """Why (or what was done), in the cadre's words."""
 
     comment: str = Field("", max_length=1000)
-
-
-def _model(view: alert_store.AlertView) -> Alert:
-    return Alert.model_validate(view, from_attributes=True)
 
 
 def _visible(conn: Conn, caller: Caller, alert_id: int) -> alert_store.AlertView:
@@ -103,31 +67,29 @@ def list_alerts(
     severity: Literal["info", "minor", "major", "critical"] | None = None,
     township: str | None = None, village: str | None = None,
     device_id: str | None = None, rule: str | None = None, acknowledged: bool | None = None,
-) -> list[Alert]:
+) -> list[alert_store.AlertView]:
     """Alerts in the caller's scope, newest first, filtered."""
     where = alert_store.AlertFilter(state, severity, township, village, device_id, rule,
                                     acknowledged)
-    return [_model(v) for v in alert_store.list_alerts(conn, caller, where, limit, offset)]
+    return alert_store.list_alerts(conn, caller, where, limit, offset)
 
 
 @router.get("/alerts/{alert_id}", summary="Show an alert with its history")
 def show_alert(alert_id: AlertId, conn: Conn, caller: Caller) -> AlertDetail:
     """The alert, its transitions, acknowledgements and notifications."""
     view = _visible(conn, caller, alert_id)
-    history = [HistoryEntry.model_validate(h, from_attributes=True)
-               for h in alert_store.alert_history(conn, alert_id)]
-    return AlertDetail(alert=_model(view), history=history)
+    return AlertDetail(alert=view, history=alert_store.alert_history(conn, alert_id))
 
 
 @router.post("/alerts/{alert_id}/ack", summary="Acknowledge an alert")
-def acknowledge(alert_id: AlertId, body: Acknowledgement, conn: Conn, caller: Caller) -> Alert:
+def acknowledge(alert_id: AlertId, body: Acknowledgement, conn: Conn, caller: Caller) -> alert_store.AlertView:
     """Acknowledge with a comment (a cadre over the alert's village): repeats stop."""
     _visible(conn, caller, alert_id)
     with _as_problems():
         operations.acknowledge(conn, caller, alert_id, body.comment.strip(), datetime.now(UTC))
     audit.record(conn, caller, "alert.acknowledge", f"alert:{alert_id}", None,
                  {"comment": body.comment.strip()})
-    return _model(_visible(conn, caller, alert_id))
+    return _visible(conn, caller, alert_id)
 
 
 class RuleCheck(BaseModel):
@@ -183,18 +145,6 @@ def list_rules(request: Request, caller: Caller) -> list[RuleInfo]:
             for r in rules]
 
 
-class Silence(BaseModel):
-    """A silence or maintenance window: alerts whose labels all match are not sent."""
-
-    id: int
-    kind: str
-    matchers: dict[str, str]
-    starts_at: datetime
-    ends_at: datetime
-    created_by: str
-    comment: str
-
-
 class NewSilence(BaseModel):
     """Mute what matches, from `starts_at` (default now) to `ends_at` (at most 30 days)."""
 
@@ -208,23 +158,19 @@ class NewSilence(BaseModel):
     kind: Literal["silence", "maintenance"] = "silence"
 
 
-def _silence(record: operations.SilenceRecord) -> Silence:
-    return Silence.model_validate(record, from_attributes=True)
-
-
 def _silence_place(matchers: dict[str, str]) -> Place:
     return Place(matchers.get("township"), matchers.get("village"))
 
 
 @router.get("/silences", summary="List silences")
-def list_silences(conn: Conn, caller: Caller) -> list[Silence]:
+def list_silences(conn: Conn, caller: Caller) -> list[operations.SilenceRecord]:
     """Silences in force or to come that touch the caller's scope."""
-    return [_silence(s) for s in operations.list_silences(conn, datetime.now(UTC))
+    return [s for s in operations.list_silences(conn, datetime.now(UTC))
             if overlaps(caller, _silence_place(s.matchers))]
 
 
 @router.post("/silences", status_code=201, summary="Create a silence")
-def create_silence(body: NewSilence, conn: Conn, caller: Caller) -> Silence:
+def create_silence(body: NewSilence, conn: Conn, caller: Caller) -> operations.SilenceRecord:
     """Mute matching alerts for a bounded time (an operator over the place it names)."""
     now = datetime.now(UTC)
     if not EARLIEST <= (body.starts_at or now) <= body.ends_at <= LATEST:
@@ -234,7 +180,7 @@ def create_silence(body: NewSilence, conn: Conn, caller: Caller) -> Silence:
                                            body.ends_at, body.comment, now, body.kind)
     audit.record(conn, caller, "silence.create", f"silence:{record.id}",
                  _silence_place(body.matchers), {"matchers": body.matchers})
-    return _silence(record)
+    return record
 
 
 @router.delete("/silences/{silence_id}", status_code=204, summary="End a silence now")

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from broadcast import schedules, service
+from broadcast import schedules, service, store
 from broadcast.model import BroadcastDenied, BroadcastError, BroadcastRequest, NotFound
 from broadcast.schedule import DEFAULT_TIMEZONE
 from village.api import audit
@@ -36,51 +36,11 @@ def _as_problems(field: str | None = None) -> Iterator[None]:
         raise Problem(status, str(exc), field if status == 422 else None) from None
 
 
-class BroadcastReport(BaseModel):
-    """Counts per delivery state and the speakers that have not confirmed."""
-
-    broadcast_id: str
-    priority: str
-    scope_label: str
-    status: str
-    created_at: datetime
-    created_by: str
-    expires_at: datetime
-    speakers: int
-    confirmed: int
-    counts: dict[str, int]
-    unconfirmed: list[dict[str, Any]]
-
-
-class BroadcastRecord(BaseModel):
-    """A broadcast as recorded."""
-
-    broadcast_id: str
-    created_at: datetime
-    created_by: str
-    priority: str
-    text: str | None
-    audio_url: str | None
-    volume_pct: int | None
-    repeat: int
-    expires_at: datetime
-    scope: dict[str, Any]
-    scope_label: str
-    schedule_id: int | None
-    status: str
-    cancelled_at: datetime | None
-    cancelled_by: str | None
-
-
 class BroadcastDetail(BaseModel):
     """A broadcast with its per-speaker delivery report."""
 
-    broadcast: BroadcastRecord
-    report: BroadcastReport
-
-
-def _report(report: service.Report) -> BroadcastReport:
-    return BroadcastReport.model_validate(report, from_attributes=True)
+    broadcast: store.BroadcastRow
+    report: service.Report
 
 
 def _now() -> datetime:
@@ -88,7 +48,7 @@ def _now() -> datetime:
 
 
 @router.post("/broadcasts", status_code=201, summary="Send a broadcast")
-def send(body: BroadcastRequest, conn: Conn, caller: Caller) -> BroadcastReport:
+def send(body: BroadcastRequest, conn: Conn, caller: Caller) -> service.Report:
     """Record a broadcast for the delivery daemon (operator over every target speaker)."""
     now = _now()
     with _as_problems("body.scope"):
@@ -96,13 +56,13 @@ def send(body: BroadcastRequest, conn: Conn, caller: Caller) -> BroadcastReport:
         report = service.delivery_report(conn, broadcast_id, caller, now)
     audit.record(conn, caller, "broadcast.send", f"broadcast:{broadcast_id}", None,
                  {"scope": body.scope.label(), "priority": body.priority})
-    return _report(report)
+    return report
 
 
 @router.get("/broadcasts", summary="List broadcasts")
-def list_(conn: Conn, caller: Caller, limit: Limit) -> list[BroadcastReport]:
+def list_(conn: Conn, caller: Caller, limit: Limit) -> list[service.Report]:
     """The newest broadcasts in the caller's scope, with counts per state."""
-    return [_report(r) for r in service.list_broadcasts(conn, caller, _now(), limit)]
+    return service.list_broadcasts(conn, caller, _now(), limit)
 
 
 @router.get("/broadcasts/{broadcast_id}", summary="Show a broadcast")
@@ -110,18 +70,16 @@ def show(broadcast_id: str, conn: Conn, caller: Caller) -> BroadcastDetail:
     """A broadcast with its per-speaker report (who did not confirm)."""
     with _as_problems():
         detail = service.show_broadcast(conn, broadcast_id, caller, _now())
-    return BroadcastDetail(
-        broadcast=BroadcastRecord.model_validate(detail.broadcast, from_attributes=True),
-        report=_report(detail.report))
+    return BroadcastDetail(broadcast=detail.broadcast, report=detail.report)
 
 
 @router.post("/broadcasts/{broadcast_id}/cancel", summary="Cancel a broadcast")
-def cancel(broadcast_id: str, conn: Conn, caller: Caller) -> BroadcastReport:
+def cancel(broadcast_id: str, conn: Conn, caller: Caller) -> service.Report:
     """Cancel: open deliveries stop; speakers already playing are sent `stop`."""
     with _as_problems():
         report = service.cancel_broadcast(conn, broadcast_id, caller, _now())
     audit.record(conn, caller, "broadcast.cancel", f"broadcast:{broadcast_id}")
-    return _report(report)
+    return report
 
 
 class NewSchedule(BaseModel):
@@ -136,28 +94,8 @@ class NewSchedule(BaseModel):
     timezone: str = Field(DEFAULT_TIMEZONE, max_length=64)
 
 
-class Schedule(BaseModel):
-    """A schedule as recorded."""
-
-    schedule_id: int
-    name: str
-    created_at: datetime
-    created_by: str
-    request: dict[str, Any]
-    cron: str | None
-    run_at: datetime | None
-    timezone: str
-    next_fire_at: datetime | None
-    last_fired_at: datetime | None
-    last_broadcast_id: str | None
-
-
-def _schedule(row: schedules.ScheduleRow) -> Schedule:
-    return Schedule.model_validate(row, from_attributes=True)
-
-
 @router.post("/broadcast-schedules", status_code=201, summary="Schedule a broadcast")
-def schedule(body: NewSchedule, conn: Conn, caller: Caller) -> Schedule:
+def schedule(body: NewSchedule, conn: Conn, caller: Caller) -> schedules.ScheduleRow:
     """Record a schedule; each firing is a broadcast with the creator's rights."""
     with _as_problems("body"):
         try:
@@ -171,13 +109,13 @@ def schedule(body: NewSchedule, conn: Conn, caller: Caller) -> Schedule:
     audit.record(conn, caller, "schedule.create", f"schedule:{schedule_id}", None,
                  {"name": body.name, "cron": body.cron})
     created = [r for r in schedules.list_schedules(conn, caller) if r.schedule_id == schedule_id]
-    return _schedule(created[0])
+    return created[0]
 
 
 @router.get("/broadcast-schedules", summary="List schedules")
-def list_schedules(conn: Conn, caller: Caller) -> list[Schedule]:
+def list_schedules(conn: Conn, caller: Caller) -> list[schedules.ScheduleRow]:
     """The enabled schedules in the caller's scope."""
-    return [_schedule(r) for r in schedules.list_schedules(conn, caller)]
+    return schedules.list_schedules(conn, caller)
 
 
 @router.delete("/broadcast-schedules/{schedule_id}", status_code=204, summary="Remove a schedule")

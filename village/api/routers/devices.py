@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -16,37 +16,11 @@ from village.principal import Place, Principal, Role
 router = APIRouter(prefix="/devices", tags=["devices"])
 MAX_IMPORT_BYTES = 64 * 1024 * 1024  # about 300,000 rows
 
-class Device(BaseModel):
-    """A registered device with its presence."""
-
-    device_id: str
-    kind: str
-    name: str | None
-    township: str | None
-    village: str
-    grid: str | None
-    site: str | None
-    latitude: float | None
-    longitude: float | None
-    installed_on: date | None
-    firmware: str | None
-    gateway_id: str | None
-    tags: dict[str, Any]
-    lifecycle: str
-    online: bool
-    last_seen: datetime | None
-
-
 class DevicePage(BaseModel):
     """A page of devices; pass `next_after` as `after` for the next one."""
 
-    items: list[Device]
+    items: list[device_store.DeviceRow]
     next_after: str | None
-
-
-def to_model(row: device_store.DeviceRow) -> Device:
-    """The API shape of a registry row."""
-    return Device.model_validate(row, from_attributes=True)
 
 
 def require(principal: Principal, role: Role, place: Place) -> None:
@@ -78,14 +52,14 @@ def list_devices(
         kind, township, village, grid, site, lifecycle,
         None if status is None else status == "online")
     rows = device_store.list_devices(conn, caller, where, after, limit)
-    return DevicePage(items=[to_model(r) for r in rows],
+    return DevicePage(items=rows,
                       next_after=rows[-1].device_id if len(rows) == limit else None)
 
 
 @router.get("/{device_id}", summary="Show a device")
-def show_device(device_id: str, conn: Conn, caller: Caller) -> Device:
+def show_device(device_id: str, conn: Conn, caller: Caller) -> device_store.DeviceRow:
     """One device, if it is in the caller's scope."""
-    return to_model(visible_device(conn, caller, device_id))
+    return visible_device(conn, caller, device_id)
 
 
 class DeviceFields(BaseModel):
@@ -116,7 +90,7 @@ class NewDevice(DeviceFields):
 class Registered(BaseModel):
     """A new device and its broker secret: shown this once, only its hash is kept."""
 
-    device: Device
+    device: device_store.DeviceRow
     secret: str
 
 
@@ -136,24 +110,24 @@ def create_device(body: NewDevice, conn: Conn, caller: Caller) -> Registered:
     secret = device_changes.create(conn, caller, body.model_dump(exclude_none=True))
     row = device_store.get_device(conn, body.device_id)
     assert row is not None
-    return Registered(device=to_model(row), secret=secret)
+    return Registered(device=row, secret=secret)
 
 
 @router.patch("/{device_id}", summary="Change a device")
-def update_device(device_id: str, body: DeviceFields, conn: Conn, caller: Caller) -> Device:
+def update_device(device_id: str, body: DeviceFields, conn: Conn, caller: Caller) -> device_store.DeviceRow:
     """Change the given fields (operator over the old and the new place)."""
     changes = body.model_dump(exclude_unset=True)
     if not changes:
         raise Problem(422, "no field to change", "body")
     device_changes.update(conn, caller, device_id, changes)
-    return to_model(visible_device(conn, caller, device_id))
+    return visible_device(conn, caller, device_id)
 
 
 @router.post("/{device_id}/retire", summary="Retire a device")
-def retire_device(device_id: str, conn: Conn, caller: Caller) -> Device:
+def retire_device(device_id: str, conn: Conn, caller: Caller) -> device_store.DeviceRow:
     """Retire a device: its history stays, its messages are refused from now on."""
     device_changes.retire(conn, caller, device_id)
-    return to_model(visible_device(conn, caller, device_id))
+    return visible_device(conn, caller, device_id)
 
 
 async def csv_body(request: Request) -> bytes:

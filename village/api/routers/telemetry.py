@@ -52,33 +52,11 @@ class Series(BaseModel):
     points: list[Point]
 
 
-class Latest(BaseModel):
-    """A device's newest value of one metric."""
-
-    device_id: str
-    kind: str
-    township: str | None
-    village: str
-    metric: str
-    ts: datetime
-    value: float
-
-
 class LatestPage(BaseModel):
     """Latest values of a page of devices; pass `next_after` as `after` for the next page."""
 
-    items: list[Latest]
+    items: list[telemetry.LatestValue]
     next_after: str | None
-
-
-class PlaceAggregate(BaseModel):
-    """One place's aggregate in one bucket."""
-
-    township: str | None
-    village: str | None
-    bucket: datetime
-    value: float | None
-    devices: int
 
 
 def _checked(call: Callable[[], T]) -> T:
@@ -99,16 +77,16 @@ def latest(
     """Each device's newest value of each metric, for a page of devices in scope."""
     where = telemetry.LatestFilter(kind, township, village, None, metric)
     found = telemetry.latest(conn, caller, where, after, limit)
-    return LatestPage(items=[Latest.model_validate(r, from_attributes=True) for r in found.values],
+    return LatestPage(items=found.values,
                       next_after=found.next_after)
 
 
 @router.get("/devices/{device_id}/latest", summary="A device's latest values")
-def device_latest(device_id: str, conn: Conn, caller: Caller) -> list[Latest]:
+def device_latest(device_id: str, conn: Conn, caller: Caller) -> list[telemetry.LatestValue]:
     """The device's newest value of each of its metrics."""
     visible_device(conn, caller, device_id)
     found = telemetry.latest(conn, caller, telemetry.LatestFilter(device_id=device_id), None, 1)
-    return [Latest.model_validate(r, from_attributes=True) for r in found.values]
+    return found.values
 
 
 @router.get("/devices/{device_id}/series", summary="A device's series")
@@ -131,12 +109,11 @@ def places(
     kind: str, metric: str, start: From, end: To,
     level: PlaceLevel = PlaceLevel.VILLAGE, bucket: Bucket = Bucket.DAY_1, agg: Agg = Agg.DELTA,
     township: str | None = None,
-) -> list[PlaceAggregate]:
+) -> list[telemetry.PlaceValue]:
     """A metric per village (or township) and bucket over a kind's devices in scope.
 
     With `agg=delta` on a register this is consumption: e.g. kind=water_meter,
     metric=total_m3, bucket=1d gives each village's water use per day.
     """
-    rows = _checked(lambda: telemetry.by_place(conn, caller, level, kind, metric, start, end,
+    return _checked(lambda: telemetry.by_place(conn, caller, level, kind, metric, start, end,
                                                bucket, agg, bounds, township))
-    return [PlaceAggregate.model_validate(r, from_attributes=True) for r in rows]
