@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -37,9 +38,18 @@ class RunOptions:
     max_in_flight: int = 10_000  # back-fill: messages published but not yet PUBACKed, at most
 
 
+def check_broker(endpoint: MqttEndpoint, timeout_s: float = 5.0) -> None:
+    """Fail fast, with TimeoutError naming the endpoint, when nothing listens there."""
+    try:
+        socket.create_connection((endpoint.host, endpoint.port), timeout=timeout_s).close()
+    except OSError as exc:
+        raise TimeoutError(f"cannot reach the broker: {exc}") from None
+
+
 def run_realtime(devices: Sequence[SimDevice], options: RunOptions, console: Console,
                  duration_s: float | None, stop: threading.Event) -> FleetCounters:
     """Run the devices at their normal rates until `duration_s` passes or `stop` is set."""
+    check_broker(options.endpoint)
     hostile = (HostileGenerator(options.prefix, [(d.device_id, d.kind) for d in devices],
                                 options.seed) if options.hostile_rate > 0 else None)
     fleet = SimulatedFleet(options.endpoint, options.prefix, devices, seed=options.seed,
@@ -48,8 +58,8 @@ def run_realtime(devices: Sequence[SimDevice], options: RunOptions, console: Con
     fleet.add_faults(options.faults)
     deadline = None if duration_s is None else time.monotonic() + duration_s
     with Progress(console, "simulate", options.show_progress) as progress:
-        fleet.start(timeout_s=max(60.0, len(devices) / 50))
         try:
+            fleet.start(timeout_s=max(60.0, len(devices) / 50))
             while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
                 stop.wait(PROGRESS_EVERY_S if deadline is None
                           else min(PROGRESS_EVERY_S, max(deadline - time.monotonic(), 0)))
@@ -71,12 +81,13 @@ class BackfillReport:
 def run_backfill(devices: Sequence[SimDevice], plan: Backfill, options: RunOptions,
                  console: Console, stop: threading.Event) -> BackfillReport:
     """Publish the history of `plan` as store-and-forward batches, every message PUBACKed."""
+    check_broker(options.endpoint)
     fleet = SimulatedFleet(options.endpoint, options.prefix, devices, seed=options.seed,
                            nb_iot_share=plan.nb_iot_share, autonomous=False)
     started = time.monotonic()
     with Progress(console, "back-fill", options.show_progress) as progress:
-        fleet.start(timeout_s=max(60.0, len(devices) / 50))
         try:
+            fleet.start(timeout_s=max(60.0, len(devices) / 50))
             batches = math.ceil((plan.end - plan.start) / plan.batch)
             for number, batch in enumerate(history(devices, plan, options.faults), 1):
                 for first in range(0, len(batch), PUBLISH_CHUNK):

@@ -13,6 +13,7 @@ from rich.console import Console
 if TYPE_CHECKING:
     from simulators.device import SimDevice
     from simulators.population import PopulationSpec
+    from simulators.run import RunOptions
     from village.settings import Settings
 
 console = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -131,11 +132,12 @@ def _run(settings: Settings, devices: list[SimDevice], seed: int, scenario: Path
          hostile: float, nb_iot_share: float, progress: bool) -> None:
     from simulators.clock import LOCAL_TZ, SystemClock
     from simulators.faults import FaultWindow
-    from simulators.history import Backfill
-    from simulators.run import RunOptions, run_backfill, run_realtime
+    from simulators.run import RunOptions
     from simulators.scenario import ScenarioError, parse_scenario, resolve
-    from village.commands.ingest import stop_on_signals
 
+    if hostile and backfill is not None:
+        console.print("[red]--hostile runs in real time only, not with --backfill[/red]")
+        raise typer.Exit(2)
     if backfill is not None:
         end = backfill_end or SystemClock().now().replace(hour=0, minute=0, second=0,
                                                           microsecond=0)
@@ -154,12 +156,24 @@ def _run(settings: Settings, devices: list[SimDevice], seed: int, scenario: Path
     options = RunOptions(settings.mqtt, settings.topic_prefix, seed, faults, hostile,
                          nb_iot_share=nb_iot_share, show_progress=progress)
     stop = threading.Event()
+    try:
+        _start(devices, options, backfill, start, duration, stop)
+    except TimeoutError as exc:
+        console.print(f"[red]broker {settings.mqtt!r}:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+def _start(devices: list[SimDevice], options: RunOptions, backfill: float | None,
+           start: datetime, duration: float | None, stop: threading.Event) -> None:
+    from simulators.history import Backfill
+    from simulators.run import run_backfill, run_realtime
+    from village.commands.ingest import stop_on_signals
+
     with stop_on_signals(stop):
         if backfill is not None:
-            report = run_backfill(devices, Backfill(start, backfill, seed,
-                                                    nb_iot_share=nb_iot_share),
-                                  options, console, stop)
-            console.print(f"back-fill {start.isoformat()} to {(start + timedelta(days=backfill)).isoformat()}:"
+            plan = Backfill(start, backfill, options.seed, nb_iot_share=options.nb_iot_share)
+            report = run_backfill(devices, plan, options, console, stop)
+            console.print(f"back-fill {plan.start.isoformat()} to {plan.end.isoformat()}:"
                           f" {report.messages} messages, {report.acknowledged} acknowledged,"
                           f" {report.seconds:.1f} s")
         else:
