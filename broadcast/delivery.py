@@ -8,6 +8,7 @@ cancel, a second `expired` pass).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -67,9 +68,45 @@ ACK_HAPPENINGS: Mapping[str, Happening] = {
 IN_PROGRESS = (S.SENT, S.ACCEPTED)
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    """One speaker's copy of a broadcast, as the engine reads it."""
+
+    broadcast_id: str
+    device_id: str
+    state: str
+    priority_rank: int
+    last_sent_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One delivery moving from `old` to `new` at `at` (a publish if `sent`)."""
+
+    broadcast_id: str
+    device_id: str
+    old: S
+    new: S
+    at: datetime
+    sent: bool = False
+    reason: str | None = None
+    accepted_at: datetime | None = None  # when it first confirmed, if this change confirms
+
+
 def advance(state: S, happening: Happening) -> S | None:
     """The state after `happening`, or None if it changes nothing."""
     return TRANSITIONS.get((state, happening))
+
+
+def changes_for(rows: Iterable[DeliveryRow], happening: Happening, at: datetime) -> list[Change]:
+    """What `happening` does to each of these deliveries (those it leaves alone left out)."""
+    changes = []
+    for row in rows:
+        old = S(row.state)
+        new = advance(old, happening)
+        if new is not None and new != old:
+            changes.append(Change(row.broadcast_id, row.device_id, old, new, at))
+    return changes
 
 
 def plan_sends(rank: int, device_ids: Iterable[str], online: Callable[[str], bool],

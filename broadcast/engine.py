@@ -17,7 +17,15 @@ from typing import Protocol
 import psycopg
 
 from broadcast import store
-from broadcast.delivery import Happening, advance, plan_sends, retry_due
+from broadcast.delivery import (
+    Change,
+    DeliveryRow,
+    Happening,
+    advance,
+    changes_for,
+    plan_sends,
+    retry_due,
+)
 from broadcast.inbound import Ack, Presence
 from broadcast.model import CONFIRMED, STOP_SUFFIX, DeliveryState, stop_command_id
 from broadcast.schedules import fire_due
@@ -42,7 +50,6 @@ class Engine:
     publisher: Publisher
     retry_interval: timedelta
     presence: dict[str, bool] = field(default_factory=dict)
-    published: int = 0
     _payloads: dict[str, bytes] = field(default_factory=dict)
 
     # ---- what the daemon calls ----
@@ -88,7 +95,7 @@ class Engine:
             reasons[key] = ack.reason
             if new in CONFIRMED:
                 confirmed_at.setdefault(key, ack.received_at)
-        changes = [store.Change(b, d, S(rows[b, d].state), states[b, d], times[b, d],
+        changes = [Change(b, d, S(rows[b, d].state), states[b, d], times[b, d],
                                 reason=reasons[b, d], accepted_at=confirmed_at.get((b, d)))
                    for (b, d) in times if states[b, d] != S(rows[b, d].state)]
         changed = store.apply(conn, changes)
@@ -108,8 +115,7 @@ class Engine:
             self.presence[update.device_id] = update.online
         if gone:
             rows = store.deliveries(conn, states=[S.SENT], device_ids=gone, lock=True)
-            store.apply(conn, [store.Change(r.broadcast_id, r.device_id, S.SENT, S.OFFLINE, now)
-                               for r in rows])
+            store.apply(conn, changes_for(rows, Happening.WENT_OFFLINE, now))
         if back:
             self._send(conn, store.deliveries(conn, states=[S.OFFLINE, S.HELD], device_ids=back,
                                               unexpired_at=now, lock=True), now)
@@ -118,13 +124,7 @@ class Engine:
 
     def expire(self, conn: psycopg.Connection, now: datetime) -> int:
         """Close deliveries whose broadcast expired before they were confirmed."""
-        changes = []
-        for row in store.expired_open(conn, now):
-            new = advance(S(row.state), Happening.EXPIRE)
-            if new is not None:
-                changes.append(store.Change(row.broadcast_id, row.device_id, S(row.state), new,
-                                            now))
-        return store.apply(conn, changes)
+        return store.apply(conn, changes_for(store.expired_open(conn, now), Happening.EXPIRE, now))
 
     def send_stops(self, conn: psycopg.Connection, now: datetime) -> int:
         """Send `stop` to every speaker that was sent a broadcast since cancelled."""
@@ -132,7 +132,7 @@ class Engine:
         for broadcast_id, device_id, expires_at in due:
             command = StopCommand(id=stop_command_id(broadcast_id), target_id=broadcast_id,
                                   expires_at=expires_at)
-            self._publish(device_id, command.to_payload())
+            self.publisher.publish(device_id, command.to_payload())
         store.mark_stopped(conn, [(b, d) for b, d, _ in due], now)
         return len(due)
 
@@ -142,8 +142,8 @@ class Engine:
                                                 lock=True)
                 if retry_due(row.last_sent_at, now, self.retry_interval)]
         online = self._online(conn, [row.device_id for row in rows])
-        store.apply(conn, [store.Change(r.broadcast_id, r.device_id, S.SENT, S.OFFLINE, now)
-                           for r in rows if r.device_id not in online])
+        store.apply(conn, changes_for([row for row in rows if row.device_id not in online],
+                                      Happening.WENT_OFFLINE, now))
         self._send(conn, [row for row in rows if row.device_id in online], now)
         return len(rows)
 
@@ -162,10 +162,10 @@ class Engine:
         online = store.online_in_registry(conn, unknown) if unknown else set()
         return online | {d for d in device_ids if self.presence.get(d)}
 
-    def _send(self, conn: psycopg.Connection, rows: Sequence[store.DeliveryRow],
+    def _send(self, conn: psycopg.Connection, rows: Sequence[DeliveryRow],
               now: datetime) -> None:
         """Plan and publish waiting deliveries, one broadcast at a time, highest first."""
-        by_broadcast: dict[str, list[store.DeliveryRow]] = {}
+        by_broadcast: dict[str, list[DeliveryRow]] = {}
         for row in sorted(rows, key=lambda r: -r.priority_rank):
             by_broadcast.setdefault(row.broadcast_id, []).append(row)
         for broadcast_id, group in by_broadcast.items():
@@ -182,8 +182,8 @@ class Engine:
                     continue
                 publish = happening in _PUBLISHING
                 if publish:
-                    self._publish(row.device_id, payload)
-                changes.append(store.Change(broadcast_id, row.device_id, old, new, now,
+                    self.publisher.publish(row.device_id, payload)
+                changes.append(Change(broadcast_id, row.device_id, old, new, now,
                                             sent=publish))
             # Written before the next broadcast is planned, so it sees these as busy.
             store.apply(conn, changes)
@@ -195,10 +195,6 @@ class Engine:
             assert row is not None, "a delivery's broadcast exists (foreign key)"
             payload = self._payloads[broadcast_id] = _play_payload(row)
         return payload
-
-    def _publish(self, device_id: str, payload: bytes) -> None:
-        self.publisher.publish(device_id, payload)
-        self.published += 1
 
 
 def _play_payload(row: store.BroadcastRow) -> bytes:

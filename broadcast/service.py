@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 
 from broadcast import store
-from broadcast.delivery import Happening, advance
+from broadcast.delivery import Happening, changes_for
 from broadcast.model import (
     BroadcastDenied,
     BroadcastError,
@@ -133,12 +133,8 @@ def cancel_broadcast(conn: psycopg.Connection, broadcast_id: str, principal: Pri
     if not principal.may(Role.OPERATOR, row.place):
         raise BroadcastDenied(f"{principal.name} may not cancel broadcast {broadcast_id}")
     if row.status != "cancelled":
-        changes = []
-        for delivery in store.deliveries(conn, broadcast_id, lock=True):
-            old = DeliveryState(delivery.state)
-            new = advance(old, Happening.CANCEL)
-            if new is not None:
-                changes.append(store.Change(broadcast_id, delivery.device_id, old, new, now))
+        changes = changes_for(store.deliveries(conn, broadcast_id, lock=True), Happening.CANCEL,
+                              now)
         store.apply(conn, changes)
         store.mark_cancelled(conn, broadcast_id, principal.name, now)
         store.audit(conn, principal, "cancel", now, broadcast_id=broadcast_id,

@@ -11,36 +11,12 @@ import psycopg
 from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
+from broadcast.delivery import IN_PROGRESS, Change, DeliveryRow
 from broadcast.model import FINAL, BroadcastRequest, DeliveryState, Speaker
 from devices.contract import priority_rank
 from village.principal import Place, Principal, Role
 
 NOTIFY_CHANNEL = "village_broadcast"
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One delivery moving from `old` to `new` at `at` (a publish if `sent`)."""
-
-    broadcast_id: str
-    device_id: str
-    old: DeliveryState
-    new: DeliveryState
-    at: datetime
-    sent: bool = False
-    reason: str | None = None
-    accepted_at: datetime | None = None  # when it first confirmed, if this change confirms
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryRow:
-    """A delivery as the daemon needs it."""
-
-    broadcast_id: str
-    device_id: str
-    state: str
-    priority_rank: int
-    last_sent_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,8 +223,9 @@ def busy_ranks(conn: psycopg.Connection, device_ids: Sequence[str],
     """Per speaker, the highest priority rank of a broadcast it is playing or about to play."""
     rows = conn.execute(
         "SELECT device_id, max(priority_rank) FROM broadcast_deliveries"
-        " WHERE device_id = ANY(%s) AND state IN ('sent', 'accepted') AND expires_at > %s"
-        " GROUP BY device_id", (list(device_ids), now)).fetchall()
+        " WHERE device_id = ANY(%s) AND state = ANY(%s) AND expires_at > %s"
+        " GROUP BY device_id",
+        (list(device_ids), [str(state) for state in IN_PROGRESS], now)).fetchall()
     return {device_id: rank for device_id, rank in rows}
 
 
