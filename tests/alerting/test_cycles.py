@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 
-from alerting.cycles import dispatch_cycle, evaluate_cycle, tick_cycle
+from alerting.cycles import dispatch_cycle, evaluate_cycle, night_flow_cycle, tick_cycle
 from alerting.notifiers.broadcast import ServiceStarter
 from alerting.operations import (
     AlertDenied,
@@ -209,3 +210,31 @@ def test_the_broadcast_action_records_a_broadcast_for_the_village(conn: psycopg.
     assert speakers == [("spk-1",)]
     with pytest.raises(ValueError):  # no speaker there: the broadcast service refuses
         starter("T9", "V9", "x", "emergency", "r")
+
+
+def test_night_flow_per_village_against_its_baseline(conn: psycopg.Connection) -> None:
+    meters = [(f"wm-{i}", "water_meter", "T1", "V1") for i in range(3)]
+    add_devices(conn, meters)
+    shanghai = ZoneInfo("Asia/Shanghai")
+    today = datetime.now(shanghai).date()
+    for i in range(3):
+        points = []
+        register = 100.0
+        for night in range(10, 0, -1):  # ten nights before today; the last one leaks
+            flow = 0.05 if night > 1 else 0.2  # m³ per meter per night hour
+            for minute in range(0, 121, 15):  # 02:00 .. 04:00 local, every 15 minutes
+                at = datetime.combine(today - timedelta(days=night - 1), time(2), shanghai) \
+                    + timedelta(minutes=minute)
+                points.append((at, register))
+                register += flow / 4
+        add_readings(conn, f"wm-{i}", "total_m3", points)
+    engine = engine_for(load_rules([]), two_level_routing(
+        [{"name": "rec", "type": "console"}], ["rec"], ["rec"]), {"rec": Recorder()})
+    outcome = night_flow_cycle(conn, engine, datetime.combine(today, time(5), shanghai))
+    fired = [(t.rule, t.subject.village, t.to_state) for t in outcome.transitions]
+    assert fired == [("wm-night-flow", "V1", "firing")]
+    (alert,) = conn.execute("SELECT device_id, village, value, threshold FROM alerts").fetchall()
+    assert alert[0] is None and alert[1] == "V1"
+    assert alert[2] > alert[3] > 0
+    again = night_flow_cycle(conn, engine, datetime.combine(today, time(6), shanghai))
+    assert again.transitions == []  # each night is judged once
