@@ -88,9 +88,12 @@ def test_hostile_messages_go_out_at_the_asked_rate(
     with Observer(mosquitto.url, f"{topic_prefix}/#") as obs, \
             SimulatedFleet(parse_mqtt_url(mosquitto.url), topic_prefix, meters,
                            hostile=generator, hostile_rate=40) as fleet:
-        time.sleep(1.0)
+        time.sleep(0.5)
+        first, started = sum(fleet.hostile_sent.values()), time.monotonic()
+        time.sleep(1.5)
         sent = sum(fleet.hostile_sent.values())
+        rate = (sent - first) / (time.monotonic() - started)
         fleet.flush()
-    assert 20 <= sent <= 60
+    assert 10 <= rate <= 60, rate  # 40 asked; a loaded machine may lag, never burst
     hostile = obs.received(lambda t, p: not t.endswith("/status"))
     assert len(hostile) >= sent - 5  # a few may still be in flight to the observer
