@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from village.api.app import create_app
+from village.api.serve import start
+from village.api.settings import ApiSettings
 from village.api.tokens import create_token
-from village.local import free_port, wait_for_port
+from village.local import free_port
 from village.principal import SYSTEM, Place, Role
 from village.settings import Settings
 
@@ -77,15 +77,9 @@ def client(settings: Settings, seeded: str) -> Iterator[TestClient]:
 @pytest.fixture
 def server(settings: Settings, seeded: str) -> Iterator[str]:
     """The API served by uvicorn on a free port, in this process, on the seeded database."""
-    port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    wait_for_port(port)
-    yield f"http://127.0.0.1:{port}"
-    running.should_exit = True
-    thread.join(10)
+    handle = start(settings.model_copy(update={"api": ApiSettings(port=free_port())}))
+    yield handle.url
+    handle.stop()
 
 
 TokenMaker = Callable[..., dict[str, str]]
