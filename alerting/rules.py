@@ -6,10 +6,18 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from devices.catalogue import KIND_BY_NAME
 
@@ -37,6 +45,10 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+"""Seconds, written as 90, 30s, 10m, 2h or 1d."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -50,12 +62,7 @@ class Limits(_Strict):
     clear_below: float | None = None
     clear_above: float | None = None
     clear_inside: tuple[float, float] | None = None
-    for_s: float = Field(0, alias="for")
-
-    @field_validator("for_s", mode="before")
-    @classmethod
-    def _duration(cls, value: object) -> float:
-        return parse_duration(value)
+    for_s: Duration = Field(0, alias="for")
 
     @model_validator(mode="after")
     def _one_level(self) -> Limits:
@@ -106,24 +113,14 @@ class Rate(Limits):
     """A metric's change per hour over a window."""
 
     metric: str | None = None
-    window_s: float = Field(3600, alias="window")
-
-    @field_validator("window_s", mode="before")
-    @classmethod
-    def _window(cls, value: object) -> float:
-        return parse_duration(value)
+    window_s: Duration = Field(3600, alias="window")
 
 
 class Consumption(Limits):
     """Use from a cumulative register over a window (a register going back is no use)."""
 
     metric: str = "total_m3"
-    window_s: float = Field(3600, alias="window")
-
-    @field_validator("window_s", mode="before")
-    @classmethod
-    def _window(cls, value: object) -> float:
-        return parse_duration(value)
+    window_s: Duration = Field(3600, alias="window")
 
 
 class Thi(Limits):
@@ -142,36 +139,21 @@ class Stuck(_Strict):
     """A value that has not changed for a duration: a frozen probe."""
 
     metric: str | None = None
-    for_s: float = Field(alias="for")
+    for_s: Duration = Field(alias="for")
     tolerance: float = Field(0.0, ge=0)
-
-    @field_validator("for_s", mode="before")
-    @classmethod
-    def _duration(cls, value: object) -> float:
-        return parse_duration(value)
 
 
 class Stopped(_Strict):
     """No message for a duration; by default the kind's stale_after_s."""
 
-    for_s: float | None = Field(None, alias="for")
-
-    @field_validator("for_s", mode="before")
-    @classmethod
-    def _duration(cls, value: object) -> float | None:
-        return None if value is None else parse_duration(value)
+    for_s: Duration | None = Field(None, alias="for")
 
 
 class EventCondition(_Strict):
     """Device events of these types, open until `resolve_after` passes without another."""
 
     types: tuple[str, ...] = Field(min_length=1)
-    resolve_after_s: float = Field(3600, alias="resolve_after")
-
-    @field_validator("resolve_after_s", mode="before")
-    @classmethod
-    def _duration(cls, value: object) -> float:
-        return parse_duration(value)
+    resolve_after_s: Duration = Field(3600, alias="resolve_after")
 
 
 class NightFlow(_Strict):
