@@ -171,3 +171,14 @@ def test_a_schedule_that_can_no_longer_fire_is_recorded_and_moves_on(
     assert failures[0] == (gone, "not registered speakers: spk-w1")
     assert failures[1][0] == broken and "text or audio_url" in failures[1][1]
     assert fire_due(conn, NOW + timedelta(minutes=3)) == []  # each fired (and failed) once
+
+
+def test_the_report_view_says_who_what_when_where_and_the_outcome(
+        conn: psycopg.Connection) -> None:
+    b = create_broadcast(conn, notice(Scope.of_village("East", "Apple"), priority="alert"),
+                         EAST_OP, NOW)
+    row = conn.execute(
+        "SELECT created_by, creator_role, what, created_at, scope_label, priority, speakers,"
+        " confirmed, queued FROM broadcast_report WHERE broadcast_id = %s", (b,)).fetchone()
+    assert row == ("east-op", "operator", "Meeting at 19:00.", NOW, "village East/Apple",
+                   "alert", 2, 0, 2)

@@ -96,7 +96,8 @@ CREATE TABLE broadcast_audit (
 );
 CREATE INDEX broadcast_audit_at ON broadcast_audit (at DESC);
 
--- The delivery report: counts per state for each broadcast.
+-- The delivery report and audit of each broadcast: who, what, when, where, and the outcome
+-- (counts per state).
 CREATE VIEW broadcast_report AS
 SELECT b.broadcast_id,
        b.created_at,
@@ -117,7 +118,9 @@ SELECT b.broadcast_id,
        count(*) FILTER (WHERE d.state = 'failed') AS failed,
        count(*) FILTER (WHERE d.state = 'no_answer') AS no_answer,
        count(*) FILTER (WHERE d.state = 'expired') AS expired,
-       count(*) FILTER (WHERE d.state = 'cancelled') AS cancelled
+       count(*) FILTER (WHERE d.state = 'cancelled') AS cancelled,
+       b.creator_role,
+       coalesce(b.text, b.audio_url) AS what
 FROM broadcasts b
 LEFT JOIN broadcast_deliveries d ON d.broadcast_id = b.broadcast_id
 GROUP BY b.broadcast_id;
