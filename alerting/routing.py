@@ -287,7 +287,7 @@ def load_routing(path: str | None) -> Routing:
 
 CONSOLE_ONLY: dict[str, Any] = {
     "receivers": [{"name": "console", "type": "console"}],
-    "route": {"receivers": ["console"],
+    "route": {"receivers": ["console"], "group_wait": "2s",
               "routes": [{"match": {"condition": "stopped"}, "group_by": ["rule", "township"]}]},
     "inhibit": [{"source": {"rule": "gateway-stopped"}, "target": {"condition": "stopped"},
                  "equal": ["gateway"]}],

@@ -4,14 +4,16 @@ commits and runs the scheduled passes (the composition root of alerting)."""
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
+from pydantic import SecretStr
 
 from alerting import store
 from alerting.cycles import Engine, dispatch_cycle, evaluate_cycle, night_flow_cycle, tick_cycle
@@ -24,6 +26,9 @@ from alerting.rules import load_rules
 from alerting.scheduler import start_jobs
 from village.links import LinkGrant, alert_link
 from village.settings import Settings
+
+if TYPE_CHECKING:
+    from village.up import Component, Stack
 
 log = logging.getLogger("village.alerting")
 
@@ -185,3 +190,29 @@ def _listen(database_url: str, stop: threading.Event, active: threading.Event,
             stop.wait(min(interval_s * 5, 5.0))
         finally:
             active.clear()
+
+
+def up_component(stack: Stack) -> Component:
+    """Alerting as a `village up` component: console receiver unless a routing file is set.
+
+    With no link key configured, a random one is made for this run: links then work until
+    the stack stops, and there is still no fixed working default.
+    """
+    from village.up import Component
+
+    settings = stack.settings
+    if settings.alerting.link_secret is None and not settings.development:
+        alerting = settings.alerting.model_copy(
+            update={"link_secret": SecretStr(secrets.token_urlsafe(32))})
+        settings = settings.model_copy(update={"alerting": alerting})
+    handles: list[AlertingHandle] = []
+
+    def begin() -> None:
+        handles.append(start(settings))
+
+    def end() -> None:
+        while handles:
+            handles.pop().stop()
+
+    where = settings.alerting.routing_file or "notifications printed on the console"
+    return Component("alerting", where, begin, end)

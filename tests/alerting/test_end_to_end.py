@@ -3,6 +3,7 @@ the alerting service -> real local HTTP and SMTP receivers."""
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,15 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 import yaml
+from rich.console import Console
 
-from alerting.service import AlertingHandle, start
+from alerting.service import AlertingHandle, start, up_component
 from alerting.settings import AlertingSettings
 from simulators.device import numbered
 from simulators.fleet import SimulatedFleet
 from tests.ingest.conftest import ingest_settings, running_worker, wait_until
 from village.local import MosquittoServer
 from village.settings import Settings, parse_mqtt_url
+from village.up import Stack
 
 from .fixtures import add_devices, add_readings, two_level_routing
 from .receivers import http_receiver, smtp_receiver
@@ -173,3 +177,22 @@ def test_restarting_the_service_mid_window_neither_loses_nor_duplicates(
         assert len(hook.requests) == 1
         rows = _rows(database_url, "SELECT started_at, fired_at, value FROM alerts")
         assert rows == [(t0, t0 + timedelta(seconds=6), 5.5)]
+
+
+def test_village_up_component_prints_what_would_be_sent(
+    database_url: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    stack = Stack(settings=Settings(database_url=database_url), data_dir=tmp_path,
+                  console=Console(file=io.StringIO()))
+    component = up_component(stack)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        add_devices(conn, [("wq-0001", "water_quality", "T1", "V1")])
+        component.start()
+        try:
+            add_readings(conn, "wq-0001", "ph", [(datetime.now(UTC), 13.9)])  # an impossible pH
+            wait_until(lambda: _count(database_url, "SELECT count(*) FROM alerts"
+                                      " WHERE rule = 'wq-ph-sensor-fault'") == 1, what="the alert")
+            wait_until(lambda: "wq-0001" in capfd.readouterr().out, what="the console notice",
+                       timeout_s=15)
+        finally:
+            component.stop()
