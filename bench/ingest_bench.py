@@ -149,12 +149,17 @@ def start_worker(url: str, mqtt_url: str, prefix: str, client_id: str) -> Worker
     env = {k: v for k, v in os.environ.items() if not k.startswith("VILLAGE_")}
     env.update(VILLAGE_DATABASE_URL=url, VILLAGE_MQTT_URL=mqtt_url, VILLAGE_TOPIC_PREFIX=prefix,
                VILLAGE_INGEST__CLIENT_ID=client_id, VILLAGE_INGEST__SHARE_GROUP="bench")
-    log = open(Path(tempfile.gettempdir()) / f"bench-{client_id}.log", "ab")  # noqa: SIM115
-    process = subprocess.Popen([sys.executable, "-m", "village.cli", "ingest",
-                                "--status-every", "5"], env=env, stdout=log,
-                               stderr=subprocess.STDOUT, cwd=tempfile.gettempdir())
-    log.close()
-    time.sleep(2.5)  # import, connect, subscribe
+    log_path = Path(tempfile.gettempdir()) / f"bench-{client_id}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "village.cli", "ingest",
+                                    "--status-every", "5"], env=env, stdout=log,
+                                   stderr=subprocess.STDOUT, cwd=tempfile.gettempdir())
+    # Messages published before the worker has subscribed would reach nobody.
+    deadline = time.monotonic() + 60
+    while b"subscribed:" not in log_path.read_bytes():
+        if time.monotonic() > deadline or process.poll() is not None:
+            sys.exit(f"the worker did not subscribe; see {log_path}")
+        time.sleep(0.1)
     return WorkerProcess(process)
 
 

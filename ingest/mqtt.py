@@ -113,6 +113,7 @@ class Subscriber:
         if failed:
             self._log(f"broker refused a subscription: {', '.join(failed)}")
         else:
+            self._log("subscribed: " + ", ".join(name for name, _ in self._subscriptions))
             self.subscribed.set()
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any,
