@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -119,3 +120,16 @@ def test_ranges_are_bounded_and_the_field_is_named(client: TestClient, auth: Tok
 def test_page_size_is_bounded(client: TestClient, auth: TokenMaker) -> None:
     response = client.get("/devices", params={"limit": 100_000}, headers=auth())
     assert response.status_code == 422 and response.json()["field"] == "query.limit"
+
+
+def test_latest_sees_readings_the_rollups_have_not_yet(client: TestClient, auth: TokenMaker,
+                                                        seeded: str) -> None:
+    other = device_id("water_meter", "west-2")
+    with psycopg.connect(seeded) as conn:
+        conn.execute("INSERT INTO readings (device_id, metric, ts, value) VALUES"
+                     " (%s, 'total_m3', %s, 999), (%s, 'battery_v', %s, 3.3)",
+                     (METER, NOW + timedelta(minutes=5), other, NOW - timedelta(days=20)))
+    values = {(i["device_id"], i["metric"]): i["value"] for i in client.get(
+        "/telemetry/latest", params={"kind": "water_meter"}, headers=auth()).json()["items"]}
+    assert values[(METER, "total_m3")] == 999
+    assert values[(other, "battery_v")] == 3.3

@@ -90,3 +90,13 @@ def test_cli_creates_lists_and_revokes(database_url: str, monkeypatch: pytest.Mo
     assert runner.invoke(app, ["tokens", "revoke", "carol"]).exit_code == 1
     with psycopg.connect(database_url) as conn:
         assert authenticate(conn, secret) is None
+
+
+def test_api_serve_refuses_to_start_without_a_link_secret(
+        database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VILLAGE_DATABASE_URL", database_url)
+    monkeypatch.delenv("VILLAGE_DEVELOPMENT", raising=False)
+    monkeypatch.delenv("VILLAGE_ALERTING__LINK_SECRET", raising=False)
+    result = CliRunner().invoke(app, ["api", "serve"])
+    assert result.exit_code == 2
+    assert "VILLAGE_ALERTING__LINK_SECRET" in result.output

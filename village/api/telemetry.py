@@ -203,8 +203,13 @@ def latest(conn: psycopg.Connection, principal: Principal, where: LatestFilter,
         " FROM (SELECT device_id, kind, township, village FROM devices d WHERE {}"
         "       ORDER BY device_id LIMIT %s) d"
         " LEFT JOIN metrics m ON m.kind = d.kind {}"
+        # The newest daily bucket bounds the search from below (the newest reading is in it
+        # or after it), so only the last partitions are read rather than every month's.
+        " LEFT JOIN LATERAL (SELECT bucket FROM readings_daily b WHERE b.device_id = d.device_id"
+        "   AND b.metric = m.metric ORDER BY bucket DESC LIMIT 1) b ON true"
         " LEFT JOIN LATERAL (SELECT ts, value FROM readings r WHERE r.device_id = d.device_id"
-        "   AND r.metric = m.metric ORDER BY ts DESC LIMIT 1) r ON true"
+        "   AND r.metric = m.metric AND r.ts >= coalesce(b.bucket, '-infinity')"
+        "   ORDER BY ts DESC LIMIT 1) r ON true"
         " ORDER BY d.device_id, m.metric"
     ).format(condition, metric_filter)
     args: list[Any] = [*params, limit] + ([where.metric] if where.metric is not None else [])

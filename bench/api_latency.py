@@ -1,0 +1,190 @@
+"""Benchmark: API latency p50/p99 over a year of simulated data for 15,000 water meters.
+
+Scenarios: latest values of all 15,000 meters (paged, 1,000 devices a page; every metric
+of the kind, or only the register); a 30-day daily
+consumption series for one village (a village cadre's token); a 30-day daily series of one
+meter. The data is generated inside PostgreSQL (INSERT ... SELECT over generate_series) into
+`readings` (monthly partitions prepared first) and `readings_daily`. The API runs as
+`village api serve` in a child process; requests are sequential from this process.
+
+Run: `.venv/bin/python bench/api_latency.py [--requests 200] [--keep]`. Not a test.
+Uses a scratch database on TEST_DATABASE_ADMIN_URL (default the local server), dropped after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from village.api.tokens import create_token
+from village.local import free_port, wait_for_port
+from village.migrate import migrate
+from village.principal import SYSTEM, Place, Role
+
+ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL",
+                           "postgresql://postgres@127.0.0.1:5432/postgres")
+TOWNSHIPS, VILLAGES_PER_TOWNSHIP, METERS_PER_VILLAGE = 3, 50, 100  # 15,000 meters
+DAYS = 365
+
+
+def load() -> str:
+    """The load average, for reading the figures on a shared machine."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
+
+def fill(url: str) -> dict[str, float]:
+    """Registry, a year of daily register readings and weekly battery readings, rollups."""
+    timings = {}
+    with psycopg.connect(url, autocommit=True) as conn:
+        started = time.perf_counter()
+        conn.execute(
+            "INSERT INTO devices (device_id, kind, township, village, grid)"
+            " SELECT format('wm-%%s-%%s-%%s', t, v, m), 'water_meter', format('镇%%s', t),"
+            "  format('镇%%s村%%s', t, v), format('%%s组', m %% 12)"
+            " FROM generate_series(1, %s) t, generate_series(1, %s) v, generate_series(1, %s) m",
+            (TOWNSHIPS, VILLAGES_PER_TOWNSHIP, METERS_PER_VILLAGE))
+        conn.execute("SELECT village_ensure_partitions(now() - %s * INTERVAL '1 day' - INTERVAL"
+                     " '1 month', now() + INTERVAL '1 month')", (DAYS,))
+        # One register reading a day (an NB-IoT meter's daily upload), growing 0.2-0.4 m3/day.
+        conn.execute(
+            "INSERT INTO readings (device_id, metric, ts, value)"
+            " SELECT d.device_id, 'total_m3', day, 100 + n * (0.2 + (h %% 10) * 0.02)"
+            " FROM (SELECT device_id, abs(hashtext(device_id)) AS h FROM devices) d,"
+            "  generate_series(0, %s - 1) n,"
+            "  LATERAL (SELECT date_trunc('day', now()) - (%s - n) * INTERVAL '1 day'"
+            "   + INTERVAL '18 hours' AS day) x", (DAYS, DAYS))
+        conn.execute(
+            "INSERT INTO readings (device_id, metric, ts, value)"
+            " SELECT device_id, 'battery_v', date_trunc('day', now()) - w * INTERVAL '7 days',"
+            "  3.6 - w * 0.001 FROM devices, generate_series(0, %s / 7) w", (DAYS,))
+        timings["raw_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        conn.execute(
+            "INSERT INTO readings_daily SELECT device_id, metric,"
+            " date_trunc('day', ts, 'Asia/Shanghai'), count(*), min(value), max(value),"
+            " avg(value), (array_agg(value ORDER BY ts))[1], (array_agg(value ORDER BY ts DESC))[1]"
+            " FROM readings GROUP BY 1, 2, 3")
+        conn.execute("UPDATE rollup_watermarks SET refreshed_to = now()")
+        conn.execute("VACUUM ANALYZE")
+        timings["rollup_and_vacuum_s"] = time.perf_counter() - started
+        timings["readings"] = conn.execute("SELECT count(*) FROM readings").fetchone()[0]  # type: ignore[index]
+    return timings
+
+
+def measure(name: str, call: Callable[[], httpx.Response], count: int) -> None:
+    """Time `count` calls after a warm-up; print p50, p99 and max."""
+    for _ in range(3):
+        call().raise_for_status()
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        response = call()
+        times.append((time.perf_counter() - started) * 1000)
+        response.raise_for_status()
+    times.sort()
+    p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
+    print(f"{name}: n={count} p50 {statistics.median(times):.1f} ms, p99 {p99:.1f} ms,"
+          f" max {times[-1]:.1f} ms; {load()}", flush=True)
+
+
+def peak_rss_mb(pid: int) -> float:
+    """A process's peak resident memory (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    """Fill a scratch database, serve the API from it, and time the scenarios."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    args = parser.parse_args()
+    name = f"village_bench_api_{os.getpid()}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    server = None
+    try:
+        print(f"before: {load()}", flush=True)
+        migrate(url, retention=timedelta(days=730))
+        started = time.perf_counter()
+        timings = fill(url)
+        print(f"filled {TOWNSHIPS * VILLAGES_PER_TOWNSHIP * METERS_PER_VILLAGE} meters,"
+              f" {timings['readings']:,} readings in {time.perf_counter() - started:.0f} s"
+              f" (raw {timings['raw_s']:.0f} s, rollup+vacuum {timings['rollup_and_vacuum_s']:.0f} s);"
+              f" {load()}", flush=True)
+        with psycopg.connect(url) as conn:
+            _, admin = create_token(conn, SYSTEM, "bench-admin", Role.ADMIN, Place())
+            _, cadre = create_token(conn, SYSTEM, "bench-cadre", Role.CADRE,
+                                    Place("镇2", "镇2村17"))
+        port = free_port()
+        env = {**os.environ, "VILLAGE_DATABASE_URL": url, "VILLAGE_DEVELOPMENT": "true",
+               "VILLAGE_API__PORT": str(port), "VILLAGE_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}"}
+        server = subprocess.Popen([sys.executable, "-m", "village.cli", "api", "serve"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for_port(port, timeout_s=30)
+        now = datetime.now(UTC)
+        window = {"from": (now - timedelta(days=30)).isoformat(), "to": now.isoformat()}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+            as_admin = {"Authorization": f"Bearer {admin}"}
+            as_cadre = {"Authorization": f"Bearer {cadre}"}
+
+            def latest_page(after: str | None = None, metric: str | None = None) -> httpx.Response:
+                params = ({"kind": "water_meter", "limit": "1000"} | ({"after": after} if after else {})
+                          | ({"metric": metric} if metric else {}))
+                return http.get("/telemetry/latest", params=params, headers=as_admin)
+
+            def sweep(metric: str | None) -> httpx.Response:
+                response, values = latest_page(metric=metric), 0
+                while True:
+                    body = response.json()
+                    values += len(body["items"])
+                    if body["next_after"] is None:
+                        break
+                    response = latest_page(body["next_after"], metric)
+                # Every meter has total_m3 and battery_v readings (and no other metric).
+                assert values == (1 if metric else 2) * 15_000, values
+                return response
+
+            measure("latest values (6 metrics), one page of 1,000 meters", latest_page,
+                    args.requests)
+            measure("latest values (6 metrics), all 15,000 meters (15 pages)",
+                    lambda: sweep(None), max(10, args.requests // 10))
+            measure("latest register (total_m3), all 15,000 meters (15 pages)",
+                    lambda: sweep("total_m3"), max(10, args.requests // 10))
+            measure("30-day daily consumption, one village (cadre token)", lambda: http.get(
+                "/telemetry/places", headers=as_cadre, params={
+                    "kind": "water_meter", "metric": "total_m3", "bucket": "1d", "agg": "delta"}
+                | window), args.requests)
+            measure("30-day daily series, one meter", lambda: http.get(
+                "/devices/wm-2-17-42/series", headers=as_admin, params={
+                    "metric": "total_m3", "bucket": "1d", "agg": "last"} | window), args.requests)
+            measure("30-day daily consumption per village, whole county", lambda: http.get(
+                "/telemetry/places", headers=as_admin, params={
+                    "kind": "water_meter", "metric": "total_m3", "bucket": "1d", "agg": "delta"}
+                | window), max(10, args.requests // 10))
+        print(f"API server peak RSS {peak_rss_mb(server.pid):.0f} MB; after: {load()}")
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(10)
+        if not args.keep:
+            with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()
