@@ -18,6 +18,7 @@ from alerting.signals import (
     needed_metrics,
     observe_event_expiry,
     observe_night_flow,
+    observe_outage,
     observe_stopped,
 )
 
@@ -178,14 +179,28 @@ def evaluate_tick(
     states: Mapping[str, AlertState],
     now: datetime,
 ) -> Outcome:
-    """Conditions of time at `now`: stopped reporting, and events that have gone quiet."""
+    """Conditions of time at `now`: stopped reporting, area outages, events gone quiet."""
     outcome = Outcome()
+    outages = book.of_type("outage")
+    areas: dict[tuple[str, Subject], list[int]] = {}  # (rule, area) -> [silent, total]
     for device_id, subject in subjects.items():
+        seen = presence.get(device_id, Presence(None))
         for rule in book.for_subject(subject, ("stopped",)):
-            seen = presence.get(device_id, Presence(None))
             silence = rule.condition.for_s or stale_after_s.get(subject.kind or "", 600.0)
             obs = observe_stopped(seen.last_seen, seen.offline_at, silence, now)
             run(rule, subject, _state(states, rule, subject), [obs], outcome)
+        for rule in outages:
+            if not applies(rule, subject):
+                continue
+            limit = stale_after_s.get(subject.kind or "", 600.0)
+            counts = areas.setdefault((rule.name, _area(subject, rule.condition.area)), [0, 0])
+            counts[0] += observe_stopped(seen.last_seen, seen.offline_at, limit, now).breach
+            counts[1] += 1
+    by_name = {rule.name: rule for rule in outages}
+    for (name, area), (silent, total) in areas.items():
+        rule = by_name[name]
+        obs = observe_outage(rule.condition, silent, total, now)
+        run(rule, area, _state(states, rule, area), [obs], outcome)
     for rule in book.of_type("event"):
         for state in states.values():
             if state.rule != rule.name or state.state != "firing":
@@ -195,6 +210,12 @@ def evaluate_tick(
             if device is not None and expiry is not None:
                 run(rule, device, state, [expiry], outcome)
     return outcome
+
+
+def _area(subject: Subject, level: str) -> Subject:
+    """The township (or village) a device is in, as an alert subject."""
+    village = subject.village if level == "village" else None
+    return Subject(None, None, subject.township, village)
 
 
 def evaluate_night_flow(

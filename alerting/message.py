@@ -84,17 +84,30 @@ def _value_event(alert: AlertView, language: str) -> str:
     return WORDS[language]["event"]
 
 
+def _unit(alert: AlertView) -> str:
+    kind = KIND_BY_NAME.get(alert.kind or "")
+    spec = kind.metric(alert.metric) if kind and alert.metric else None
+    return f" {spec.unit}" if spec and not spec.boolean else ""
+
+
 def _value_measured(alert: AlertView, language: str) -> str:
-    words = WORDS[language]
-    shown = f"{alert.metric} = {_number(alert.value)}" if alert.metric else _number(alert.value)
+    words, unit = WORDS[language], _unit(alert)
+    value = _number(alert.value) + unit
+    shown = f"{alert.metric} = {value}" if alert.metric else value
     if alert.threshold is not None:
-        shown += f"（{words['threshold']} {_number(alert.threshold)}）" if language == "zh" \
-            else f" ({words['threshold']} {_number(alert.threshold)})"
+        level = f"{words['threshold']} {_number(alert.threshold)}{unit}"
+        shown += f"（{level}）" if language == "zh" else f" ({level})"
     return shown
 
 
+def _value_outage(alert: AlertView, language: str) -> str:
+    share, level = _number(alert.value), _number(alert.threshold)
+    return (f"{share}% 的设备无数据（阈值 {level}%）" if language == "zh"
+            else f"{share}% of devices silent (threshold {level}%)")
+
+
 VALUE_TEXT: dict[str, Callable[[AlertView, str], str]] = {
-    "stopped": _value_stopped, "event": _value_event,
+    "stopped": _value_stopped, "event": _value_event, "outage": _value_outage,
 }
 
 

@@ -290,7 +290,9 @@ CONSOLE_ONLY: dict[str, Any] = {
     "route": {"receivers": ["console"], "group_wait": "2s",
               "routes": [{"match": {"condition": "stopped"}, "group_by": ["rule", "township"]}]},
     "inhibit": [{"source": {"rule": "gateway-stopped"}, "target": {"condition": "stopped"},
-                 "equal": ["gateway"]}],
+                 "equal": ["gateway"]},
+                {"source": {"rule": "area-outage"}, "target": {"condition": "stopped"},
+                 "equal": ["township"]}],
 }
 
 

@@ -165,6 +165,14 @@ class NightFlow(_Strict):
     min_flow_m3h: float = Field(0.05, ge=0, description="nights below this never alert")
 
 
+class Outage(_Strict):
+    """Many of an area's devices silent at once (power or network): one alert for the area."""
+
+    area: Literal["township", "village"] = "township"
+    min_share: float = Field(0.5, gt=0, le=1, description="the silent share that is an outage")
+    min_devices: int = Field(10, ge=1, description="fewer silent devices are never an outage")
+
+
 CONDITION_TYPES: dict[str, type[_Strict]] = {
     "threshold": Threshold,
     "rate": Rate,
@@ -175,6 +183,7 @@ CONDITION_TYPES: dict[str, type[_Strict]] = {
     "stopped": Stopped,
     "event": EventCondition,
     "night_flow": NightFlow,
+    "outage": Outage,
 }
 
 

@@ -17,6 +17,7 @@ from alerting.rules import (
     HouseholdLeak,
     Limits,
     NightFlow,
+    Outage,
     Rate,
     Rule,
     Stuck,
@@ -210,6 +211,14 @@ def observe_stopped(
     over = silent >= silence_s
     shown = silent if heard is not None else -1.0
     return Observation(now, shown, over, not over, silence_s)
+
+
+def observe_outage(cond: Outage, silent: int, total: int, now: datetime) -> Observation:
+    """The silent share of an area; it clears below four fifths of the outage share."""
+    share = silent / total if total else 0.0
+    out = silent >= cond.min_devices and share >= cond.min_share
+    back = share < cond.min_share * 0.8 or silent < cond.min_devices
+    return Observation(now, round(share * 100, 1), out, back, cond.min_share * 100)
 
 
 def observe_event_expiry(

@@ -65,7 +65,9 @@ def two_level_routing(receivers: list[dict[str, Any]], village_channels: list[st
                   "routes": [{"match": {"condition": "stopped"}, "group_by": ["rule", "township"]}],
                   **route},
         "inhibit": [{"source": {"rule": "gateway-stopped"}, "target": {"condition": "stopped"},
-                     "equal": ["gateway"]}],
+                     "equal": ["gateway"]},
+                    {"source": {"rule": "area-outage"}, "target": {"condition": "stopped"},
+                     "equal": ["township"]}],
     }
 
 

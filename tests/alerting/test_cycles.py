@@ -59,7 +59,7 @@ def test_fire_notify_escalate_resolve(conn: psycopg.Connection) -> None:
     assert report.sent == 1
     message, recipient = recorder.sent[0]
     assert recipient is not None and recipient.person_id == "cadre-v1"
-    assert "turbidity_ntu = 2.4（阈值 1）" in message.text, message.text
+    assert "turbidity_ntu = 2.4 NTU（阈值 1 NTU）" in message.text, message.text
     assert "wq-1" in message.text and "T1 / V1" in message.text and "测试" in message.title
     assert f"http://phone.example/a/{alert[0][0]}-cadre-v1" in message.text
     assert dispatch_cycle(conn, engine, minutes(0.5)).sent == 0  # told once, not twice
@@ -99,22 +99,24 @@ def test_restart_in_a_for_window_neither_loses_nor_duplicates(conn: psycopg.Conn
     assert rows == [(minutes(-9), minutes(1))]
 
 
-def test_presets_load_and_a_camera_outage_is_one_grouped_notice(conn: psycopg.Connection) -> None:
+def test_a_township_outage_is_one_notice_and_mutes_the_devices(conn: psycopg.Connection) -> None:
     cameras = [(f"cam-{i:03d}", "camera", "T1", f"V{i % 3 + 1}") for i in range(300)]
-    add_devices(conn, cameras)
+    add_devices(conn, cameras + [("cam-t2", "camera", "T2", "V9")])
     with conn.cursor() as cur:
         cur.executemany("INSERT INTO device_presence (device_id, last_seen) VALUES (%s, %s)",
-                        [(c[0], minutes(-30)) for c in cameras])
+                        [(c[0], minutes(-30)) for c in cameras] + [("cam-t2", minutes(-30))])
     recorder = Recorder()
     routing = two_level_routing([{"name": "rec", "type": "console"}], ["rec"], ["rec"])
-    engine = engine_for(load_rules([]), routing, {"rec": recorder})
+    engine = engine_for(load_rules([]), routing, {"rec": recorder})  # the presets
     outcome = tick_cycle(conn, engine, NOW)
-    assert len(outcome.transitions) == 300
+    assert sorted({t.rule for t in outcome.transitions}) == ["area-outage", "cam-stopped"]
+    assert len(outcome.transitions) == 302  # 301 cameras, one township outage (T2 has one)
     report = dispatch_cycle(conn, engine, NOW)
-    assert report.sent == 1 and len(report.groups) == 1
-    message, recipient = recorder.sent[0]
-    assert recipient is not None and recipient.person_id == "office-t1"  # spans villages
-    assert len(message.alerts) == 300 and "300" in message.title
+    assert sorted(a.view.rule for g in report.groups for a in g.alerts) == ["area-outage", "cam-stopped"]
+    assert list(report.muted.values()) == ["inhibited"] * 300  # T1's cameras
+    message, recipient = next((m, r) for m, r in recorder.sent if "area" in m.alerts[0]["rule"])
+    assert recipient is not None and recipient.person_id == "office-t1"
+    assert "100% 的设备无数据（阈值 50%）" in message.text
 
 
 def test_a_silence_suppresses_until_it_ends(conn: psycopg.Connection) -> None:

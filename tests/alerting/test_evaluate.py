@@ -223,3 +223,25 @@ def test_rules_pick_devices_by_place_and_tags():
     book = RuleBook([rule_])
     assert book.for_subject(inside, ["threshold"]) == [rule_]
     assert book.for_subject(outside, ["threshold"]) == []
+
+
+@pytest.mark.parametrize(("silent", "expected"), [(19, []), (20, [("firing", 6)]), (30, [("firing", 6)])])
+def test_an_area_outage_needs_enough_silent_devices(silent, expected):
+    cams = {f"cam-{i}": device(f"cam-{i}", "camera") for i in range(30)}
+    book = RuleBook([rule({"outage": {"min_share": 0.5, "min_devices": 20}}, kind="camera")])
+    presence = {d: Presence(at(0) if i < silent else at(5)) for i, d in enumerate(cams)}
+    outcome = evaluate_tick(book, cams, presence, {"camera": 300}, {}, at(6))
+    assert fire_times(outcome.transitions) == expected
+    assert all(t.subject.device_id is None and t.subject.township == "T1" for t in outcome.transitions)
+
+
+def test_an_outage_clears_below_four_fifths_of_its_share():
+    cams = {f"cam-{i}": device(f"cam-{i}", "camera") for i in range(40)}
+    book = RuleBook([rule({"outage": {"min_share": 0.5, "min_devices": 10}}, kind="camera")])
+    down = {d: Presence(at(0)) for d in cams}
+    states = dict(evaluate_tick(book, cams, down, {"camera": 300}, {}, at(6)).states)
+    partly = {d: Presence(at(0) if i < 17 else at(6)) for i, d in enumerate(cams)}  # 42% silent
+    assert evaluate_tick(book, cams, partly, {"camera": 300}, states, at(7)).transitions == []
+    mostly_back = {d: Presence(at(0) if i < 15 else at(7)) for i, d in enumerate(cams)}  # 37%
+    assert fire_times(evaluate_tick(book, cams, mostly_back, {"camera": 300}, states,
+                                    at(8)).transitions) == [("resolved", 8)]
