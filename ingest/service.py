@@ -116,6 +116,7 @@ class Worker:
         self._registry_at = float("-inf")
         self._planned: queue.Queue[_Planned | None] = queue.Queue(maxsize=1)
         self._abandoned = threading.Event()
+        self._failure: Exception | None = None
 
     def run(self) -> None:
         """Receive, store and acknowledge until `stop` is set, then flush and disconnect."""
@@ -153,6 +154,8 @@ class Worker:
             self.writer.close()
             self._lookups.close()
             self.maintenance.join()
+        if self._failure is not None:
+            raise RuntimeError("the ingest writer failed") from self._failure
 
     def _plan(self, batch: list[Message], give_up_at: float | None) -> _Planned:
         parsed = [parse(message, self.prefix, self.policy.limits) for message in batch]
@@ -172,6 +175,12 @@ class Worker:
                                      give_up_at)
             except DatabaseUnavailable:
                 self._abandoned.set()
+                continue
+            except Exception as exc:  # noqa: BLE001 - a bug must stop the worker, not hang it
+                self._failure = exc
+                self._log(f"writer failed: {exc!r}; stopping")
+                self._abandoned.set()
+                self.stop.set()
                 continue
             stats = self.stats
             stats.acked += self.subscriber.ack(planned.messages)
