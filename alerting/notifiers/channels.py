@@ -9,10 +9,12 @@ from typing import Any, TextIO
 from alerting.notifiers.base import Notifier
 from alerting.notifiers.broadcast import BroadcastNotifier, BroadcastStarter
 from alerting.notifiers.console import ConsoleNotifier
+from alerting.notifiers.dingtalk import DingtalkNotifier
 from alerting.notifiers.email import EmailNotifier
-from alerting.notifiers.robots import DingtalkNotifier, FeishuNotifier, WecomNotifier
+from alerting.notifiers.feishu import FeishuNotifier
 from alerting.notifiers.sms import SmsNotifier
 from alerting.notifiers.webhook import WebhookNotifier
+from alerting.notifiers.wecom import WecomNotifier
 from alerting.routing import Routing
 
 

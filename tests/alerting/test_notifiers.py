@@ -11,10 +11,13 @@ import pytest
 
 from alerting.notifiers.base import Message, NotifyError, Recipient, send_with_retry
 from alerting.notifiers.broadcast import BroadcastConfig, BroadcastNotifier
+from alerting.notifiers.dingtalk import DingtalkNotifier
 from alerting.notifiers.email import EmailConfig, EmailNotifier
-from alerting.notifiers.robots import DingtalkNotifier, FeishuNotifier, RobotConfig, WecomNotifier
+from alerting.notifiers.feishu import FeishuNotifier
+from alerting.notifiers.robots import RobotConfig
 from alerting.notifiers.sms import SmsConfig, SmsNotifier
 from alerting.notifiers.webhook import WebhookConfig, WebhookNotifier
+from alerting.notifiers.wecom import WecomNotifier
 from village.local import free_port
 
 from .receivers import http_receiver, smtp_receiver
