@@ -101,11 +101,11 @@ class ConnectionLoop:
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
 
-    def add(self, device_id: str, keepalive_s: int) -> Connection:
+    def add(self, device_id: str, keepalive_s: int, password: str | None = None) -> Connection:
         """Prepare a device's connection (opened by `start` or `connect`)."""
         will = Will(topic(self.prefix, device_id, Channel.STATUS), b"offline")
-        options = ClientOptions(client_id=device_id, username=device_id, will=will,
-                                keepalive_s=keepalive_s)
+        options = ClientOptions(client_id=device_id, username=device_id, password=password,
+                                will=will, keepalive_s=keepalive_s)
         client = build_client(self.endpoint, options)
         client.user_data_set(device_id)
         client.on_connect = self._on_connect

@@ -60,6 +60,7 @@ class SimulatedFleet:
         autonomous: bool = True,
         hostile: HostileGenerator | None = None,
         hostile_rate: float = 0.0,
+        passwords: Mapping[str, str] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.prefix = prefix
@@ -74,8 +75,9 @@ class SimulatedFleet:
         self._models = built.by_id
         self._carrier = built.carrier
         self._loop = ConnectionLoop(endpoint, prefix, self, self.counters)
+        passwords = passwords or {}
         for model in built.connected:
-            self._loop.add(model.device_id, keepalive_s)
+            self._loop.add(model.device_id, keepalive_s, passwords.get(model.device_id))
         self._initially_offline = [d for d in self._loop.connections
                                    if options.behaviour(d).name == "offline"]
         self._heap: list[tuple[datetime, int, str]] = []
@@ -100,9 +102,13 @@ class SimulatedFleet:
     def start(self, timeout_s: float = 60.0) -> SimulatedFleet:
         """Connect every device, wait until each is subscribed, then take `offline` ones down."""
         self._loop.start()
-        self._loop.wait_ready(list(self._loop.connections), timeout_s)
-        if self._initially_offline:
-            self.take_offline(self._initially_offline)
+        try:
+            self._loop.wait_ready(list(self._loop.connections), timeout_s)
+            if self._initially_offline:
+                self.take_offline(self._initially_offline)
+        except BaseException:
+            self.stop()  # no loop thread left retrying behind a failed start
+            raise
         return self
 
     def stop(self) -> None:

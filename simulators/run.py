@@ -36,6 +36,7 @@ class RunOptions:
     nb_iot_share: float = 0.3
     show_progress: bool = True
     max_in_flight: int = 10_000  # back-fill: messages published but not yet PUBACKed, at most
+    passwords: dict[str, str] = field(default_factory=dict)  # device id -> its broker secret
 
 
 def check_broker(endpoint: MqttEndpoint, timeout_s: float = 5.0) -> None:
@@ -54,7 +55,8 @@ def run_realtime(devices: Sequence[SimDevice], options: RunOptions, console: Con
                                 options.seed) if options.hostile_rate > 0 else None)
     fleet = SimulatedFleet(options.endpoint, options.prefix, devices, seed=options.seed,
                            intervals_s=options.intervals_s, nb_iot_share=options.nb_iot_share,
-                           hostile=hostile, hostile_rate=options.hostile_rate)
+                           hostile=hostile, hostile_rate=options.hostile_rate,
+                           passwords=options.passwords)
     fleet.add_faults(options.faults)
     deadline = None if duration_s is None else time.monotonic() + duration_s
     with Progress(console, "simulate", options.show_progress) as progress:
@@ -83,7 +85,8 @@ def run_backfill(devices: Sequence[SimDevice], plan: Backfill, options: RunOptio
     """Publish the history of `plan` as store-and-forward batches, every message PUBACKed."""
     check_broker(options.endpoint)
     fleet = SimulatedFleet(options.endpoint, options.prefix, devices, seed=options.seed,
-                           nb_iot_share=plan.nb_iot_share, autonomous=False)
+                           nb_iot_share=plan.nb_iot_share, autonomous=False,
+                           passwords=options.passwords)
     started = time.monotonic()
     with Progress(console, "back-fill", options.show_progress) as progress:
         try:

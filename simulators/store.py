@@ -7,8 +7,11 @@ tables ingest fills, for tests and dashboards that need data without a broker.
 
 from __future__ import annotations
 
+import csv
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 import psycopg
@@ -23,12 +26,36 @@ from simulators.history import Backfill, history, readings_of
 ACTOR = "simulator"
 
 
-def register(conn: psycopg.Connection, devices: Sequence[SimDevice]) -> int:
-    """Upsert the devices into the registry (no secrets issued); return how many are new."""
+@dataclass(frozen=True)
+class Registered:
+    """What `register` did."""
+
+    created: int
+    secrets: list[tuple[str, str]]  # (device_id, secret) issued now; the registry keeps a hash
+
+
+def register(conn: psycopg.Connection, devices: Sequence[SimDevice],
+             issue_secrets: bool = False) -> Registered:
+    """Upsert the devices into the registry, issuing secrets to those without one if asked."""
     rows = [DeviceRow(**device.row()) for device in devices]  # type: ignore[arg-type]
-    result = upsert_devices(conn, rows, CSV_COLUMNS, ACTOR, issue_secrets=False,
+    result = upsert_devices(conn, rows, CSV_COLUMNS, ACTOR, issue_secrets=issue_secrets,
                             source="simulate")
-    return result.created
+    return Registered(result.created, result.secrets)
+
+
+def append_secrets(path: Path, secrets: Iterable[tuple[str, str]]) -> int:
+    """Add `device_id,secret` lines to a file only its owner can read; return how many."""
+    pairs = list(secrets)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8", newline="") as out:
+        csv.writer(out, lineterminator="\n").writerows(pairs)
+    return len(pairs)
+
+
+def read_secrets(path: Path) -> dict[str, str]:
+    """The device secrets a file holds (the last line for a device wins)."""
+    with path.open(encoding="utf-8", newline="") as source:
+        return {row[0]: row[1] for row in csv.reader(source) if len(row) == 2}
 
 
 def load_population(conn: psycopg.Connection) -> list[SimDevice]:

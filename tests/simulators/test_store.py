@@ -8,7 +8,7 @@ import psycopg
 
 from simulators.history import Backfill
 from simulators.population import PopulationSpec, generate_population
-from simulators.store import fill_history, load_population, register
+from simulators.store import Registered, fill_history, load_population, register
 
 T0 = datetime.fromisoformat("2026-11-16T00:00:00+08:00")
 SMALL = PopulationSpec(townships=1, villages=2, meters=10, probes=1, cameras=2, barns=1,
@@ -18,8 +18,8 @@ SMALL = PopulationSpec(townships=1, villages=2, meters=10, probes=1, cameras=2, 
 def test_a_population_round_trips_through_the_registry(database_url: str) -> None:
     devices = generate_population(SMALL, seed=2)
     with psycopg.connect(database_url) as conn:
-        assert register(conn, devices) == len(devices)
-        assert register(conn, devices) == 0
+        assert register(conn, devices).created == len(devices)
+        assert register(conn, devices) == Registered(0, [])
         assert sorted(load_population(conn), key=lambda d: d.device_id) == sorted(
             devices, key=lambda d: d.device_id)
 

@@ -42,6 +42,9 @@ def simulate(
         "--register", help="write the population to the registry")] = False,
     csv_file: Annotated[Path | None, typer.Option(
         "--csv", help="write the population to this CSV")] = None,
+    secrets: Annotated[Path | None, typer.Option(
+        "--secrets", help="device secrets: with --register, issue and add them to this file"
+                          " (mode 0600); when running, log devices in with them")] = None,
     scenario: Annotated[Path | None, typer.Option(
         "--scenario", help="a YAML file of faults")] = None,
     duration: Annotated[float | None, typer.Option(
@@ -74,11 +77,12 @@ def simulate(
     if csv_file is not None:
         _write_csv(devices, csv_file)
     if register:
-        _register(settings, devices)
+        _register(settings, devices, secrets)
     if (csv_file is not None or register) and duration is None and backfill is None:
         return
+    passwords = _passwords(secrets) if secrets is not None else {}
     _run(settings, devices, seed, scenario, duration, backfill, backfill_end, hostile,
-         nb_iot_share, progress)
+         nb_iot_share, progress, passwords)
 
 
 def _spec_or_exit(townships: int, villages: int, meters: int, probes: int, cameras: int,
@@ -117,19 +121,34 @@ def _write_csv(devices: list[SimDevice], path: Path) -> None:
     console.print(f"wrote {count} devices to {path}")
 
 
-def _register(settings: Settings, devices: list[SimDevice]) -> None:
+def _register(settings: Settings, devices: list[SimDevice], secrets: Path | None) -> None:
     import psycopg
 
-    from simulators.store import register
+    from simulators.store import append_secrets, register
 
     with psycopg.connect(settings.database_url) as conn:
-        created = register(conn, devices)
-    console.print(f"registry: {created} new, {len(devices) - created} already known")
+        done = register(conn, devices, issue_secrets=secrets is not None)
+    console.print(f"registry: {done.created} new, {len(devices) - done.created} already known")
+    if secrets is not None:
+        count = append_secrets(secrets, done.secrets)
+        console.print(f"{count} new device secrets added to {secrets} (regenerate the broker's"
+                      " password file: village broker-config)")
+
+
+def _passwords(path: Path) -> dict[str, str]:
+    from simulators.store import read_secrets
+
+    try:
+        return read_secrets(path)
+    except OSError as exc:
+        console.print(f"[red]--secrets {path}:[/red] {exc.strerror}")
+        raise typer.Exit(2) from None
 
 
 def _run(settings: Settings, devices: list[SimDevice], seed: int, scenario: Path | None,
          duration: float | None, backfill: float | None, backfill_end: datetime | None,
-         hostile: float, nb_iot_share: float, progress: bool) -> None:
+         hostile: float, nb_iot_share: float, progress: bool,
+         passwords: dict[str, str]) -> None:
     from simulators.clock import LOCAL_TZ, SystemClock
     from simulators.faults import FaultWindow
     from simulators.run import RunOptions
@@ -154,7 +173,7 @@ def _run(settings: Settings, devices: list[SimDevice], seed: int, scenario: Path
             raise typer.Exit(2) from None
         console.print(f"scenario: {len(faults)} fault windows")
     options = RunOptions(settings.mqtt, settings.topic_prefix, seed, faults, hostile,
-                         nb_iot_share=nb_iot_share, show_progress=progress)
+                         nb_iot_share=nb_iot_share, show_progress=progress, passwords=passwords)
     stop = threading.Event()
     try:
         _start(devices, options, backfill, start, duration, stop)
