@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import TokenMaker
+from tests.api.conftest import TokenMaker, insert_alert
 from village.api import problems
 from village.api.app import create_app
 from village.api.prom import GAUGES, render
@@ -44,7 +44,10 @@ def test_metrics_come_from_sql(client: TestClient, seeded: str) -> None:
     with psycopg.connect(seeded) as conn:
         conn.execute("INSERT INTO dead_letters (topic, reason, detail, payload, payload_bytes)"
                      " VALUES ('sv/x/telemetry', 'bad_json', 'x', '\\x00', 1)")
+    insert_alert(seeded, severity="critical")
     text = client.get("/metrics").text
+    assert 'village_alerts_open{severity="critical",acknowledged="false"} 1.0' in text
+    assert "# TYPE village_broadcasts gauge" in text
     assert 'village_dead_letters{reason="bad_json"} 1.0' in text
     assert 'village_devices{kind="water_meter",status="offline"} 4.0' in text
     assert "village_ingest_readings_per_second" in text
