@@ -131,10 +131,13 @@ def alert_page(alert: AlertView, history: Sequence[tuple[datetime, float]], acti
                'placeholder="例如：已到现场处理"></textarea>'
                '<button type="submit" id="ack">确认收到 <span style="font-size:14px">Acknowledge</span></button>'
                "</form>")
+    line = sparkline(history, alert.threshold)
+    if line:
+        line += '<div class="en">近 24 小时 · last 24 hours (红线：阈值 red: threshold)</div>'
     body = (f'<span class="sev {severity}">{SEVERITY_ZH.get(alert.severity, severity)}</span>'
             f"<h1>{escape(alert.summary)}</h1>"
             f'<div class="value" id="value">{_number(shown, alert.unit)}</div>'
-            f"{sparkline(history, alert.threshold)}<dl>{details}</dl>{ack}")
+            f"{line}<dl>{details}</dl>{ack}")
     return _page(f"告警 #{alert.alert_id}", body)
 
 
