@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
+import psycopg
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict
 
@@ -15,6 +16,7 @@ from village.principal import Place, Principal, Role
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 MAX_IMPORT_BYTES = 64 * 1024 * 1024  # about 300,000 rows
+
 
 class DevicePage(BaseModel):
     """A page of devices; pass `next_after` as `after` for the next one."""
@@ -29,7 +31,7 @@ def require(principal: Principal, role: Role, place: Place) -> None:
         raise forbidden(f"needs role {role.name.lower()} over this place")
 
 
-def visible_device(conn: Any, principal: Principal, device_id: str) -> device_store.DeviceRow:
+def visible_device(conn: psycopg.Connection, principal: Principal, device_id: str) -> device_store.DeviceRow:
     """The device if it exists and the principal may see it (404/403 otherwise)."""
     row = device_store.get_device(conn, device_id)
     if row is None:
