@@ -289,7 +289,7 @@ def scenario_two(run: Run) -> str:
 
 
 def scenario_batch(run: Run) -> str:
-    big = run_workers(run.template, run.broker, 1, int(5_000 * run.scale), 96)
+    big = run_workers(run.template, run.broker, 1, int(20_000 * run.scale), 96)
     return (f"one worker, 96-reading messages: {big['readings'] / big['seconds']:,.0f} "
             f"readings/s committed, complete={bool(big['complete'])}, "
             f"peak RSS {big['peak_rss_mb']:.0f} MB")

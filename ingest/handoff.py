@@ -36,6 +36,7 @@ class HandOff:
         self._queue: deque[Message] = deque()
         self._cond = threading.Condition()
         self._cap = cap
+        self._bytes = 0  # payload bytes held
         self.dropped_qos0 = 0
 
     def put(self, message: Message) -> bool:
@@ -45,12 +46,15 @@ class HandOff:
                 self.dropped_qos0 += 1
                 return False
             self._queue.append(message)
+            self._bytes += len(message.payload)
             if len(self._queue) == 1:
                 self._cond.notify()
             return True
 
-    def take(self, max_messages: int, max_wait_s: float, idle_wait_s: float) -> list[Message]:
-        """Up to `max_messages`, once the oldest held message has waited `max_wait_s`.
+    def take(self, max_messages: int, max_wait_s: float, idle_wait_s: float,
+             max_bytes: int = 1 << 62) -> list[Message]:
+        """Up to `max_messages` (and about `max_bytes` of payload), once the oldest held
+        message has waited `max_wait_s`.
 
         The wait counts from when the oldest message arrived, so messages that queued up
         while the previous batch was committing go at once. With nothing held it waits at
@@ -62,15 +66,21 @@ class HandOff:
             if not self._queue:
                 return []
             deadline = self._queue[0].received_at.timestamp() + max_wait_s
-        while len(self._queue) < max_messages:
+        while len(self._queue) < max_messages and self._bytes < max_bytes:
             remaining = deadline - time.time()
             if remaining <= 0:
                 break
             # Polling in short sleeps is cheaper than a notify per message on the hot path.
             time.sleep(min(remaining, 0.002))
+        batch: list[Message] = []
+        taken = 0
         with self._cond:
-            count = min(max_messages, len(self._queue))
-            return [self._queue.popleft() for _ in range(count)]
+            while self._queue and len(batch) < max_messages and (not batch or taken < max_bytes):
+                message = self._queue.popleft()
+                taken += len(message.payload)
+                batch.append(message)
+            self._bytes -= taken
+        return batch
 
     def __len__(self) -> int:
         return len(self._queue)

@@ -123,6 +123,15 @@ def test_handoff_refuses_qos0_past_its_cap_but_never_qos1() -> None:
     assert handoff.take(5, 0, 0) == []
 
 
+def test_handoff_batches_are_bounded_by_bytes_but_never_empty() -> None:
+    handoff = HandOff(cap=100)
+    for size in (10, 10, 30, 5):
+        handoff.put(Message("t", b"x" * size, 1, 1, False, NOW))
+    assert [len(m.payload) for m in handoff.take(10, 0, 0, max_bytes=15)] == [10, 10]
+    assert [len(m.payload) for m in handoff.take(10, 0, 0, max_bytes=15)] == [30]
+    assert [len(m.payload) for m in handoff.take(10, 0, 0, max_bytes=15)] == [5]
+
+
 @pytest.mark.parametrize(("now", "rollups", "housekeeping"), [
     (100.0, True, True), (10.0, False, False), (20.0, True, False),
 ])
