@@ -86,7 +86,6 @@ class _Planned:
     """A planned batch on its way from the planner to the writer."""
 
     messages: list[Message]
-    parsed: list[Parsed]
     plan: BatchPlan
     give_up_at: float | None
 
@@ -166,8 +165,9 @@ class Worker:
     def _plan(self, batch: list[Message], give_up_at: float | None) -> _Planned:
         parsed = [parse(message, self.prefix, self.policy.limits) for message in batch]
         self._retry(lambda: self._refresh_registry(parsed), len(batch), give_up_at)
-        return _Planned(batch, parsed, plan_batch(parsed, self._registry, self.policy),
-                        give_up_at)
+        # The parsed documents are dropped here: they are the bulk of a batch's memory, and
+        # only the rare message-by-message path needs them again (it parses anew).
+        return _Planned(batch, plan_batch(parsed, self._registry, self.policy), give_up_at)
 
     def _write_loop(self) -> None:
         while (planned := self._planned.get()) is not None:
@@ -232,11 +232,12 @@ class Worker:
                 raise
         # The database refused something in the data: store message by message, and
         # dead-letter the ones it refuses, so one bad row cannot block the stream.
-        return self._write_one_by_one(planned.parsed)
+        return self._write_one_by_one(planned.messages)
 
-    def _write_one_by_one(self, parsed: list[Parsed]) -> WriteResult:
+    def _write_one_by_one(self, messages: list[Message]) -> WriteResult:
         totals = [0, 0, 0, 0, 0]
-        for item in parsed:
+        for message in messages:
+            item = parse(message, self.prefix, self.policy.limits)
             plan = plan_batch([item], self._registry, self.policy)
             try:
                 result = self.writer.write(plan)
