@@ -1,9 +1,10 @@
 """The ingest worker: where the subscriber, the planner and the writer meet.
 
-One writer thread (the caller's) takes batches from the hand-off, plans them against the
-registry, commits them, then acknowledges them. When the database is unavailable it keeps
-the batch and retries with backoff, acknowledging nothing, so the broker stops sending
-(receive maximum) and keeps the rest queued; it resumes by itself.
+The caller's thread takes batches from the hand-off and plans them against the registry;
+a writer thread commits each planned batch, then acknowledges its messages. When the
+database is unavailable the writer keeps the batch and retries with backoff, acknowledging
+nothing, so the broker stops sending (receive maximum) and keeps the rest queued; it
+resumes by itself.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from typing import TypeVar
@@ -59,7 +60,6 @@ class Stats:
     db_errors: int = 0
     database_ok: bool = False
     last_error: str = ""
-    started: float = field(default_factory=time.monotonic)
 
 
 def default_client_id(worker: int) -> str:

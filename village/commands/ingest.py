@@ -73,6 +73,10 @@ def _report(worker: Worker, every_s: float) -> None:
             f"{rate:8.0f} msg/s  {stats.messages} messages  {stats.readings} readings  "
             f"{stats.duplicates} duplicates  {stats.dead_letters} dead letters  "
             f"held {len(worker.handoff)}  broker {broker}[/]  database {database}[/]"
+            + (f"  QoS 0 refused {worker.handoff.dropped_qos0}" if worker.handoff.dropped_qos0
+               else "")
+            + (f"  last error: {stats.last_error}" if not stats.database_ok and stats.last_error
+               else "")
         )
 
 
