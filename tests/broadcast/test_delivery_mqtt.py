@@ -22,8 +22,10 @@ from simulators.device import SimDevice
 from simulators.fleet import SimulatedFleet
 from simulators.speaker import PlayTiming
 from tests.broadcast.registry import county_of, register_speakers
+from tests.conftest import create_database
 from tests.simulators.observer import Observer
-from village.local import MosquittoServer
+from village.local import MosquittoServer, PostgresCluster
+from village.migrate import migrate
 from village.principal import SYSTEM
 from village.settings import Settings, parse_mqtt_url
 
@@ -226,3 +228,22 @@ def test_acks_sent_while_the_daemon_is_down_are_applied_when_it_returns(
         assert report_of(database_url, b).counts == {"sent": 2}
         with daemon(settings, 2):
             counts_become(database_url, b, {"done": 2}, 10)
+
+
+@pytest.mark.slow
+def test_acks_that_arrive_while_the_database_is_down_are_kept_until_it_returns(
+        private_postgres: PostgresCluster, mosquitto: MosquittoServer, topic_prefix: str) -> None:
+    database_url = create_database(private_postgres.admin_url, "village")
+    migrate(database_url, timedelta(days=30))
+    rows = [("spk-1", "East", "Apple"), ("spk-2", "East", "Apple")]
+    register_speakers(database_url, rows)
+    settings = settings_for(database_url, mosquitto, topic_prefix, retry_interval_s=60)
+    with fleet_of(rows, mosquitto, topic_prefix, {d: late_ack(2.0) for d, _, _ in rows}), \
+            daemon(settings, 2):
+        b = broadcast(database_url, BroadcastRequest(
+            scope=Scope.of_village("East", "Apple"), text="hi", priority="alert"))
+        counts_become(database_url, b, {"sent": 2}, 10)
+        private_postgres.stop("immediate")
+        time.sleep(3.0)  # the acks arrive now, with nowhere to go
+        private_postgres.start()
+        counts_become(database_url, b, {"done": 2}, 20)
