@@ -28,6 +28,7 @@ from alerting.routing import Person, Routing, people_at
 from alerting.signals import UNCHANGED
 
 BATCH_ROWS = 200_000  # rows read per streaming pass at most; the rest come next pass
+HORIZON_MAX_LAG = timedelta(seconds=60)
 
 
 @dataclass
@@ -58,11 +59,18 @@ class Engine:
 
 
 def _horizon(conn: psycopg.Connection) -> datetime:
-    """Rows stored before this are committed (or never will be): the oldest open writer."""
+    """Rows stored before this are committed (or never will be): the oldest open writer.
+
+    A transaction counts if it has written, or is young enough that it may be about to;
+    an old read-only one (a long dashboard query) does not. However old the oldest writer,
+    the horizon lags `now` by HORIZON_MAX_LAG at most, so reading never stalls behind it.
+    """
     row = conn.execute(
-        "SELECT least(now(), min(xact_start)) FROM pg_stat_activity"
+        "SELECT greatest(least(now(), min(xact_start)), now() - %s) FROM pg_stat_activity"
         " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         " AND xact_start IS NOT NULL"
+        " AND (backend_xid IS NOT NULL OR xact_start > now() - interval '5 seconds')",
+        (HORIZON_MAX_LAG,),
     ).fetchone()
     assert row is not None
     horizon: datetime = row[0]

@@ -182,8 +182,11 @@ def _listen(database_url: str, stop: threading.Event, active: threading.Event,
                 conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                 while not stop.is_set():
                     on_wake()
-                    # wake on the first notice, then take every notice already queued
+                    # wake on the first notice, then take the ones already queued: one pass
+                    # reads everything committed so far
                     for _ in conn.notifies(timeout=interval_s, stop_after=1):
+                        pass
+                    for _ in conn.notifies(timeout=0.001):
                         pass
         except psycopg.OperationalError:
             log.warning("alerting lost its database connection; retrying")

@@ -240,3 +240,21 @@ def test_night_flow_per_village_against_its_baseline(conn: psycopg.Connection) -
     assert alert[2] > alert[3] > 0
     again = night_flow_cycle(conn, engine, datetime.combine(today, time(6), shanghai))
     assert again.transitions == []  # each night is judged once
+
+
+def test_a_batch_committed_late_is_still_judged(conn: psycopg.Connection, database_url: str) -> None:
+    add_devices(conn, [("wq-1", "water_quality", "T1", "V1"), ("wq-2", "water_quality", "T1", "V1")])
+    ph = rule({"threshold": {"above": 9}}, metric="ph", name="ph-high")
+    engine = engine_for([ph], two_level_routing([{"name": "c", "type": "console"}], ["c"], ["c"]),
+                        {"c": Recorder()})
+    with psycopg.connect(database_url) as slow:  # a writer whose transaction stays open
+        add_readings(slow, "wq-1", "ph", [(minutes(-2), 11.0)])  # received_at: its start
+        add_readings(conn, "wq-2", "ph", [(minutes(-1), 7.0)])  # committed meanwhile
+        evaluate_cycle(conn, engine)
+        (mark,) = conn.execute("SELECT position FROM alerting_watermarks WHERE source = 'readings'"
+                               ).fetchone()  # type: ignore[misc]
+        started = slow.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+        assert mark <= started  # not past the open writer
+        slow.commit()
+    evaluate_cycle(conn, engine)
+    assert conn.execute("SELECT device_id FROM alerts").fetchall() == [("wq-1",)]
