@@ -142,11 +142,13 @@ def new_events(
 
 
 def presence(conn: psycopg.Connection) -> dict[str, Presence]:
-    """When each device was last heard, and when it reported itself offline."""
+    """When each active device was last heard, and when it reported itself offline."""
+    # A device never heard counts its silence from when it was registered.
     rows = conn.execute(
-        "SELECT device_id, last_seen,"
-        " CASE WHEN reported_state = 'offline' THEN coalesce(state_changed_at, last_seen) END"
-        " FROM device_presence"
+        "SELECT d.device_id, coalesce(p.last_seen, d.created_at),"
+        " CASE WHEN p.reported_state = 'offline' THEN coalesce(p.state_changed_at, p.last_seen) END"
+        " FROM devices d LEFT JOIN device_presence p USING (device_id)"
+        " WHERE d.lifecycle = 'active'"
     ).fetchall()
     return {r[0]: Presence(r[1], r[2]) for r in rows}
 

@@ -113,6 +113,8 @@ def send_with_retry(
             error = str(exc)
             if not exc.retryable:
                 return Delivery(False, attempt, f"permanent: {error}")
+        except Exception as exc:  # a fault of ours (a template, say): recorded, never retried
+            return Delivery(False, attempt, f"permanent: {notifier.channel}: {type(exc).__name__}")
         if attempt < attempts:
             sleep(backoff_s * 2 ** (attempt - 1))
     return Delivery(False, attempts, f"gave up: {error}")

@@ -258,3 +258,13 @@ def test_a_batch_committed_late_is_still_judged(conn: psycopg.Connection, databa
         slow.commit()
     evaluate_cycle(conn, engine)
     assert conn.execute("SELECT device_id FROM alerts").fetchall() == [("wq-1",)]
+
+
+def test_a_device_never_heard_counts_its_silence_from_registration(conn: psycopg.Connection) -> None:
+    add_devices(conn, [("cam-new", "camera", "T1", "V1")])
+    engine = engine_for([rule({"stopped": {}}, kind="camera", name="cam-stopped")],
+                        two_level_routing([{"name": "c", "type": "console"}], ["c"], ["c"]),
+                        {"c": Recorder()})
+    registered = conn.execute("SELECT created_at FROM devices").fetchone()[0]  # type: ignore[index]
+    assert tick_cycle(conn, engine, registered + timedelta(minutes=4)).transitions == []
+    assert len(tick_cycle(conn, engine, registered + timedelta(minutes=6)).transitions) == 1

@@ -161,3 +161,15 @@ def test_broadcast_action_calls_the_broadcast_service():
     with pytest.raises(NotifyError) as unwired:
         BroadcastNotifier(BroadcastConfig(), None).send(MESSAGE, None)
     assert not unwired.value.retryable
+
+
+def test_an_unexpected_fault_is_recorded_not_raised():
+    class Broken:
+        channel = "broken"
+
+        def send(self, message, recipient):
+            raise KeyError(SECRET)
+
+    delivery = send_with_retry(Broken(), MESSAGE, None, 3, 0, lambda _: None)
+    assert (delivery.ok, delivery.attempts) == (False, 1)
+    assert delivery.error == "permanent: broken: KeyError"
