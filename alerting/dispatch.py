@@ -90,6 +90,7 @@ def plan(
     firing = [a.labels for a in alerts if a.state == "firing"]
     groups: dict[str, tuple[Route, str, int, list[OpenAlert]]] = {}
     result = Plan([], [], {})
+    ladders: dict[tuple[str | None, ...], int] = {}  # rungs per place and kind, this pass
     for alert in alerts:
         route = route_for(routing.root, alert.labels)
         reason = "route" if route.mute else muted(alert.labels, now, silences, firing, routing.inhibit)
@@ -99,8 +100,10 @@ def plan(
         if reason is not None and alert.state == "firing":
             result.muted[alert.view.id] = reason
             continue
-        rungs = ladder(alert.labels, alert.view.kind, routing)
-        due = _due(alert, route, len(rungs), now)
+        place_key = (*(alert.labels.get(k) for k in PLACE_KEYS), alert.view.kind)
+        if place_key not in ladders:
+            ladders[place_key] = len(ladder(alert.labels, alert.view.kind, routing))
+        due = _due(alert, route, ladders[place_key], now)
         if due is None:
             continue
         action, level = due

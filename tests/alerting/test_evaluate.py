@@ -245,3 +245,12 @@ def test_an_outage_clears_below_four_fifths_of_its_share():
     mostly_back = {d: Presence(at(0) if i < 15 else at(7)) for i, d in enumerate(cams)}  # 37%
     assert fire_times(evaluate_tick(book, cams, mostly_back, {"camera": 300}, states,
                                     at(8)).transitions) == [("resolved", 8)]
+
+
+def test_alerts_of_a_retired_device_resolve_on_the_next_tick():
+    cam = device("cam-0", "camera")
+    book = RuleBook([rule({"stopped": {}}, kind="camera")])
+    firing = evaluate_tick(book, {"cam-0": cam}, {"cam-0": Presence(at(0))}, {"camera": 300}, {}, at(6))
+    assert fire_times(firing.transitions) == [("firing", 6)]
+    retired = evaluate_tick(book, {}, {}, {"camera": 300}, dict(firing.states), at(7))
+    assert fire_times(retired.transitions) == [("resolved", 7)]
