@@ -99,8 +99,12 @@ def test_a_contamination_is_told_once_escalates_and_resolves_once(
         assert "持续" in resolved["text"]
         assert len(village_hook.requests) == 2 and len(township_mail.mails) == 2
         assert "已恢复" in township_mail.mails[1]["Subject"]
-    alerts = _rows(database_url, "SELECT rule, state, device_id FROM alerts")
-    assert alerts == [("wq-turbidity-critical", "resolved", "wq-0001")]
+    alerts = _rows(database_url, "SELECT rule, state, device_id, value, fired_at FROM alerts")
+    assert [a[:3] for a in alerts] == [("wq-turbidity-critical", "resolved", "wq-0001")]
+    # the value told is the reading that fired it, as stored
+    (stored,) = _rows(database_url, "SELECT value FROM readings WHERE device_id = 'wq-0001'"
+                      " AND metric = 'turbidity_ntu' AND ts = %s", alerts[0][4])
+    assert alert["value"] == alerts[0][3] == stored[0]
     log = _rows(database_url, "SELECT action, receiver, status FROM notifications ORDER BY id")
     assert log == [("firing", "village-hook", "sent"), ("escalation", "township-mail", "sent"),
                    ("resolved", "village-hook", "sent"), ("resolved", "township-mail", "sent")]
@@ -110,9 +114,9 @@ def _count(database_url: str, query: str) -> int:
     return int(_rows(database_url, query)[0][0])
 
 
-def _rows(database_url: str, query: str) -> list[tuple[Any, ...]]:
+def _rows(database_url: str, query: str, *params: object) -> list[tuple[Any, ...]]:
     with psycopg.connect(database_url) as conn:
-        return conn.execute(query).fetchall()
+        return conn.execute(query, params or None).fetchall()  # type: ignore[arg-type]
 
 
 OUTAGE_RULES = {"rules": [{

@@ -43,7 +43,7 @@ def test_a_group_lists_twenty_and_counts_the_rest():
     title, text, alerts = render(cameras, "firing", "zh", ZONE, link, STARTED)
     assert "（共 25 条）" in title and len(alerts) == 25
     assert "cam-019" in text and "cam-020" not in text and "另有 5 条" in text
-    assert "已 15分 无数据" in text
+    assert "已15分无数据" in text
 
 
 def test_durations():
