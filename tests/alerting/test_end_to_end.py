@@ -116,7 +116,7 @@ def _count(database_url: str, query: str) -> int:
 
 def _rows(database_url: str, query: str, *params: object) -> list[tuple[Any, ...]]:
     with psycopg.connect(database_url) as conn:
-        return conn.execute(query, params or None).fetchall()  # type: ignore[arg-type]
+        return conn.execute(query, params or None).fetchall()
 
 
 OUTAGE_RULES = {"rules": [{
