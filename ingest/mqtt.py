@@ -64,6 +64,7 @@ class Subscriber:
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self.connects = 0
+        self.received = 0  # messages handed off, over every connection
         self._client = build_client(endpoint, self._options)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -126,6 +127,7 @@ class Subscriber:
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         if not self._receiving:
             return
+        self.received += 1
         self._handoff.put(Message(
             msg._topic.decode("utf-8", "replace"), bytes(msg.payload), msg.mid, msg.qos, msg.retain,
             datetime.now(UTC), self._generation,

