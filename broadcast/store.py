@@ -220,12 +220,17 @@ def expired_open(conn: psycopg.Connection, now: datetime) -> list[DeliveryRow]:
 
 def busy_ranks(conn: psycopg.Connection, device_ids: Sequence[str],
                now: datetime) -> dict[str, int]:
-    """Per speaker, the highest priority rank of a broadcast it is playing or about to play."""
+    """Per speaker, the highest priority rank of a broadcast it is playing or about to play.
+
+    A cancelled broadcast counts until its `stop` has gone out: a lower priority published
+    before the stop would reach a speaker still playing it, and be refused.
+    """
     rows = conn.execute(
         "SELECT device_id, max(priority_rank) FROM broadcast_deliveries"
-        " WHERE device_id = ANY(%s) AND state = ANY(%s) AND expires_at > %s"
+        " WHERE device_id = ANY(%s) AND expires_at > %s AND (state = ANY(%s)"
+        "  OR (state = 'cancelled' AND attempts > 0 AND stop_sent_at IS NULL))"
         " GROUP BY device_id",
-        (list(device_ids), [str(state) for state in IN_PROGRESS], now)).fetchall()
+        (list(device_ids), now, [str(state) for state in IN_PROGRESS])).fetchall()
     return {device_id: rank for device_id, rank in rows}
 
 

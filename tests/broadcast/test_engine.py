@@ -9,6 +9,7 @@ import orjson
 import psycopg
 import pytest
 
+from broadcast import store
 from broadcast.delivery import Happening
 from broadcast.engine import Engine
 from broadcast.inbound import Ack, Presence
@@ -209,3 +210,22 @@ def test_a_retry_waits_behind_an_emergency_that_came_meanwhile(
     engine.cycle(conn, T0 + timedelta(seconds=10))  # the normal one's retry is due
     assert publisher.take() == []
     assert states(conn, normal) == {"spk-1": "held"}
+
+
+def test_a_held_broadcast_goes_out_only_after_the_stop_of_what_held_it(
+        conn: psycopg.Connection, engine: Engine, publisher: RecordingPublisher) -> None:
+    emergency = send(conn, "emergency", speakers=["spk-1"])
+    engine.cycle(conn, T0)
+    normal = send(conn, "normal", speakers=["spk-1"], at=T0 + timedelta(seconds=1))
+    engine.cycle(conn, T0 + timedelta(seconds=1))
+    publisher.take()
+    t2 = T0 + timedelta(seconds=2)
+    cancel_broadcast(conn, emergency, SYSTEM, t2)
+    # Until its stop is out, the speaker still counts as busy with the emergency (a pass that
+    # began before the cancel committed must not release the normal one ahead of the stop)...
+    assert store.busy_ranks(conn, ["spk-1"], t2) == {"spk-1": 2}
+    # ...the next pass sends the stop, then the held broadcast, in that order.
+    engine.cycle(conn, T0 + timedelta(seconds=3))
+    assert publisher.take() == [("spk-1", "stop", emergency + "-stop"),
+                                ("spk-1", "play", normal)]
+    assert store.busy_ranks(conn, ["spk-1"], T0 + timedelta(seconds=3)) == {"spk-1": 0}
