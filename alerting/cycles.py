@@ -25,7 +25,7 @@ from alerting.model import Sample, Subject, fingerprint
 from alerting.nightflow import evaluate_areas
 from alerting.notifiers.base import Message, Notifier, Recipient, send_with_retry
 from alerting.routing import Person, Routing, people_at
-from alerting.signals import UNCHANGED
+from alerting.signals import BASELINE, UNCHANGED
 
 BATCH_ROWS = 200_000  # rows read per streaming pass at most; the rest come next pass
 HORIZON_MAX_LAG = timedelta(seconds=60)
@@ -116,6 +116,7 @@ def _evaluate(conn: psycopg.Connection, engine: Engine) -> int:
                 for metric in metrics:
                     needs[(device_id, metric)] = max(back, needs.get((device_id, metric), back))
         series = store.with_history(conn, fresh, needs)
+        _add_baselines(conn, engine.book, known, series)
         states = store.load_states(conn, keys)
         outcome = evaluate_stream(engine.book, known, series, states)
         outcome.merge(evaluate_events(engine.book, known, events, {**states, **outcome.states}))
@@ -126,6 +127,23 @@ def _evaluate(conn: psycopg.Connection, engine: Engine) -> int:
         if newest_event is not None:
             store.set_watermark(conn, "events", min(newest_event, horizon))
     return sum(len(s) for m in fresh.values() for s in m.values())
+
+
+def _add_baselines(conn: psycopg.Connection, book: RuleBook, known: Mapping[str, Subject],
+                   series: dict[str, dict[str, Sequence[Sample]]]) -> None:
+    """Put each baseline rule's metric baseline beside the device's fresh samples."""
+    wanted = {}
+    for device_id, by_metric in series.items():
+        subject = known.get(device_id)
+        if subject is None:
+            continue
+        for rule in book.for_subject(subject, ("baseline",)):
+            if rule.metric in by_metric:
+                cond = rule.condition
+                wanted[(device_id, rule.metric)] = (device_id, rule.metric, cond.days, cond.min_days)
+    for (device_id, metric), value in store.baselines(conn, wanted.values()).items():
+        newest = series[device_id][metric][-1].ts
+        series[device_id][metric + BASELINE] = [Sample(newest, value)]
 
 
 def _unchanged(engine: Engine, condition_type: str, key: str,

@@ -123,6 +123,16 @@ class Consumption(Limits):
     window_s: Duration = Field(3600, alias="window")
 
 
+class Baseline(_Strict):
+    """A metric above its own recent level: the median of its daily means over `days`."""
+
+    metric: str | None = None
+    rise_pct: float = Field(30, gt=0)
+    days: int = Field(7, ge=2, le=60)
+    min_days: int = Field(3, ge=1, description="fewer days of history: not judged")
+    for_s: Duration = Field(0, alias="for")
+
+
 class Thi(Limits):
     """The barn temperature-humidity index from temperature_c and humidity_pct."""
 
@@ -178,6 +188,7 @@ CONDITION_TYPES: dict[str, type[_Strict]] = {
     "rate": Rate,
     "consumption": Consumption,
     "thi": Thi,
+    "baseline": Baseline,
     "household_leak": HouseholdLeak,
     "stuck": Stuck,
     "stopped": Stopped,
@@ -288,7 +299,7 @@ def _check_metric(rule: Rule) -> None:
     kind = KIND_BY_NAME.get(rule.select.kind or "")
     metric = rule.metric
     if kind is None or metric is None:
-        if rule.condition_type in ("threshold", "rate", "stuck") and metric is None:
+        if rule.condition_type in ("threshold", "rate", "stuck", "baseline") and metric is None:
             raise RuleError(f"rule {rule.name}: select.metric: this condition needs a metric")
         return
     if kind.metric(metric) is None:

@@ -13,6 +13,7 @@ from statistics import median
 
 from alerting.model import Observation, Sample
 from alerting.rules import (
+    Baseline,
     Consumption,
     HouseholdLeak,
     Limits,
@@ -114,6 +115,23 @@ def observe_thi(rule: Rule, series: Series, after: datetime | None) -> list[Obse
     return out
 
 
+BASELINE = "@baseline"  # series key suffix under which the adapter puts a metric's baseline
+
+
+def observe_baseline(rule: Rule, series: Series, after: datetime | None) -> list[Observation]:
+    """Each new sample against its baseline raised by `rise_pct`; it clears at four fifths
+    of the rise."""
+    cond: Baseline = rule.condition
+    metric = rule.metric or ""
+    base = series.get(metric + BASELINE, ())
+    if not base:
+        return []  # too little history yet
+    level = base[-1].value * (1 + cond.rise_pct / 100)
+    back = base[-1].value * (1 + cond.rise_pct * 0.8 / 100)
+    return [Observation(s.ts, s.value, s.value > level, s.value <= back, round(level, 4))
+            for s in _new(series.get(metric, ()), after)]
+
+
 def observe_household_leak(
     rule: Rule, series: Series, after: datetime | None
 ) -> list[Observation]:
@@ -154,6 +172,7 @@ STREAM_OBSERVERS: dict[str, Callable[[Rule, Series, datetime | None], list[Obser
     "rate": observe_rate,
     "consumption": observe_consumption,
     "thi": observe_thi,
+    "baseline": observe_baseline,
     "household_leak": observe_household_leak,
     "stuck": observe_stuck,
 }
@@ -196,7 +215,7 @@ def lookback(rule: Rule) -> timedelta:
 
 def for_seconds(rule: Rule) -> float:
     """The `for` duration of the rule (zero for conditions that carry their own)."""
-    return rule.condition.for_s if isinstance(rule.condition, Limits) else 0.0
+    return rule.condition.for_s if isinstance(rule.condition, Limits | Baseline) else 0.0
 
 
 def observe_stopped(

@@ -339,3 +339,28 @@ def mark_told(conn: psycopg.Connection, alert_ids: list[int], action: str, level
 def close_quietly(conn: psycopg.Connection, alert_ids: list[int]) -> None:
     """Resolved alerts nobody heard fire: nothing to say, mark them done."""
     conn.execute("UPDATE alerts SET resolved_notified = true WHERE id = ANY(%s)", (alert_ids,))
+
+
+def baselines(
+    conn: psycopg.Connection, wanted: Iterable[tuple[str, str, int, int]]
+) -> dict[tuple[str, str], float]:
+    """For (device, metric, days, min_days): the median of the daily means of the `days`
+    days (Asia/Shanghai) before today, where at least `min_days` of them have data."""
+    wanted = list(wanted)
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        "WITH today AS (SELECT date_trunc('day', now() AT TIME ZONE 'Asia/Shanghai')"
+        " AT TIME ZONE 'Asia/Shanghai' AS start)"
+        " SELECT r.device_id, r.metric, percentile_cont(0.5) WITHIN GROUP (ORDER BY r.avg),"
+        " count(*), min(w.min_days)"
+        " FROM readings_daily r"
+        " JOIN unnest(%s::text[], %s::text[], %s::int[], %s::int[])"
+        "   AS w(device_id, metric, days, min_days)"
+        "   ON r.device_id = w.device_id AND r.metric = w.metric, today"
+        " WHERE r.bucket >= today.start - make_interval(days => w.days) AND r.bucket < today.start"
+        " GROUP BY r.device_id, r.metric",
+        ([w[0] for w in wanted], [w[1] for w in wanted], [w[2] for w in wanted],
+         [w[3] for w in wanted]),
+    ).fetchall()
+    return {(r[0], r[1]): float(r[2]) for r in rows if r[3] >= r[4]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from alerting.model import Sample, Subject
@@ -25,7 +26,7 @@ def rule(condition: dict, kind: str = "water_quality", metric: str | None = None
                        "summary_en": "test", "select": sel, "condition": condition}, 0)
 
 
-def series(points: list[tuple[float, float]]) -> list[Sample]:
+def series(points: Sequence[tuple[float, float]]) -> list[Sample]:
     """Samples from (minutes after T0, value) pairs."""
     return [Sample(at(m), v) for m, v in points]
 

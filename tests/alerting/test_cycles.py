@@ -268,3 +268,24 @@ def test_a_device_never_heard_counts_its_silence_from_registration(conn: psycopg
     registered = conn.execute("SELECT created_at FROM devices").fetchone()[0]  # type: ignore[index]
     assert tick_cycle(conn, engine, registered + timedelta(minutes=4)).transitions == []
     assert len(tick_cycle(conn, engine, registered + timedelta(minutes=6)).transitions) == 1
+
+
+def test_conductivity_against_the_probes_own_baseline(conn: psycopg.Connection) -> None:
+    add_devices(conn, [("wq-1", "water_quality", "T1", "V1")])
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).replace(hour=12, minute=0, second=0, microsecond=0)
+    add_readings(conn, "wq-1", "conductivity_us_cm",
+                 [(today - timedelta(days=d, hours=h), 790 + d + h) for d in range(1, 6) for h in (0, 6)])
+    storage = conn.execute("SELECT value FROM village_meta WHERE key = 'storage'").fetchone()
+    if storage == ("plain",):
+        conn.execute("SELECT village_refresh_rollups()")
+    presets = [r for r in load_rules([]) if r.name == "wq-conductivity-baseline"]
+    engine = engine_for(presets, two_level_routing([{"name": "c", "type": "console"}], ["c"], ["c"]),
+                        {"c": Recorder()})
+    evaluate_cycle(conn, engine)
+    now = datetime.now(UTC)
+    add_readings(conn, "wq-1", "conductivity_us_cm", [(now - timedelta(minutes=40), 1100.0),
+                                                     (now - timedelta(minutes=5), 1120.0)])
+    evaluate_cycle(conn, engine)
+    (alert,) = conn.execute("SELECT rule, value, threshold FROM alerts").fetchall()
+    assert alert[0] == "wq-conductivity-baseline" and alert[1] == 1120.0
+    assert alert[2] == pytest.approx(1.3 * 796)  # the median of the daily means 794..798

@@ -254,3 +254,15 @@ def test_alerts_of_a_retired_device_resolve_on_the_next_tick():
     assert fire_times(firing.transitions) == [("firing", 6)]
     retired = evaluate_tick(book, {}, {}, {"camera": 300}, dict(firing.states), at(7))
     assert fire_times(retired.transitions) == [("resolved", 7)]
+
+
+def test_baseline_rise_with_hysteresis_and_no_judgement_without_history():
+    rule_ = rule({"baseline": {"rise_pct": 30}}, metric="conductivity_us_cm")
+    points = [(0, 900), (1, 1100), (2, 1000), (3, 990)]  # level 1040, clears at or below 992
+    data: dict[str, dict[str, Sequence[Sample]]] = {
+        "wq-1": {"conductivity_us_cm": series(points), "conductivity_us_cm@baseline": series([(3, 800)])}}
+    outcome = evaluate_stream(RuleBook([rule_]), {"wq-1": device()}, data, {})
+    assert fire_times(outcome.transitions) == [("firing", 1), ("resolved", 3)]
+    assert outcome.transitions[0].threshold == pytest.approx(1040)
+    no_history: dict[str, dict[str, Sequence[Sample]]] = {"wq-1": {"conductivity_us_cm": series(points)}}
+    assert evaluate_stream(RuleBook([rule_]), {"wq-1": device()}, no_history, {}).transitions == []
