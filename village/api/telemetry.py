@@ -259,6 +259,9 @@ def by_place(conn: psycopg.Connection, principal: Principal, level: PlaceLevel, 
         " FROM b WHERE bucket >= %s GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 LIMIT %s"
     ).format(rollup=sql.Identifier(source.rollup), scope=condition, village=village_column,
              agg=sql.SQL(_PLACE_AGG[agg]))
+    # A county-wide month is ~450,000 buckets to window and group: sort them in memory, for
+    # this transaction only (the pool's connections keep the server's default).
+    conn.execute("SET LOCAL work_mem = '64MB'")
     rows = conn.execute(query, [*params, kind, metric, start - source.width, end, start,
                                 limits.max_points]).fetchall()
     return [PlaceValue(*row) for row in rows]
