@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from devices.catalogue import KIND_BY_NAME
 from devices.kind import DeviceKind
@@ -33,8 +34,7 @@ class RegisteredDevice:
 Registry = Mapping[str, RegisteredDevice]
 
 
-@dataclass(frozen=True, slots=True)
-class Admitted:
+class Admitted(NamedTuple):
     """A device that may send: its kind (None if the catalogue does not know the kind)."""
 
     device_id: str

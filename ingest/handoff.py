@@ -11,13 +11,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One received MQTT message, as the network thread saw it."""
+class Message(NamedTuple):
+    """One received MQTT message, as the network thread saw it (a tuple: cheap to build)."""
 
     topic: str
     payload: bytes
