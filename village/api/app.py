@@ -12,7 +12,7 @@ from uuid import uuid4
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
@@ -60,8 +60,17 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool.close()
 
 
-def _swagger_assets() -> str:
-    return str(resources.files("swagger_ui") / "static")
+def _swagger_assets() -> str | None:
+    # Swagger UI's files come from the swagger-ui-py package, served by us: no CDN.
+    try:
+        return str(resources.files("swagger_ui") / "static")
+    except ModuleNotFoundError:
+        return None
+
+
+def _docs_missing() -> JSONResponse:
+    return problems.problem_response(
+        503, "the API docs page needs the swagger-ui-py package; /openapi.json still works")
 
 
 def _docs_page() -> HTMLResponse:
@@ -105,7 +114,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(phone.Refused, phone.on_refused)
     for router in ROUTERS:
         app.include_router(router)
-    app.mount(DOCS_ASSETS, StaticFiles(directory=_swagger_assets()), name="docs-assets")
-    app.add_api_route("/docs", _docs_page, include_in_schema=False)
+    assets = _swagger_assets()
+    if assets is not None:
+        app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
+    app.add_api_route("/docs", _docs_page if assets else _docs_missing, include_in_schema=False)
     app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
     return app
