@@ -188,7 +188,7 @@ def test_a_scheduled_broadcast_fires_after_a_restart(
     with fleet_of(rows, mosquitto, topic_prefix, {}) as fleet:
         with daemon(settings, 2):
             with psycopg.connect(database_url) as conn:
-                due = datetime.now(UTC) + timedelta(seconds=2)
+                due = datetime.now(UTC) + timedelta(seconds=3)
                 create_schedule(conn, BroadcastRequest(scope=Scope.of_village("East", "Apple"),
                                                        text="早间新闻", expires_in_s=300),
                                 SYSTEM, datetime.now(UTC), name="news", at=due)
