@@ -186,6 +186,10 @@ def test_two_workers_on_one_shared_subscription_split_the_load(
     with running_worker(first) as one, running_worker(second) as two:
         stream(mosquitto.url, topic_prefix, 0, total)
         wait_until(lambda: readings(database_url) >= total, what="every reading")
+        # Exactly one of them keeps the rollups and retention (an advisory lock decides).
+        wait_until(lambda: one.maintenance.holds_lock or two.maintenance.holds_lock,
+                   what="a maintainer")
+        assert one.maintenance.holds_lock != two.maintenance.holds_lock
     assert one.stats.messages > total / 10 and two.stats.messages > total / 10
     assert one.stats.messages + two.stats.messages == total
     assert one.stats.duplicates + two.stats.duplicates == 0
