@@ -52,7 +52,10 @@ class Engine:
 
     def registry(self, conn: psycopg.Connection, unknown: bool = False) -> dict[str, Subject]:
         """The registry, reloaded when stale or when a device was not in it."""
-        if unknown or time.monotonic() - self.subjects_loaded > self.registry_refresh_s:
+        age = time.monotonic() - self.subjects_loaded
+        # an unknown device reloads at once, but at most once a second (a retired device's
+        # readings must not reload the whole registry on every pass)
+        if age > self.registry_refresh_s or (unknown and age > 1.0):
             self.subjects = store.load_subjects(conn)
             self.subjects_loaded = time.monotonic()
         return self.subjects

@@ -122,7 +122,8 @@ def start(
         raise AlertingConfigError("VILLAGE_DATABASE_URL: the database cannot be reached") from None
     with pool.connection() as conn:
         store.start_watermarks(conn, timedelta(seconds=options.first_lookback_s))
-    dispatch_lock = threading.Lock()
+    # One judging pass at a time: the streaming and the time passes may touch one alert.
+    judging, dispatch_lock = threading.Lock(), threading.Lock()
     stop_event, active = threading.Event(), threading.Event()
 
     def dispatch() -> None:
@@ -132,21 +133,21 @@ def start(
             dispatch_cycle(conn, engine, clock())
 
     def stream() -> None:
-        with pool.connection() as conn:
+        with judging, pool.connection() as conn:
             evaluate_cycle(conn, engine)
         dispatch()
 
     def tick() -> None:
         if not active.is_set():
             return  # a standby: another process holds the alerting lock
-        with pool.connection() as conn:
+        with judging, pool.connection() as conn:
             tick_cycle(conn, engine, clock())
         dispatch()
 
     def nights() -> None:
         if not active.is_set():
             return
-        with pool.connection() as conn:
+        with judging, pool.connection() as conn:
             night_flow_cycle(conn, engine, clock())
 
     thread = threading.Thread(
