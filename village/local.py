@@ -99,6 +99,7 @@ class MosquittoServer:
         """Write the config and start the broker; return once it accepts connections."""
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        stop_stale_mosquitto(self.data_dir)
         self.conf_path.write_text(mosquitto_conf(
             self.port, self.data_dir, self.password_file, self.acl_file, self.extra_conf))
         log = open(self.data_dir / "mosquitto.log", "ab")  # noqa: SIM115 - owned by the process
@@ -130,6 +131,37 @@ class MosquittoServer:
             self.process.kill()
             self.process.wait(timeout=15)
         self.process = None
+
+
+def stop_stale_mosquitto(data_dir: Path, timeout_s: float = 10.0) -> int:
+    """Stop brokers left running on this data directory (their owner died); how many.
+
+    Two brokers must never share a persistence file. Only a live `mosquitto` started with
+    this directory's config file is stopped (found through /proc, so no pid file is needed).
+    """
+    conf = str(data_dir / "mosquitto.conf").encode()
+    stale = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmdline and cmdline[0].endswith(b"mosquitto") and conf in cmdline:
+            stale.append(int(entry.name))
+    for pid in stale:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while any(_running(pid) for pid in stale) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return len(stale)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
 
 
 def _postgres_bin(name: str) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.ingest.conftest import scalar, wait_until
+from village.local import PostgresCluster, stop_stale_mosquitto
 
 
 @pytest.mark.slow
@@ -48,6 +49,9 @@ def test_village_up_runs_everything_locally_and_stops_cleanly_on_ctrl_c() -> Non
     finally:
         if process.poll() is None:
             process.kill()
+            # Killed, it could not stop its servers (they run in sessions of their own).
+            stop_stale_mosquitto((base / "var" / "mosquitto").resolve())
+            PostgresCluster(data_dir=(base / "var" / "pg").resolve()).stop("immediate")
         reader.join(5)
         shutil.rmtree(base, ignore_errors=True)
     output = "".join(lines)
