@@ -36,10 +36,6 @@ T = TypeVar("T")
 # (without acknowledging: the broker redelivers to the next session).
 STOP_FLUSH_S = 10.0
 MAX_BACKOFF_S = 5.0
-# Payload bytes per batch at most (besides BATCH_MAX_MESSAGES): 2,000 store-and-forward
-# messages of 96 readings would make one transaction of 192,000 rows, slow to plan, slow to
-# commit and heavy in memory; about 2 MiB is some 60,000 readings.
-BATCH_MAX_BYTES = 2 * 1024 * 1024
 
 
 class DatabaseUnavailable(Exception):
@@ -137,7 +133,7 @@ class Worker:
             while not self.stop.is_set():
                 batch = self.handoff.take(ingest.batch_max_messages,
                                           ingest.batch_max_wait_ms / 1000, idle_wait_s=0.2,
-                                          max_bytes=BATCH_MAX_BYTES)
+                                          max_bytes=ingest.batch_max_bytes)
                 if batch:
                     self._planned.put(self._plan(batch, give_up_at=None))
             self.subscriber.pause()
@@ -145,7 +141,7 @@ class Worker:
             while len(self.handoff) and not self._abandoned.is_set() \
                     and time.monotonic() < give_up_at:
                 batch = self.handoff.take(ingest.batch_max_messages, 0, idle_wait_s=0,
-                                          max_bytes=BATCH_MAX_BYTES)
+                                          max_bytes=ingest.batch_max_bytes)
                 self._planned.put(self._plan(batch, give_up_at))
         except DatabaseUnavailable:
             self._abandoned.set()

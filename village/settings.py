@@ -76,6 +76,10 @@ class IngestSettings(BaseModel):
     )
     batch_max_messages: int = Field(2000, ge=1, le=65535)
     batch_max_wait_ms: int = Field(50, ge=1, le=10_000)
+    batch_max_bytes: int = Field(
+        2 * 1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024,
+        description="payload bytes per batch at most",
+    )
     max_payload_bytes: int = Field(256 * 1024, ge=1024, le=16 * 1024 * 1024)
     accepted_lateness_days: float = Field(30, gt=0, le=3650)
     future_tolerance_s: float = Field(600, ge=0, le=86_400)

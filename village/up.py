@@ -4,11 +4,12 @@ With no configuration it starts a private Mosquitto and PostgreSQL under a data 
 migrates, registers a handful of simulated devices of every kind, and runs the ingest
 worker and the simulators. `VILLAGE_DATABASE_URL` / `VILLAGE_MQTT_URL`, when set, are used
 instead of the private servers. Long-running parts are `Component`s with start and stop,
-listed in `SERVICES`: alerting, broadcast and the API join by adding a factory there.
+listed in `SERVICES`: ingest, alerting, broadcast, the API and the simulators.
 """
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import threading
 import time
@@ -18,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import psycopg
+from pydantic import SecretStr
 from rich.console import Console
 from rich.live import Live
 
@@ -154,21 +156,19 @@ def _ingest(stack: Stack) -> Component:
 
 
 def _simulators(stack: Stack) -> Component:
-    from devices.registry import upsert_devices
-    from devices.registry_csv import DeviceRow
-    from simulators.device import CSV_COLUMNS
     from simulators.fleet import SimulatedFleet
     from simulators.population import PopulationSpec, generate_population
+    from simulators.store import register
 
     spec = PopulationSpec(townships=1, villages=2, meters=8, probes=2, cameras=3, barns=2,
                           speakers=3, gateways=True)
     devices = generate_population(spec, seed=1)
     with psycopg.connect(stack.settings.database_url) as conn:
-        upsert_devices(conn, [DeviceRow(**device.row()) for device in devices],  # type: ignore[arg-type]
-                       CSV_COLUMNS, actor="village up", issue_secrets=False, source="village up")
-    # Short intervals so the live figures move; the real ones are minutes to a day.
+        register(conn, devices)
+    # Short intervals so the live figures move; the real ones are minutes to a day. No
+    # NB-IoT meters: they upload once a day and would look silent on the live screen.
     fleet = SimulatedFleet(parse_mqtt_url(stack.settings.mqtt_url), stack.settings.topic_prefix,
-                           devices, seed=1, intervals_s={kind: 5.0 for kind in (
+                           devices, seed=1, nb_iot_share=0, intervals_s={kind: 5.0 for kind in (
                                "water_meter", "water_quality", "barn", "camera", "speaker",
                                "gateway")})
     kinds = sorted({device.kind for device in devices})
@@ -180,9 +180,63 @@ def _simulators(stack: Stack) -> Component:
                      fleet.stop)
 
 
+def _alerting(stack: Stack) -> Component | None:
+    if not stack.settings.alerting.enabled:
+        return None
+    from alerting.service import up_component
+
+    return up_component(stack)
+
+
+def _broadcast(stack: Stack) -> Component:
+    from broadcast.daemon import DaemonHandle
+
+    handle = DaemonHandle(stack.settings)
+
+    def start() -> None:
+        handle.start()
+
+    return Component("broadcast", f"delivery daemon, client {handle.client_id}", start,
+                     handle.stop)
+
+
+def _api(stack: Stack) -> Component:
+    import uvicorn
+
+    from village.api.app import create_app
+
+    settings = stack.settings
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=settings.api.host,
+                                           port=settings.api.port, log_level="warning"))
+    # uvicorn installs its own signal handlers when run in the main thread only.
+    thread = threading.Thread(target=server.run, name="api", daemon=True)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(15)
+
+    return Component("api", f"http://{settings.api.host}:{settings.api.port}/docs", thread.start,
+                     stop)
+
+
+def _share_link_secret(stack: Stack) -> None:
+    """One link key for the run, shared by alerting (signs) and the API (verifies).
+
+    With none configured a random one is made: links work until the stack stops, and
+    there is still no fixed working default.
+    """
+    if stack.settings.alerting.link_secret is not None:
+        return
+    alerting = stack.settings.alerting.model_copy(
+        update={"link_secret": SecretStr(secrets.token_urlsafe(32))})
+    stack.settings = stack.settings.model_copy(update={"alerting": alerting})
+
+
 # The long-running services, started in this order after the broker, database and schema.
-# Alerting, broadcast and the API join by adding their factory here.
-SERVICES: list[Callable[[Stack], Component]] = [_ingest, _simulators]
+# A factory returns None for a part switched off by its settings.
+SERVICES: list[Callable[[Stack], Component | None]] = [
+    _ingest, _alerting, _broadcast, _api, _simulators,
+]
 
 
 def _status_line(stack: Stack) -> str:
@@ -208,10 +262,13 @@ def run_up(settings: Settings, data_dir: Path, console: Console) -> None:
             _start_broker(stack)
             _start_database(stack)
             _migrate(stack)
+            _share_link_secret(stack)
             for factory in SERVICES:
                 if stop.is_set():
                     break
-                stack.add(factory(stack))
+                component = factory(stack)
+                if component is not None:
+                    stack.add(component)
             console.print(f"running; database {stack.settings.database_url}, broker "
                           f"{stack.settings.mqtt_url}. Ctrl-C stops everything.")
             _show_figures(stack, stop)

@@ -1,4 +1,4 @@
-"""`village up` with no configuration: private broker and database, ingest, simulators, Ctrl-C."""
+"""`village up` with no configuration: private broker and database, every service, Ctrl-C."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import subprocess
 import sys
 import tempfile
 import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.ingest.conftest import scalar, wait_until
-from village.local import PostgresCluster, stop_stale_mosquitto
+from village.local import PostgresCluster, free_port, stop_stale_mosquitto
 
 
 @pytest.mark.slow
@@ -25,6 +26,8 @@ def test_village_up_runs_everything_locally_and_stops_cleanly_on_ctrl_c() -> Non
     base = Path(tempfile.mkdtemp(prefix="village-up-"))
     base.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith("VILLAGE_")}
+    api_port = free_port()
+    env["VILLAGE_API__PORT"] = str(api_port)
     process = subprocess.Popen(
         [sys.executable, "-m", "village.cli", "up", "--data-dir", str(base / "var")],
         cwd=base, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -43,6 +46,8 @@ def test_village_up_runs_everything_locally_and_stops_cleanly_on_ctrl_c() -> Non
                    and scalar(database_url, "SELECT count(*) FROM device_status WHERE online") > 0,
                    timeout_s=60, what="simulated readings and online devices")
         kinds = scalar(database_url, "SELECT array_agg(DISTINCT kind ORDER BY kind) FROM devices")
+        with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/readyz", timeout=10) as reply:
+            assert reply.status == 200
         dead_letters = scalar(database_url, "SELECT count(*) FROM dead_letters")
         process.send_signal(signal.SIGINT)
         assert process.wait(60) == 0, "".join(lines)
@@ -55,7 +60,7 @@ def test_village_up_runs_everything_locally_and_stops_cleanly_on_ctrl_c() -> Non
         reader.join(5)
         shutil.rmtree(base, ignore_errors=True)
     output = "".join(lines)
-    for name in ("broker", "postgresql", "ingest", "simulators"):
+    for name in ("broker", "postgresql", "ingest", "alerting", "broadcast", "api", "simulators"):
         assert f"started {name}" in output and f"stopped {name}" in output, output
     assert kinds == ["barn", "camera", "gateway", "speaker", "water_meter", "water_quality"]
     assert dead_letters == 0  # the simulators and the ingest agree on the contract
