@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -36,7 +37,7 @@ class Action:
 
 
 def _window() -> dict[str, str]:
-    return {"from": (NOW.replace(hour=0)).isoformat(), "to": NOW.isoformat()}
+    return {"from": (NOW - timedelta(hours=6)).isoformat(), "to": NOW.isoformat()}
 
 
 ACTIONS = (
