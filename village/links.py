@@ -17,6 +17,10 @@ class LinkError(ValueError):
     """A link token that is malformed, altered or expired."""
 
 
+class LinkExpired(LinkError):
+    """A genuine link token whose time is up."""
+
+
 @dataclass(frozen=True)
 class LinkGrant:
     """What a valid token allows: acting on this alert as this person until then."""
@@ -55,7 +59,7 @@ def verify_link_token(secret: bytes, token: str, now: datetime) -> LinkGrant:
     except ValueError as exc:
         raise LinkError("the link is not valid") from exc
     if now >= grant.expires_at:
-        raise LinkError("the link has expired")
+        raise LinkExpired("the link has expired")
     return grant
 
 

@@ -201,22 +201,17 @@ def _broadcast(stack: Stack) -> Component:
 
 
 def _api(stack: Stack) -> Component:
-    import uvicorn
-
-    from village.api.app import create_app
+    from village.api.serve import ApiHandle, start
 
     settings = stack.settings
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=settings.api.host,
-                                           port=settings.api.port, log_level="warning"))
-    # uvicorn installs its own signal handlers when run in the main thread only.
-    thread = threading.Thread(target=server.run, name="api", daemon=True)
+    handles: list[ApiHandle] = []
 
     def stop() -> None:
-        server.should_exit = True
-        thread.join(15)
+        while handles:
+            handles.pop().stop()
 
-    return Component("api", f"http://{settings.api.host}:{settings.api.port}/docs", thread.start,
-                     stop)
+    return Component("api", f"http://{settings.api.host}:{settings.api.port}/docs",
+                     lambda: handles.append(start(settings)), stop)
 
 
 def _share_link_secret(stack: Stack) -> None:

@@ -18,7 +18,7 @@ from village.api import alert_store, audit, telemetry
 from village.api.deps import Conn, api_settings
 from village.api.phone_page import CONTENT_SECURITY_POLICY, alert_page, refusal_page
 from village.api.settings import ApiSettings
-from village.links import LinkError, LinkGrant, verify_link_token
+from village.links import LinkError, LinkExpired, LinkGrant, verify_link_token
 from village.principal import Place, Principal, Role
 
 router = APIRouter(include_in_schema=False)
@@ -45,7 +45,7 @@ def grant(token: str, request: Request) -> LinkGrant:
         return verify_link_token(request.app.state.link_secret, token, datetime.now(UTC))
     except LinkError as exc:
         # The spine tells expiry apart only by its message.
-        raise Refused(expired="expired" in str(exc)) from None
+        raise Refused(expired=isinstance(exc, LinkExpired)) from None
 
 
 Grant = Annotated[LinkGrant, Depends(grant)]
