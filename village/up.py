@@ -101,8 +101,8 @@ def _start_database(stack: Stack) -> None:
     try:
         cluster.init()
     except FileNotFoundError as exc:
-        raise UpError(f"{exc}: install PostgreSQL 15+ (Debian: postgresql) or set "
-                      "VILLAGE_DATABASE_URL") from None
+        raise UpError(f"{exc}: install PostgreSQL 15+ (Debian: postgresql; or pip install "
+                      "'smart-village-telemetry[embedded]'), or set VILLAGE_DATABASE_URL") from None
     cluster.stop()  # a cluster left running by a crashed run would refuse to start again
 
     def start() -> None:
