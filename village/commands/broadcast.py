@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from village.commands.output import fail, out
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
     from broadcast.service import Report
     from village.principal import Principal
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 broadcast_app = typer.Typer(help="Loudspeaker broadcasts: send, follow, cancel, schedule.",
                             no_args_is_help=True)
 schedule_app = typer.Typer(help="Scheduled broadcasts (one-off or cron, Asia/Shanghai).",
@@ -55,10 +54,6 @@ def _principal() -> Principal:
     return Principal(f"cli:{getpass.getuser()}", Role.ADMIN)
 
 
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(1)
-
 
 @contextlib.contextmanager
 def _connection() -> Iterator[psycopg.Connection]:
@@ -77,8 +72,8 @@ def _connection() -> Iterator[psycopg.Connection]:
         if isinstance(exc, ValidationError):
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"]) or "request"
-            raise _fail(f"{where}: {first['msg']}") from None
-        raise _fail(str(exc)) from None
+            raise fail(f"{where}: {first['msg']}") from None
+        raise fail(str(exc)) from None
 
 
 def _request(text: str | None, audio_url: str | None, priority: str, county: bool,
@@ -96,7 +91,7 @@ def _request(text: str | None, audio_url: str | None, priority: str, county: boo
     }
     chosen = [scope for scope in scopes.values() if scope is not None]
     if len(chosen) != 1:
-        raise _fail("give exactly one of --county, --township, --village, --speaker, --group")
+        raise fail("give exactly one of --county, --township, --village, --speaker, --group")
     return BroadcastRequest.model_validate({
         "scope": chosen[0], "text": text, "audio_url": audio_url, "priority": priority,
         "volume_pct": volume, "repeat": repeat, "expires_in_s": expires_in})
@@ -105,7 +100,7 @@ def _request(text: str | None, audio_url: str | None, priority: str, county: boo
 def _village_scope(value: str) -> dict[str, str]:
     township, _, village = value.partition("/")
     if not township or not village:
-        raise _fail("--village takes TOWNSHIP/VILLAGE")
+        raise fail("--village takes TOWNSHIP/VILLAGE")
     return {"kind": "village", "township": township, "village": village}
 
 

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from rich.console import Console
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+from village.commands.output import fail, out
+
 dashboards_app = typer.Typer(
     help="Grafana dashboards built from code: write provisioning files, push, check queries.",
     no_args_is_help=True,
@@ -21,10 +20,6 @@ Lang = Annotated[
     typer.Option("--lang", help="title language (default VILLAGE_GRAFANA__LANGUAGE, zh)"),
 ]
 
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code)
 
 
 @dashboards_app.command("build")
@@ -64,7 +59,7 @@ def push(lang: Lang = None) -> None:
     try:
         credential = grafana.credential(settings.development)
     except GrafanaCredentialsError as exc:
-        raise _fail(str(exc), 2) from None
+        raise fail(str(exc), 2) from None
     endpoint = grafana.datasource_endpoint(settings.database_url)
     datasource = datasource_model(grafana, endpoint, endpoint.password)
     built = build_all(lang or grafana.language, grafana.datasource_uid)
@@ -73,7 +68,7 @@ def push(lang: Lang = None) -> None:
         report = push_all(api, grafana.url, grafana.folder_uid, grafana.folder_title, datasource,
                           built)
     except PushError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     out.print(f"Grafana {report.grafana_version}: folder {grafana.folder_uid} {report.folder}, "
               f"datasource {grafana.datasource_uid} {report.datasource}", highlight=False)
     for uid, action in report.dashboards.items():
@@ -103,14 +98,14 @@ def check(
                                     now - timedelta(days=days), now,
                                     timescaledb=settings.grafana.timescaledb)
     except psycopg.OperationalError as exc:
-        raise _fail(f"cannot reach the database: {str(exc).splitlines()[0]}") from None
+        raise fail(f"cannot reach the database: {str(exc).splitlines()[0]}") from None
     failures = [r for r in results if r.error]
     for result in results:
         mark = "[red]FAIL[/red]" if result.error else "ok  "
         out.print(f"{mark} {result.dashboard} / {result.panel}: "
                   f"{result.error or f'{result.rows} rows'}", highlight=False)
     if failures:
-        raise _fail(f"{len(failures)} of {len(results)} queries failed")
+        raise fail(f"{len(failures)} of {len(results)} queries failed")
 
 
 def register(app: typer.Typer) -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
+
+from village.commands.output import err, fail, out
 
 if TYPE_CHECKING:
     import psycopg
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
     from devices.registry_csv import DeviceRow
     from village.settings import MqttEndpoint
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 devices_app = typer.Typer(help="The device registry: import, list, retire, secrets, approval.",
                           no_args_is_help=True)
 
@@ -49,10 +48,6 @@ def _actor() -> str:
     return f"cli:{getpass.getuser()}"
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code)
-
 
 @contextlib.contextmanager
 def _connection() -> Iterator[psycopg.Connection]:
@@ -66,9 +61,9 @@ def _connection() -> Iterator[psycopg.Connection]:
         with psycopg.connect(settings.database_url, autocommit=True) as conn:
             yield conn
     except RegistryError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except psycopg.OperationalError as exc:
-        raise _fail(f"database: {str(exc).strip().splitlines()[0]}") from None
+        raise fail(f"database: {str(exc).strip().splitlines()[0]}") from None
 
 
 def _cells(device_id: str, **values: str | None) -> dict[str, str]:
@@ -86,7 +81,7 @@ def _row(conn: psycopg.Connection, cells: dict[str, str]) -> DeviceRow:
     try:
         return row_from_cells(cells, gateway_ids(conn))
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 @contextlib.contextmanager
@@ -98,7 +93,7 @@ def _private_file(path: Path | None) -> Iterator[IO[str] | None]:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise _fail(f"{path} exists; secrets are written once, to a new file") from None
+        raise fail(f"{path} exists; secrets are written once, to a new file") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             yield handle
@@ -121,11 +116,11 @@ def import_(
         try:
             parsed = parse_registry_csv(file.read_bytes(), gateway_ids(conn))
         except CsvFileError as exc:
-            raise _fail(f"{file}: {exc}") from None
+            raise fail(f"{file}: {exc}") from None
         for problem in parsed.problems:
             err.print(f"{file}: {problem}", highlight=False, markup=False)
         if parsed.problems and not skip_invalid:
-            raise _fail(f"{len(parsed.problems)} problems; nothing imported"
+            raise fail(f"{len(parsed.problems)} problems; nothing imported"
                         " (fix them, or --skip-invalid to import the good rows)")
         with _private_file(secrets_out) as secrets_file, conn.transaction():
             result = upsert_devices(conn, parsed.rows, parsed.columns, _actor(),
@@ -238,7 +233,7 @@ def list_(kind: Filter = None, township: Filter = None, village: Filter = None,
     from devices.registry import count_devices, iter_devices
 
     if output not in ("table", "csv", "json"):
-        raise _fail("--format must be table, csv or json", 2)
+        raise fail("--format must be table, csv or json", 2)
     filters = _filters(kind=kind, township=township, village=village, grid=grid, site=site,
                        lifecycle=lifecycle, gateway_id=gateway)
     shown = limit if limit is not None or output != "table" else TABLE_LIMIT
@@ -303,11 +298,11 @@ def remove(device_id: str,
     from devices.registry import get_device, remove_device
 
     if not purge:
-        raise _fail("remove deletes the device's whole history: say --purge, or use retire", 2)
+        raise fail("remove deletes the device's whole history: say --purge, or use retire", 2)
     with _connection() as conn:
         get_device(conn, device_id)
         if not yes and not typer.confirm(f"Delete {device_id} and all its history?"):
-            raise _fail("nothing deleted")
+            raise fail("nothing deleted")
         deleted = remove_device(conn, device_id, _actor())
     err.print(f"{device_id} removed: " + ", ".join(f"{n} {t}" for t, n in deleted.items()),
               highlight=False)
@@ -402,12 +397,12 @@ def broker_config(
     from village.settings import parse_mqtt_url
 
     if reload and pid_file is None:
-        raise _fail("--reload needs --pid-file (Mosquitto's pid_file)", 2)
+        raise fail("--reload needs --pid-file (Mosquitto's pid_file)", 2)
     settings = settings_or_exit()
     try:
         endpoint = parse_mqtt_url(broker_url) if broker_url else settings.mqtt
     except ValueError as exc:
-        raise _fail(f"--broker-url: {exc}", 2) from None
+        raise fail(f"--broker-url: {exc}", 2) from None
     with _connection() as conn:
         devices, gateways = write_broker_config(conn, directory, settings.topic_prefix, endpoint,
                                                 rotate_services)
@@ -422,7 +417,7 @@ def _signal_broker(pid_file: Path) -> None:
         pid = int(pid_file.read_text().strip())
         os.kill(pid, signal.SIGHUP)
     except (OSError, ValueError) as exc:
-        raise _fail(f"cannot signal the broker from {pid_file}: {exc}") from None
+        raise fail(f"cannot signal the broker from {pid_file}: {exc}") from None
     err.print(f"broker (pid {pid}) signalled to reload", highlight=False)
 
 
