@@ -7,7 +7,16 @@ from datetime import timedelta
 import typer
 from rich.console import Console
 
-from village.commands import alerts, api, broadcast, dashboards, devices, ingest, simulate
+from village.commands import (
+    alerts,
+    api,
+    broadcast,
+    broker,
+    dashboards,
+    devices,
+    ingest,
+    simulate,
+)
 from village.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
@@ -49,7 +58,7 @@ def migrate() -> None:
     )
 
 
-for command_module in (ingest, devices, simulate, alerts, broadcast, dashboards, api):
+for command_module in (ingest, devices, broker, simulate, alerts, broadcast, dashboards, api):
     command_module.register(app)
 
 

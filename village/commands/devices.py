@@ -1,4 +1,4 @@
-"""`village devices ...` (the registry) and `village broker-config` (the broker's access files)."""
+"""`village devices ...`: the registry."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import getpass
 import io
 import json
 import os
-import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
 
     from devices.registry import DeviceRecord
     from devices.registry_csv import DeviceRow
-    from village.settings import MqttEndpoint
 
 devices_app = typer.Typer(help="The device registry: import, list, retire, secrets, approval.",
                           no_args_is_help=True)
@@ -50,7 +48,7 @@ def _actor() -> str:
 
 
 @contextlib.contextmanager
-def _connection() -> Iterator[psycopg.Connection]:
+def registry_connection() -> Iterator[psycopg.Connection]:
     import psycopg
 
     from devices.registry import RegistryError
@@ -112,7 +110,7 @@ def import_(
     from devices.registry import gateway_ids, upsert_devices
     from devices.registry_csv import CsvFileError, parse_registry_csv
 
-    with _connection() as conn:
+    with registry_connection() as conn:
         try:
             parsed = parse_registry_csv(file.read_bytes(), gateway_ids(conn))
         except CsvFileError as exc:
@@ -154,7 +152,7 @@ def _registering(verb: str, done: str, help_text: str) -> Callable[..., None]:
         from devices.registry import add_device, approve_device
 
         register = {"add": add_device, "approve": approve_device}[verb]
-        with _connection() as conn:
+        with registry_connection() as conn:
             row = _row(conn, _cells(device_id, kind=kind, village=village, township=township,
                                     grid=grid, site=site, name=name, latitude=latitude,
                                     longitude=longitude, installed_on=installed_on,
@@ -181,7 +179,7 @@ def pending() -> None:
 
     from devices.registry import pending_devices
 
-    with _connection() as conn:
+    with registry_connection() as conn:
         rows = pending_devices(conn)
     table = Table("device_id", "first seen", "last seen", "messages", "last topic")
     for p in rows:
@@ -237,7 +235,7 @@ def list_(kind: Filter = None, township: Filter = None, village: Filter = None,
     filters = _filters(kind=kind, township=township, village=village, grid=grid, site=site,
                        lifecycle=lifecycle, gateway_id=gateway)
     shown = limit if limit is not None or output != "table" else TABLE_LIMIT
-    with _connection() as conn:
+    with registry_connection() as conn:
         records = list(iter_devices(conn, filters, shown))
         total = count_devices(conn, filters) if output == "table" else len(records)
     _print_records(records, output, total)
@@ -255,7 +253,7 @@ def export(kind: Filter = None, township: Filter = None, village: Filter = None,
 
     filters = _filters(kind=kind, township=township, village=village, grid=grid, site=site,
                        lifecycle=lifecycle, gateway_id=gateway)
-    with _connection() as conn:
+    with registry_connection() as conn:
         text = format_registry_csv(record.row for record in iter_devices(conn, filters))
     if to is None:
         typer.echo(text, nl=False)
@@ -268,7 +266,7 @@ def show(device_id: str) -> None:
     """Everything the registry knows about one device, with its latest changes."""
     from devices.registry import get_device, presence, recent_changes
 
-    with _connection() as conn:
+    with registry_connection() as conn:
         record = get_device(conn, device_id)
         status = presence(conn, device_id)
         changes = recent_changes(conn, device_id)
@@ -284,7 +282,7 @@ def retire(device_id: str) -> None:
     """Retire a device: history kept, its messages refused, its broker login dropped."""
     from devices.registry import retire_device
 
-    with _connection() as conn:
+    with registry_connection() as conn:
         retire_device(conn, device_id, _actor())
     err.print(f"{device_id} retired; run `village broker-config --reload` to drop its login",
               highlight=False)
@@ -299,7 +297,7 @@ def remove(device_id: str,
 
     if not purge:
         raise fail("remove deletes the device's whole history: say --purge, or use retire", 2)
-    with _connection() as conn:
+    with registry_connection() as conn:
         get_device(conn, device_id)
         if not yes and not typer.confirm(f"Delete {device_id} and all its history?"):
             raise fail("nothing deleted")
@@ -313,115 +311,13 @@ def rotate(device_id: str) -> None:
     """Issue a new secret and print it once; the old one works until the broker reloads."""
     from devices.registry import rotate_secret
 
-    with _connection() as conn:
+    with registry_connection() as conn:
         secret = rotate_secret(conn, device_id, _actor())
     err.print(f"new secret for {device_id}, shown this once (then `village broker-config"
               " --reload`):", highlight=False)
     typer.echo(secret)
 
 
-def _write_atomically(path: Path, chunks: Iterator[str], mode: int) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.writelines(chunks)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(temporary, mode)
-    os.replace(temporary, path)
-
-
-def _env_password(path: Path, username: str) -> str | None:
-    """The password a service's env file already holds for `username`, if any."""
-    from village.settings import parse_mqtt_url
-
-    if not path.exists():
-        return None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        name, _, value = line.partition("=")
-        if name.strip() == "VILLAGE_MQTT_URL":
-            with contextlib.suppress(ValueError):
-                endpoint = parse_mqtt_url(value.strip())
-                if endpoint.username == username:
-                    return endpoint.password
-    return None
-
-
-def _service_url(endpoint: MqttEndpoint, username: str, secret: str) -> str:
-    scheme = "mqtts" if endpoint.tls else "mqtt"
-    host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
-    return f"{scheme}://{username}:{secret}@{host}:{endpoint.port}"
-
-
-def write_broker_config(conn: psycopg.Connection, directory: Path, prefix: str,
-                        endpoint: MqttEndpoint, rotate_services: bool) -> tuple[int, int]:
-    """Write passwd, acl and one env file per service; return (devices, gateways) written."""
-    from devices.broker_access import SERVICE_ACCOUNTS, acl_text, passwd_lines, service_secret
-    from devices.registry import broker_accounts, gateway_ids, service_hashes, store_service_hash
-
-    directory.mkdir(parents=True, exist_ok=True)
-    with conn.transaction():
-        stored = service_hashes(conn)
-        logins: list[tuple[str, str]] = []
-        env_files: dict[Path, str] = {}
-        for account in SERVICE_ACCOUNTS:
-            env_path = directory / f"{account.service}.env"
-            decision = service_secret(stored.get(account.username),
-                                      _env_password(env_path, account.username), rotate_services)
-            if decision.new_hash is not None:
-                store_service_hash(conn, account.username, decision.new_hash)
-            logins.append((account.username, decision.new_hash or stored[account.username]))
-            url = _service_url(endpoint, account.username, decision.secret)
-            env_files[env_path] = (f"# village {account.service}: {account.purpose}\n"
-                                   f"VILLAGE_MQTT_URL={url}\n")
-        logins.extend(broker_accounts(conn))
-        gateways = sorted(gateway_ids(conn, active_only=True))
-        # The broker runs as its own user and must read these two; they hold no secret.
-        _write_atomically(directory / "passwd", passwd_lines(logins), 0o644)
-        _write_atomically(directory / "acl", iter([acl_text(prefix, gateways)]), 0o644)
-        for env_path, text in env_files.items():
-            _write_atomically(env_path, iter([text]), 0o600)
-    return len(logins) - len(SERVICE_ACCOUNTS), len(gateways)
-
-
-def broker_config(
-    directory: Annotated[Path, typer.Option("--out", help="where passwd, acl and *.env go")],
-    reload: Annotated[bool, typer.Option(help="signal Mosquitto to re-read the files")] = False,
-    pid_file: Annotated[Path | None, typer.Option(help="Mosquitto's pid_file, for --reload")] = None,
-    rotate_services: Annotated[bool, typer.Option(help="issue new service secrets")] = False,
-    broker_url: Annotated[str | None, typer.Option(
-        help="the broker services connect to (default VILLAGE_MQTT_URL's host and port)")] = None,
-) -> None:
-    """Write the broker's password and ACL files from the registry, and the services' env files."""
-    from village.cli import settings_or_exit
-    from village.settings import parse_mqtt_url
-
-    if reload and pid_file is None:
-        raise fail("--reload needs --pid-file (Mosquitto's pid_file)", 2)
-    settings = settings_or_exit()
-    try:
-        endpoint = parse_mqtt_url(broker_url) if broker_url else settings.mqtt
-    except ValueError as exc:
-        raise fail(f"--broker-url: {exc}", 2) from None
-    with _connection() as conn:
-        devices, gateways = write_broker_config(conn, directory, settings.topic_prefix, endpoint,
-                                                rotate_services)
-    err.print(f"{directory}: passwd ({devices} devices), acl ({gateways} gateways),"
-              " one env file per service", highlight=False)
-    if reload and pid_file is not None:
-        _signal_broker(pid_file)
-
-
-def _signal_broker(pid_file: Path) -> None:
-    try:
-        pid = int(pid_file.read_text().strip())
-        os.kill(pid, signal.SIGHUP)
-    except (OSError, ValueError) as exc:
-        raise fail(f"cannot signal the broker from {pid_file}: {exc}") from None
-    err.print(f"broker (pid {pid}) signalled to reload", highlight=False)
-
-
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to the `village` program."""
     app.add_typer(devices_app, name="devices")
-    app.command("broker-config")(broker_config)

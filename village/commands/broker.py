@@ -1,0 +1,126 @@
+"""`village broker-config`: the broker's password and ACL files, and the services' env files."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from village.commands.devices import registry_connection
+from village.commands.output import err, fail
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from village.settings import MqttEndpoint
+
+
+def _write_atomically(path: Path, chunks: Iterator[str], mode: int) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.writelines(chunks)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(temporary, mode)
+    os.replace(temporary, path)
+
+
+def _env_password(path: Path, username: str) -> str | None:
+    """The password a service's env file already holds for `username`, if any."""
+    from village.settings import parse_mqtt_url
+
+    if not path.exists():
+        return None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name, _, value = line.partition("=")
+        if name.strip() == "VILLAGE_MQTT_URL":
+            with contextlib.suppress(ValueError):
+                endpoint = parse_mqtt_url(value.strip())
+                if endpoint.username == username:
+                    return endpoint.password
+    return None
+
+
+def _service_url(endpoint: MqttEndpoint, username: str, secret: str) -> str:
+    scheme = "mqtts" if endpoint.tls else "mqtt"
+    host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
+    return f"{scheme}://{username}:{secret}@{host}:{endpoint.port}"
+
+
+def write_broker_config(conn: psycopg.Connection, directory: Path, prefix: str,
+                        endpoint: MqttEndpoint, rotate_services: bool) -> tuple[int, int]:
+    """Write passwd, acl and one env file per service; return (devices, gateways) written."""
+    from devices.broker_access import SERVICE_ACCOUNTS, acl_text, passwd_lines, service_secret
+    from devices.registry import broker_accounts, gateway_ids, service_hashes, store_service_hash
+
+    directory.mkdir(parents=True, exist_ok=True)
+    with conn.transaction():
+        stored = service_hashes(conn)
+        logins: list[tuple[str, str]] = []
+        env_files: dict[Path, str] = {}
+        for account in SERVICE_ACCOUNTS:
+            env_path = directory / f"{account.service}.env"
+            decision = service_secret(stored.get(account.username),
+                                      _env_password(env_path, account.username), rotate_services)
+            if decision.new_hash is not None:
+                store_service_hash(conn, account.username, decision.new_hash)
+            logins.append((account.username, decision.new_hash or stored[account.username]))
+            url = _service_url(endpoint, account.username, decision.secret)
+            env_files[env_path] = (f"# village {account.service}: {account.purpose}\n"
+                                   f"VILLAGE_MQTT_URL={url}\n")
+        logins.extend(broker_accounts(conn))
+        gateways = sorted(gateway_ids(conn, active_only=True))
+        # The broker runs as its own user and must read these two; they hold no secret.
+        _write_atomically(directory / "passwd", passwd_lines(logins), 0o644)
+        _write_atomically(directory / "acl", iter([acl_text(prefix, gateways)]), 0o644)
+        for env_path, text in env_files.items():
+            _write_atomically(env_path, iter([text]), 0o600)
+    return len(logins) - len(SERVICE_ACCOUNTS), len(gateways)
+
+
+def broker_config(
+    directory: Annotated[Path, typer.Option("--out", help="where passwd, acl and *.env go")],
+    reload: Annotated[bool, typer.Option(help="signal Mosquitto to re-read the files")] = False,
+    pid_file: Annotated[Path | None, typer.Option(help="Mosquitto's pid_file, for --reload")] = None,
+    rotate_services: Annotated[bool, typer.Option(help="issue new service secrets")] = False,
+    broker_url: Annotated[str | None, typer.Option(
+        help="the broker services connect to (default VILLAGE_MQTT_URL's host and port)")] = None,
+) -> None:
+    """Write the broker's password and ACL files from the registry, and the services' env files."""
+    from village.cli import settings_or_exit
+    from village.settings import parse_mqtt_url
+
+    if reload and pid_file is None:
+        raise fail("--reload needs --pid-file (Mosquitto's pid_file)", 2)
+    settings = settings_or_exit()
+    try:
+        endpoint = parse_mqtt_url(broker_url) if broker_url else settings.mqtt
+    except ValueError as exc:
+        raise fail(f"--broker-url: {exc}", 2) from None
+    with registry_connection() as conn:
+        devices, gateways = write_broker_config(conn, directory, settings.topic_prefix, endpoint,
+                                                rotate_services)
+    err.print(f"{directory}: passwd ({devices} devices), acl ({gateways} gateways),"
+              " one env file per service", highlight=False)
+    if reload and pid_file is not None:
+        _signal_broker(pid_file)
+
+
+def _signal_broker(pid_file: Path) -> None:
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError) as exc:
+        raise fail(f"cannot signal the broker from {pid_file}: {exc}") from None
+    err.print(f"broker (pid {pid}) signalled to reload", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `village broker-config` to the `village` program."""
+    app.command("broker-config")(broker_config)
