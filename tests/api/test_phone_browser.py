@@ -14,13 +14,13 @@ from typing import Any
 
 import psycopg
 import pytest
+from selenium import webdriver
 
 from tests.api.conftest import insert_alert
 from village.api.app import link_secret
 from village.links import LinkGrant, sign_link_token
 from village.settings import Settings
 
-webdriver = pytest.importorskip("selenium.webdriver")
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 pytestmark = pytest.mark.skipif(not Path(CHROMEDRIVER).exists(),
                                 reason="needs Debian's chromium and chromium-driver")
