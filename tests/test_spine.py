@@ -22,6 +22,8 @@ from village.settings import SettingsError, load_settings, parse_mqtt_url
     [
         ("VILLAGE_MQTT_URL", "http://broker:1883", "VILLAGE_MQTT_URL"),
         ("VILLAGE_MQTT_URL", "mqtt://broker:notaport", "VILLAGE_MQTT_URL"),
+        ("VILLAGE_MQTT_URL", "mqtt://broker?protocol=3.1", "VILLAGE_MQTT_URL"),
+        ("VILLAGE_MQTT_URL", "mqtt://broker?qos=2", "VILLAGE_MQTT_URL"),
         ("VILLAGE_DATABASE_URL", "mysql://x/y", "VILLAGE_DATABASE_URL"),
         ("VILLAGE_TOPIC_PREFIX", "a/b", "VILLAGE_TOPIC_PREFIX"),
         ("VILLAGE_INGEST__MAX_IN_FLIGHT", "0", "VILLAGE_INGEST__MAX_IN_FLIGHT"),
@@ -45,6 +47,14 @@ def test_mqtt_url_parses_credentials_and_tls_without_showing_the_password() -> N
     assert (endpoint.username, endpoint.password) == ("ingest", "s@cret")
     assert "s@cret" not in repr(endpoint)
     assert parse_mqtt_url("mqtts://broker").port == 8883
+
+
+def test_mqtt_url_chooses_the_protocol_v5_by_default() -> None:
+    assert parse_mqtt_url("mqtt://broker").mqtt_v5
+    assert parse_mqtt_url("mqtt://broker?protocol=5").mqtt_v5
+    endpoint = parse_mqtt_url("mqtt://broker:1884?protocol=3.1.1")
+    assert not endpoint.mqtt_v5
+    assert repr(endpoint) == "MqttEndpoint(mqtt://broker:1884?protocol=3.1.1)"
 
 
 def test_migrate_twice_applies_nothing_the_second_time(empty_database_url: str) -> None:

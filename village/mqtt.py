@@ -36,10 +36,9 @@ class ClientOptions:
     """How a client connects."""
 
     client_id: str
-    mqtt_v5: bool = True
     persistent_session: bool = True
     # MQTT v5 receive maximum: the broker sends at most this many unacknowledged QoS 1
-    # messages, which bounds what a subscriber holds in memory.
+    # messages, which bounds what a subscriber holds in memory (MQTT 3.1.1 has none).
     receive_maximum: int | None = None
     manual_ack: bool = False
     keepalive_s: int = 30
@@ -49,13 +48,12 @@ class ClientOptions:
 
 
 def build_client(endpoint: MqttEndpoint, options: ClientOptions) -> paho.Client:
-    """A configured, not yet connected client."""
-    protocol = paho.MQTTv5 if options.mqtt_v5 else paho.MQTTv311
+    """A configured, not yet connected client, speaking the endpoint's protocol."""
     client = paho.Client(
         callback_api_version=CallbackAPIVersion.VERSION2,
         client_id=options.client_id,
-        protocol=protocol,
-        clean_session=None if options.mqtt_v5 else not options.persistent_session,
+        protocol=paho.MQTTv5 if endpoint.mqtt_v5 else paho.MQTTv311,
+        clean_session=None if endpoint.mqtt_v5 else not options.persistent_session,
         manual_ack=options.manual_ack,
     )
     username = options.username or endpoint.username
@@ -71,9 +69,15 @@ def build_client(endpoint: MqttEndpoint, options: ClientOptions) -> paho.Client:
     return client
 
 
-def connect_properties(options: ClientOptions) -> Properties | None:
+def shared(endpoint: MqttEndpoint, share_group: str | None) -> str | None:
+    """The share group to subscribe with, or None where the protocol has no shared
+    subscriptions (MQTT 3.1.1): there one client per group takes every message."""
+    return share_group if endpoint.mqtt_v5 else None
+
+
+def connect_properties(endpoint: MqttEndpoint, options: ClientOptions) -> Properties | None:
     """The MQTT v5 CONNECT properties for these options (None for MQTT 3.1.1)."""
-    if not options.mqtt_v5:
+    if not endpoint.mqtt_v5:
         return None
     properties = Properties(PacketTypes.CONNECT)
     if options.persistent_session:
@@ -89,6 +93,7 @@ def connect_async(client: paho.Client, endpoint: MqttEndpoint, options: ClientOp
         endpoint.host,
         endpoint.port,
         keepalive=options.keepalive_s,
-        clean_start=not options.persistent_session if options.mqtt_v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
-        properties=connect_properties(options),
+        clean_start=(not options.persistent_session if endpoint.mqtt_v5
+                     else paho.MQTT_CLEAN_START_FIRST_ONLY),
+        properties=connect_properties(endpoint, options),
     )

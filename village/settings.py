@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,18 +33,32 @@ class MqttEndpoint:
     tls: bool
     username: str | None
     password: str | None
+    # MQTT v5 unless the URL says `?protocol=3.1.1` (a broker without v5, such as amqtt:
+    # no shared subscriptions and no receive maximum, see docs/ingest.md).
+    mqtt_v5: bool = True
 
     def __repr__(self) -> str:  # never show the password
         user = f"{self.username}@" if self.username else ""
         scheme = "mqtts" if self.tls else "mqtt"
-        return f"MqttEndpoint({scheme}://{user}{self.host}:{self.port})"
+        protocol = "" if self.mqtt_v5 else "?protocol=3.1.1"
+        return f"MqttEndpoint({scheme}://{user}{self.host}:{self.port}{protocol})"
+
+
+MQTT_PROTOCOLS = {"5": True, "3.1.1": False}
 
 
 def parse_mqtt_url(url: str) -> MqttEndpoint:
-    """Parse `mqtt://user:pass@host:port` or `mqtts://...` into an endpoint."""
+    """Parse `mqtt://user:pass@host:port[?protocol=5|3.1.1]` or `mqtts://...` into an endpoint."""
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts"):
         raise ValueError("scheme must be mqtt:// or mqtts://")
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = sorted(set(query) - {"protocol"})
+    if unknown:
+        raise ValueError(f"unknown URL parameter {unknown[0]!r} (only protocol=5 or 3.1.1)")
+    protocol = query.get("protocol", ["5"])
+    if len(protocol) != 1 or protocol[0] not in MQTT_PROTOCOLS:
+        raise ValueError("protocol must be 5 or 3.1.1")
     if not parts.hostname:
         raise ValueError("a host is required")
     try:
@@ -58,6 +72,7 @@ def parse_mqtt_url(url: str) -> MqttEndpoint:
         tls=tls,
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
+        mqtt_v5=MQTT_PROTOCOLS[protocol[0]],
     )
 
 

@@ -39,7 +39,7 @@ class Session:
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         client.connect(self.endpoint.host, self.endpoint.port,
-                       properties=connect_properties(options))
+                       properties=connect_properties(self.endpoint, options))
         client.loop_start()
         self.client = client
         self._wait(lambda: self.connack is not None)
