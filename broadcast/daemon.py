@@ -25,7 +25,7 @@ from broadcast import store
 from broadcast.engine import Engine
 from broadcast.inbound import Ack, BadMessage, Presence, decode
 from devices.topics import Channel, subscription, topic
-from village.mqtt import ClientOptions, build_client, connect_async
+from village.mqtt import ClientOptions, build_client, connect_async, shared
 from village.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -116,8 +116,8 @@ class DaemonHandle:
             log.warning("broker refused the broadcast daemon: %s", reason)
             return
         client.subscribe([
-            (subscription(self._prefix, Channel.COMMAND_ACK, self._settings.broadcast.share_group),
-             1),
+            (subscription(self._prefix, Channel.COMMAND_ACK,
+                          shared(self._settings.mqtt, self._settings.broadcast.share_group)), 1),
             (subscription(self._prefix, Channel.STATUS), 1),
         ])
 

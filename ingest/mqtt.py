@@ -3,12 +3,14 @@
 The network callback only appends to the hand-off. Acknowledgement is manual: the writer
 calls `ack` after its transaction commits, so an unacknowledged message is redelivered by
 the broker (persistent session) if the worker dies. The MQTT v5 receive maximum bounds how
-many unacknowledged messages the broker sends us, which is what bounds memory.
+many unacknowledged messages the broker sends us, which is what bounds memory; over MQTT
+3.1.1, which has none, the network thread waits while the hand-off is that full.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +21,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from devices.topics import Channel, subscription
 from ingest.handoff import HandOff, Message
-from village.mqtt import ClientOptions, build_client, connect_async
+from village.mqtt import ClientOptions, build_client, connect_async, shared
 from village.settings import MqttEndpoint
 
 # Retained messages are not sent to shared subscriptions (MQTT v5), so status is taken by
@@ -27,14 +29,18 @@ from village.settings import MqttEndpoint
 SHARED_CHANNELS = (Channel.TELEMETRY, Channel.EVENT, Channel.GATEWAY_TELEMETRY)
 
 
-def subscriptions(prefix: str, share_group: str | None) -> list[tuple[str, SubscribeOptions]]:
-    """The filters an ingest worker subscribes to, with their options."""
-    shared = [(subscription(prefix, channel, share_group), SubscribeOptions(qos=1))
-              for channel in SHARED_CHANNELS]
+def subscriptions(prefix: str, share_group: str | None,
+                  mqtt_v5: bool = True,
+                  ) -> list[tuple[str, SubscribeOptions]] | list[tuple[str, int]]:
+    """The filters an ingest worker subscribes to, with their options (a QoS for 3.1.1)."""
+    filters = [subscription(prefix, channel, share_group) for channel in SHARED_CHANNELS]
+    status = subscription(prefix, Channel.STATUS)
+    if not mqtt_v5:
+        return [(name, 1) for name in [*filters, status]]
     # Retain handling 1: retained statuses come when the subscription is new, not again on
     # every reconnect of a persistent session.
-    status = (subscription(prefix, Channel.STATUS), SubscribeOptions(qos=1, retainHandling=1))
-    return [*shared, status]
+    return [*[(name, SubscribeOptions(qos=1)) for name in filters],
+            (status, SubscribeOptions(qos=1, retainHandling=1))]
 
 
 class Subscriber:
@@ -55,7 +61,11 @@ class Subscriber:
             client_id=client_id, persistent_session=True, receive_maximum=receive_maximum,
             manual_ack=True,
         )
-        self._subscriptions = subscriptions(prefix, share_group)
+        self._subscriptions = subscriptions(prefix, shared(endpoint, share_group),
+                                            endpoint.mqtt_v5)
+        # Without a receive maximum (MQTT 3.1.1) the broker sends as fast as it can; holding
+        # the network thread once this many are held leaves the rest at the broker.
+        self._hold_at = None if endpoint.mqtt_v5 else receive_maximum
         self._handoff = handoff
         self._log = log
         self._lock = threading.Lock()
@@ -125,6 +135,9 @@ class Subscriber:
             self._log(f"disconnected from the broker ({reason_code}); reconnecting")
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        while self._hold_at is not None and len(self._handoff) >= self._hold_at \
+                and self._receiving:
+            time.sleep(0.01)
         if not self._receiving:
             return
         self.received += 1

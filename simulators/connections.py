@@ -204,8 +204,16 @@ class ConnectionLoop:
             connection = self.connections[device_id]
             connection.wanted_online = False
             connection.ready = False
-            if connection.client.socket() is not None:
+            sock = connection.client.socket()
+            if sock is None:
+                continue
+            if self.endpoint.mqtt_v5:
                 connection.client.disconnect(reasoncode=_DISCONNECT_WITH_WILL)
+            elif isinstance(sock, socket.socket):
+                # MQTT 3.1.1 has no "disconnect with Will": any DISCONNECT discards it, so
+                # the connection is cut as a dead battery would (paho then sees it closed).
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     def publish(self, connection: Connection, messages: Iterable[Outgoing]) -> None:
         """Publish at QoS 1 through a connection."""
