@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from village.local import MosquittoServer, PostgresCluster
+from village.local import AmqttServer, MosquittoServer, PostgresCluster
 from village.migrate import migrate
 
 ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -83,6 +83,14 @@ def mosquitto(tmp_path: Path) -> Iterator[MosquittoServer]:
     server = MosquittoServer(data_dir=tmp_path / "mosquitto").start()
     yield server
     server.kill()
+
+
+@pytest.fixture
+def amqtt(tmp_path: Path) -> Iterator[AmqttServer]:
+    """A private amqtt, the embedded MQTT 3.1.1 broker `village up` falls back on."""
+    server = AmqttServer(data_dir=tmp_path / "amqtt").start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Private local servers: a Mosquitto broker and a PostgreSQL cluster, started from PATH.
+"""Private local servers: a Mosquitto broker (or amqtt where there is none) and a PostgreSQL
+cluster, started from PATH.
 
 Used by `village up` (the embedded default) and by tests that must restart, kill or
 configure a server of their own.
@@ -8,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import pwd
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,20 +101,15 @@ class MosquittoServer:
 
     def start(self) -> MosquittoServer:
         """Write the config and start the broker; return once it accepts connections."""
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        binary = mosquitto_binary()
+        if binary is None:
+            raise FileNotFoundError("no mosquitto binary on PATH nor in /usr/sbin")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        stop_stale_mosquitto(self.data_dir)
+        stop_stale_servers(self.conf_path)
         self.conf_path.write_text(mosquitto_conf(
             self.port, self.data_dir, self.password_file, self.acl_file, self.extra_conf))
-        log = open(self.data_dir / "mosquitto.log", "ab")  # noqa: SIM115 - owned by the process
-        # Its own session: a Ctrl-C meant for our process group must not kill the broker
-        # before we have flushed and disconnected.
-        self.process = subprocess.Popen(
-            [binary, "-c", str(self.conf_path)], stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        wait_for_port(self.port)
+        self.process = _spawn([binary, "-c", str(self.conf_path)],
+                              self.data_dir / "mosquitto.log", self.port)
         return self
 
     def reload(self) -> None:
@@ -121,33 +119,112 @@ class MosquittoServer:
 
     def stop(self) -> None:
         """Stop gracefully (the broker saves its persistence file)."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=15)
+        _end(self.process, signal.SIGTERM)
         self.process = None
 
     def kill(self) -> None:
         """Kill at once, as a crash would."""
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=15)
+        _end(self.process, signal.SIGKILL)
         self.process = None
 
 
-def stop_stale_mosquitto(data_dir: Path, timeout_s: float = 10.0) -> int:
-    """Stop brokers left running on this data directory (their owner died); how many.
+def mosquitto_binary() -> str | None:
+    """Mosquitto's program: on PATH, or where Debian puts it (often not on a user's PATH)."""
+    debian = Path("/usr/sbin/mosquitto")
+    return shutil.which("mosquitto") or (str(debian) if debian.exists() else None)
 
-    Two brokers must never share a persistence file. Only a live `mosquitto` started with
-    this directory's config file is stopped (found through /proc, so no pid file is needed).
+
+def amqtt_installed() -> bool:
+    """Whether the embedded broker's package (the `embedded` extra) is importable."""
+    return importlib.util.find_spec("amqtt") is not None
+
+
+@dataclass
+class AmqttServer:
+    """An embedded MQTT 3.1.1 broker (amqtt, pure Python) for machines without Mosquitto.
+
+    A development fallback for `village up` only: it has no MQTT v5 (so no shared
+    subscriptions and no receive maximum), keeps nothing on disk, does not queue QoS 1
+    messages for a disconnected subscriber, and carries about 1,000 messages/s here.
     """
-    conf = str(data_dir / "mosquitto.conf").encode()
+
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The anonymous `VILLAGE_MQTT_URL` of this broker (it speaks MQTT 3.1.1 only)."""
+        return f"mqtt://127.0.0.1:{self.port}?protocol=3.1.1"
+
+    @property
+    def conf_path(self) -> Path:
+        """Where this broker's config file is written."""
+        return self.data_dir / "amqtt.yaml"
+
+    def start(self) -> AmqttServer:
+        """Write the config and start the broker; return once it accepts connections."""
+        if not amqtt_installed():
+            raise FileNotFoundError("the amqtt package is not installed")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        stop_stale_servers(self.conf_path)
+        # JSON is YAML: amqtt reads it, and we need no YAML writer for four keys.
+        self.conf_path.write_text(json.dumps({
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
+                        {"allow_anonymous": True}},
+        }, indent=2))
+        self.process = _spawn(
+            [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(self.conf_path)],
+            self.data_dir / "amqtt.log", self.port)
+        return self
+
+    def stop(self) -> None:
+        """Stop gracefully (amqtt shuts down on an interrupt)."""
+        _end(self.process, signal.SIGINT)
+        self.process = None
+
+
+def _spawn(command: list[str], log_path: Path, port: int) -> subprocess.Popen[bytes]:
+    """Start a server with its output in a log file; return once it listens on `port`."""
+    log = open(log_path, "ab")  # noqa: SIM115 - owned by the process
+    # Its own session: a Ctrl-C meant for our process group must not kill the server
+    # before we have flushed and disconnected.
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    log.close()
+    try:
+        wait_for_port(port)
+    except TimeoutError:
+        _end(process, signal.SIGKILL)
+        raise TimeoutError(f"{command[0]} did not start listening; see {log_path}") from None
+    return process
+
+
+def _end(process: subprocess.Popen[bytes] | None, how: signal.Signals) -> None:
+    if process and process.poll() is None:
+        process.send_signal(how)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+
+
+def stop_stale_servers(conf_path: Path, timeout_s: float = 10.0) -> int:
+    """Stop servers left running with this config file (their owner died); how many.
+
+    Two brokers must never share a port or a persistence file. Only a live process started
+    with this very config file is stopped (found through /proc, so no pid file is needed).
+    """
+    conf = str(conf_path).encode()
     stale = []
     for entry in Path("/proc").glob("[0-9]*"):
         try:
             cmdline = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if cmdline and cmdline[0].endswith(b"mosquitto") and conf in cmdline:
+        if conf in cmdline[1:] and int(entry.name) != os.getpid():
             stale.append(int(entry.name))
     for pid in stale:
         with contextlib.suppress(ProcessLookupError):

@@ -1,8 +1,8 @@
 """`village up`: the embedded default, composed in one place.
 
-With no configuration it starts a private Mosquitto and PostgreSQL under a data directory,
-migrates, registers a handful of simulated devices of every kind, and runs the ingest
-worker and the simulators. `VILLAGE_DATABASE_URL` / `VILLAGE_MQTT_URL`, when set, are used
+With no configuration it starts a private Mosquitto (embedded amqtt where there is none) and
+PostgreSQL under a data directory, migrates, registers a handful of simulated devices of
+every kind, and runs the ingest worker and the simulators. `VILLAGE_DATABASE_URL` / `VILLAGE_MQTT_URL`, when set, are used
 instead of the private servers. Long-running parts are `Component`s with start and stop,
 listed in `SERVICES`: ingest, alerting, broadcast, the API and the simulators.
 """
@@ -10,12 +10,12 @@ listed in `SERVICES`: ingest, alerting, broadcast, the API and the simulators.
 from __future__ import annotations
 
 import secrets
-import shutil
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 
 import psycopg
@@ -70,24 +70,48 @@ class Stack:
                 self.console.print(f"[red]could not stop {component.name}: {exc}")
 
 
-def _start_broker(stack: Stack) -> None:
+class LocalBroker(StrEnum):
+    """Which broker `village up` starts when VILLAGE_MQTT_URL is not set."""
+
+    AUTO = "auto"
+    MOSQUITTO = "mosquitto"
+    AMQTT = "amqtt"
+
+
+def choose_broker(wanted: LocalBroker, mosquitto: str | None, amqtt: bool) -> LocalBroker:
+    """Which local broker to start: Mosquitto where there is one, else embedded amqtt."""
+    if wanted is LocalBroker.AUTO:
+        if mosquitto is None and not amqtt:
+            raise UpError("no MQTT broker: install Mosquitto 2 (Debian: mosquitto) or the "
+                          "embedded one (pip install 'smart-village-telemetry[embedded]'), "
+                          "or set VILLAGE_MQTT_URL")
+        return LocalBroker.MOSQUITTO if mosquitto else LocalBroker.AMQTT
+    if wanted is LocalBroker.MOSQUITTO and mosquitto is None:
+        raise UpError("no mosquitto binary on PATH: install Mosquitto 2 (Debian: mosquitto)")
+    if wanted is LocalBroker.AMQTT and not amqtt:
+        raise UpError("amqtt is not installed: pip install 'smart-village-telemetry[embedded]'")
+    return wanted
+
+
+def _start_broker(stack: Stack, wanted: LocalBroker) -> None:
     if "mqtt_url" in stack.settings.model_fields_set:
         stack.console.print(f"broker      {stack.settings.mqtt!r} (VILLAGE_MQTT_URL)")
         return
-    from village.local import MosquittoServer
+    from village.local import AmqttServer, MosquittoServer, amqtt_installed, mosquitto_binary
 
-    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
-        # An embedded MQTT 3.1.1 broker (amqtt) is not wired in: ingest needs MQTT v5
-        # (shared subscriptions, receive maximum) anyway.
-        raise UpError("no mosquitto binary on PATH: install Mosquitto 2 (Debian: mosquitto) "
-                      "or set VILLAGE_MQTT_URL")
-    broker = MosquittoServer(data_dir=(stack.data_dir / "mosquitto").resolve())
+    broker: MosquittoServer | AmqttServer
+    if choose_broker(wanted, mosquitto_binary(), amqtt_installed()) is LocalBroker.MOSQUITTO:
+        broker = MosquittoServer(data_dir=(stack.data_dir / "mosquitto").resolve())
+        where = f"{broker.url} (Mosquitto, data in {broker.data_dir})"
+    else:
+        broker = AmqttServer(data_dir=(stack.data_dir / "amqtt").resolve())
+        where = (f"{broker.url} (embedded amqtt, MQTT 3.1.1: for trying things only; it "
+                 "does not queue messages for an absent subscriber)")
 
     def start() -> None:
         broker.start()
 
-    stack.add(Component("broker", f"{broker.url} (Mosquitto, data in {broker.data_dir})",
-                        start, broker.stop))
+    stack.add(Component("broker", where, start, broker.stop))
     stack.settings = stack.settings.model_copy(update={"mqtt_url": broker.url})
 
 
@@ -244,7 +268,8 @@ def _status_line(stack: Stack) -> str:
     return f"{stack.figures()}  devices online {online}/{total}  dead letters {dead}"
 
 
-def run_up(settings: Settings, data_dir: Path, console: Console) -> None:
+def run_up(settings: Settings, data_dir: Path, console: Console,
+           broker: LocalBroker = LocalBroker.AUTO) -> None:
     """Start the local stack, show live figures until Ctrl-C, then stop it all."""
     from village.commands.ingest import stop_on_signals
 
@@ -254,7 +279,7 @@ def run_up(settings: Settings, data_dir: Path, console: Console) -> None:
     stop = threading.Event()
     try:
         with stop_on_signals(stop):
-            _start_broker(stack)
+            _start_broker(stack, broker)
             _start_database(stack)
             _migrate(stack)
             _share_link_secret(stack)

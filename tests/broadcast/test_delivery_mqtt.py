@@ -24,7 +24,7 @@ from simulators.speaker import PlayTiming
 from tests.broadcast.registry import county_of, register_speakers
 from tests.conftest import create_database
 from tests.simulators.observer import Observer
-from village.local import MosquittoServer, PostgresCluster
+from village.local import AmqttServer, MosquittoServer, PostgresCluster
 from village.migrate import migrate
 from village.principal import SYSTEM
 from village.settings import Settings, parse_mqtt_url
@@ -33,9 +33,9 @@ T = TypeVar("T")
 FAST = PlayTiming(base_s=0.2, seconds_per_char=0.0)
 
 
-def settings_for(database_url: str, mosquitto: MosquittoServer, prefix: str,
+def settings_for(database_url: str, broker: MosquittoServer | AmqttServer, prefix: str,
                  retry_interval_s: float = 1.0) -> Settings:
-    return Settings(database_url=database_url, mqtt_url=mosquitto.url, topic_prefix=prefix,
+    return Settings(database_url=database_url, mqtt_url=broker.url, topic_prefix=prefix,
                     broadcast=BroadcastSettings(client_id=f"broadcast-{prefix}",
                                                 retry_interval_s=retry_interval_s,
                                                 sweep_interval_s=0.2))
@@ -64,10 +64,10 @@ def wait_until(condition: Callable[[], T], timeout_s: float, what: str) -> T:
         time.sleep(0.05)
 
 
-def fleet_of(rows: list[tuple[str, str, str]], mosquitto: MosquittoServer, prefix: str,
+def fleet_of(rows: list[tuple[str, str, str]], broker: MosquittoServer | AmqttServer, prefix: str,
              behaviours: dict[str, Behaviour], timing: PlayTiming = FAST) -> SimulatedFleet:
     devices = [SimDevice(d, "speaker", village=v, township=t) for d, t, v in rows]
-    return SimulatedFleet(parse_mqtt_url(mosquitto.url), prefix, devices, behaviours=behaviours,
+    return SimulatedFleet(parse_mqtt_url(broker.url), prefix, devices, behaviours=behaviours,
                           timing=timing, intervals_s={"speaker": 3600})
 
 
@@ -126,6 +126,24 @@ def test_a_county_wide_emergency_to_400_speakers(
             # Retried with the same id until expiry, and played once.
             assert unanswered["attempts"] >= 5
             assert log.started == [b] and log.duplicates == [b] * (unanswered["attempts"] - 1)
+
+
+def test_a_county_broadcast_over_the_embedded_mqtt_3_1_1_broker(
+        database_url: str, amqtt: AmqttServer, topic_prefix: str) -> None:
+    # `village up` falls back on amqtt where Mosquitto is missing: no shared subscription
+    # and no receive maximum there, and delivery must still be confirmed speaker by speaker.
+    rows = county_of(30)
+    register_speakers(database_url, rows)
+    offline = [rows[0][0]]
+    with fleet_of(rows, amqtt, topic_prefix, {offline[0]: OFFLINE}) as fleet, \
+            daemon(settings_for(database_url, amqtt, topic_prefix), 30):
+        request = BroadcastRequest(scope=Scope.county(), text="明早停水。", priority="normal",
+                                   volume_pct=80, expires_in_s=60)
+        b = broadcast(database_url, request)
+        counts_become(database_url, b, {"done": 29, "offline": 1}, 30)
+        fleet.bring_online(offline)
+        counts_become(database_url, b, {"done": 30}, 30)
+        assert all(fleet.speaker_log(d).started == [b] for d, _, _ in rows)
 
 
 def test_an_emergency_preempts_a_normal_one_and_holds_back_the_next(

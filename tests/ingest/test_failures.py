@@ -24,7 +24,7 @@ from tests.ingest.conftest import (
     scalar,
     wait_until,
 )
-from village.local import MosquittoServer, PostgresCluster
+from village.local import AmqttServer, MosquittoServer, PostgresCluster
 from village.migrate import migrate
 
 DEVICES = [f"wm-{n:03d}" for n in range(20)]
@@ -118,34 +118,47 @@ def cluster_database(private_postgres: PostgresCluster) -> Iterator[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(("broker_kind", "total", "max_in_flight"),
+                         [("mosquitto", 15_000, 500), ("amqtt", 3_000, 100)])
 def test_postgres_restart_mid_stream_loses_nothing_and_the_worker_recovers(
-    cluster_database: str, private_postgres: PostgresCluster, mosquitto: MosquittoServer,
-    topic_prefix: str,
+    cluster_database: str, private_postgres: PostgresCluster, topic_prefix: str, tmp_path: Path,
+    broker_kind: str, total: int, max_in_flight: int,
 ) -> None:
-    register(cluster_database, [(device, "water_meter") for device in DEVICES])
-    total = 15_000
-    settings = ingest_settings(cluster_database, mosquitto.url, topic_prefix, max_in_flight=500)
-    with running_worker(settings) as worker:
-        publisher = threading.Thread(target=stream,
-                                     args=(mosquitto.url, topic_prefix, 0, total))
-        publisher.start()
-        wait_until(lambda: readings(cluster_database) > 1000, what="the stream to be under way")
-        private_postgres.stop("fast")
-        wait_until(lambda: worker.stats.db_errors > 0, what="the worker to notice")
-        publisher.join(60)
-        # Everything is published and the database is down: the worker holds at most the
-        # receive maximum unacknowledged; the rest waits at the broker.
-        held = worker.subscriber.received - worker.stats.acked
-        # Mosquitto 2.0.11 lets a burst overshoot the receive maximum while acknowledgements
-        # and sends interleave (measured: up to 8x for a maximum of 100, transiently; see
-        # docs/ingest.md), so the check is that the flow stopped, far short of everything.
-        assert 0 < held <= settings.ingest.max_in_flight * 4
-        assert worker.stats.messages + held < total
-        private_postgres.start()
-        wait_until(lambda: readings(cluster_database) >= total, timeout_s=60,
-                   what="the worker to recover by itself")
-        assert worker.stats.database_ok
-    assert_each_reading_once(cluster_database, total)
+    # Over MQTT v5 (Mosquitto) the receive maximum bounds what the worker holds. amqtt, the
+    # embedded fallback, speaks 3.1.1 only: there the worker's network thread stops reading
+    # while its hand-off is full.
+    server = MosquittoServer if broker_kind == "mosquitto" else AmqttServer
+    broker = server(data_dir=tmp_path / broker_kind).start()
+    try:
+        register(cluster_database, [(device, "water_meter") for device in DEVICES])
+        settings = ingest_settings(cluster_database, broker.url, topic_prefix,
+                                   max_in_flight=max_in_flight)
+        with running_worker(settings) as worker:
+            publisher = threading.Thread(target=stream,
+                                         args=(broker.url, topic_prefix, 0, total))
+            publisher.start()
+            wait_until(lambda: readings(cluster_database) > total // 10,
+                       what="the stream to be under way")
+            private_postgres.stop("fast")
+            wait_until(lambda: worker.stats.db_errors > 0, what="the worker to notice")
+            publisher.join(60)
+            # Everything is published and the database is down: the worker holds a bounded
+            # number unacknowledged; the rest waits at the broker. Mosquitto 2.0.11 lets a
+            # burst overshoot the receive maximum while acknowledgements and sends
+            # interleave (measured: up to 8x for a maximum of 100, transiently; see
+            # docs/ingest.md); over 3.1.1 the hand-off, the batch being planned, the one
+            # queued and the one being written each hold up to the limit. So the check is
+            # that the flow stopped, far short of everything.
+            held = worker.subscriber.received - worker.stats.acked
+            assert 0 < held <= max_in_flight * 4
+            assert worker.stats.messages + held < total
+            private_postgres.start()
+            wait_until(lambda: readings(cluster_database) >= total, timeout_s=60,
+                       what="the worker to recover by itself")
+            assert worker.stats.database_ok
+        assert_each_reading_once(cluster_database, total)
+    finally:
+        broker.stop()
 
 
 @pytest.mark.slow

@@ -16,11 +16,13 @@ from pathlib import Path
 import pytest
 
 from tests.ingest.conftest import scalar, wait_until
-from village.local import PostgresCluster, free_port, stop_stale_mosquitto
+from village.local import PostgresCluster, free_port, stop_stale_servers
+from village.up import LocalBroker, UpError, choose_broker
 
 
 @pytest.mark.slow
-def test_village_up_runs_everything_locally_and_stops_cleanly_on_ctrl_c() -> None:
+@pytest.mark.parametrize("broker", ["auto", "amqtt"])
+def test_village_up_runs_everything_locally_and_stops_cleanly_on_ctrl_c(broker: str) -> None:
     # PostgreSQL runs as its own user when we are root, so the data directory must be
     # reachable by it (pytest's tmp_path is not).
     base = Path(tempfile.mkdtemp(prefix="village-up-"))
@@ -29,7 +31,8 @@ def test_village_up_runs_everything_locally_and_stops_cleanly_on_ctrl_c() -> Non
     api_port = free_port()
     env["VILLAGE_API__PORT"] = str(api_port)
     process = subprocess.Popen(
-        [sys.executable, "-m", "village.cli", "up", "--data-dir", str(base / "var")],
+        [sys.executable, "-m", "village.cli", "up", "--data-dir", str(base / "var"),
+         "--broker", broker],
         cwd=base, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")),  # type: ignore[union-attr]
@@ -55,7 +58,8 @@ def test_village_up_runs_everything_locally_and_stops_cleanly_on_ctrl_c() -> Non
         if process.poll() is None:
             process.kill()
             # Killed, it could not stop its servers (they run in sessions of their own).
-            stop_stale_mosquitto((base / "var" / "mosquitto").resolve())
+            for conf in ("mosquitto/mosquitto.conf", "amqtt/amqtt.yaml"):
+                stop_stale_servers((base / "var" / conf).resolve())
             PostgresCluster(data_dir=(base / "var" / "pg").resolve()).stop("immediate")
         reader.join(5)
         shutil.rmtree(base, ignore_errors=True)
@@ -64,3 +68,16 @@ def test_village_up_runs_everything_locally_and_stops_cleanly_on_ctrl_c() -> Non
         assert f"started {name}" in output and f"stopped {name}" in output, output
     assert kinds == ["barn", "camera", "gateway", "speaker", "water_meter", "water_quality"]
     assert dead_letters == 0  # the simulators and the ingest agree on the contract
+    assert ("embedded amqtt, MQTT 3.1.1" in output) == (broker == "amqtt"), output
+
+
+def test_up_prefers_mosquitto_and_falls_back_to_the_embedded_broker() -> None:
+    assert choose_broker(LocalBroker.AUTO, "/usr/sbin/mosquitto", True) is LocalBroker.MOSQUITTO
+    assert choose_broker(LocalBroker.AUTO, None, True) is LocalBroker.AMQTT
+    assert choose_broker(LocalBroker.AMQTT, "/usr/sbin/mosquitto", True) is LocalBroker.AMQTT
+    with pytest.raises(UpError, match="no MQTT broker"):
+        choose_broker(LocalBroker.AUTO, None, False)
+    with pytest.raises(UpError, match="no mosquitto binary"):
+        choose_broker(LocalBroker.MOSQUITTO, None, True)
+    with pytest.raises(UpError, match="amqtt is not installed"):
+        choose_broker(LocalBroker.AMQTT, "/usr/sbin/mosquitto", False)

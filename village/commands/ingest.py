@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from village.up import LocalBroker
+
 if TYPE_CHECKING:
     from ingest.service import Worker
 
@@ -86,12 +88,15 @@ DATA_DIR = Path("var")
 def up(
     data_dir: Annotated[Path, typer.Option(help="where the local broker and database live")]
     = DATA_DIR,
+    broker: Annotated[LocalBroker, typer.Option(
+        help="the local broker; auto: Mosquitto if installed, else embedded amqtt")]
+    = LocalBroker.AUTO,
 ) -> None:
     """Start everything locally: broker, database, schema, ingest and simulated devices."""
     from village.cli import settings_or_exit
     from village.up import run_up
 
-    run_up(settings_or_exit(), data_dir, console)
+    run_up(settings_or_exit(), data_dir, console, broker)
 
 
 def register(app: typer.Typer) -> None:
