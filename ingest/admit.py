@@ -1,7 +1,8 @@
 """Admission: whether a message's device may send it, from a registry snapshot (pure).
 
 The snapshot is a mapping of device id to what ingest needs to know about the device; the
-service keeps it fresh (see `ingest.registry`). Nothing here touches the database.
+service keeps it fresh (`Worker._refresh_registry` in `ingest.service`). Nothing here
+touches the database.
 """
 
 from __future__ import annotations

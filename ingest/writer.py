@@ -1,9 +1,10 @@
 """The database writer: one psycopg connection, one transaction per batch, COPY for rows.
 
-Per batch: readings and events are copied into per-connection staging tables and moved
-with `INSERT ... ON CONFLICT DO NOTHING` (a reading sent twice is stored once); presence
-and pending devices are upserted; dead letters are copied; a `pg_notify` tells listeners
-(alerting) what was committed. The caller acknowledges the MQTT messages only after
+Per batch: readings are copied straight into `readings`; a batch holding a duplicate, and
+the next few after it, go through a per-connection staging table and `INSERT ... ON
+CONFLICT DO NOTHING` instead (a reading sent twice is stored once), as events always do;
+presence and pending devices are upserted; dead letters are copied; a `pg_notify` tells
+listeners (alerting) what was committed. The caller acknowledges the MQTT messages only after
 `write` returns, i.e. after COMMIT.
 """
 
