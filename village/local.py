@@ -274,6 +274,17 @@ def _as_postgres_user() -> dict[str, object]:
     return {"user": user.pw_uid, "group": user.pw_gid}
 
 
+def postgres_can_reach(path: Path) -> bool:
+    """Whether the server's user (`postgres` when we are root) can enter the nearest existing
+    folder of `path`: a cluster under a root-only home directory could not start."""
+    ids = _as_postgres_user()
+    if not ids:
+        return True
+    existing = next(folder for folder in (path, *path.parents) if folder.exists())
+    return subprocess.run(["test", "-x", str(existing)], check=False,  # type: ignore[call-overload]
+                          **ids).returncode == 0
+
+
 @dataclass
 class PostgresCluster:
     """A PostgreSQL cluster of our own on a free port, trust auth on loopback."""

@@ -9,7 +9,9 @@ listed in `SERVICES`: ingest, alerting, broadcast, the API and the simulators.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +28,8 @@ from rich.live import Live
 from village.settings import Settings, parse_mqtt_url
 
 DATABASE_NAME = "village"
+# Where clusters go when the postgres user cannot reach the data directory (see _cluster_dir).
+CLUSTERS_FALLBACK = Path("/var/tmp/village-up")
 STATUS_EVERY_S = 1.0
 
 
@@ -121,12 +125,15 @@ def _start_database(stack: Stack) -> None:
         return
     from village.local import PostgresCluster
 
-    cluster = PostgresCluster(data_dir=(stack.data_dir / "pg").resolve())
+    cluster = PostgresCluster(data_dir=_cluster_dir(stack))
     try:
         cluster.init()
     except FileNotFoundError as exc:
         raise UpError(f"{exc}: install PostgreSQL 15+ (Debian: postgresql; or pip install "
                       "'smart-village-telemetry[embedded]'), or set VILLAGE_DATABASE_URL") from None
+    except subprocess.CalledProcessError as exc:
+        said = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
+        raise UpError(f"initdb failed in {cluster.data_dir}: {said[-1] if said else exc}") from None
     cluster.stop()  # a cluster left running by a crashed run would refuse to start again
 
     def start() -> None:
@@ -141,6 +148,19 @@ def _start_database(stack: Stack) -> None:
             conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
     url = cluster.admin_url.rsplit("/", 1)[0] + "/" + DATABASE_NAME
     stack.settings = stack.settings.model_copy(update={"database_url": url})
+
+
+def _cluster_dir(stack: Stack) -> Path:
+    """`DATA_DIR/pg`, or, where the `postgres` user cannot enter it (we run as root from a
+    root-only home directory), a folder of its own under /var/tmp, the same on every run."""
+    from village.local import postgres_can_reach
+
+    wanted = (stack.data_dir / "pg").resolve()
+    if postgres_can_reach(wanted):
+        return wanted
+    fallback = CLUSTERS_FALLBACK / hashlib.sha256(str(wanted).encode()).hexdigest()[:12]
+    stack.console.print(f"the postgres user cannot enter {wanted}: the cluster lives in {fallback}")
+    return fallback
 
 
 def _migrate(stack: Stack) -> None:

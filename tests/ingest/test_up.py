@@ -23,10 +23,9 @@ from village.up import LocalBroker, UpError, choose_broker
 @pytest.mark.slow
 @pytest.mark.parametrize("broker", ["auto", "amqtt"])
 def test_village_up_runs_everything_locally_and_stops_cleanly_on_ctrl_c(broker: str) -> None:
-    # PostgreSQL runs as its own user when we are root, so the data directory must be
-    # reachable by it (pytest's tmp_path is not).
+    # A folder only its owner may enter, as a home directory is: run as root, `village up`
+    # must put the cluster where the `postgres` user (which runs it) can reach it.
     base = Path(tempfile.mkdtemp(prefix="village-up-"))
-    base.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith("VILLAGE_")}
     api_port = free_port()
     env["VILLAGE_API__PORT"] = str(api_port)
@@ -55,20 +54,32 @@ def test_village_up_runs_everything_locally_and_stops_cleanly_on_ctrl_c(broker: 
         process.send_signal(signal.SIGINT)
         assert process.wait(60) == 0, "".join(lines)
     finally:
+        cluster_dir = cluster_dir_in("".join(lines))
         if process.poll() is None:
             process.kill()
             # Killed, it could not stop its servers (they run in sessions of their own).
             for conf in ("mosquitto/mosquitto.conf", "amqtt/amqtt.yaml"):
                 stop_stale_servers((base / "var" / conf).resolve())
-            PostgresCluster(data_dir=(base / "var" / "pg").resolve()).stop("immediate")
+            if cluster_dir:
+                PostgresCluster(data_dir=cluster_dir).stop("immediate")
         reader.join(5)
         shutil.rmtree(base, ignore_errors=True)
+        if cluster_dir:
+            shutil.rmtree(cluster_dir, ignore_errors=True)
     output = "".join(lines)
+    assert cluster_dir is not None, output
+    assert cluster_dir.is_relative_to(base) == (os.geteuid() != 0), output
     for name in ("broker", "postgresql", "ingest", "alerting", "broadcast", "api", "simulators"):
         assert f"started {name}" in output and f"stopped {name}" in output, output
     assert kinds == ["barn", "camera", "gateway", "speaker", "water_meter", "water_quality"]
     assert dead_letters == 0  # the simulators and the ingest agree on the contract
     assert ("embedded amqtt, MQTT 3.1.1" in output) == (broker == "amqtt"), output
+
+
+def cluster_dir_in(output: str) -> Path | None:
+    """Where `village up` said its PostgreSQL cluster lives."""
+    match = re.search(r"started postgresql .* \(data in (\S+)\)", output)
+    return Path(match.group(1)) if match else None
 
 
 def test_up_prefers_mosquitto_and_falls_back_to_the_embedded_broker() -> None:
