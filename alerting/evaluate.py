@@ -97,7 +97,7 @@ def _state(states: Mapping[str, AlertState], rule: Rule, subject: Subject) -> Al
 
 def run(
     rule: Rule, subject: Subject, state: AlertState, observations: Iterable[Observation],
-    outcome: Outcome, for_s: float | None = None, keep_time: bool = False,
+    outcome: Outcome, keep_time: bool = False,
 ) -> AlertState:
     """Step one state through observations, recording transitions into `outcome`.
 
@@ -106,7 +106,7 @@ def run(
     same answers, and a quiet pass over many devices writes nothing. With `keep_time` the
     newest judged time is recorded too (events: it is when the last one came).
     """
-    hold = for_seconds(rule) if for_s is None else for_s
+    hold = for_seconds(rule)
     first = state
     for obs in observations:
         if not is_new(state, obs.ts):
