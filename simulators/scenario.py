@@ -58,9 +58,7 @@ def _at(value: object) -> object:
             value = datetime.fromisoformat(value)
         except ValueError:
             raise ValueError(f"must be {_AT_SHAPE}") from None
-    if isinstance(value, datetime) and value.tzinfo is None:
-        raise ValueError("a time needs its UTC offset, e.g. 2026-11-22T08:00:00+08:00")
-    return value
+    return _aware(value)
 
 
 def _aware(value: object) -> object:
