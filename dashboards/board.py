@@ -37,21 +37,16 @@ VARIABLE_LABELS = {
 }
 
 
-def place_filter(alias: str = "d") -> str:
-    """SQL that keeps devices (table alias `alias`) in the chosen township, village, site."""
-    return " AND ".join(
-        f"('*' IN (${name}) OR {alias}.{name} IN (${name}))" for name in PLACE_VARIABLES
-    )
+def place_filter(alias: str = "d", names: tuple[str, ...] = PLACE_VARIABLES) -> str:
+    """SQL that keeps devices (table alias `alias`) in the chosen places (township, village, site)."""
+    return " AND ".join(f"('*' IN (${name}) OR {alias}.{name} IN (${name}))" for name in names)
 
 
 def variable_queries() -> dict[str, Query]:
     """Each place variable's query over `devices`, each narrowed by the ones before it."""
     queries: dict[str, Query] = {}
     for index, name in enumerate(PLACE_VARIABLES):
-        narrower = "".join(
-            f" AND ('*' IN (${outer}) OR d.{outer} IN (${outer}))"
-            for outer in PLACE_VARIABLES[:index]
-        )
+        narrower = f" AND {place_filter('d', PLACE_VARIABLES[:index])}" if index else ""
         queries[name] = Query(
             f"SELECT DISTINCT d.{name} FROM devices d WHERE d.lifecycle = 'active'"
             f" AND d.{name} IS NOT NULL{narrower} ORDER BY 1",
