@@ -208,7 +208,7 @@ def _rung_people(send: Send, routing: Routing, now: datetime) -> list[Person]:
 def _message(send: Send, engine: Engine, language: str, who: str, now: datetime) -> Message:
     views = [a.view for a in send.alerts]
     title, text, alerts = render(views, send.action, language, engine.routing.zone,
-                                 lambda alert_id: engine.link(alert_id, who, now), now)
+                                 lambda alert_id: engine.link(alert_id, who, now))
     return Message(title, text, send.action, views[0].severity, language, tuple(alerts),
                    send.place)
 

@@ -138,7 +138,7 @@ def local_time(ts: datetime, zone: ZoneInfo) -> str:
 
 def render(
     alerts: Sequence[AlertView], action: str, language: str, zone: ZoneInfo,
-    link: Callable[[int], str | None], now: datetime,
+    link: Callable[[int], str | None],
 ) -> tuple[str, str, list[dict[str, Any]]]:
     """Title, text and structured alerts of one notification (one alert or a group)."""
     words, first = WORDS[language], alerts[0]

@@ -20,7 +20,7 @@ def link(alert_id: int) -> str:
 
 
 def test_a_firing_message_in_chinese_carries_everything():
-    title, text, alerts = render([ALERT], "firing", "zh", ZONE, link, STARTED)
+    title, text, alerts = render([ALERT], "firing", "zh", ZONE, link)
     assert title == "【重要·告警】浊度超过 1 NTU"
     for part in ("设备：wq-0001 水厂出水口（水质监测）", "地点：东乡 / 王村 / 一组",
                  "数值：turbidity_ntu = 2.4 NTU（阈值 1 NTU）", "开始于：2026-07-01 10:05",
@@ -32,7 +32,7 @@ def test_a_firing_message_in_chinese_carries_everything():
 def test_a_resolved_message_in_english_says_how_long_it_lasted():
     resolved = replace(ALERT, summary="Turbidity above 1 NTU",
                        resolved_at=STARTED + timedelta(hours=2, minutes=5))
-    title, text, _ = render([resolved], "resolved", "en", ZONE, link, STARTED)
+    title, text, _ = render([resolved], "resolved", "en", ZONE, link)
     assert title == "【MAJOR·Resolved】Turbidity above 1 NTU"
     assert "Lasted: 2 h 5 min" in text and "Device: wq-0001 水厂出水口 (Water quality probe)" in text
 
@@ -40,7 +40,7 @@ def test_a_resolved_message_in_english_says_how_long_it_lasted():
 def test_a_group_lists_twenty_and_counts_the_rest():
     cameras = [replace(ALERT, id=i, device_id=f"cam-{i:03d}", kind="camera", condition="stopped",
                        metric=None, value=900.0, threshold=300.0) for i in range(25)]
-    title, text, alerts = render(cameras, "firing", "zh", ZONE, link, STARTED)
+    title, text, alerts = render(cameras, "firing", "zh", ZONE, link)
     assert "（共 25 条）" in title and len(alerts) == 25
     assert "cam-019" in text and "cam-020" not in text and "另有 5 条" in text
     assert "已15分无数据" in text
