@@ -64,6 +64,10 @@ class Faults:
                 return window
         return None
 
+    def quiet(self, at: datetime) -> bool:
+        """Whether the device publishes nothing at `at`: silenced, or off the network."""
+        return any(self.active(name, at) for name in ("silence", *NETWORK_FAULTS))
+
     def progress(self, name: str, at: datetime, default_ramp_h: float) -> float | None:
         """How far a growing fault has come at `at`, in ramp times (None when inactive).
 

@@ -42,7 +42,7 @@ class GatewayModel:
     def poll(self, now: datetime) -> list[Outgoing]:
         """Own health, then one gateway message per round of the children's telemetry."""
         out = self._health.poll(now)
-        if self.faults.active("silence", now) or self.faults.active("offline", now):
+        if self.faults.quiet(now):
             return out  # children's readings wait in their buffers until it is back
         rounds: list[dict[str, orjson.Fragment]] = []
         for child in self.children.values():

@@ -90,7 +90,7 @@ class SensorDevice:
         interval_h = self.interval.total_seconds() / 3600
         while self._next_slot <= now:
             slot, self._next_slot = self._next_slot, self._next_slot + self.interval
-            if self.faults.active("silence", slot) or self.faults.active("offline", slot):
+            if self.faults.quiet(slot):
                 continue
             sample = self.physics.sample(slot, interval_h, self.faults)
             self._buffer.append(payloads.reading_set(self.kind, slot, sample.values, self._seq))
