@@ -165,7 +165,8 @@ def plan_batch(batch: Iterable[Parsed], registry: Registry, policy: Policy) -> B
             assert item.topic is not None  # a parsed message without a rejection has a topic
             _PLANNERS[item.topic.channel](item, registry, policy, plan, outcome)
         if outcome.rejections:
-            plan.dead_letters.append(_dead_letter(item, outcome, policy))
+            plan.dead_letters.append(
+                dead_letter(item, outcome.rejections, policy, partial=outcome.stored > 0))
     return plan
 
 
@@ -299,9 +300,11 @@ _PLANNERS: dict[Channel, Callable[[Parsed, Registry, Policy, BatchPlan, _Outcome
 }
 
 
-def _dead_letter(item: Parsed, outcome: _Outcome, policy: Policy) -> DeadLetter:
-    first = outcome.rejections[0]
-    more = len(outcome.rejections) - 1
+def dead_letter(item: Parsed, rejections: list[Rejection], policy: Policy,
+                partial: bool = False) -> DeadLetter:
+    """The dead letter of a message refused for these reasons (the first one leads)."""
+    first = rejections[0]
+    more = len(rejections) - 1
     detail = first.detail if more == 0 else f"{first.detail} (and {more} more)"
     payload = item.message.payload
     return DeadLetter(
@@ -309,8 +312,8 @@ def _dead_letter(item: Parsed, outcome: _Outcome, policy: Policy) -> DeadLetter:
         device_id=item.topic.device_id if item.topic else None,
         reason=first.reason.value,
         detail=detail,
-        problems=[rejection.as_json() for rejection in outcome.rejections[:MAX_PROBLEMS]],
-        partial=outcome.stored > 0,
+        problems=[rejection.as_json() for rejection in rejections[:MAX_PROBLEMS]],
+        partial=partial,
         payload=payload[: policy.dead_letter_payload_bytes],
         payload_bytes=len(payload),
         received_at=item.message.received_at,

@@ -22,11 +22,19 @@ from typing import TypeVar
 import psycopg
 
 from ingest.admit import RegisteredDevice
-from ingest.decode import Limits, Reason
+from ingest.decode import Limits, Reason, Rejection
 from ingest.handoff import HandOff, Message
 from ingest.maintenance import Maintenance
 from ingest.mqtt import Subscriber
-from ingest.plan import BatchPlan, DeadLetter, Parsed, Policy, parse, plan_batch, referenced_devices
+from ingest.plan import (
+    BatchPlan,
+    Parsed,
+    Policy,
+    dead_letter,
+    parse,
+    plan_batch,
+    referenced_devices,
+)
 from ingest.writer import Writer, WriteResult, is_transient
 from village.settings import Settings
 
@@ -264,17 +272,7 @@ class Worker:
 
 
 def _refused(item: Parsed, exc: psycopg.Error, policy: Policy) -> BatchPlan:
-    message = item.message
-    reason = Reason.STORAGE_REFUSED
     detail = f"the database refused it: {str(exc).strip().splitlines()[0][:200]}"
-    return BatchPlan(dead_letters=[DeadLetter(
-        topic=message.topic,
-        device_id=item.topic.device_id if item.topic else None,
-        reason=reason.value,
-        detail=detail,
-        problems=[{"reason": reason.value, "detail": detail, "entry": None, "metric": None}],
-        partial=False,
-        payload=message.payload[: policy.dead_letter_payload_bytes],
-        payload_bytes=len(message.payload),
-        received_at=message.received_at,
-    )], messages=1, latest_received_at=message.received_at)
+    letter = dead_letter(item, [Rejection(Reason.STORAGE_REFUSED, detail)], policy)
+    return BatchPlan(dead_letters=[letter], messages=1,
+                     latest_received_at=item.message.received_at)
