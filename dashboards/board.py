@@ -19,6 +19,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as model
 
 from dashboards.i18n import COLUMN_LABELS, Language, Text
+from dashboards.limits import COUNTY_TIMEZONE
 from dashboards.query import DATASOURCE_TYPE, Query, SqlTarget, SqlTargetBuilder
 
 # Grafana writes the base threshold step as null (-Infinity), which its own 11.6 JSON
@@ -201,7 +202,7 @@ class Board:
             sdk.Dashboard(self.t(self.title))
             .uid(self.uid)
             .tags(["smart-village", *self.tags])
-            .timezone("Asia/Shanghai")
+            .timezone(COUNTY_TIMEZONE)
             .time("now-7d", "now")
             .refresh("5m")
             .editable()
