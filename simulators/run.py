@@ -47,6 +47,11 @@ def check_broker(endpoint: MqttEndpoint, timeout_s: float = 5.0) -> None:
         raise TimeoutError(f"cannot reach the broker: {exc}") from None
 
 
+def _connect_timeout_s(devices: Sequence[SimDevice]) -> float:
+    """Time for every device to connect: a minute, or a second per 50 devices if longer."""
+    return max(60.0, len(devices) / 50)
+
+
 def run_realtime(devices: Sequence[SimDevice], options: RunOptions, console: Console,
                  duration_s: float | None, stop: threading.Event) -> FleetCounters:
     """Run the devices at their normal rates until `duration_s` passes or `stop` is set."""
@@ -61,7 +66,7 @@ def run_realtime(devices: Sequence[SimDevice], options: RunOptions, console: Con
     deadline = None if duration_s is None else time.monotonic() + duration_s
     with Progress(console, "simulate", options.show_progress) as progress:
         try:
-            fleet.start(timeout_s=max(60.0, len(devices) / 50))
+            fleet.start(timeout_s=_connect_timeout_s(devices))
             while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
                 stop.wait(PROGRESS_EVERY_S if deadline is None
                           else min(PROGRESS_EVERY_S, max(deadline - time.monotonic(), 0)))
@@ -90,7 +95,7 @@ def run_backfill(devices: Sequence[SimDevice], plan: Backfill, options: RunOptio
     started = time.monotonic()
     with Progress(console, "back-fill", options.show_progress) as progress:
         try:
-            fleet.start(timeout_s=max(60.0, len(devices) / 50))
+            fleet.start(timeout_s=_connect_timeout_s(devices))
             batches = math.ceil((plan.end - plan.start) / plan.batch)
             for number, batch in enumerate(history(devices, plan, options.faults), 1):
                 for first in range(0, len(batch), PUBLISH_CHUNK):
