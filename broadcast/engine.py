@@ -18,6 +18,7 @@ import psycopg
 
 from broadcast import store
 from broadcast.delivery import (
+    IN_PROGRESS,
     Change,
     DeliveryRow,
     Happening,
@@ -99,7 +100,7 @@ class Engine:
                                 reason=reasons[b, d], accepted_at=confirmed_at.get((b, d)))
                    for (b, d) in times if states[b, d] != S(rows[b, d].state)]
         changed = store.apply(conn, changes)
-        finished = [c.device_id for c in changes if c.new not in (S.SENT, S.ACCEPTED)]
+        finished = [c.device_id for c in changes if c.new not in IN_PROGRESS]
         if finished:
             self._release_held(conn, finished, now)
         return changed
