@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Literal, NamedTuple
@@ -98,4 +98,3 @@ class Transition:
     threshold: float | None
     alert_id: int | None = None
     metric: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
