@@ -193,7 +193,7 @@ def _ago(delta: timedelta) -> str:
     return f"{seconds / 86400:.0f} days"
 
 
-def _metric_value(name: str, raw: object, kind: DeviceKind | None) -> float | Rejection:
+def _metric_value(name: str, raw: object, spec: MetricSpec | None) -> float | Rejection:
     if isinstance(raw, bool):
         return 1.0 if raw else 0.0
     if not isinstance(raw, int | float):
@@ -207,7 +207,6 @@ def _metric_value(name: str, raw: object, kind: DeviceKind | None) -> float | Re
     if not math.isfinite(value):
         return Rejection(Reason.NON_FINITE, f"{name} is {value}; only finite numbers are stored",
                          metric=name)
-    spec = kind.metric(name) if kind is not None else None
     if spec is not None and not spec.admits(value):
         return Rejection(
             Reason.OUT_OF_RANGE,
@@ -307,7 +306,7 @@ def _decode_reading_set(
                 continue
         # Everything else (booleans, wrong types, non-finite, out of range) takes the
         # careful path, which explains a refusal.
-        checked = _metric_value(name, raw, kind)
+        checked = _metric_value(name, raw, spec)
         if isinstance(checked, Rejection):
             out.rejections.append(Rejection(checked.reason, checked.detail, index, name))
             continue
