@@ -7,14 +7,21 @@ index, and animal body temperature."""
 from __future__ import annotations
 
 from dashboards import limits
-from dashboards.board import BASE, Board, BuiltDashboard, place_filter, steps
+from dashboards.board import (
+    BASE,
+    DEVICE_LABEL,
+    Board,
+    BuiltDashboard,
+    device_series,
+    place_filter,
+    steps,
+)
 from dashboards.i18n import Language, Text
 from dashboards.panels import listing, series, single
 from dashboards.query import Query
 
 UID = "village-barns"
 
-BARN = "coalesce(d.site, d.village) || ' / ' || coalesce(d.name, d.device_id)"
 # A barn's species from its registry tags; untagged or unknown: the strictest limits.
 SPECIES = (
     "CASE WHEN d.tags->>'species' IN ("
@@ -45,25 +52,11 @@ def thi_sql(temperature: str, humidity: str) -> str:
     return f"((1.8 * {temperature} + 32) - (0.55 - 0.0055 * {humidity}) * (1.8 * {temperature} - 26))"
 
 
-def barn_series(metric: str, aggregate: str = "avg") -> Query:
-    """One metric per barn, aggregated per Grafana interval."""
-    return Query(
-        f"""SELECT $__timeGroupAlias(r.ts, $__interval), {BARN} AS metric, {aggregate}(r.value) AS {metric}
-FROM readings r
-JOIN devices d ON d.device_id = r.device_id
-WHERE d.kind = 'barn' AND r.metric = '{metric}' AND $__timeFilter(r.ts) AND {place_filter()}
-GROUP BY 1, 2
-ORDER BY 1""",
-        ("time", "metric", metric),
-        "time_series",
-    )
-
-
 def gas_query(metric: str) -> Query:
     """The worst concentration of a gas per barn and interval, as % of its species' limit."""
     return Query(
         f"""WITH {gas_limits_values()}
-SELECT $__timeGroupAlias(r.ts, $__interval), {BARN} AS metric,
+SELECT $__timeGroupAlias(r.ts, $__interval), {DEVICE_LABEL} AS metric,
        max(r.value * g.mg_per_ppm / g.limit_mg_m3 * 100) AS pct_of_limit
 FROM readings r
 JOIN devices d ON d.device_id = r.device_id
@@ -102,7 +95,7 @@ WHERE s.kind = 'barn' AND s.lifecycle = 'active' AND NOT s.online AND {place_fil
         Query(
             f"""WITH {gas_limits_values()}
 SELECT DISTINCT ON (d.device_id, r.metric)
-       {BARN} AS site, {SPECIES} AS species, r.metric,
+       {DEVICE_LABEL} AS site, {SPECIES} AS species, r.metric,
        round((r.value * g.mg_per_ppm)::numeric, 2) AS value, g.limit_mg_m3 AS limit,
        round((r.value * g.mg_per_ppm / g.limit_mg_m3 * 100)::numeric, 1) AS pct_of_limit,
        r.ts
@@ -117,8 +110,10 @@ ORDER BY d.device_id, r.metric, r.ts DESC""",
         width=18,
         height=6,
     )
-    board.add(series("celsius"), Text("舍内温度", "Air temperature"), barn_series("temperature_c"))
-    board.add(series("percent"), Text("相对湿度", "Relative humidity"), barn_series("humidity_pct"))
+    board.add(series("celsius"), Text("舍内温度", "Air temperature"),
+              device_series("barn", "temperature_c"))
+    board.add(series("percent"), Text("相对湿度", "Relative humidity"),
+              device_series("barn", "humidity_pct"))
     for metric, title in GASES:
         board.add(series("percent", PERCENT_OF_LIMIT), title, gas_query(metric), width=8)
     temperature = "avg(r.value) FILTER (WHERE r.metric = 'temperature_c')"
@@ -131,7 +126,7 @@ ORDER BY d.device_id, r.metric, r.ts DESC""",
         ),
         Text("温湿指数 THI (牛热应激)", "Temperature-humidity index (cattle heat stress)"),
         Query(
-            f"""SELECT $__timeGroupAlias(r.ts, $__interval), {BARN} AS metric,
+            f"""SELECT $__timeGroupAlias(r.ts, $__interval), {DEVICE_LABEL} AS metric,
        {thi_sql(temperature, humidity)} AS thi
 FROM readings r
 JOIN devices d ON d.device_id = r.device_id
@@ -154,7 +149,7 @@ ORDER BY 1""",
                   (limits.BODY_TEMP_VET_C, "red")),
         ),
         Text("动物体温 (最高)", "Animal body temperature (hottest)"),
-        barn_series("body_temp_c", "max"),
+        device_series("barn", "body_temp_c", "max"),
         description=Text("奶牛体温超过39.5 °C需关注，超过40.0 °C请兽医。",
                          "A dairy cow above 39.5 °C deserves a look, above 40.0 °C a call to the vet."),
     )

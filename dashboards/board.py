@@ -43,6 +43,24 @@ def place_filter(alias: str = "d", names: tuple[str, ...] = PLACE_VARIABLES) -> 
     return " AND ".join(f"('*' IN (${name}) OR {alias}.{name} IN (${name}))" for name in names)
 
 
+# How a panel names one device: its site (or village), then its name (or id).
+DEVICE_LABEL = "coalesce(d.site, d.village) || ' / ' || coalesce(d.name, d.device_id)"
+
+
+def device_series(kind: str, metric: str, aggregate: str = "avg") -> Query:
+    """One metric of every device of a kind in the chosen places, aggregated per Grafana interval."""
+    return Query(
+        f"""SELECT $__timeGroupAlias(r.ts, $__interval), {DEVICE_LABEL} AS metric, {aggregate}(r.value) AS {metric}
+FROM readings r
+JOIN devices d ON d.device_id = r.device_id
+WHERE d.kind = '{kind}' AND r.metric = '{metric}' AND $__timeFilter(r.ts) AND {place_filter()}
+GROUP BY 1, 2
+ORDER BY 1""",
+        ("time", "metric", metric),
+        "time_series",
+    )
+
+
 def variable_queries() -> dict[str, Query]:
     """Each place variable's query over `devices`, each narrowed by the ones before it."""
     queries: dict[str, Query] = {}

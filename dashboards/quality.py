@@ -9,14 +9,20 @@ from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.models.dashboard import ThresholdsConfig
 
 from dashboards import limits
-from dashboards.board import BASE, Board, BuiltDashboard, place_filter, steps
+from dashboards.board import (
+    BASE,
+    DEVICE_LABEL,
+    Board,
+    BuiltDashboard,
+    device_series,
+    place_filter,
+    steps,
+)
 from dashboards.i18n import Language, Text
 from dashboards.panels import listing, series, single
 from dashboards.query import Query
 
 UID = "village-quality"
-
-STATION = "coalesce(d.site, d.village) || ' / ' || coalesce(d.name, d.device_id)"
 
 
 def _sql_number(value: float | None) -> str:
@@ -66,26 +72,12 @@ PARAMETERS: tuple[tuple[str, Text, str, Builder[ThresholdsConfig] | None], ...] 
 )
 
 
-def parameter_query(metric: str) -> Query:
-    """One parameter of every station in the place, averaged per Grafana interval."""
-    return Query(
-        f"""SELECT $__timeGroupAlias(r.ts, $__interval), {STATION} AS metric, avg(r.value) AS {metric}
-FROM readings r
-JOIN devices d ON d.device_id = r.device_id
-WHERE d.kind = 'water_quality' AND r.metric = '{metric}' AND $__timeFilter(r.ts) AND {place_filter()}
-GROUP BY 1, 2
-ORDER BY 1""",
-        ("time", "metric", metric),
-        "time_series",
-    )
-
-
 def build(language: Language, datasource_uid: str) -> BuiltDashboard:
     """The water-quality dashboard."""
     board = Board(UID, Text("饮用水水质", "Drinking-water quality"), language, datasource_uid,
                   ("water", "quality"))
     exceedances = f"""WITH {limits_values()}
-SELECT {STATION} AS site, r.metric, l.limit_low, l.limit_high, count(*) AS readings_outside,
+SELECT {DEVICE_LABEL} AS site, r.metric, l.limit_low, l.limit_high, count(*) AS readings_outside,
        CASE WHEN l.limit_low IS NOT NULL AND min(r.value) < l.limit_low THEN min(r.value)
             ELSE max(r.value) END AS worst,
        min(r.ts) AS first_ts, max(r.ts) AS last_ts
@@ -114,5 +106,5 @@ GROUP BY 1, 2, 3, 4"""
         height=6,
     )
     for metric, title, unit, thresholds in PARAMETERS:
-        board.add(series(unit, thresholds), title, parameter_query(metric))
+        board.add(series(unit, thresholds), title, device_series("water_quality", metric))
     return board.build()
