@@ -24,7 +24,6 @@ from alerting.notifiers.webhook import WebhookConfig
 from alerting.rules import SEVERITIES, parse_duration
 
 Level = Literal["grid", "village", "township", "county"]
-LEVELS: tuple[str, ...] = ("grid", "village", "township", "county")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 RECEIVER_CONFIGS: dict[str, type[BaseModel]] = {
