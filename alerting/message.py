@@ -26,12 +26,10 @@ ACTION_WORDS = {
 WORDS = {
     "zh": {"device": "设备", "place": "地点", "value": "数值", "threshold": "阈值",
            "since": "开始于", "lasted": "持续", "link": "处理", "more": "另有 {n} 条",
-           "silent": "已{d}无数据", "event": "设备事件", "count": "共 {n} 条",
-           "ack": "已由 {who} 确认"},
+           "silent": "已{d}无数据", "event": "设备事件", "count": "共 {n} 条"},
     "en": {"device": "Device", "place": "Place", "value": "Value", "threshold": "threshold",
            "since": "Since", "lasted": "Lasted", "link": "Open", "more": "and {n} more",
-           "silent": "silent for {d}", "event": "device event", "count": "{n} alerts",
-           "ack": "acknowledged by {who}"},
+           "silent": "silent for {d}", "event": "device event", "count": "{n} alerts"},
 }
 
 
