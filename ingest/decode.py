@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -315,15 +315,15 @@ def _decode_reading_set(
         readings.append(Reading(device_id, name, ts, checked))
 
 
-def _entries(document: object, limits: Limits, out: Decoded) -> list[tuple[int | None, object]]:
+def _entries(document: object, limits: Limits, out: Decoded) -> Iterable[tuple[int | None, object]]:
     if isinstance(document, list):
         if len(document) > limits.max_entries:
             out.rejections.append(Rejection(
                 Reason.TOO_MANY_ENTRIES,
                 f"{len(document)} entries in one message; the limit is {limits.max_entries}"))
-            return []
-        return list(enumerate(document))
-    return [(None, document)]
+            return ()
+        return enumerate(document)
+    return ((None, document),)
 
 
 def decode_telemetry(
