@@ -78,11 +78,15 @@ class Deployment:
         self.sessions.append(session)
         return session.connect()
 
+    def service_url(self, name: str) -> str:
+        """The broker URL broker-config wrote to `<name>.env`."""
+        text = (self.conf / f"{name}.env").read_text()
+        return next(line.partition("=")[2] for line in text.splitlines()
+                    if line.startswith("VILLAGE_MQTT_URL="))
+
     def service(self, name: str) -> Session:
         """A session logged in with the URL broker-config wrote to `<name>.env`."""
-        line = next(line for line in (self.conf / f"{name}.env").read_text().splitlines()
-                    if line.startswith("VILLAGE_MQTT_URL="))
-        session = Session(parse_mqtt_url(line.partition("=")[2]), f"svc-{name}-test")
+        session = Session(parse_mqtt_url(self.service_url(name)), f"svc-{name}-test")
         self.sessions.append(session)
         return session.connect()
 

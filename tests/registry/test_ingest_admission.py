@@ -20,15 +20,9 @@ from tests.registry.conftest import ACCEPTED, Deployment, Village
 from village.local import MosquittoServer
 
 
-def _service_url(deployment: Deployment, name: str) -> str:
-    text = (deployment.conf / f"{name}.env").read_text()
-    return next(line.partition("=")[2] for line in text.splitlines()
-                if line.startswith("VILLAGE_MQTT_URL="))
-
-
 def test_a_gateways_children_are_stored_and_a_foreign_device_refused(
         deployment: Deployment, database_url: str) -> None:
-    settings = ingest_settings(database_url, _service_url(deployment, "ingest"), deployment.prefix)
+    settings = ingest_settings(database_url, deployment.service_url("ingest"), deployment.prefix)
     with running_worker(settings):
         gateway = deployment.device("gw-b1")
         payload = {"wm-b3": {"total_m3": 12.5}, "wm-b1": {"total_m3": 99.0}}
@@ -46,7 +40,7 @@ def test_a_gateways_children_are_stored_and_a_foreign_device_refused(
 
 def test_a_retired_devices_messages_are_dead_lettered_and_its_history_kept(
         deployment: Deployment, database_url: str) -> None:
-    settings = ingest_settings(database_url, _service_url(deployment, "ingest"), deployment.prefix,
+    settings = ingest_settings(database_url, deployment.service_url("ingest"), deployment.prefix,
                                registry_refresh_s=0.2)
     with running_worker(settings):
         meter = deployment.device("wm-b2")
