@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as paho
@@ -71,10 +72,10 @@ class Session:
         self.messages.append((message.topic, bytes(message.payload)))
         self._notify()
 
-    def _wait(self, done: object, timeout_s: float = TIMEOUT_S) -> bool:
+    def _wait(self, done: Callable[[], bool], timeout_s: float = TIMEOUT_S) -> bool:
         deadline = time.monotonic() + timeout_s
         with self._changed:
-            while not done():  # type: ignore[operator]
+            while not done():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
