@@ -64,7 +64,6 @@ SERVICE_ACCOUNTS: tuple[ServiceAccount, ...] = (
     ServiceAccount("api", "sends operators' broadcasts and commands", (
         Grant(WRITE, Channel.COMMAND), Grant(READ, Channel.COMMAND_ACK))),
 )
-SERVICE_BY_NAME = {account.service: account for account in SERVICE_ACCOUNTS}
 
 # Every device: publish its own reports, read its own commands.
 DEVICE_GRANTS: tuple[Grant, ...] = (
@@ -120,11 +119,12 @@ def acl_text(prefix: str, gateway_ids: Iterable[str]) -> str:
 def passwd_lines(accounts: Iterable[tuple[str, str]]) -> Iterator[str]:
     """Mosquitto password file lines `name:$7$...` from (username, stored hash) pairs."""
     for name, hashed in accounts:
+        name = _checked_name(name)
         try:
             check_hash_format(hashed)
         except ValueError as exc:
-            raise BrokerAccessError(f"{_checked_name(name)}: {exc}") from None
-        yield f"{_checked_name(name)}:{hashed}\n"
+            raise BrokerAccessError(f"{name}: {exc}") from None
+        yield f"{name}:{hashed}\n"
 
 
 @dataclass(frozen=True)
