@@ -196,11 +196,11 @@ def _header(fields: list[str]) -> tuple[str, ...]:
 
 def _row(line: int, columns: tuple[str, ...], cells: list[str],
          ) -> tuple[DeviceRow | None, list[RowProblem]]:
-    raw_id = cells[columns.index("device_id")].strip() if len(cells) == len(columns) else None
-    shown_id = raw_id if raw_id and is_valid_device_id(raw_id) else None
     if len(cells) != len(columns):
         reason = f"has {len(cells)} fields, the header has {len(columns)}"
-        return None, [RowProblem(line, shown_id, reason)]
+        return None, [RowProblem(line, None, reason)]
+    raw_id = cells[columns.index("device_id")].strip()
+    shown_id = raw_id if is_valid_device_id(raw_id) else None
     values: dict[str, Any] = {}
     problems = []
     for column, cell in zip(columns, cells, strict=True):
