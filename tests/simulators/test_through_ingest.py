@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import psycopg
 
+from simulators.build import DEFAULT_INTERVALS_S
 from simulators.fleet import SimulatedFleet
 from simulators.history import Backfill, history
 from simulators.hostile import HostileGenerator
@@ -18,8 +19,7 @@ from village.settings import parse_mqtt_url
 
 SPEC = PopulationSpec(townships=1, villages=2, meters=6, probes=1, cameras=2, barns=1,
                       speakers=2, gateways=True)
-FAST = {kind: 0.5 for kind in ("water_meter", "water_quality", "camera", "barn", "speaker",
-                                "gateway")}
+FAST = dict.fromkeys(DEFAULT_INTERVALS_S, 0.5)  # every simulated kind
 
 
 def test_every_simulated_device_is_stored_and_nothing_is_dead_lettered(
