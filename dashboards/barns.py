@@ -13,6 +13,7 @@ from dashboards.board import (
     Board,
     BuiltDashboard,
     device_series,
+    offline_count,
     place_filter,
     steps,
 )
@@ -76,13 +77,7 @@ def build(language: Language, datasource_uid: str) -> BuiltDashboard:
     board.add(
         single("none", steps((BASE, "green"), (1, "red"))),
         Text("失联畜舍", "Barns silent"),
-        Query(
-            f"""SELECT count(*) AS devices
-FROM device_status s
-JOIN devices d ON d.device_id = s.device_id
-WHERE s.kind = 'barn' AND s.lifecycle = 'active' AND NOT s.online AND {place_filter()}""",
-            ("devices",),
-        ),
+        offline_count("barn"),
         width=6,
         height=6,
         description=Text("高温天畜舍传感器失联属紧急情况（通风可能断电）。",

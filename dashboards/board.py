@@ -61,6 +61,17 @@ ORDER BY 1""",
     )
 
 
+def offline_count(kind: str) -> Query:
+    """How many active devices of a kind in the chosen places are offline."""
+    return Query(
+        f"""SELECT count(*) AS devices
+FROM device_status s
+JOIN devices d ON d.device_id = s.device_id
+WHERE s.kind = '{kind}' AND s.lifecycle = 'active' AND NOT s.online AND {place_filter()}""",
+        ("devices",),
+    )
+
+
 def variable_queries() -> dict[str, Query]:
     """Each place variable's query over `devices`, each narrowed by the ones before it."""
     queries: dict[str, Query] = {}

@@ -7,7 +7,7 @@ meters not reporting, meters' own alarms, and batteries."""
 from __future__ import annotations
 
 from dashboards import limits
-from dashboards.board import BASE, Board, BuiltDashboard, place_filter, steps
+from dashboards.board import BASE, Board, BuiltDashboard, offline_count, place_filter, steps
 from dashboards.i18n import Language, Text
 from dashboards.panels import listing, series, single
 from dashboards.query import Query
@@ -90,13 +90,7 @@ def build(language: Language, datasource_uid: str) -> BuiltDashboard:
     board.add(
         single("none", steps((BASE, "green"), (1, "orange"))),
         Text("未上报水表数", "Meters not reporting"),
-        Query(
-            f"""SELECT count(*) AS devices
-FROM device_status s
-JOIN devices d ON d.device_id = s.device_id
-WHERE s.kind = 'water_meter' AND s.lifecycle = 'active' AND NOT s.online AND {place_filter()}""",
-            ("devices",),
-        ),
+        offline_count("water_meter"),
         width=6,
         height=5,
     )
