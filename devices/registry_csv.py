@@ -19,12 +19,13 @@ from typing import Any
 from devices.broker_access import is_reserved_name
 from devices.catalogue import KIND_NAMES
 from devices.contract import is_valid_device_id
+from devices.kinds import gateway
 
 REQUIRED_COLUMNS = ("device_id", "kind", "village")
 OPTIONAL_COLUMNS = ("name", "township", "grid", "site", "latitude", "longitude",
                     "installed_on", "gateway_id", "tags")
 COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
-GATEWAY_KIND = "gateway"
+GATEWAY_KIND = gateway.KIND.name
 MAX_TEXT_CHARS = 200
 
 
