@@ -79,9 +79,8 @@ CASES: list[tuple[str, str, str, Channel, bytes, str, bool]] = [
 def test_each_bad_input_is_dead_lettered_with_its_reason_and_the_good_ones_stored(
     database_url: str, mosquitto: MosquittoServer, topic_prefix: str
 ) -> None:
-    devices = [("wm-good", "water_meter"), ("gw-1", "gateway"),
+    devices = [("wm-good", "water_meter"), ("gw-other", "gateway"), ("gw-1", "gateway"),
                ("wm-foreign", "water_meter", "gw-other")]
-    devices.insert(1, ("gw-other", "gateway"))
     devices += [(device_id, kind if kind != "retired" else "water_meter")
                 for _, device_id, kind, *_ in CASES if kind]
     register(database_url, devices)

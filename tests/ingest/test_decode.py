@@ -38,13 +38,11 @@ def test_unparsable_payloads(payload: bytes, reason: Reason) -> None:
     assert isinstance(result, Rejection) and result.reason is reason
 
 
-@pytest.mark.parametrize(("payload", "value"), [
-    (b'{"v": NaN}', "nan"), (b'{"v": Infinity}', "inf"), (b'{"v": -Infinity}', "-inf"),
-    (b'{"v": 1e309}', "inf"), (b'{"v": 123456789012345678901234567890}', "big"),
+@pytest.mark.parametrize("payload", [
+    b'{"v": NaN}', b'{"v": Infinity}', b'{"v": -Infinity}', b'{"v": 1e309}',
+    b'{"v": 123456789012345678901234567890}',
 ])
-def test_non_standard_numbers_parse_so_they_can_be_refused_per_metric(
-    payload: bytes, value: str
-) -> None:
+def test_non_standard_numbers_parse_so_they_can_be_refused_per_metric(payload: bytes) -> None:
     assert isinstance(parse_json(payload, LIMITS), dict)
 
 
