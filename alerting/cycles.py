@@ -91,7 +91,6 @@ def evaluate_cycle(conn: psycopg.Connection, engine: Engine) -> int:
 
 
 def _evaluate(conn: psycopg.Connection, engine: Engine) -> int:
-    rules = {rule.name: rule for rule in engine.book.rules}
     with conn.transaction():
         horizon = _horizon(conn)
         since = store.watermark(conn, "readings") - engine.overlap
@@ -123,7 +122,7 @@ def _evaluate(conn: psycopg.Connection, engine: Engine) -> int:
         states = store.load_states(conn, keys)
         outcome = evaluate_stream(engine.book, known, series, states)
         outcome.merge(evaluate_events(engine.book, known, events, {**states, **outcome.states}))
-        store.apply_outcome(conn, outcome, rules, engine.language)
+        store.apply_outcome(conn, outcome, engine.book.by_name, engine.language)
         # Only up to the horizon: a writer still open may yet commit older rows.
         if newest is not None:
             store.set_watermark(conn, "readings", min(newest, horizon))
@@ -165,22 +164,20 @@ def _unchanged(engine: Engine, condition_type: str, key: str,
 
 def tick_cycle(conn: psycopg.Connection, engine: Engine, now: datetime) -> Outcome:
     """Conditions of time at `now`: stopped reporting and events gone quiet."""
-    rules = {rule.name: rule for rule in engine.book.rules}
     with conn.transaction():
         known = engine.registry(conn)
         states = store.load_states(conn)
         outcome = evaluate_tick(engine.book, known, store.presence(conn), store.stale_after(conn),
                                 states, now)
-        store.apply_outcome(conn, outcome, rules, engine.language)
+        store.apply_outcome(conn, outcome, engine.book.by_name, engine.language)
     return outcome
 
 
 def night_flow_cycle(conn: psycopg.Connection, engine: Engine, now: datetime) -> Outcome:
     """Each area's nights complete by `now` against its baseline (hourly is plenty)."""
-    rules = {rule.name: rule for rule in engine.book.rules}
     with conn.transaction():
         outcome = evaluate_areas(conn, engine.book, now)
-        store.apply_outcome(conn, outcome, rules, engine.language)
+        store.apply_outcome(conn, outcome, engine.book.by_name, engine.language)
     return outcome
 
 

@@ -63,6 +63,7 @@ class RuleBook:
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules = tuple(rules)
+        self.by_name = {rule.name: rule for rule in self.rules}
         self._by_kind: dict[str | None, list[Rule]] = {}
         for rule in self.rules:
             self._by_kind.setdefault(rule.select.kind, []).append(rule)
@@ -196,12 +197,11 @@ def evaluate_tick(
             counts = areas.setdefault((rule.name, _area(subject, rule.condition.area)), [0, 0])
             counts[0] += observe_stopped(seen.last_seen, seen.offline_at, limit, now).breach
             counts[1] += 1
-    rules = {rule.name: rule for rule in book.rules}
     for state in states.values():
         gone = state.device_id is not None and state.device_id not in subjects
-        if gone and state.state != "inactive" and state.rule in rules:
+        if gone and state.state != "inactive" and state.rule in book.by_name:
             # retired (or deleted): nothing will ever clear it, so it ends here
-            run(rules[state.rule], Subject(state.device_id, None, None, None), state,
+            run(book.by_name[state.rule], Subject(state.device_id, None, None, None), state,
                 [Observation(now, 0.0, False, True, None)], outcome)
     by_name = {rule.name: rule for rule in outages}
     for (name, area), (silent, total) in areas.items():
