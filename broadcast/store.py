@@ -164,8 +164,13 @@ def mark_cancelled(conn: psycopg.Connection, broadcast_id: str, by: str, at: dat
     conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, broadcast_id))
 
 
+_DELIVERY_COLUMNS = ", ".join(DeliveryRow.__slots__)
+
+# A delivery that was published and then cancelled, whose `stop` has not gone out yet.
+_STOP_PENDING = "state = 'cancelled' AND attempts > 0 AND stop_sent_at IS NULL"
+
 _DELIVERIES = (
-    "SELECT broadcast_id, device_id, state, priority_rank, last_sent_at FROM broadcast_deliveries"
+    f"SELECT {_DELIVERY_COLUMNS} FROM broadcast_deliveries"  # noqa: S608 - constant columns
     " WHERE (%(broadcast)s::text IS NULL OR broadcast_id = %(broadcast)s)"
     " AND (%(states)s::text[] IS NULL OR state = ANY(%(states)s))"
     " AND (%(devices)s::text[] IS NULL OR device_id = ANY(%(devices)s))"
@@ -192,11 +197,9 @@ def deliveries_of_pairs(conn: psycopg.Connection,
     """The deliveries of these (broadcast, speaker) pairs that exist, locked."""
     with conn.cursor(row_factory=class_row(DeliveryRow)) as cur:
         return cur.execute(
-            "SELECT d.broadcast_id, d.device_id, d.state, d.priority_rank, d.last_sent_at"
-            " FROM broadcast_deliveries d"
+            f"SELECT {_DELIVERY_COLUMNS} FROM broadcast_deliveries d"  # noqa: S608 - constant columns
             " JOIN unnest(%s::text[], %s::text[]) AS p(broadcast_id, device_id)"
-            " ON d.broadcast_id = p.broadcast_id AND d.device_id = p.device_id"
-            " FOR UPDATE OF d",
+            " USING (broadcast_id, device_id) FOR UPDATE OF d",
             ([b for b, _ in pairs], [d for _, d in pairs])).fetchall()
 
 
@@ -213,8 +216,8 @@ def expired_open(conn: psycopg.Connection, now: datetime) -> list[DeliveryRow]:
     """Deliveries whose broadcast has expired and that could still change."""
     with conn.cursor(row_factory=class_row(DeliveryRow)) as cur:
         return cur.execute(
-            "SELECT broadcast_id, device_id, state, priority_rank, last_sent_at"
-            " FROM broadcast_deliveries WHERE state IN ('queued', 'held', 'offline', 'sent')"
+            f"SELECT {_DELIVERY_COLUMNS} FROM broadcast_deliveries"  # noqa: S608 - constant columns
+            " WHERE state IN ('queued', 'held', 'offline', 'sent')"
             " AND expires_at <= %s FOR UPDATE", (now,)).fetchall()
 
 
@@ -226,10 +229,9 @@ def busy_ranks(conn: psycopg.Connection, device_ids: Sequence[str],
     before the stop would reach a speaker still playing it, and be refused.
     """
     rows = conn.execute(
-        "SELECT device_id, max(priority_rank) FROM broadcast_deliveries"
-        " WHERE device_id = ANY(%s) AND expires_at > %s AND (state = ANY(%s)"
-        "  OR (state = 'cancelled' AND attempts > 0 AND stop_sent_at IS NULL))"
-        " GROUP BY device_id",
+        "SELECT device_id, max(priority_rank) FROM broadcast_deliveries"  # noqa: S608 - constant
+        " WHERE device_id = ANY(%s) AND expires_at > %s"
+        f" AND (state = ANY(%s) OR ({_STOP_PENDING})) GROUP BY device_id",
         (list(device_ids), now, [str(state) for state in IN_PROGRESS])).fetchall()
     return {device_id: rank for device_id, rank in rows}
 
@@ -277,9 +279,8 @@ def apply(conn: psycopg.Connection, changes: Sequence[Change]) -> int:
 def stops_due(conn: psycopg.Connection) -> list[tuple[str, str, datetime]]:
     """(broadcast, speaker, expiry) of cancelled deliveries that were published but not stopped."""
     rows = conn.execute(
-        "SELECT broadcast_id, device_id, expires_at FROM broadcast_deliveries"
-        " WHERE state = 'cancelled' AND attempts > 0 AND stop_sent_at IS NULL"
-        " FOR UPDATE SKIP LOCKED").fetchall()
+        "SELECT broadcast_id, device_id, expires_at FROM broadcast_deliveries"  # noqa: S608 - constant
+        f" WHERE {_STOP_PENDING} FOR UPDATE SKIP LOCKED").fetchall()
     return [(b, d, e) for b, d, e in rows]
 
 
