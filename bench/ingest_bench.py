@@ -35,11 +35,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.conftest import ADMIN_URL, create_database, drop_database  # noqa: E402
 from village.local import MosquittoServer  # noqa: E402
 from village.migrate import migrate  # noqa: E402
 
-ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL",
-                           "postgresql://postgres@127.0.0.1:5432/postgres")
 PUBLISHER = ROOT / "bench" / "bin" / "pub"
 DEVICES = 1000
 
@@ -50,23 +49,10 @@ def load() -> str:
     return f"load {one:.2f} {five:.2f} {fifteen:.2f} ({os.cpu_count()} cores)"
 
 
-def database_url(name: str) -> str:
-    """The URL of a database on the admin server."""
-    return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-
-
-def admin(sql: str) -> None:
-    """Run one statement on the admin database."""
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql)  # type: ignore[arg-type]
-
-
 def make_template() -> str:
     """A migrated database with the benchmark's meters registered, to copy per run."""
     name = f"village_bench_template_{os.getpid()}"
-    admin(f'DROP DATABASE IF EXISTS "{name}"')
-    admin(f'CREATE DATABASE "{name}"')
-    url = database_url(name)
+    url = create_database(ADMIN_URL, name)
     migrate(url, timedelta(days=730))
     with psycopg.connect(url) as conn, conn.cursor() as cur:
         with cur.copy("COPY devices (device_id, kind, village) FROM STDIN") as copy:
@@ -79,11 +65,11 @@ def make_template() -> str:
 def fresh_database(template: str) -> Iterator[str]:
     """A copy of the template for one run."""
     name = f"village_bench_{uuid.uuid4().hex[:8]}"
-    admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    url = create_database(ADMIN_URL, name, template=template)
     try:
-        yield database_url(name)
+        yield url
     finally:
-        admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(ADMIN_URL, name)
 
 
 class Commits:
@@ -328,7 +314,7 @@ def main() -> None:
                 print(f"{SCENARIOS[name](run)}; {load()}", flush=True)
         finally:
             broker.kill()
-            admin(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+            drop_database(ADMIN_URL, template)
 
 
 if __name__ == "__main__":
