@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from devices.topics import Channel, topic
-from tests.conftest import create_database, database_url_for
+from tests.conftest import create_database
 from tests.ingest.conftest import (
     Publisher,
     ingest_settings,
@@ -111,8 +111,7 @@ def test_kill_9_with_thousands_in_flight_then_restart_stores_each_reading_once(
 def cluster_database(private_postgres: PostgresCluster) -> Iterator[str]:
     """A migrated database on a private cluster that the test may restart."""
     name = "village_" + uuid.uuid4().hex[:8]
-    create_database(private_postgres.admin_url, name)
-    url = database_url_for(private_postgres.admin_url, name)
+    url = create_database(private_postgres.admin_url, name)
     migrate(url, timedelta(days=730))
     yield url
 
