@@ -40,10 +40,11 @@ def check_queries(
     # Grafana's interval for a ~1000-pixel-wide panel: the range over 1000, at least 1 s.
     interval = max(timedelta(seconds=round((end - start).total_seconds() / 1000)), timedelta(seconds=1))
     time_range = TimeRange(start, end, interval)
+    chosen = variables or all_places()
     results: list[QueryResult] = []
     for built in dashboards:
         for panel in built.queries:
-            sql = expand(panel.query.sql, variables or all_places(), time_range, timescaledb)
+            sql = expand(panel.query.sql, chosen, time_range, timescaledb)
             try:
                 with conn.transaction(force_rollback=True), conn.cursor() as cursor:
                     cursor.execute(sql.encode())
