@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from alerting.routing import InhibitRule
+from alerting.routing import InhibitRule, matches
 
 
 @dataclass(frozen=True)
@@ -21,12 +21,7 @@ class Silence:
 
     def mutes(self, labels: Mapping[str, str], now: datetime) -> bool:
         """Whether this silence is in force and matches the labels."""
-        return (self.starts_at <= now < self.ends_at
-                and all(labels.get(key) == value for key, value in self.matchers.items()))
-
-
-def _matches(matchers: Mapping[str, str], labels: Mapping[str, str]) -> bool:
-    return all(labels.get(key) == value for key, value in matchers.items())
+        return self.starts_at <= now < self.ends_at and matches(self.matchers, labels)
 
 
 def inhibited(
@@ -34,10 +29,10 @@ def inhibited(
 ) -> bool:
     """Whether a firing source alert mutes this one (same `equal` labels, not itself)."""
     for rule in rules:
-        if not _matches(rule.target, labels):
+        if not matches(rule.target, labels):
             continue
         for source in firing:
-            if source is labels or not _matches(rule.source, source):
+            if source is labels or not matches(rule.source, source):
                 continue
             if all(labels.get(name) is not None and labels.get(name) == source.get(name)
                    for name in rule.equal):

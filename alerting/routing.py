@@ -6,6 +6,7 @@ people ladder (grid, village, township, county bureau) gives who hears first and
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
 from pathlib import Path
@@ -199,10 +200,15 @@ _ROUTE_FIELD = {"receivers": "receivers", "group_by": "group_by", "group_wait": 
                 "repeat_interval": "repeat_interval_s", "mute": "mute"}
 
 
+def matches(matchers: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    """Whether the labels carry every matcher's value (routes, silences, inhibition)."""
+    return all(labels.get(key) == value for key, value in matchers.items())
+
+
 def route_for(root: Route, labels: dict[str, str]) -> Route:
     """The deepest route whose matchers all hold, first matching child first."""
     for child in root.children:
-        if all(labels.get(k) == v for k, v in child.match.items()):
+        if matches(child.match, labels):
             return route_for(child, labels)
     return root
 
