@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal, get_args
 
 CONTRACT_VERSION = 1
 DEFAULT_TOPIC_PREFIX = "sv"
@@ -18,7 +19,8 @@ MAX_METRICS_PER_READING_SET = 128
 FUTURE_TOLERANCE_S = 600
 DEFAULT_ACCEPTED_LATENESS_DAYS = 30
 
-PRIORITIES = ("normal", "alert", "emergency")  # lowest first
+Priority = Literal["normal", "alert", "emergency"]  # lowest first
+PRIORITIES: tuple[Priority, ...] = get_args(Priority)
 
 
 def priority_rank(priority: str) -> int:

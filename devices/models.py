@@ -13,6 +13,7 @@ import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
 
 from devices.catalogue import KINDS
+from devices.contract import Priority
 from devices.kind import DeviceKind
 
 
@@ -96,9 +97,6 @@ class CommandBase(BaseModel):
     def to_payload(self) -> bytes:
         """The JSON bytes published on the device's cmd topic."""
         return orjson.dumps(self.model_dump(mode="json"))
-
-
-Priority = Literal["normal", "alert", "emergency"]
 
 
 class PlayCommand(CommandBase):
