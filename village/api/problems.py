@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -55,6 +56,16 @@ def not_found(what: str) -> Problem:
 def forbidden(detail: str = "outside your role or scope") -> Problem:
     """A 403 for an action the principal may not take."""
     return Problem(403, detail)
+
+
+@contextmanager
+def raised_as(statuses: Mapping[type[Exception], int], field: str | None = None) -> Iterator[None]:
+    """Turn a service's exceptions into problems with these statuses; a 422 names `field`."""
+    try:
+        yield
+    except tuple(statuses) as exc:
+        status = statuses[type(exc)]
+        raise Problem(status, str(exc), field if status == 422 else None) from None
 
 
 _TITLES = {

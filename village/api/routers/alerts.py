@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -15,7 +13,7 @@ from alerting.rules import RuleError, load_rules, parse_rules
 from broadcast.scope import overlaps
 from village.api import alert_store, audit
 from village.api.deps import Caller, Conn, Limit
-from village.api.problems import Problem, forbidden, not_found
+from village.api.problems import Problem, forbidden, not_found, raised_as
 from village.api.telemetry import EARLIEST, LATEST
 from village.principal import Place, Role
 
@@ -25,15 +23,6 @@ AlertId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 _STATUS: dict[type[Exception], int] = {
     operations.AlertNotFound: 404, operations.AlertDenied: 403, operations.SilenceError: 422,
 }
-
-
-@contextmanager
-def _as_problems(field: str | None = None) -> Iterator[None]:
-    try:
-        yield
-    except (operations.AlertNotFound, operations.AlertDenied, operations.SilenceError) as exc:
-        status = _STATUS[type(exc)]
-        raise Problem(status, str(exc), field if status == 422 else None) from None
 MAX_RULES_BYTES = 1024 * 1024
 
 
@@ -85,7 +74,7 @@ def show_alert(alert_id: AlertId, conn: Conn, caller: Caller) -> AlertDetail:
 def acknowledge(alert_id: AlertId, body: Acknowledgement, conn: Conn, caller: Caller) -> alert_store.AlertView:
     """Acknowledge with a comment (a cadre over the alert's village): repeats stop."""
     _visible(conn, caller, alert_id)
-    with _as_problems():
+    with raised_as(_STATUS):
         operations.acknowledge(conn, caller, alert_id, body.comment.strip(), datetime.now(UTC))
     audit.record(conn, caller, "alert.acknowledge", f"alert:{alert_id}", None,
                  {"comment": body.comment.strip()})
@@ -175,7 +164,7 @@ def create_silence(body: NewSilence, conn: Conn, caller: Caller) -> operations.S
     now = datetime.now(UTC)
     if not EARLIEST <= (body.starts_at or now) <= body.ends_at <= LATEST:
         raise Problem(422, "times must be ordered and within reason", "body.ends_at")
-    with _as_problems("body.matchers"):
+    with raised_as(_STATUS, "body.matchers"):
         record = operations.create_silence(conn, caller, body.matchers, body.starts_at or now,
                                            body.ends_at, body.comment, now, body.kind)
     audit.record(conn, caller, "silence.create", f"silence:{record.id}",
@@ -187,6 +176,6 @@ def create_silence(body: NewSilence, conn: Conn, caller: Caller) -> operations.S
 def expire_silence(silence_id: Annotated[int, Path(ge=1, le=2**63 - 1)], conn: Conn,
                    caller: Caller) -> None:
     """End a silence now (an operator over the place it names)."""
-    with _as_problems():
+    with raised_as(_STATUS):
         operations.expire_silence(conn, caller, silence_id, datetime.now(UTC))
     audit.record(conn, caller, "silence.expire", f"silence:{silence_id}")

@@ -6,8 +6,6 @@ authorizes (an operator broadcasts only within their scope) and records its own 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -19,21 +17,12 @@ from broadcast.model import BroadcastDenied, BroadcastError, BroadcastRequest, N
 from broadcast.schedule import DEFAULT_TIMEZONE
 from village.api import audit
 from village.api.deps import Caller, Conn, Limit
-from village.api.problems import Problem
+from village.api.problems import Problem, raised_as
 
 router = APIRouter(tags=["broadcasts"])
 
 # The service's exceptions, as problems.
 _STATUS: dict[type[Exception], int] = {BroadcastError: 422, BroadcastDenied: 403, NotFound: 404}
-
-
-@contextmanager
-def _as_problems(field: str | None = None) -> Iterator[None]:
-    try:
-        yield
-    except (BroadcastError, BroadcastDenied, NotFound) as exc:
-        status = _STATUS[type(exc)]
-        raise Problem(status, str(exc), field if status == 422 else None) from None
 
 
 class BroadcastDetail(BaseModel):
@@ -51,7 +40,7 @@ def _now() -> datetime:
 def send(body: BroadcastRequest, conn: Conn, caller: Caller) -> service.Report:
     """Record a broadcast for the delivery daemon (operator over every target speaker)."""
     now = _now()
-    with _as_problems("body.scope"):
+    with raised_as(_STATUS, "body.scope"):
         broadcast_id = service.create_broadcast(conn, body, caller, now)
         report = service.delivery_report(conn, broadcast_id, caller, now)
     audit.record(conn, caller, "broadcast.send", f"broadcast:{broadcast_id}", None,
@@ -68,7 +57,7 @@ def list_(conn: Conn, caller: Caller, limit: Limit) -> list[service.Report]:
 @router.get("/broadcasts/{broadcast_id}", summary="Show a broadcast")
 def show(broadcast_id: str, conn: Conn, caller: Caller) -> BroadcastDetail:
     """A broadcast with its per-speaker report (who did not confirm)."""
-    with _as_problems():
+    with raised_as(_STATUS):
         detail = service.show_broadcast(conn, broadcast_id, caller, _now())
     return BroadcastDetail(broadcast=detail.broadcast, report=detail.report)
 
@@ -76,7 +65,7 @@ def show(broadcast_id: str, conn: Conn, caller: Caller) -> BroadcastDetail:
 @router.post("/broadcasts/{broadcast_id}/cancel", summary="Cancel a broadcast")
 def cancel(broadcast_id: str, conn: Conn, caller: Caller) -> service.Report:
     """Cancel: open deliveries stop; speakers already playing are sent `stop`."""
-    with _as_problems():
+    with raised_as(_STATUS):
         report = service.cancel_broadcast(conn, broadcast_id, caller, _now())
     audit.record(conn, caller, "broadcast.cancel", f"broadcast:{broadcast_id}")
     return report
@@ -97,7 +86,7 @@ class NewSchedule(BaseModel):
 @router.post("/broadcast-schedules", status_code=201, summary="Schedule a broadcast")
 def schedule(body: NewSchedule, conn: Conn, caller: Caller) -> schedules.ScheduleRow:
     """Record a schedule; each firing is a broadcast with the creator's rights."""
-    with _as_problems("body"):
+    with raised_as(_STATUS, "body"):
         try:
             schedule_id = schedules.create_schedule(
                 conn, body.request, caller, _now(), name=body.name, cron=body.cron, at=body.at,
@@ -121,6 +110,6 @@ def list_schedules(conn: Conn, caller: Caller) -> list[schedules.ScheduleRow]:
 @router.delete("/broadcast-schedules/{schedule_id}", status_code=204, summary="Remove a schedule")
 def unschedule(schedule_id: Annotated[int, Path(ge=1, le=2**63 - 1)], conn: Conn, caller: Caller) -> None:
     """Disable a schedule (kept for the audit trail)."""
-    with _as_problems():
+    with raised_as(_STATUS):
         schedules.delete_schedule(conn, schedule_id, caller, _now())
     audit.record(conn, caller, "schedule.delete", f"schedule:{schedule_id}")
