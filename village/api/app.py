@@ -89,11 +89,10 @@ def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
         schema = get_openapi(title=app.title, version=app.version, description=app.description,
                              routes=app.routes)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components.update(problems.ProblemDetails.model_json_schema(
-            ref_template="#/components/schemas/{model}").pop("$defs"))
-        components["ProblemDetails"] = problems.ProblemDetails.model_json_schema(
+        problem = problems.ProblemDetails.model_json_schema(
             ref_template="#/components/schemas/{model}")
-        components["ProblemDetails"].pop("$defs", None)
+        components.update(problem.pop("$defs"))
+        components["ProblemDetails"] = problem
         app.openapi_schema = schema
     return app.openapi_schema
 
