@@ -44,7 +44,6 @@ def grant(token: str, request: Request) -> LinkGrant:
     try:
         return verify_link_token(request.app.state.link_secret, token, datetime.now(UTC))
     except LinkError as exc:
-        # The spine tells expiry apart only by its message.
         raise Refused(expired=isinstance(exc, LinkExpired)) from None
 
 
