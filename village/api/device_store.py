@@ -11,7 +11,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
-from village.principal import Place, Principal
+from village.api.problems import forbidden, not_found
+from village.principal import Place, Principal, Role
 
 
 @dataclass(frozen=True)
@@ -66,31 +67,19 @@ _SELECT = sql.SQL(
 )
 
 
-def scope_condition(principal: Principal, alias: str = "d") -> tuple[sql.Composable, list[Any]]:
-    """A WHERE condition keeping only rows inside the principal's scope."""
+def conditions(principal: Principal, alias: str, equal: Mapping[str, Any],
+               after: str | None = None) -> tuple[sql.Composable, list[Any]]:
+    """A WHERE condition: in the principal's scope, each given column equal to its value
+    (None: any), and the device id after `after` (keyset paging)."""
+    scope = (("township", principal.scope.township), ("village", principal.scope.village))
     parts: list[sql.Composable] = [sql.SQL("true")]
     params: list[Any] = []
-    for column, value in (("township", principal.scope.township),
-                          ("village", principal.scope.village)):
-        if value is not None:
-            parts.append(sql.SQL("{} = %s").format(sql.Identifier(alias, column)))
-            params.append(value)
-    return sql.SQL(" AND ").join(parts), params
-
-
-def conditions(principal: Principal, alias: str, equal: Mapping[str, Any],
-               after: str | None = None, after_column: str = "device_id",
-               ) -> tuple[sql.Composable, list[Any]]:
-    """A WHERE condition: in the principal's scope, each given column equal to its value
-    (None: any), and the key column after `after` (keyset paging)."""
-    condition, params = scope_condition(principal, alias)
-    parts = [condition]
-    for column, value in equal.items():
+    for column, value in (*scope, *equal.items()):
         if value is not None:
             parts.append(sql.SQL("{} = %s").format(sql.Identifier(alias, column)))
             params.append(value)
     if after is not None:
-        parts.append(sql.SQL("{} > %s").format(sql.Identifier(alias, after_column)))
+        parts.append(sql.SQL("{} > %s").format(sql.Identifier(alias, "device_id")))
         params.append(after)
     return sql.SQL(" AND ").join(parts), params
 
@@ -114,3 +103,13 @@ def get_device(conn: psycopg.Connection, device_id: str) -> DeviceRow | None:
     with conn.cursor(row_factory=class_row(DeviceRow)) as cur:
         cur.execute(sql.SQL("{} WHERE d.device_id = %s").format(_SELECT), (device_id,))
         return cur.fetchone()
+
+
+def visible_device(conn: psycopg.Connection, principal: Principal, device_id: str) -> DeviceRow:
+    """The device if it exists and the principal may see it (404/403 otherwise)."""
+    row = get_device(conn, device_id)
+    if row is None:
+        raise not_found(f"device {device_id!r}")
+    if not principal.may(Role.VIEWER, row.place):
+        raise forbidden("needs role viewer over this place")
+    return row
