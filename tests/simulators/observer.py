@@ -69,3 +69,8 @@ class Observer:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"condition not met after {timeout_s} s; {len(seen)} messages")
             time.sleep(0.02)
+
+
+def statuses(messages: list[tuple[str, bytes]]) -> dict[str, bytes]:
+    """The last status each device published, by device id (a prefix without slashes)."""
+    return {t.split("/")[1]: p for t, p in messages if t.endswith("/status")}

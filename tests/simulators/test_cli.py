@@ -12,16 +12,12 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from tests.simulators.observer import Observer
+from tests.simulators.observer import Observer, statuses
 from village.cli import app
 from village.local import MosquittoServer
 
 SMALL = ["--townships", "1", "--villages", "2", "--meters", "6", "--probes", "1",
          "--cameras", "2", "--barns", "1", "--speakers", "2", "--no-progress"]
-
-
-def statuses(messages: list[tuple[str, bytes]]) -> dict[str, bytes]:
-    return {t.split("/")[1]: p for t, p in messages if t.endswith("/status")}
 
 
 def backfill(monkeypatch: pytest.MonkeyPatch, url: str, prefix: str) -> tuple[list[bytes], str]:

@@ -11,7 +11,7 @@ from simulators.device import numbered
 from simulators.faults import FaultWindow
 from simulators.fleet import SimulatedFleet
 from simulators.hostile import HostileGenerator
-from tests.simulators.observer import Observer
+from tests.simulators.observer import Observer, statuses
 from village.local import MosquittoServer
 from village.settings import parse_mqtt_url
 
@@ -47,16 +47,12 @@ def test_three_hundred_cameras_in_one_township_go_offline_at_once(
     east = numbered("camera", 300, "cam-e", village="东村", township="东乡")
     west = numbered("camera", 10, "cam-w", village="西村", township="西乡")
     status = f"{topic_prefix}/+/status"
-
-    def states(messages: list[tuple[str, bytes]]) -> dict[str, bytes]:
-        return {t.split("/")[1]: p for t, p in messages if t.endswith("/status")}
-
     with SimulatedFleet(parse_mqtt_url(mosquitto.url), topic_prefix, east + west) as fleet, \
             Observer(mosquitto.url, status) as obs:
-        obs.wait_for(lambda m: len(states(m)) == 310)
+        obs.wait_for(lambda m: len(statuses(m)) == 310)
         fleet.start_fault([d.device_id for d in east], "offline")
-        seen = obs.wait_for(lambda m: list(states(m).values()).count(b"offline") == 300)
-        final = states(seen)
+        seen = obs.wait_for(lambda m: list(statuses(m).values()).count(b"offline") == 300)
+        final = statuses(seen)
         assert {d for d, s in final.items() if s == b"offline"} == {d.device_id for d in east}
         assert sorted(fleet.online()) == sorted(d.device_id for d in west)
 

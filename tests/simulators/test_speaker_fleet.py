@@ -13,7 +13,7 @@ from simulators.commands import NEVER_ACK, OFFLINE, late_ack
 from simulators.device import numbered
 from simulators.fleet import SimulatedFleet
 from simulators.speaker import PlayTiming
-from tests.simulators.observer import Observer
+from tests.simulators.observer import Observer, statuses
 from village.local import MosquittoServer
 from village.settings import parse_mqtt_url
 
@@ -72,8 +72,7 @@ def test_an_offline_speaker_gets_its_queued_command_when_it_comes_back(
         assert fleet.online() == ["spk-0001"]
         with Observer(mosquitto.url, status_filter, f"{topic_prefix}/+/cmd/ack") as obs:
             retained = obs.wait_for(lambda m: len([1 for t, _ in m if t.endswith("/status")]) >= 2)
-            statuses = {t.split("/")[1]: p for t, p in retained if t.endswith("/status")}
-            assert statuses == {"spk-0001": b"online", "spk-0002": b"offline"}
+            assert statuses(retained) == {"spk-0001": b"online", "spk-0002": b"offline"}
             obs.publish(topic(topic_prefix, "spk-0002", Channel.COMMAND),
                         PlayCommand(id="q1", text="排队").to_payload())
             time.sleep(0.2)
