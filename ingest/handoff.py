@@ -1,7 +1,8 @@
 """The hand-off between the MQTT network thread and the writer: a bounded queue of messages.
 
 The network callback only appends here and returns. What bounds it is the MQTT v5 receive
-maximum (the broker sends no more unacknowledged QoS 1 messages than that); QoS 0 messages
+maximum (the broker sends no more unacknowledged QoS 1 messages than that), or over MQTT
+3.1.1 the subscriber holding its network thread while this is that full; QoS 0 messages
 are not covered by it, so past a hard cap they are refused and counted instead of growing
 memory without bound (the contract says QoS 1 for every device topic).
 """
