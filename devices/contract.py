@@ -13,7 +13,7 @@ METRIC_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_ENTRIES_PER_MESSAGE = 1000
-# Not in the contract's text, but a bound is needed: the largest kind has 9 metrics.
+# Not in the contract's text, but a bound is needed: the largest kind has 8 metrics.
 MAX_METRICS_PER_READING_SET = 128
 
 FUTURE_TOLERANCE_S = 600
