@@ -5,14 +5,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-import psycopg
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict
 
 from village.api import device_changes, device_store
 from village.api.deps import Caller, Conn, Limit
-from village.api.problems import FieldError, Problem, forbidden, not_found
-from village.principal import Place, Principal, Role
+from village.api.problems import FieldError, Problem
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 MAX_IMPORT_BYTES = 64 * 1024 * 1024  # about 300,000 rows
@@ -23,21 +21,6 @@ class DevicePage(BaseModel):
 
     items: list[device_store.DeviceRow]
     next_after: str | None
-
-
-def require(principal: Principal, role: Role, place: Place) -> None:
-    """Raise a 403 unless the principal has `role` over `place`."""
-    if not principal.may(role, place):
-        raise forbidden(f"needs role {role.name.lower()} over this place")
-
-
-def visible_device(conn: psycopg.Connection, principal: Principal, device_id: str) -> device_store.DeviceRow:
-    """The device if it exists and the principal may see it (404/403 otherwise)."""
-    row = device_store.get_device(conn, device_id)
-    if row is None:
-        raise not_found(f"device {device_id!r}")
-    require(principal, Role.VIEWER, row.place)
-    return row
 
 
 @router.get("", summary="List devices")
@@ -61,7 +44,7 @@ def list_devices(
 @router.get("/{device_id}", summary="Show a device")
 def show_device(device_id: str, conn: Conn, caller: Caller) -> device_store.DeviceRow:
     """One device, if it is in the caller's scope."""
-    return visible_device(conn, caller, device_id)
+    return device_store.visible_device(conn, caller, device_id)
 
 
 class DeviceFields(BaseModel):
@@ -122,14 +105,14 @@ def update_device(device_id: str, body: DeviceFields, conn: Conn, caller: Caller
     if not changes:
         raise Problem(422, "no field to change", "body")
     device_changes.update(conn, caller, device_id, changes)
-    return visible_device(conn, caller, device_id)
+    return device_store.visible_device(conn, caller, device_id)
 
 
 @router.post("/{device_id}/retire", summary="Retire a device")
 def retire_device(device_id: str, conn: Conn, caller: Caller) -> device_store.DeviceRow:
     """Retire a device: its history stays, its messages are refused from now on."""
     device_changes.retire(conn, caller, device_id)
-    return visible_device(conn, caller, device_id)
+    return device_store.visible_device(conn, caller, device_id)
 
 
 async def csv_body(request: Request) -> bytes:

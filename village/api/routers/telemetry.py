@@ -11,8 +11,8 @@ from pydantic import BaseModel
 
 from village.api import telemetry
 from village.api.deps import Caller, Conn, Limit, api_settings
+from village.api.device_store import visible_device
 from village.api.problems import Problem
-from village.api.routers.devices import visible_device
 from village.api.settings import ApiSettings
 from village.api.telemetry import Agg, Bucket, PlaceLevel, RangeError
 
