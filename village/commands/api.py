@@ -7,12 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from village.commands.output import fail, out
 from village.principal import Principal, Role
 
-console = Console(soft_wrap=True)
 tokens_app = typer.Typer(help="API tokens: each has a role and a scope; shown once, kept hashed.",
                          no_args_is_help=True)
 api_app = typer.Typer(help="The HTTP API.", no_args_is_help=True)
@@ -64,11 +63,10 @@ def create(
             info, secret = create_token(conn, _cli_principal(), name, parse_role(role),
                                         Place(township, village), expires)
     except TokenError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+        raise fail(str(exc)) from None
     where = "/".join(p for p in (info.township, info.village) if p) or "county"
-    console.print(f"token {info.name} ({info.role}, {where}); keep it now, it is not stored:",
-                  highlight=False)
+    out.print(f"token {info.name} ({info.role}, {where}); keep it now, it is not stored:",
+              highlight=False)
     typer.echo(secret)
 
 
@@ -89,7 +87,7 @@ def list_(all_: Annotated[bool, typer.Option("--all", help="include revoked toke
                       f"{t.created_at:%Y-%m-%d %H:%M}", f"{t.expires_at:%Y-%m-%d}" if t.expires_at else "",
                       f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "",
                       f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "")
-    console.print(table)
+    out.print(table)
 
 
 @tokens_app.command("revoke")
@@ -105,9 +103,8 @@ def revoke(name: str) -> None:
         with psycopg.connect(settings.database_url) as conn:
             revoke_token(conn, _cli_principal(), name)
     except TokenError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(1) from None
-    console.print(f"token {name} revoked", highlight=False)
+        raise fail(str(exc)) from None
+    out.print(f"token {name} revoked", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
