@@ -33,7 +33,8 @@ from village.principal import SYSTEM, Place, Role
 
 ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL",
                            "postgresql://postgres@127.0.0.1:5432/postgres")
-TOWNSHIPS, VILLAGES_PER_TOWNSHIP, METERS_PER_VILLAGE = 3, 50, 100  # 15,000 meters
+TOWNSHIPS, VILLAGES_PER_TOWNSHIP, METERS_PER_VILLAGE = 3, 50, 100
+METERS = TOWNSHIPS * VILLAGES_PER_TOWNSHIP * METERS_PER_VILLAGE  # 15,000
 DAYS = 365
 
 
@@ -122,7 +123,7 @@ def main() -> None:
         migrate(url, retention=timedelta(days=730))
         started = time.perf_counter()
         timings = fill(url)
-        print(f"filled {TOWNSHIPS * VILLAGES_PER_TOWNSHIP * METERS_PER_VILLAGE} meters,"
+        print(f"filled {METERS} meters,"
               f" {timings['readings']:,} readings in {time.perf_counter() - started:.0f} s"
               f" (raw {timings['raw_s']:.0f} s, rollup+vacuum {timings['rollup_and_vacuum_s']:.0f} s);"
               f" {load()}", flush=True)
@@ -156,7 +157,7 @@ def main() -> None:
                         break
                     response = latest_page(body["next_after"], metric)
                 # Every meter has total_m3 and battery_v readings (and no other metric).
-                assert values == (1 if metric else 2) * 15_000, values
+                assert values == (1 if metric else 2) * METERS, values
                 return response
 
             measure("latest values (6 metrics), one page of 1,000 meters", latest_page,
