@@ -92,14 +92,16 @@ def plan(
     result = Plan([], [], {})
     ladders: dict[tuple[str | None, ...], int] = {}  # rungs per place and kind, this pass
     for alert in alerts:
-        route = route_for(routing.root, alert.labels)
-        reason = "route" if route.mute else muted(alert.labels, now, silences, firing, routing.inhibit)
         if alert.state == "resolved" and alert.notified_level < 0:
             result.quiet.append(alert.view.id)  # nobody heard it fire: nothing to take back
             continue
-        if reason is not None and alert.state == "firing":
-            result.muted[alert.view.id] = reason
-            continue
+        route = route_for(routing.root, alert.labels)
+        if alert.state == "firing":  # a resolution of what was told is never muted
+            reason = "route" if route.mute else muted(alert.labels, now, silences, firing,
+                                                      routing.inhibit)
+            if reason is not None:
+                result.muted[alert.view.id] = reason
+                continue
         place_key = (*(alert.labels.get(k) for k in PLACE_KEYS), alert.view.kind)
         if place_key not in ladders:
             ladders[place_key] = len(ladder(alert.labels, alert.view.kind, routing))
