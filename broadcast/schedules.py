@@ -87,7 +87,7 @@ def create_schedule(conn: psycopg.Connection, request: BroadcastRequest, princip
     store.audit(conn, principal, "schedule", now, schedule_id=schedule_id,
                 detail={"name": name, "cron": cron, "at": at.isoformat() if at else None,
                         "timezone": timezone, "scope": request.scope.label()})
-    conn.execute("SELECT pg_notify(%s, %s)", (store.NOTIFY_CHANNEL, f"schedule:{schedule_id}"))
+    store.wake_daemon(conn, f"schedule:{schedule_id}")
     return schedule_id
 
 

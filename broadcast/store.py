@@ -1,4 +1,4 @@
-"""The broadcast tables: every SQL statement of the capability lives here (adapter)."""
+"""The broadcast tables' SQL (adapter); `broadcast_schedules` is read and written in `schedules`."""
 
 from __future__ import annotations
 
@@ -47,6 +47,11 @@ class BroadcastRow:
     def place(self) -> Place:
         """The smallest place holding every target."""
         return Place(self.place_township, self.place_village)
+
+
+def wake_daemon(conn: psycopg.Connection, payload: str) -> None:
+    """Wake the delivery daemon when this transaction commits (NOTIFY waits for the commit)."""
+    conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, payload))
 
 
 def load_speakers(conn: psycopg.Connection) -> list[Speaker]:
@@ -110,7 +115,7 @@ def insert_broadcast(conn: psycopg.Connection, broadcast_id: str, request: Broad
     ) as copy:
         for speaker in targets:
             copy.write_row((broadcast_id, speaker.device_id, rank, expires_at, now))
-    conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, broadcast_id))
+    wake_daemon(conn, broadcast_id)
 
 
 def fetch_broadcast(conn: psycopg.Connection, broadcast_id: str,
@@ -161,7 +166,7 @@ def mark_cancelled(conn: psycopg.Connection, broadcast_id: str, by: str, at: dat
     conn.execute(
         "UPDATE broadcasts SET status = 'cancelled', cancelled_at = %s, cancelled_by = %s"
         " WHERE broadcast_id = %s", (at, by, broadcast_id))
-    conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, broadcast_id))
+    wake_daemon(conn, broadcast_id)
 
 
 _DELIVERY_COLUMNS = ", ".join(DeliveryRow.__slots__)
