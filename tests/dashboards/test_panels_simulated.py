@@ -14,12 +14,13 @@ import pytest
 
 from dashboards.catalogue import build_all
 from dashboards.check import all_places, check_queries
-from dashboards.expand import TimeRange, expand
+from dashboards.expand import TimeRange
 from simulators.faults import FaultWindow
 from simulators.history import Backfill
 from simulators.population import PopulationSpec, generate_population
 from simulators.store import fill_history
 from tests.conftest import ADMIN_URL, create_database, drop_database
+from tests.dashboards.panel_rows import panel_rows
 
 DAYS = 2
 DEVICES = generate_population(
@@ -56,13 +57,8 @@ def simulated_url(migrated_template: str, end: datetime) -> Iterator[str]:
 
 
 def rows(url: str, end: datetime, title: str) -> list[dict[str, Any]]:
-    (query,) = [q.query for b in ENGLISH for q in b.queries if q.panel == title][:1]
-    sql = expand(query.sql, all_places(), TimeRange(end - timedelta(days=DAYS), end,
-                                                    timedelta(hours=1)))
-    with psycopg.connect(url) as conn, conn.cursor() as cursor:
-        cursor.execute(sql.encode())
-        names = [d.name for d in cursor.description or ()]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    time_range = TimeRange(end - timedelta(days=DAYS), end, timedelta(hours=1))
+    return panel_rows(url, ENGLISH, title, all_places(), time_range)
 
 
 def test_every_panel_runs_over_the_simulated_county(simulated_url: str, end: datetime) -> None:

@@ -14,8 +14,9 @@ from dashboards import limits
 from dashboards.board import ALL, PLACE_VARIABLES
 from dashboards.catalogue import build_all
 from dashboards.check import all_places, check_queries
-from dashboards.expand import TimeRange, Variable, expand
+from dashboards.expand import TimeRange, Variable
 from tests.dashboards import county
+from tests.dashboards.panel_rows import panel_rows
 
 ENGLISH = build_all("en", "village-pg")
 
@@ -57,15 +58,10 @@ def test_every_panel_query_runs_and_returns_its_columns(
 
 
 def rows(url: str, now: datetime, title: str, variables: dict[str, Variable] | None = None,
-         days: float = 7, interval: timedelta = timedelta(hours=1)) -> list[dict[str, Any]]:
+         days: float = 7) -> list[dict[str, Any]]:
     """Run the English panel (or variable, `$name`) with this title; rows as dicts."""
-    (query,) = [q.query for b in ENGLISH for q in b.queries if q.panel == title][:1]
-    sql = expand(query.sql, variables or all_places(),
-                 TimeRange(now - timedelta(days=days), now, interval))
-    with psycopg.connect(url) as conn, conn.cursor() as cursor:
-        cursor.execute(sql.encode())
-        names = [d.name for d in cursor.description or ()]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    time_range = TimeRange(now - timedelta(days=days), now, timedelta(hours=1))
+    return panel_rows(url, ENGLISH, title, variables or all_places(), time_range)
 
 
 def test_leak_suspect_is_the_household_that_never_stops(county_url: str, county_now: datetime) -> None:
