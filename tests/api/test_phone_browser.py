@@ -98,7 +98,7 @@ def test_expired_and_altered_links_are_refused(server: str, browser: Any, settin
     driver.get(expired)
     assert "链接已过期" in driver.find_element(By.TAG_NAME, "h1").text
     good = _link(settings, server, alert_id, datetime.now(UTC) + timedelta(hours=1))
-    body, signature = good.rsplit(".", 1)
+    signature = good.rsplit(".", 1)[1]
     # Point the token at another alert, keeping the old signature.
     other = _link(settings, server, alert_id + 1, datetime.now(UTC) + timedelta(hours=1))
     altered = other.rsplit(".", 1)[0] + "." + signature
@@ -107,4 +107,3 @@ def test_expired_and_altered_links_are_refused(server: str, browser: Any, settin
     assert not driver.find_elements(By.ID, "ack")
     with psycopg.connect(seeded) as conn:
         assert conn.execute("SELECT count(*) FROM alert_acks").fetchone() == (0,)
-    assert body  # the good link was well formed
