@@ -27,12 +27,12 @@ class TelemetryBase(BaseModel):
 
     def metrics(self) -> dict[str, float]:
         """The metric values that are set, booleans as 1/0."""
-        values = self.model_dump(exclude={"ts", "seq", "kind"}, exclude_none=True)
+        values = self.model_dump(exclude={"ts", "seq"}, exclude_none=True)
         return {name: float(value) for name, value in values.items()}
 
     def to_payload(self) -> dict[str, Any]:
         """The JSON object a device publishes for this reading set."""
-        body: dict[str, Any] = self.model_dump(exclude={"kind"}, exclude_none=True)
+        body: dict[str, Any] = self.model_dump(exclude_none=True)
         if self.ts is not None:
             body["ts"] = self.ts.isoformat()
         return body
@@ -40,6 +40,7 @@ class TelemetryBase(BaseModel):
 
 def _telemetry_model(kind: DeviceKind) -> type[TelemetryBase]:
     fields: dict[str, Any] = {
+        # Excluded from every dump, so it is never taken for a metric or sent in a payload.
         "kind": (Literal[kind.name], Field(default=kind.name, exclude=True))
     }
     for spec in kind.metrics:
