@@ -48,11 +48,13 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--days", type=float, default=1.0)
     args = parser.parse_args()
-    scale = args.devices / 18_450
-    spec = PopulationSpec(townships=1, villages=4, meters=round(15_000 * scale),
-                          probes=max(1, round(20 * scale)), cameras=round(3000 * scale),
-                          barns=max(1, round(30 * scale)), speakers=round(400 * scale),
-                          gateways=True)
+    mix = PopulationSpec()  # the county's defaults, scaled down
+    scale = args.devices / (mix.meters + mix.probes + mix.cameras + mix.barns + mix.speakers)
+    spec = PopulationSpec(townships=1, villages=4, meters=round(mix.meters * scale),
+                          probes=max(1, round(mix.probes * scale)),
+                          cameras=round(mix.cameras * scale),
+                          barns=max(1, round(mix.barns * scale)),
+                          speakers=round(mix.speakers * scale), gateways=True)
     devices = generate_population(spec, seed=1)
     plan = Backfill(START, args.days, seed=1)
     print(f"{len(devices)} devices, {args.days} days; load average before "

@@ -29,6 +29,7 @@ import os
 import resource
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -50,9 +51,9 @@ def _cpu_ticks(pid: int) -> float:
 
 def county(devices: int, gateways: bool) -> list[SimDevice]:
     """A county of about `devices` devices with the planning documents' mix."""
-    others = 20 + 3000 + 30 + 400
-    spec = PopulationSpec(meters=max(devices - others, 0), gateways=gateways)
-    return generate_population(spec, seed=1)
+    spec = PopulationSpec(gateways=gateways)
+    others = spec.probes + spec.cameras + spec.barns + spec.speakers
+    return generate_population(replace(spec, meters=max(devices - others, 0)), seed=1)
 
 
 def run(name: str, broker: MosquittoServer, population: list[SimDevice], seconds: float,
