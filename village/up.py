@@ -2,9 +2,9 @@
 
 With no configuration it starts a private Mosquitto (embedded amqtt where there is none) and
 PostgreSQL under a data directory, migrates, registers a handful of simulated devices of
-every kind, and runs the ingest worker and the simulators. `VILLAGE_DATABASE_URL` / `VILLAGE_MQTT_URL`, when set, are used
-instead of the private servers. Long-running parts are `Component`s with start and stop,
-listed in `SERVICES`: ingest, alerting, broadcast, the API and the simulators.
+every kind, and runs every service. `VILLAGE_DATABASE_URL` / `VILLAGE_MQTT_URL`, when set,
+are used instead of the private servers. Long-running parts are `Component`s with start
+and stop, listed in `SERVICES`: ingest, alerting, broadcast, the API and the simulators.
 """
 
 from __future__ import annotations
