@@ -172,7 +172,7 @@ def test_alerts_acknowledgement_and_broadcast_delivery(county_url: str, county_n
                 places(township=("西山乡",))) == []
 
 
-def test_time_series_panels_return_time_then_series_name(county_url: str, county_now: datetime) -> None:
+def test_time_series_panels_return_time_then_series_name() -> None:
     series = [q for b in ENGLISH for q in b.queries if q.query.format == "time_series"]
     assert len(series) >= 15
     for panel in series:
