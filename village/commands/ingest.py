@@ -49,11 +49,11 @@ def ingest(
     settings = settings_or_exit()
     client_id = settings.ingest.client_id or default_client_id(worker)
     running = Worker(settings, client_id, log=lambda line: console.print(f"[yellow]{line}"))
-    console.print(
-        f"ingest worker [bold]{client_id}[/bold]: {settings.mqtt!r}, prefix "
-        f"{settings.topic_prefix!r}, share group {settings.ingest.share_group!r}, "
-        f"receive maximum {settings.ingest.max_in_flight}"
-    )
+    sharing = (f"share group {settings.ingest.share_group!r}, receive maximum "
+               f"{settings.ingest.max_in_flight}" if settings.mqtt.mqtt_v5 else
+               f"MQTT 3.1.1: no shared subscription, holding at {settings.ingest.max_in_flight}")
+    console.print(f"ingest worker [bold]{client_id}[/bold]: {settings.mqtt!r}, prefix "
+                  f"{settings.topic_prefix!r}, {sharing}")
     reporter = threading.Thread(target=_report, args=(running, status_every), daemon=True)
     with stop_on_signals(running.stop):
         reporter.start()
