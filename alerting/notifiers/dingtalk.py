@@ -7,7 +7,7 @@ import hashlib
 import hmac
 from urllib.parse import quote_plus
 
-from alerting.notifiers.base import Message, Recipient, check_robot_reply, post
+from alerting.notifiers.base import Message, Recipient
 from alerting.notifiers.robots import Robot
 
 
@@ -34,5 +34,4 @@ class DingtalkNotifier(Robot):
         if recipient and self.config.mention and recipient.phone:
             at["atMobiles"] = [recipient.phone]
         body = {"msgtype": "text", "text": {"content": self._text(message)}, "at": at}
-        reply = post(url, self.timeout_s, json=body)
-        check_robot_reply(url, reply, self.code_field, self.retryable_codes)
+        self._post(url, body)

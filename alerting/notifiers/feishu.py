@@ -6,7 +6,7 @@ import base64
 import hashlib
 import hmac
 
-from alerting.notifiers.base import Message, Recipient, check_robot_reply, post
+from alerting.notifiers.base import Message, Recipient
 from alerting.notifiers.robots import Robot
 
 
@@ -33,6 +33,4 @@ class FeishuNotifier(Robot):
             stamp = int(self.clock())
             body |= {"timestamp": str(stamp),
                      "sign": feishu_sign(self.config.secret.get_secret_value(), stamp)}
-        url = self.config.url.get_secret_value()
-        reply = post(url, self.timeout_s, json=body)
-        check_robot_reply(url, reply, self.code_field, self.retryable_codes)
+        self._post(self.config.url.get_secret_value(), body)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from alerting.notifiers.base import Message
+from alerting.notifiers.base import Message, check_robot_reply, post
 
 
 class RobotConfig(BaseModel):
@@ -32,3 +32,8 @@ class Robot:
 
     def _text(self, message: Message) -> str:
         return f"{message.title}\n{message.text}"
+
+    def _post(self, url: str, body: Mapping[str, object]) -> None:
+        """POST the body; a reply carrying a non-zero error code is a failure too."""
+        check_robot_reply(url, post(url, self.timeout_s, json=body), self.code_field,
+                          self.retryable_codes)

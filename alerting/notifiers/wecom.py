@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from alerting.notifiers.base import Message, Recipient, check_robot_reply, post
+from alerting.notifiers.base import Message, Recipient
 from alerting.notifiers.robots import Robot
 
 
@@ -18,6 +18,4 @@ class WecomNotifier(Robot):
         if recipient and self.config.mention:
             text["mentioned_list"] = [recipient.im["wecom"]] if "wecom" in recipient.im else []
             text["mentioned_mobile_list"] = [recipient.phone] if recipient.phone else []
-        url = self.config.url.get_secret_value()
-        reply = post(url, self.timeout_s, json={"msgtype": "text", "text": text})
-        check_robot_reply(url, reply, self.code_field, self.retryable_codes)
+        self._post(self.config.url.get_secret_value(), {"msgtype": "text", "text": text})
