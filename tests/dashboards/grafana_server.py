@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from village.local import free_port
-
 
 @dataclass
 class GrafanaState:
@@ -179,7 +177,7 @@ ROUTES: dict[str, list[tuple[str, Any]]] = {
 def fake_grafana() -> Iterator[tuple[str, GrafanaState]]:
     """A Grafana API on a free local port: yields its URL and its state."""
     state = GrafanaState()
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _handler(state))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))  # bound at once: no race for the port
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
