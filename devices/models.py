@@ -25,11 +25,6 @@ class TelemetryBase(BaseModel):
     ts: AwareDatetime | None = None
     seq: int | None = Field(None, ge=0)
 
-    def metrics(self) -> dict[str, float]:
-        """The metric values that are set, booleans as 1/0."""
-        values = self.model_dump(exclude={"ts", "seq"}, exclude_none=True)
-        return {name: float(value) for name, value in values.items()}
-
     def to_payload(self) -> dict[str, Any]:
         """The JSON object a device publishes for this reading set."""
         body: dict[str, Any] = self.model_dump(exclude_none=True)
