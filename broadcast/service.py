@@ -104,20 +104,24 @@ def _report(row: dict[str, Any], unconfirmed: list[dict[str, Any]], now: datetim
         unconfirmed=unconfirmed)
 
 
+def _full_report(conn: psycopg.Connection, broadcast_id: str, now: datetime) -> Report:
+    counts = store.report_counts(conn, broadcast_id)
+    assert counts is not None
+    return _report(counts, store.unconfirmed(conn, broadcast_id), now)
+
+
 def delivery_report(conn: psycopg.Connection, broadcast_id: str, principal: Principal,
                     now: datetime) -> Report:
     """Counts per state and the speakers that did not confirm (NotFound if not visible)."""
     _visible(conn, broadcast_id, principal)
-    counts = store.report_counts(conn, broadcast_id)
-    assert counts is not None
-    return _report(counts, store.unconfirmed(conn, broadcast_id), now)
+    return _full_report(conn, broadcast_id, now)
 
 
 def show_broadcast(conn: psycopg.Connection, broadcast_id: str, principal: Principal,
                    now: datetime) -> Detail:
     """A broadcast as recorded, with its delivery report."""
     row = _visible(conn, broadcast_id, principal)
-    return Detail(row, delivery_report(conn, broadcast_id, principal, now))
+    return Detail(row, _full_report(conn, broadcast_id, now))
 
 
 def list_broadcasts(conn: psycopg.Connection, principal: Principal, now: datetime,
@@ -139,7 +143,7 @@ def cancel_broadcast(conn: psycopg.Connection, broadcast_id: str, principal: Pri
         store.mark_cancelled(conn, broadcast_id, principal.name, now)
         store.audit(conn, principal, "cancel", now, broadcast_id=broadcast_id,
                     detail={"deliveries_cancelled": len(changes)})
-    return delivery_report(conn, broadcast_id, principal, now)
+    return _full_report(conn, broadcast_id, now)
 
 
 def set_group(conn: psycopg.Connection, name: str, device_ids: list[str], principal: Principal,
