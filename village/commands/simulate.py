@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from devices.contract import DEFAULT_ACCEPTED_LATENESS_DAYS
+
 if TYPE_CHECKING:
     from simulators.device import SimDevice
     from simulators.population import PopulationSpec
@@ -50,7 +52,8 @@ def simulate(
     duration: Annotated[float | None, typer.Option(
         min=0, help="run in real time for this many seconds (default: until Ctrl-C)")] = None,
     backfill: Annotated[float | None, typer.Option(
-        min=0.01, max=30, help="publish this many days of history, then stop")] = None,
+        min=0.01, max=DEFAULT_ACCEPTED_LATENESS_DAYS,  # ingest refuses older readings by default
+        help="publish this many days of history, then stop")] = None,
     backfill_end: Annotated[datetime | None, typer.Option(
         formats=["%Y-%m-%dT%H:%M:%S%z"],
         help="the back-fill ends here (default: the last local midnight)")] = None,
