@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from village.settings import MqttEndpoint
 
 
-def _write_atomically(path: Path, chunks: Iterator[str], mode: int) -> None:
+def _write_atomically(path: Path, chunks: Iterable[str], mode: int) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -78,9 +78,9 @@ def write_broker_config(conn: psycopg.Connection, directory: Path, prefix: str,
         gateways = sorted(gateway_ids(conn, active_only=True))
         # The broker runs as its own user and must read these two; they hold no secret.
         _write_atomically(directory / "passwd", passwd_lines(logins), 0o644)
-        _write_atomically(directory / "acl", iter([acl_text(prefix, gateways)]), 0o644)
+        _write_atomically(directory / "acl", [acl_text(prefix, gateways)], 0o644)
         for env_path, text in env_files.items():
-            _write_atomically(env_path, iter([text]), 0o600)
+            _write_atomically(env_path, [text], 0o600)
     return len(logins) - len(SERVICE_ACCOUNTS), len(gateways)
 
 
