@@ -77,3 +77,9 @@ def engine_for(rules: list[Rule], routing: dict[str, Any],
     return Engine(RuleBook(rules), build_routing(routing), notifiers,
                   link=lambda alert_id, who, now: f"http://phone.example/a/{alert_id}-{who}",
                   retry_backoff_s=0.0, sleep=lambda _: None)
+
+
+def recording_engine(rules: list[Rule], recorder: Recorder | None = None, **route: Any) -> Engine:
+    """An engine over `two_level_routing` whose one receiver, `rec`, is a Recorder."""
+    routing = two_level_routing([{"name": "rec", "type": "console"}], ["rec"], ["rec"], **route)
+    return engine_for(rules, routing, {"rec": recorder or Recorder()})

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from alerting.cycles import evaluate_cycle
 from village.cli import app
 
-from .fixtures import Recorder, add_devices, add_readings, engine_for, two_level_routing
+from .fixtures import add_devices, add_readings, recording_engine
 from .helpers import rule
 
 
@@ -41,9 +41,7 @@ def test_list_ack_silence(runner: CliRunner, database_url: str) -> None:
     with psycopg.connect(database_url, autocommit=True) as conn:
         add_devices(conn, [("wq-1", "water_quality", "T1", "V1")])
         add_readings(conn, "wq-1", "ph", [(now - timedelta(minutes=1), 11.0)])
-        engine = engine_for([rule({"threshold": {"above": 9}}, metric="ph", name="ph-high")],
-                            two_level_routing([{"name": "c", "type": "console"}], ["c"], ["c"]),
-                            {"c": Recorder()})
+        engine = recording_engine([rule({"threshold": {"above": 9}}, metric="ph", name="ph-high")])
         evaluate_cycle(conn, engine)
         (alert_id,) = conn.execute("SELECT id FROM alerts").fetchone()  # type: ignore[misc]
     listed = runner.invoke(app, ["alerts", "list"])

@@ -24,7 +24,7 @@ from alerting.operations import (
 from alerting.rules import load_rules
 from village.principal import SYSTEM, Place, Principal, Role
 
-from .fixtures import Recorder, add_devices, add_readings, engine_for, two_level_routing
+from .fixtures import Recorder, add_devices, add_readings, recording_engine
 from .helpers import rule
 
 # Ahead of the wall clock: alerts are created (wall time) before any `now` the tests pass.
@@ -46,8 +46,7 @@ def minutes(m: float) -> datetime:
 def test_fire_notify_escalate_resolve(conn: psycopg.Connection) -> None:
     add_devices(conn, [("wq-1", "water_quality", "T1", "V1")])
     recorder = Recorder()
-    engine = engine_for([TURBIDITY], two_level_routing(
-        [{"name": "rec", "type": "console"}], ["rec"], ["rec"]), {"rec": recorder})
+    engine = recording_engine([TURBIDITY], recorder)
     add_readings(conn, "wq-1", "turbidity_ntu", [(minutes(-20), 0.5), (minutes(-15), 1.6)])
     assert evaluate_cycle(conn, engine) == 2
     add_readings(conn, "wq-1", "turbidity_ntu", [(minutes(-5), 2.4)])
@@ -84,13 +83,12 @@ def test_fire_notify_escalate_resolve(conn: psycopg.Connection) -> None:
 
 def test_restart_in_a_for_window_neither_loses_nor_duplicates(conn: psycopg.Connection) -> None:
     add_devices(conn, [("wq-1", "water_quality", "T1", "V1")])
-    routing = two_level_routing([{"name": "rec", "type": "console"}], ["rec"], ["rec"])
     add_readings(conn, "wq-1", "turbidity_ntu", [(minutes(-9), 1.5), (minutes(-4), 1.5)])
-    evaluate_cycle(conn, engine_for([TURBIDITY], routing, {"rec": Recorder()}))
+    evaluate_cycle(conn, recording_engine([TURBIDITY]))
     assert conn.execute("SELECT state, active_since FROM alert_states").fetchall() == [
         ("pending", minutes(-9))]
     # a new process: nothing in memory, the window goes on from -9
-    fresh = engine_for([TURBIDITY], routing, {"rec": Recorder()})
+    fresh = recording_engine([TURBIDITY])
     evaluate_cycle(conn, fresh)  # re-reads the overlap: judged already, nothing new
     add_readings(conn, "wq-1", "turbidity_ntu", [(minutes(1), 1.5)])
     evaluate_cycle(conn, fresh)
@@ -106,8 +104,7 @@ def test_a_township_outage_is_one_notice_and_mutes_the_devices(conn: psycopg.Con
         cur.executemany("INSERT INTO device_presence (device_id, last_seen) VALUES (%s, %s)",
                         [(c[0], minutes(-30)) for c in cameras] + [("cam-t2", minutes(-30))])
     recorder = Recorder()
-    routing = two_level_routing([{"name": "rec", "type": "console"}], ["rec"], ["rec"])
-    engine = engine_for(load_rules([]), routing, {"rec": recorder})  # the presets
+    engine = recording_engine(load_rules([]), recorder)  # the presets
     outcome = tick_cycle(conn, engine, NOW)
     assert sorted({t.rule for t in outcome.transitions}) == ["area-outage", "cam-stopped"]
     assert len(outcome.transitions) == 302  # 301 cameras, one township outage (T2 has one)
@@ -122,8 +119,7 @@ def test_a_township_outage_is_one_notice_and_mutes_the_devices(conn: psycopg.Con
 def test_a_silence_suppresses_until_it_ends(conn: psycopg.Connection) -> None:
     add_devices(conn, [("wq-1", "water_quality", "T1", "V1"), ("wq-2", "water_quality", "T1", "V2")])
     recorder = Recorder()
-    engine = engine_for([TURBIDITY], two_level_routing(
-        [{"name": "rec", "type": "console"}], ["rec"], ["rec"]), {"rec": recorder})
+    engine = recording_engine([TURBIDITY], recorder)
     silence = create_silence(conn, Principal("op", Role.OPERATOR, Place("T1")),
                              {"township": "T1", "village": "V1"}, NOW, minutes(30), "flushing pipes",
                              NOW, "maintenance")
@@ -147,8 +143,7 @@ def test_a_gateway_outage_mutes_its_devices_stopped_alerts(conn: psycopg.Connect
         cur.executemany("INSERT INTO device_presence (device_id, last_seen) VALUES (%s, %s)",
                         [(d, minutes(-27 * 60)) for d in ["gw-1", "wm-solo"] + [f"wm-{i}" for i in range(5)]])
     recorder = Recorder()
-    routing = two_level_routing([{"name": "rec", "type": "console"}], ["rec"], ["rec"])
-    engine = engine_for(load_rules([]), routing, {"rec": recorder})
+    engine = recording_engine(load_rules([]), recorder)
     assert len(tick_cycle(conn, engine, NOW).transitions) == 7
     report = dispatch_cycle(conn, engine, NOW)
     told = sorted(a.view.device_id or "" for g in report.groups for a in g.alerts)
@@ -159,9 +154,7 @@ def test_a_gateway_outage_mutes_its_devices_stopped_alerts(conn: psycopg.Connect
 def test_acknowledging_stops_repeats_and_escalation_and_is_scoped(conn: psycopg.Connection) -> None:
     add_devices(conn, [("wq-1", "water_quality", "T1", "V1")])
     recorder = Recorder()
-    engine = engine_for([TURBIDITY], two_level_routing(
-        [{"name": "rec", "type": "console"}], ["rec"], ["rec"], repeat_interval="30s"),
-        {"rec": recorder})
+    engine = recording_engine([TURBIDITY], recorder, repeat_interval="30s")
     add_readings(conn, "wq-1", "turbidity_ntu", [(minutes(-20), 1.5), (minutes(-5), 1.5)])
     evaluate_cycle(conn, engine)
     assert dispatch_cycle(conn, engine, NOW).sent == 1
@@ -230,8 +223,7 @@ def test_night_flow_per_village_against_its_baseline(conn: psycopg.Connection) -
                 points.append((at, register))
                 register += flow / 4
         add_readings(conn, f"wm-{i}", "total_m3", points)
-    engine = engine_for(load_rules([]), two_level_routing(
-        [{"name": "rec", "type": "console"}], ["rec"], ["rec"]), {"rec": Recorder()})
+    engine = recording_engine(load_rules([]))
     outcome = night_flow_cycle(conn, engine, datetime.combine(today, time(5), shanghai))
     fired = [(t.rule, t.subject.village, t.to_state) for t in outcome.transitions]
     assert fired == [("wm-night-flow", "V1", "firing")]
@@ -245,8 +237,7 @@ def test_night_flow_per_village_against_its_baseline(conn: psycopg.Connection) -
 def test_a_batch_committed_late_is_still_judged(conn: psycopg.Connection, database_url: str) -> None:
     add_devices(conn, [("wq-1", "water_quality", "T1", "V1"), ("wq-2", "water_quality", "T1", "V1")])
     ph = rule({"threshold": {"above": 9}}, metric="ph", name="ph-high")
-    engine = engine_for([ph], two_level_routing([{"name": "c", "type": "console"}], ["c"], ["c"]),
-                        {"c": Recorder()})
+    engine = recording_engine([ph])
     with psycopg.connect(database_url) as slow:  # a writer whose transaction stays open
         add_readings(slow, "wq-1", "ph", [(minutes(-2), 11.0)])  # received_at: its start
         add_readings(conn, "wq-2", "ph", [(minutes(-1), 7.0)])  # committed meanwhile
@@ -262,9 +253,7 @@ def test_a_batch_committed_late_is_still_judged(conn: psycopg.Connection, databa
 
 def test_a_device_never_heard_counts_its_silence_from_registration(conn: psycopg.Connection) -> None:
     add_devices(conn, [("cam-new", "camera", "T1", "V1")])
-    engine = engine_for([rule({"stopped": {}}, kind="camera", name="cam-stopped")],
-                        two_level_routing([{"name": "c", "type": "console"}], ["c"], ["c"]),
-                        {"c": Recorder()})
+    engine = recording_engine([rule({"stopped": {}}, kind="camera", name="cam-stopped")])
     registered = conn.execute("SELECT created_at FROM devices").fetchone()[0]  # type: ignore[index]
     assert tick_cycle(conn, engine, registered + timedelta(minutes=4)).transitions == []
     assert len(tick_cycle(conn, engine, registered + timedelta(minutes=6)).transitions) == 1
@@ -279,8 +268,7 @@ def test_conductivity_against_the_probes_own_baseline(conn: psycopg.Connection) 
     if storage == ("plain",):
         conn.execute("SELECT village_refresh_rollups()")
     presets = [r for r in load_rules([]) if r.name == "wq-conductivity-baseline"]
-    engine = engine_for(presets, two_level_routing([{"name": "c", "type": "console"}], ["c"], ["c"]),
-                        {"c": Recorder()})
+    engine = recording_engine(presets)
     evaluate_cycle(conn, engine)
     now = datetime.now(UTC)
     add_readings(conn, "wq-1", "conductivity_us_cm", [(now - timedelta(minutes=40), 1100.0),
