@@ -22,7 +22,6 @@ from dashboards.query import DATASOURCE_TYPE
 from dashboards.settings import DatabaseEndpoint, GrafanaSettings
 
 PASSWORD_VARIABLE = "GRAFANA_DATASOURCE_PASSWORD"
-DEFAULT_DASHBOARDS_PATH = "/etc/grafana/village/dashboards"
 
 
 def datasource_model(
@@ -84,7 +83,7 @@ def write_build(
     dashboards: list[BuiltDashboard],
     settings: GrafanaSettings,
     endpoint: DatabaseEndpoint,
-    dashboards_path: str = DEFAULT_DASHBOARDS_PATH,
+    dashboards_path: str,
 ) -> list[Path]:
     """Write the dashboards and provisioning files under `out`; return what was written."""
     files: dict[Path, str] = {
