@@ -32,7 +32,6 @@ class RunOptions:
     seed: int = 0
     faults: Sequence[tuple[str, FaultWindow]] = ()
     hostile_rate: float = 0.0
-    intervals_s: dict[str, float] = field(default_factory=dict)
     nb_iot_share: float = 0.3
     show_progress: bool = True
     max_in_flight: int = 10_000  # back-fill: messages published but not yet PUBACKed, at most
@@ -59,9 +58,8 @@ def run_realtime(devices: Sequence[SimDevice], options: RunOptions, console: Con
     hostile = (HostileGenerator(options.prefix, [(d.device_id, d.kind) for d in devices],
                                 options.seed) if options.hostile_rate > 0 else None)
     fleet = SimulatedFleet(options.endpoint, options.prefix, devices, seed=options.seed,
-                           intervals_s=options.intervals_s, nb_iot_share=options.nb_iot_share,
-                           hostile=hostile, hostile_rate=options.hostile_rate,
-                           passwords=options.passwords)
+                           nb_iot_share=options.nb_iot_share, hostile=hostile,
+                           hostile_rate=options.hostile_rate, passwords=options.passwords)
     fleet.add_faults(options.faults)
     deadline = None if duration_s is None else time.monotonic() + duration_s
     with Progress(console, "simulate", options.show_progress) as progress:
