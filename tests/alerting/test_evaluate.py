@@ -138,10 +138,9 @@ def test_household_leak_needs_a_whole_day_and_no_quiet_hour():
     outcome = stream(leak_rule, dripping, "total_m3", subject=meter())
     assert fire_times(outcome.transitions) == [("firing", 24 * 60)]
     # the same household with its night hour quiet (02:00-03:00 after T0 + 18 h)
-    quiet = [(m, v) for m, v in dripping]
     base = 0.0
     normal = []
-    for m, _ in quiet:
+    for m, _ in dripping:
         if not (18 * 60 < m <= 19 * 60):
             base += 0.005
         normal.append((m, 100 + base))
