@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, get_args
 
 import typer
 from rich.console import Console
@@ -47,10 +47,11 @@ def list_command(
     limit: int = typer.Option(50, min=1, max=10_000),
 ) -> None:
     """List alerts, newest first."""
-    from alerting.operations import _STATE_WHERE, list_alerts
+    from alerting.operations import StateFilter, list_alerts
 
-    if state not in _STATE_WHERE:
-        errors.print(f"--state: one of {', '.join(_STATE_WHERE)}")
+    states = get_args(StateFilter)
+    if state not in states:
+        errors.print(f"--state: one of {', '.join(states)}")
         raise typer.Exit(2)
     with _connect() as conn:
         rows = list_alerts(conn, _principal("cli"), state, limit)  # type: ignore[arg-type]
