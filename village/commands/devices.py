@@ -46,7 +46,6 @@ def _actor() -> str:
     return f"cli:{getpass.getuser()}"
 
 
-
 @contextlib.contextmanager
 def registry_connection() -> Iterator[psycopg.Connection]:
     import psycopg
@@ -64,12 +63,8 @@ def registry_connection() -> Iterator[psycopg.Connection]:
         raise fail(f"database: {str(exc).strip().splitlines()[0]}") from None
 
 
-def _cells(device_id: str, **values: str | None) -> dict[str, str]:
-    cells = {"device_id": device_id}
-    cells.update({name: value for name, value in values.items() if value is not None})
-    if "gateway" in cells:
-        cells["gateway_id"] = cells.pop("gateway")
-    return cells
+def _given(**values: str | None) -> dict[str, str]:
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def _row(conn: psycopg.Connection, cells: dict[str, str]) -> DeviceRow:
@@ -153,10 +148,10 @@ def _registering(verb: str, done: str, help_text: str) -> Callable[..., None]:
 
         register = {"add": add_device, "approve": approve_device}[verb]
         with registry_connection() as conn:
-            row = _row(conn, _cells(device_id, kind=kind, village=village, township=township,
-                                    grid=grid, site=site, name=name, latitude=latitude,
-                                    longitude=longitude, installed_on=installed_on,
-                                    gateway=gateway, tags=tags))
+            row = _row(conn, _given(device_id=device_id, kind=kind, village=village,
+                                    township=township, grid=grid, site=site, name=name,
+                                    latitude=latitude, longitude=longitude,
+                                    installed_on=installed_on, tags=tags, gateway_id=gateway))
             secret = register(conn, row, _actor())
         err.print(f"{device_id} {done}; its secret, shown this once:", highlight=False)
         typer.echo(secret)
@@ -187,10 +182,6 @@ def pending() -> None:
                       f"{p.last_seen:%Y-%m-%d %H:%M}" if p.last_seen else "",
                       str(p.messages or 0), p.last_topic or "")
     out.print(table)
-
-
-def _filters(**values: str | None) -> dict[str, str]:
-    return {name: value for name, value in values.items() if value is not None}
 
 
 def _print_records(records: list[DeviceRecord], output: str, total: int) -> None:
@@ -232,8 +223,8 @@ def list_(kind: Filter = None, township: Filter = None, village: Filter = None,
 
     if output not in ("table", "csv", "json"):
         raise fail("--format must be table, csv or json", 2)
-    filters = _filters(kind=kind, township=township, village=village, grid=grid, site=site,
-                       lifecycle=lifecycle, gateway_id=gateway)
+    filters = _given(kind=kind, township=township, village=village, grid=grid, site=site,
+                     lifecycle=lifecycle, gateway_id=gateway)
     shown = limit if limit is not None or output != "table" else TABLE_LIMIT
     with registry_connection() as conn:
         records = list(iter_devices(conn, filters, shown))
@@ -251,8 +242,8 @@ def export(kind: Filter = None, township: Filter = None, village: Filter = None,
     from devices.registry import iter_devices
     from devices.registry_csv import format_registry_csv
 
-    filters = _filters(kind=kind, township=township, village=village, grid=grid, site=site,
-                       lifecycle=lifecycle, gateway_id=gateway)
+    filters = _given(kind=kind, township=township, village=village, grid=grid, site=site,
+                     lifecycle=lifecycle, gateway_id=gateway)
     with registry_connection() as conn:
         text = format_registry_csv(record.row for record in iter_devices(conn, filters))
     if to is None:
