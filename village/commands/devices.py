@@ -48,6 +48,7 @@ def _actor() -> str:
 
 @contextlib.contextmanager
 def registry_connection() -> Iterator[psycopg.Connection]:
+    """A connection to the configured database; a registry or connection error ends the command."""
     import psycopg
 
     from devices.registry import RegistryError
