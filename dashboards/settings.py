@@ -8,6 +8,8 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from dashboards.i18n import Language
+
 # The only credentials that ever work without configuration: Grafana's own first-start
 # admin login, accepted in development mode and nowhere else.
 DEVELOPMENT_LOGIN = ("admin", "admin")
@@ -60,7 +62,7 @@ class GrafanaSettings(BaseModel):
     timeout_s: float = Field(10, gt=0, le=300)
     folder_uid: str = Field("village", pattern=r"^[A-Za-z0-9_-]{1,40}$")
     folder_title: str = Field("智慧乡村", min_length=1, max_length=200)
-    language: Literal["zh", "en"] = "zh"
+    language: Language = "zh"
     datasource_uid: str = Field("village-pg", pattern=r"^[A-Za-z0-9_-]{1,40}$")
     datasource_name: str = Field("Village PostgreSQL", min_length=1, max_length=190)
     datasource_database_url: str | None = Field(

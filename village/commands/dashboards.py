@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
+from dashboards.i18n import Language
 from village.commands.output import fail, out
 
 dashboards_app = typer.Typer(
@@ -16,7 +17,7 @@ dashboards_app = typer.Typer(
 )
 
 Lang = Annotated[
-    Literal["zh", "en"] | None,
+    Language | None,
     typer.Option("--lang", help="title language (default VILLAGE_GRAFANA__LANGUAGE, zh)"),
 ]
 
