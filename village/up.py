@@ -200,6 +200,7 @@ def _ingest(stack: Stack) -> Component:
 
 
 def _simulators(stack: Stack) -> Component:
+    from simulators.build import DEFAULT_INTERVALS_S
     from simulators.fleet import SimulatedFleet
     from simulators.population import PopulationSpec, generate_population
     from simulators.store import register
@@ -212,9 +213,8 @@ def _simulators(stack: Stack) -> Component:
     # Short intervals so the live figures move; the real ones are minutes to a day. No
     # NB-IoT meters: they upload once a day and would look silent on the live screen.
     fleet = SimulatedFleet(parse_mqtt_url(stack.settings.mqtt_url), stack.settings.topic_prefix,
-                           devices, seed=1, nb_iot_share=0, intervals_s={kind: 5.0 for kind in (
-                               "water_meter", "water_quality", "barn", "camera", "speaker",
-                               "gateway")})
+                           devices, seed=1, nb_iot_share=0,
+                           intervals_s=dict.fromkeys(DEFAULT_INTERVALS_S, 5.0))
     kinds = sorted({device.kind for device in devices})
 
     def start() -> None:
