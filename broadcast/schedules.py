@@ -23,7 +23,7 @@ from broadcast.model import (
     BroadcastRequest,
     NotFound,
 )
-from broadcast.schedule import DEFAULT_TIMEZONE, check_timezone, cron_trigger, next_cron_fire
+from broadcast.schedule import DEFAULT_TIMEZONE, check_timezone, next_cron_fire
 from broadcast.scope import authorize, overlaps, resolve, scope_place
 from broadcast.service import create_broadcast
 from village.principal import Place, Principal, Role
@@ -68,11 +68,7 @@ def create_schedule(conn: psycopg.Connection, request: BroadcastRequest, princip
     if request.expires_at is not None:
         raise BroadcastError("a scheduled broadcast takes expires_in_s, not expires_at")
     check_timezone(timezone)
-    if cron is not None:
-        cron_trigger(cron, timezone)
-        first = next_cron_fire(cron, timezone, now)
-    else:
-        first = at
+    first = at if cron is None else next_cron_fire(cron, timezone, now)
     targets = resolve(request.scope, store.load_speakers(conn), store.load_groups(conn))
     authorize(principal, request.scope, targets)
     row = conn.execute(
