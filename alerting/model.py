@@ -30,7 +30,6 @@ class Subject:
     site: str | None = None
     gateway: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
-    name: str | None = None
 
     def labels(self) -> dict[str, str]:
         """The labels silences, inhibition and routes match on (None left out)."""

@@ -24,12 +24,12 @@ DeviceSeries = dict[str, dict[str, Sequence[Sample]]]
 def load_subjects(conn: psycopg.Connection) -> dict[str, Subject]:
     """Every active device of the registry, with its place and tags."""
     rows = conn.execute(
-        "SELECT device_id, kind, township, village, grid, site, gateway_id, tags, name"
+        "SELECT device_id, kind, township, village, grid, site, gateway_id, tags"
         " FROM devices WHERE lifecycle = 'active'"
     ).fetchall()
     return {
         r[0]: Subject(r[0], r[1], r[2], r[3], r[4], r[5], r[6] or (r[0] if r[1] == "gateway" else None),
-                      tuple(sorted((str(k), str(v)) for k, v in (r[7] or {}).items())), r[8])
+                      tuple(sorted((str(k), str(v)) for k, v in (r[7] or {}).items())))
         for r in rows
     }
 
