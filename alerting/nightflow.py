@@ -22,12 +22,12 @@ ZONE = ZoneInfo("Asia/Shanghai")
 _NIGHTS_SQL = """
 WITH hourly AS (
     SELECT d.township, d.village, d.grid,
-           date_trunc('hour', r.ts AT TIME ZONE 'Asia/Shanghai') AS hour,
+           date_trunc('hour', r.ts AT TIME ZONE %(zone)s) AS hour,
            greatest(max(r.value) - min(r.value), 0) AS used
     FROM readings r JOIN devices d USING (device_id)
     WHERE d.kind = 'water_meter' AND d.lifecycle = 'active' AND r.metric = 'total_m3'
       AND r.ts >= %(since)s AND r.ts < %(until)s
-      AND extract(hour FROM r.ts AT TIME ZONE 'Asia/Shanghai') = ANY(%(hours)s)
+      AND extract(hour FROM r.ts AT TIME ZONE %(zone)s) = ANY(%(hours)s)
     GROUP BY d.township, d.village, d.grid, r.device_id, 4
 )
 SELECT township, village, grid, hour::date AS night, hour, sum(used)
@@ -50,7 +50,7 @@ def area_nights(
     """Per area level, each area's nights (ending 04:00 local) and minimum night flow."""
     until = last_complete_night(now)
     rows = conn.execute(_NIGHTS_SQL, {"since": until - timedelta(days=nights), "until": until,
-                                      "hours": list(NIGHT_HOURS)}).fetchall()
+                                      "hours": list(NIGHT_HOURS), "zone": ZONE.key}).fetchall()
     result: dict[str, dict[Subject, list[tuple[datetime, float]]]] = {}
     for level, keys in AREA_KEYS.items():
         # area -> night -> the summed use of each of its night hours
