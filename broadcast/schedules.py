@@ -6,6 +6,7 @@ an ordinary broadcast with the creator's rights as they were recorded.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from broadcast.model import (
     BroadcastId,
     BroadcastRequest,
     NotFound,
+    Speaker,
 )
 from broadcast.schedule import DEFAULT_TIMEZONE, check_timezone, next_cron_fire
 from broadcast.scope import authorize, overlaps, resolve, scope_place
@@ -87,10 +89,11 @@ def create_schedule(conn: psycopg.Connection, request: BroadcastRequest, princip
     return schedule_id
 
 
-def _place_of(row: ScheduleRow, conn: psycopg.Connection) -> Place:
+def _place_of(row: ScheduleRow, speakers: list[Speaker],
+              groups: Mapping[str, frozenset[str]]) -> Place:
     request = BroadcastRequest.model_validate(row.request)
     try:
-        targets = resolve(request.scope, store.load_speakers(conn), store.load_groups(conn))
+        targets = resolve(request.scope, speakers, groups)
     except BroadcastError:
         return row.creator.scope
     return scope_place(request.scope, targets)
@@ -102,7 +105,8 @@ def list_schedules(conn: psycopg.Connection, principal: Principal) -> list[Sched
         rows = cur.execute(
             f"SELECT {_COLUMNS} FROM broadcast_schedules WHERE enabled"  # noqa: S608 - constant
             " ORDER BY schedule_id").fetchall()
-    return [row for row in rows if overlaps(principal, _place_of(row, conn))]
+    speakers, groups = store.load_speakers(conn), store.load_groups(conn)
+    return [row for row in rows if overlaps(principal, _place_of(row, speakers, groups))]
 
 
 def delete_schedule(conn: psycopg.Connection, schedule_id: int, principal: Principal,
@@ -112,9 +116,11 @@ def delete_schedule(conn: psycopg.Connection, schedule_id: int, principal: Princ
         row = cur.execute(
             f"SELECT {_COLUMNS} FROM broadcast_schedules WHERE schedule_id = %s AND enabled"  # noqa: S608 - constant
             " FOR UPDATE", (schedule_id,)).fetchone()
-    if row is None or not overlaps(principal, _place_of(row, conn)):
+    place = None if row is None else _place_of(row, store.load_speakers(conn),
+                                               store.load_groups(conn))
+    if place is None or not overlaps(principal, place):
         raise NotFound(f"no schedule {schedule_id}")
-    if not principal.may(Role.OPERATOR, _place_of(row, conn)):
+    if not principal.may(Role.OPERATOR, place):
         raise BroadcastDenied(f"{principal.name} may not remove schedule {schedule_id}")
     conn.execute("UPDATE broadcast_schedules SET enabled = false WHERE schedule_id = %s",
                  (schedule_id,))
