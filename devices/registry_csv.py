@@ -150,10 +150,13 @@ def format_tags(tags: Mapping[str, str]) -> str:
     """Tags as a cell: `key=value;...` when that reads back the same, JSON otherwise."""
     if not tags:
         return ""
-    if any(ch in text for item in tags.items() for text in item for ch in ";=") or any(
+    plain = ";".join(f"{key}={value}" for key, value in sorted(tags.items()))
+    # A cell starting with `{` is read as JSON, so a first key like `{x` needs JSON too.
+    if plain.startswith("{") or any(ch in text for item in tags.items() for text in item
+                                    for ch in ";=") or any(
             text != text.strip() for item in tags.items() for text in item):
         return json.dumps(dict(tags), ensure_ascii=False, sort_keys=True)
-    return ";".join(f"{key}={value}" for key, value in sorted(tags.items()))
+    return plain
 
 
 CELL_PARSERS: dict[str, Callable[[str], Any]] = {

@@ -129,6 +129,7 @@ def test_export_reads_back_to_the_same_rows() -> None:
         DeviceRow("wm-1", "water_meter", "东村", name='名字, "引号"', grid="一组", site="泵站",
                   gateway_id="gw-1", tags={"a": "x;y", "b": "2"}),
         DeviceRow("wm-2", "water_meter", "西村", tags={"户主": "李四"}),
+        DeviceRow("wm-3", "water_meter", "西村", tags={"{note": "}"}),
     ]
     parsed = parse_registry_csv(format_registry_csv(rows).encode())
     assert parsed.problems == []
