@@ -52,7 +52,6 @@ class AlertView:
     threshold: float | None
     started_at: datetime
     resolved_at: datetime | None
-    acknowledged_by: str | None = None
     device_name: str | None = None
 
 

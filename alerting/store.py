@@ -271,15 +271,15 @@ def apply_outcome(
 _SELECT_ALERTS = (
     "SELECT a.id, a.rule, a.condition, a.severity, a.summary, a.device_id, a.kind, a.township,"
     " a.village, a.grid, a.metric, a.value, a.threshold, a.started_at, a.resolved_at,"
-    " a.acknowledged_by, d.name, a.labels, a.state, a.created_at, a.acknowledged_at,"
+    " d.name, a.labels, a.state, a.created_at, a.acknowledged_at,"
     " a.notified_level, a.last_notified_at, a.escalated_at, a.resolved_notified"
     " FROM alerts a LEFT JOIN devices d USING (device_id)"
 )
 
 
 def _open_alert_row(r: Any) -> OpenAlert:
-    view = AlertView(*r[:17])
-    return OpenAlert(view, dict(r[17]), r[18], r[19], r[20], r[21], r[22], r[23], r[24])
+    view = AlertView(*r[:16])
+    return OpenAlert(view, dict(r[16]), r[17], r[18], r[19], r[20], r[21], r[22], r[23])
 
 
 def alerts_to_dispatch(conn: psycopg.Connection) -> list[OpenAlert]:
