@@ -85,8 +85,6 @@ def test_online_speakers_are_sent_offline_ones_queued_at_the_broker(
     assert publisher.take() == [(d, "play", b) for d in SPEAKERS]
     assert states(conn, b) == {"spk-1": "sent", "spk-2": "sent", "spk-3": "sent",
                                "spk-4": "offline"}
-    command = publisher.sent
-    assert command == []
     engine.cycle(conn, T0 + timedelta(seconds=1))
     assert publisher.take() == []  # nothing new, nothing due
 
