@@ -51,13 +51,16 @@ class Engine:
     publisher: Publisher
     retry_interval: timedelta
     presence: dict[str, bool] = field(default_factory=dict)
-    _payloads: dict[str, bytes] = field(default_factory=dict)
+    # Each broadcast's play command with its expiry, kept while it may still be sent.
+    _payloads: dict[str, tuple[datetime, bytes]] = field(default_factory=dict)
 
     # ---- what the daemon calls ----
 
     def cycle(self, conn: psycopg.Connection, now: datetime) -> None:
         """Fire due schedules, dispatch new broadcasts, then expire, stop, retry and release."""
         fire_due(conn, now)
+        # Nothing expired is sent again, and a long-running daemon must not keep them all.
+        self._payloads = {b: kept for b, kept in self._payloads.items() if kept[0] > now}
         self.dispatch_new(conn, now)
         self.expire(conn, now)
         self.send_stops(conn, now)
@@ -73,7 +76,7 @@ class Engine:
         # Emergencies first, so what arrived with them is held back rather than interrupting.
         claimed.sort(key=lambda row: (-priority_rank(row.priority), row.created_at))
         for row in claimed:
-            self._payloads[row.broadcast_id] = _play_payload(row)
+            self._payloads[row.broadcast_id] = (row.expires_at, _play_payload(row))
             self._send(conn, store.deliveries(conn, row.broadcast_id, [S.QUEUED], lock=True), now)
         return len(claimed)
 
@@ -190,12 +193,11 @@ class Engine:
             store.apply(conn, changes)
 
     def _payload(self, conn: psycopg.Connection, broadcast_id: str) -> bytes:
-        payload = self._payloads.get(broadcast_id)
-        if payload is None:
+        if broadcast_id not in self._payloads:
             row = store.fetch_broadcast(conn, broadcast_id)
             assert row is not None, "a delivery's broadcast exists (foreign key)"
-            payload = self._payloads[broadcast_id] = _play_payload(row)
-        return payload
+            self._payloads[broadcast_id] = (row.expires_at, _play_payload(row))
+        return self._payloads[broadcast_id][1]
 
 
 def _play_payload(row: store.BroadcastRow) -> bytes:

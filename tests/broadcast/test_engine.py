@@ -127,12 +127,15 @@ def test_unanswered_speakers_are_retried_with_the_same_id_until_expiry(
     engine.on_presence(conn, [Presence("spk-3", False)], T0 + timedelta(seconds=11))
     engine.cycle(conn, T0 + timedelta(seconds=20))
     assert publisher.take() == [("spk-2", "play", b)]  # spk-3 went away: wait for it
+    assert b in engine._payloads
     engine.cycle(conn, T0 + timedelta(seconds=25))
     assert publisher.take() == []
     assert states(conn, b) == {"spk-1": "accepted", "spk-2": "no_answer", "spk-3": "expired",
                                "spk-4": "expired"}
     attempts: dict[str, int] = dict(conn.execute("SELECT device_id, attempts FROM broadcast_deliveries"))
     assert attempts == {"spk-1": 1, "spk-2": 3, "spk-3": 2, "spk-4": 1}
+    # A daemon runs for months: an expired broadcast's command is not kept in memory.
+    assert b not in engine._payloads
 
 
 def test_a_speaker_that_comes_back_gets_the_broadcast_unless_it_expired(
