@@ -15,6 +15,7 @@ from broadcast.delivery import ACK_HAPPENINGS, Happening
 from devices.models import CommandAck
 from devices.topics import Channel, TopicError, parse_topic
 from ingest.decode import Limits, Rejection, decode_status, parse_json
+from village.validation import first_error
 
 _LIMITS = Limits()
 
@@ -56,9 +57,7 @@ def _ack(device_id: str, name: str, payload: bytes, at: datetime) -> Ack | BadMe
     try:
         ack = CommandAck.model_validate(document)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "ack"
-        return BadMessage(name, device_id, "bad_ack", f"{where}: {first['msg']}", payload)
+        return BadMessage(name, device_id, "bad_ack", first_error(exc, "ack"), payload)
     return Ack(device_id, ack.id, ACK_HAPPENINGS[ack.result], ack.reason, at)
 
 

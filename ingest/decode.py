@@ -31,6 +31,7 @@ from devices.contract import (
 from devices.kind import DeviceKind
 from devices.metrics import MetricSpec
 from devices.models import Event, Status
+from village.validation import first_error
 
 
 class Reason(StrEnum):
@@ -359,10 +360,8 @@ def decode_events(
         try:
             event = Event.model_validate({k: v for k, v in entry.items() if k != "ts"})
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "event"
             out.rejections.append(Rejection(
-                Reason.BAD_EVENT, f"{where}: {first['msg']}", entry=index))
+                Reason.BAD_EVENT, first_error(exc, "event"), entry=index))
             continue
         body = {**entry, "ts": ts.isoformat()}
         out.events.append(EventRecord(device_id, ts, event.type, event.severity, body))
@@ -383,9 +382,7 @@ def decode_status(payload: bytes, limits: Limits) -> Status | Rejection:
     try:
         return Status.model_validate(document)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "status"
-        return Rejection(Reason.BAD_STATUS, f"{where}: {first['msg']}")
+        return Rejection(Reason.BAD_STATUS, first_error(exc, "status"))
 
 
 def split_gateway(document: object) -> tuple[list[tuple[str, object]], list[Rejection]]:

@@ -14,6 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 from devices.models import Command
 from simulators import payloads
 from simulators.payloads import Outgoing
+from village.validation import first_error
 
 BehaviourName = Literal["normal", "offline", "never_ack", "late_ack"]
 
@@ -64,8 +65,7 @@ def parse_command(raw: bytes) -> Command | BadCommand:
         first = exc.errors()[0]
         if first["type"] == "union_tag_invalid":
             return BadCommand(command_id, f"unknown op {document.get('op')!r}")
-        where = ".".join(str(part) for part in first["loc"]) or "command"
-        return BadCommand(command_id, f"invalid command: {where}: {first['msg']}")
+        return BadCommand(command_id, f"invalid command: {first_error(exc, 'command')}")
 
 
 @dataclass

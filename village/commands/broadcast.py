@@ -19,6 +19,7 @@ import typer
 from rich.table import Table
 
 from village.commands.output import fail, out
+from village.validation import first_error
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -70,9 +71,7 @@ def _connection() -> Iterator[psycopg.Connection]:
             yield conn
     except (ValueError, BroadcastDenied, NotFound) as exc:
         if isinstance(exc, ValidationError):
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "request"
-            raise fail(f"{where}: {first['msg']}") from None
+            raise fail(first_error(exc, "request")) from None
         raise fail(str(exc)) from None
 
 
