@@ -11,7 +11,6 @@ evaluations per second, peak memory and the machine load. Not part of the test s
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import resource
 import sys
@@ -21,6 +20,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common import load  # noqa: E402
 
 from alerting.evaluate import (  # noqa: E402
     STREAM_TYPES,
@@ -36,12 +37,6 @@ from devices.catalogue import KIND_BY_NAME  # noqa: E402
 # The county's mix (domain notes: meters dominate, then cameras).
 MIX = {"water_meter": 0.80, "camera": 0.15, "water_quality": 0.02, "barn": 0.02, "speaker": 0.01}
 NOW = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
-
-
-def load() -> str:
-    """The machine's load average, printed with every figure."""
-    one, five, fifteen = os.getloadavg()
-    return f"load {one:.2f} {five:.2f} {fifteen:.2f} ({os.cpu_count()} cores)"
 
 
 def county(count: int) -> dict[str, Subject]:

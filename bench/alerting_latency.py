@@ -28,6 +28,7 @@ from pathlib import Path
 
 import psycopg
 import yaml
+from common import load, peak_rss_mb
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -66,12 +67,6 @@ def routing(url: str) -> dict[str, object]:
                                                    "group_by": ["rule", "device_id"]}]}}
 
 
-def load() -> str:
-    """The machine's load average, printed with every figure."""
-    one, five, fifteen = os.getloadavg()
-    return f"load {one:.2f} {five:.2f} {fifteen:.2f} ({os.cpu_count()} cores)"
-
-
 def admin(sql: str) -> None:
     """One statement on the admin database."""
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
@@ -91,12 +86,6 @@ def make_database(triggers: int) -> tuple[str, str]:
             for n in range(triggers):
                 copy.write_row((f"wq-trig-{n:03d}", "water_quality", "T1", "V1"))
     return name, url
-
-
-def peak_rss_mb(pid: int) -> float:
-    """VmHWM of a process: the most resident memory it ever had."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(next(r for r in status.splitlines() if r.startswith("VmHWM:")).split()[1]) / 1024
 
 
 def main() -> None:

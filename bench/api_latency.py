@@ -21,10 +21,10 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import psycopg
+from common import load, peak_rss_mb
 
 from village.api.tokens import create_token
 from village.local import free_port, wait_for_port
@@ -36,12 +36,6 @@ ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL",
 TOWNSHIPS, VILLAGES_PER_TOWNSHIP, METERS_PER_VILLAGE = 3, 50, 100
 METERS = TOWNSHIPS * VILLAGES_PER_TOWNSHIP * METERS_PER_VILLAGE  # 15,000
 DAYS = 365
-
-
-def load() -> str:
-    """The load average, for reading the figures on a shared machine."""
-    one, five, fifteen = os.getloadavg()
-    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
 
 
 def fill(url: str) -> dict[str, float]:
@@ -97,14 +91,6 @@ def measure(name: str, call: Callable[[], httpx.Response], count: int) -> None:
     p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
     print(f"{name}: n={count} p50 {statistics.median(times):.1f} ms, p99 {p99:.1f} ms,"
           f" max {times[-1]:.1f} ms; {load()}", flush=True)
-
-
-def peak_rss_mb(pid: int) -> float:
-    """A process's peak resident memory (VmHWM)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 import psycopg
+from common import load, peak_rss_mb
 from paho.mqtt.enums import CallbackAPIVersion
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,12 +42,6 @@ from village.migrate import migrate  # noqa: E402
 
 PUBLISHER = ROOT / "bench" / "bin" / "pub"
 DEVICES = 1000
-
-
-def load() -> str:
-    """The machine's load average, as printed with every figure."""
-    one, five, fifteen = os.getloadavg()
-    return f"load {one:.2f} {five:.2f} {fifteen:.2f} ({os.cpu_count()} cores)"
 
 
 def make_template() -> str:
@@ -120,9 +115,7 @@ class WorkerProcess:
 
     def peak_rss_mb(self) -> float:
         """VmHWM: the most resident memory the process ever had."""
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        line = next(row for row in status.splitlines() if row.startswith("VmHWM:"))
-        return int(line.split()[1]) / 1024
+        return peak_rss_mb(self.process.pid)
 
     def stop(self) -> None:
         """Stop gracefully."""
