@@ -109,13 +109,19 @@ def list_schedules(conn: psycopg.Connection, principal: Principal) -> list[Sched
     return [row for row in rows if overlaps(principal, _place_of(row, speakers, groups))]
 
 
+def get_schedule(conn: psycopg.Connection, schedule_id: int,
+                 lock: bool = False) -> ScheduleRow | None:
+    """An enabled schedule as recorded (locked for update if asked), or None."""
+    with conn.cursor(row_factory=class_row(ScheduleRow)) as cur:
+        return cur.execute(
+            f"SELECT {_COLUMNS} FROM broadcast_schedules WHERE schedule_id = %s AND enabled"  # noqa: S608 - constant
+            + (" FOR UPDATE" if lock else ""), (schedule_id,)).fetchone()
+
+
 def delete_schedule(conn: psycopg.Connection, schedule_id: int, principal: Principal,
                     now: datetime) -> None:
     """Disable a schedule (kept for the audit trail)."""
-    with conn.cursor(row_factory=class_row(ScheduleRow)) as cur:
-        row = cur.execute(
-            f"SELECT {_COLUMNS} FROM broadcast_schedules WHERE schedule_id = %s AND enabled"  # noqa: S608 - constant
-            " FOR UPDATE", (schedule_id,)).fetchone()
+    row = get_schedule(conn, schedule_id, lock=True)
     place = None if row is None else _place_of(row, store.load_speakers(conn),
                                                store.load_groups(conn))
     if place is None or not overlaps(principal, place):

@@ -97,8 +97,9 @@ def schedule(body: NewSchedule, conn: Conn, caller: Caller) -> schedules.Schedul
             raise Problem(422, str(exc), "body") from None
     audit.record(conn, caller, "schedule.create", f"schedule:{schedule_id}", None,
                  {"name": body.name, "cron": body.cron})
-    created = [r for r in schedules.list_schedules(conn, caller) if r.schedule_id == schedule_id]
-    return created[0]
+    created = schedules.get_schedule(conn, schedule_id)
+    assert created is not None, "just inserted in this transaction"
+    return created
 
 
 @router.get("/broadcast-schedules", summary="List schedules")
