@@ -77,7 +77,7 @@ def create_schedule(conn: psycopg.Connection, request: BroadcastRequest, princip
         "INSERT INTO broadcast_schedules (name, created_at, created_by, creator_role,"
         " creator_township, creator_village, request, cron, run_at, timezone, next_fire_at)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING schedule_id",
-        (name, now, principal.name, principal.role.name.lower(), principal.scope.township,
+        (name, now, principal.name, principal.role.label, principal.scope.township,
          principal.scope.village, Jsonb(request.model_dump(mode="json")), cron, at, timezone,
          first)).fetchone()
     assert row is not None

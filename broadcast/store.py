@@ -85,12 +85,8 @@ def audit(conn: psycopg.Connection, principal: Principal, action: str, at: datet
     conn.execute(
         "INSERT INTO broadcast_audit (at, actor, actor_role, action, broadcast_id, schedule_id,"
         " detail) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (at, principal.name, principal.role.name.lower(), action, broadcast_id, schedule_id,
-         Jsonb({"actor_scope": _place_text(principal.scope), **(detail or {})})))
-
-
-def _place_text(place: Place) -> str:
-    return "/".join(part for part in (place.township, place.village) if part) or "county"
+        (at, principal.name, principal.role.label, action, broadcast_id, schedule_id,
+         Jsonb({"actor_scope": principal.scope.label(), **(detail or {})})))
 
 
 def insert_broadcast(conn: psycopg.Connection, broadcast_id: str, request: BroadcastRequest,
@@ -103,7 +99,7 @@ def insert_broadcast(conn: psycopg.Connection, broadcast_id: str, request: Broad
         " creator_township, creator_village, priority, text, audio_url, volume_pct, repeat,"
         " expires_at, scope, scope_label, place_township, place_village, schedule_id)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (broadcast_id, now, principal.name, principal.role.name.lower(),
+        (broadcast_id, now, principal.name, principal.role.label,
          principal.scope.township, principal.scope.village, request.priority, request.text,
          request.audio_url, request.volume_pct, request.repeat, expires_at,
          Jsonb(request.scope.model_dump(mode="json")), request.scope.label(),
@@ -309,4 +305,4 @@ def online_in_registry(conn: psycopg.Connection, device_ids: Sequence[str]) -> s
 
 def principal_of(name: str, role: str, township: str | None, village: str | None) -> Principal:
     """Rebuild a recorded principal (a schedule fires with its creator's rights)."""
-    return Principal(name, Role[role.upper()], Place(township, village))
+    return Principal(name, Role.from_label(role), Place(township, village))

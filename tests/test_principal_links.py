@@ -63,3 +63,10 @@ def test_a_link_signed_with_another_secret_is_refused() -> None:
     token = sign_link_token(b"a" * 32, LinkGrant(1, "p", NOW + timedelta(hours=1)))
     with pytest.raises(LinkError):
         verify_link_token(b"b" * 32, token, NOW)
+
+
+def test_roles_and_places_are_written_as_people_read_them() -> None:
+    assert [role.label for role in Role] == ["viewer", "cadre", "operator", "admin"]
+    assert all(Role.from_label(role.label) is role for role in Role)
+    assert [place.label() for place in (COUNTY, Place("东镇"), Place("东镇", "李村"))] == [
+        "county", "东镇", "东镇/李村"]

@@ -18,6 +18,16 @@ class Role(IntEnum):
     OPERATOR = 3  # also sends broadcasts, silences alerts, edits devices
     ADMIN = 4  # also manages tokens, rules and the registry everywhere
 
+    @property
+    def label(self) -> str:
+        """How the role is written in the database, the CLI and the API (`operator`)."""
+        return self.name.lower()
+
+    @classmethod
+    def from_label(cls, label: str) -> Role:
+        """The role written `label`; KeyError if there is none."""
+        return cls[label.upper()]
+
 
 @dataclass(frozen=True)
 class Place:
@@ -25,6 +35,10 @@ class Place:
 
     township: str | None = None
     village: str | None = None
+
+    def label(self) -> str:
+        """`township/village`, `township`, or `county`."""
+        return "/".join(part for part in (self.township, self.village) if part) or "county"
 
 
 COUNTY = Place()

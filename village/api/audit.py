@@ -16,7 +16,7 @@ def record(conn: psycopg.Connection, actor: Principal, action: str, target: str,
     conn.execute(
         "INSERT INTO api_audit (actor, actor_role, action, target, township, village, detail)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (actor.name, actor.role.name.lower(), action, target,
+        (actor.name, actor.role.label, action, target,
          place.township if place else None, place.village if place else None,
          Jsonb(detail or {})),
     )

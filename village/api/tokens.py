@@ -52,9 +52,9 @@ def token_hash(token: str) -> str:
 def parse_role(name: str) -> Role:
     """The role named `name` (viewer, cadre, operator, admin)."""
     try:
-        return Role[name.upper()]
+        return Role.from_label(name)
     except KeyError:
-        known = ", ".join(r.name.lower() for r in Role)
+        known = ", ".join(r.label for r in Role)
         raise TokenError(f"unknown role {name!r}; known: {known}") from None
 
 
@@ -71,7 +71,7 @@ def create_token(conn: psycopg.Connection, actor: Principal, name: str, role: Ro
                 " expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"
                 " RETURNING id, name, role, township, village, created_at, created_by,"
                 " expires_at, revoked_at, last_used_at",
-                (name, token_hash(secret), role.name.lower(), scope.township, scope.village,
+                (name, token_hash(secret), role.label, scope.township, scope.village,
                  actor.name, expires_at),
             )
             info = cur.fetchone()
@@ -124,4 +124,4 @@ def authenticate(conn: psycopg.Connection, token: str) -> Principal | None:
     ).fetchone()
     if row is None:
         return None
-    return Principal(f"token:{row[0]}", Role[row[1].upper()], Place(row[2], row[3]))
+    return Principal(f"token:{row[0]}", Role.from_label(row[1]), Place(row[2], row[3]))

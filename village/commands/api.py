@@ -64,7 +64,7 @@ def create(
                                         Place(township, village), expires)
     except TokenError as exc:
         raise fail(str(exc)) from None
-    where = "/".join(p for p in (info.township, info.village) if p) or "county"
+    where = Place(info.township, info.village).label()
     out.print(f"token {info.name} ({info.role}, {where}); keep it now, it is not stored:",
               highlight=False)
     typer.echo(secret)
