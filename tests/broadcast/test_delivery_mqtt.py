@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
 
 import psycopg
 import pytest
@@ -23,13 +22,13 @@ from simulators.fleet import SimulatedFleet
 from simulators.speaker import PlayTiming
 from tests.broadcast.registry import county_of, register_speakers
 from tests.conftest import create_database
+from tests.ingest.conftest import wait_until
 from tests.simulators.observer import Observer
 from village.local import AmqttServer, MosquittoServer, PostgresCluster
 from village.migrate import migrate
 from village.principal import SYSTEM
 from village.settings import Settings, parse_mqtt_url
 
-T = TypeVar("T")
 FAST = PlayTiming(base_s=0.2, seconds_per_char=0.0)
 
 
@@ -51,17 +50,6 @@ def daemon(settings: Settings, expect_speakers: int) -> Iterator[DaemonHandle]:
         yield handle
     finally:
         handle.stop()
-
-
-def wait_until(condition: Callable[[], T], timeout_s: float, what: str) -> T:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout_s} s for {what}")
-        time.sleep(0.05)
 
 
 def fleet_of(rows: list[tuple[str, str, str]], broker: MosquittoServer | AmqttServer, prefix: str,
@@ -91,7 +79,7 @@ def counts_become(database_url: str, broadcast_id: str, counts: dict[str, int],
 
     try:
         wait_until(check, timeout_s, f"counts {counts}")
-    except TimeoutError as exc:
+    except AssertionError as exc:
         raise AssertionError(f"counts are {last[0].counts}, not {counts}") from exc
     return last[0]
 

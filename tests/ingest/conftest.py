@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import paho.mqtt.client as paho
@@ -16,6 +16,8 @@ import psycopg
 from ingest.service import Worker
 from village.mqtt import ClientOptions, build_client, connect_async
 from village.settings import IngestSettings, Settings, parse_mqtt_url
+
+T = TypeVar("T")
 
 
 def ingest_settings(database_url: str, mqtt_url: str, prefix: str, **ingest: Any) -> Settings:
@@ -89,14 +91,14 @@ class Publisher:
         self.client.loop_stop()
 
 
-def wait_until(check: Callable[[], bool], timeout_s: float = 20, what: str = "condition") -> None:
-    """Poll until `check()` is true, or fail naming what was awaited."""
+def wait_until(check: Callable[[], T], timeout_s: float = 20, what: str = "condition") -> T:
+    """Poll until `check()` is true and return what it gave, or fail naming what was awaited."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
+    while not (result := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    return result
 
 
 def scalar(database_url: str, query: str, *params: object) -> Any:
