@@ -140,8 +140,8 @@ class Subscriber:
             time.sleep(0.01)
         if not self._receiving:
             return
-        self.received += 1
-        self._handoff.put(Message(
+        handed_off = self._handoff.put(Message(
             msg._topic.decode("utf-8", "replace"), bytes(msg.payload), msg.mid, msg.qos, msg.retain,
             datetime.now(UTC), self._generation,
         ))
+        self.received += handed_off  # a QoS 0 message refused at the cap is counted there
