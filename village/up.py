@@ -9,7 +9,6 @@ and stop, listed in `SERVICES`: ingest, alerting, broadcast, the API and the sim
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import subprocess
 import threading
@@ -28,8 +27,6 @@ from rich.live import Live
 from village.settings import Settings, parse_mqtt_url
 
 DATABASE_NAME = "village"
-# Where clusters go when the postgres user cannot reach the data directory (see _cluster_dir).
-CLUSTERS_FALLBACK = Path("/var/tmp/village-up")
 STATUS_EVERY_S = 1.0
 
 
@@ -153,12 +150,12 @@ def _start_database(stack: Stack) -> None:
 def _cluster_dir(stack: Stack) -> Path:
     """`DATA_DIR/pg`, or, where the `postgres` user cannot enter it (we run as root from a
     root-only home directory), a folder of its own under /var/tmp, the same on every run."""
-    from village.local import postgres_can_reach
+    from village.local import postgres_can_reach, stand_in_for
 
     wanted = (stack.data_dir / "pg").resolve()
     if postgres_can_reach(wanted):
         return wanted
-    fallback = CLUSTERS_FALLBACK / hashlib.sha256(str(wanted).encode()).hexdigest()[:12]
+    fallback = stand_in_for(wanted, "pg")
     stack.console.print(f"the postgres user cannot enter {wanted}: the cluster lives in {fallback}")
     return fallback
 
