@@ -13,7 +13,7 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from alerting.rules import Rule, parse_rules
-from village.principal import Place, Principal, Role
+from ground.principal import Place, Principal, Role
 
 MAX_SILENCE = timedelta(days=30)
 SILENCE_LABELS = frozenset({"rule", "severity", "condition", "kind", "device_id", "township",

@@ -24,7 +24,7 @@ from alerting.notifiers.channels import build_notifiers
 from alerting.routing import load_routing
 from alerting.rules import load_rules
 from alerting.scheduler import start_jobs
-from village.links import LinkGrant, alert_link
+from ground.links import LinkGrant, alert_link
 from village.settings import Settings
 
 if TYPE_CHECKING:

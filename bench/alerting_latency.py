@@ -34,11 +34,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devices.topics import Channel, topic  # noqa: E402
+from ground.local import MosquittoServer  # noqa: E402
+from ground.mqtt import ClientOptions, build_client, connect_async  # noqa: E402
+from ground.settings import parse_mqtt_url  # noqa: E402
 from tests.alerting.receivers import http_receiver  # noqa: E402
-from village.local import MosquittoServer  # noqa: E402
-from village.migrate import migrate  # noqa: E402
-from village.mqtt import ClientOptions, build_client, connect_async  # noqa: E402
-from village.settings import parse_mqtt_url  # noqa: E402
+from village.schema import migrate  # noqa: E402
 
 ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL",
                            "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -26,10 +26,10 @@ import httpx
 import psycopg
 from common import load, peak_rss_mb
 
+from ground.local import free_port, wait_for_port
+from ground.principal import SYSTEM, Place, Role
 from village.api.tokens import create_token
-from village.local import free_port, wait_for_port
-from village.migrate import migrate
-from village.principal import SYSTEM, Place, Role
+from village.schema import migrate
 
 ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL",
                            "postgresql://postgres@127.0.0.1:5432/postgres")

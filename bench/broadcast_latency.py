@@ -37,13 +37,14 @@ from broadcast.daemon import start
 from broadcast.model import BroadcastRequest, Scope
 from broadcast.service import create_broadcast
 from broadcast.settings import BroadcastSettings
+from ground.local import MosquittoServer
+from ground.principal import SYSTEM
+from ground.settings import parse_mqtt_url
 from simulators.device import SimDevice
 from simulators.fleet import SimulatedFleet
 from simulators.speaker import PlayTiming
-from village.local import MosquittoServer
-from village.migrate import migrate
-from village.principal import SYSTEM
-from village.settings import Settings, parse_mqtt_url
+from village.schema import migrate
+from village.settings import Settings
 
 ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL",
                            "postgresql://postgres@127.0.0.1:5432/postgres")

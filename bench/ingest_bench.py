@@ -36,9 +36,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ground.local import MosquittoServer  # noqa: E402
 from tests.conftest import ADMIN_URL, create_database, drop_database  # noqa: E402
-from village.local import MosquittoServer  # noqa: E402
-from village.migrate import migrate  # noqa: E402
+from village.schema import migrate  # noqa: E402
 
 PUBLISHER = ROOT / "bench" / "bin" / "pub"
 DEVICES = 1000

@@ -59,7 +59,7 @@ def child(args: list[str], database_url: str) -> dict[str, float]:
 
 def mosquitto_start_s(conf: Path, work: Path) -> float:
     """How long a private Mosquitto takes to start with the generated passwd and ACL files."""
-    from village.local import MosquittoServer
+    from ground.local import MosquittoServer
 
     server = MosquittoServer(data_dir=work / "broker", password_file=conf / "passwd",
                              acl_file=conf / "acl")
@@ -72,7 +72,7 @@ def mosquitto_start_s(conf: Path, work: Path) -> float:
 
 def run_size(count: int, work: Path) -> dict[str, object]:
     """Fresh database; import with secrets; re-import unchanged; broker-config; broker start."""
-    from village.migrate import migrate
+    from village.schema import migrate
 
     name = f"village_bench_registry_{os.getpid()}_{count}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:

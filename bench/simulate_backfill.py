@@ -26,11 +26,11 @@ import orjson
 from rich.console import Console
 
 from devices.topics import Channel
+from ground.local import MosquittoServer
+from ground.settings import parse_mqtt_url
 from simulators.history import Backfill, history
 from simulators.population import PopulationSpec, generate_population
 from simulators.run import RunOptions, run_backfill
-from village.local import MosquittoServer
-from village.settings import parse_mqtt_url
 
 START = datetime.fromisoformat("2026-11-16T00:00:00+08:00")
 

@@ -34,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ground.local import MosquittoServer
+from ground.settings import parse_mqtt_url
 from simulators.device import SimDevice
 from simulators.fleet import SimulatedFleet
 from simulators.population import PopulationSpec, generate_population, summary
-from village.local import MosquittoServer
-from village.settings import parse_mqtt_url
 
 STRESSED = ("camera", "speaker", "gateway")  # the kinds with a connection of their own
 

@@ -25,7 +25,7 @@ from broadcast import store
 from broadcast.engine import Engine
 from broadcast.inbound import Ack, BadMessage, Presence, decode
 from devices.topics import Channel, subscription, topic
-from village.mqtt import ClientOptions, build_client, connect_async, shared
+from ground.mqtt import ClientOptions, build_client, connect_async, shared
 from village.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -12,10 +12,10 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from broadcast.delivery import ACK_HAPPENINGS, Happening
+from devices.decode import Limits, Rejection, decode_status, parse_json
 from devices.models import CommandAck
 from devices.topics import Channel, TopicError, parse_topic
-from ingest.decode import Limits, Rejection, decode_status, parse_json
-from village.validation import first_error
+from ground.validation import first_error
 
 _LIMITS = Limits()
 

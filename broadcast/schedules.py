@@ -28,7 +28,7 @@ from broadcast.model import (
 from broadcast.schedule import DEFAULT_TIMEZONE, check_timezone, next_cron_fire
 from broadcast.scope import authorize, overlaps, resolve, scope_place
 from broadcast.service import create_broadcast
-from village.principal import Place, Principal, Role
+from ground.principal import Place, Principal, Role
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 
 from broadcast.model import BroadcastDenied, BroadcastError, Scope, ScopeKind, Speaker
-from village.principal import COUNTY, Place, Principal, Role
+from ground.principal import COUNTY, Place, Principal, Role
 
 Resolver = Callable[[Scope, list[Speaker], Mapping[str, frozenset[str]]], list[Speaker]]
 

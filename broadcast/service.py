@@ -26,7 +26,7 @@ from broadcast.model import (
     Scope,
 )
 from broadcast.scope import authorize, overlaps, resolve, scope_place
-from village.principal import Principal, Role
+from ground.principal import Principal, Role
 
 STATES = [str(state) for state in DeliveryState]
 

@@ -14,7 +14,7 @@ from psycopg.types.json import Jsonb
 from broadcast.delivery import IN_PROGRESS, Change, DeliveryRow
 from broadcast.model import FINAL, BroadcastRequest, DeliveryState, Speaker
 from devices.contract import priority_rank
-from village.principal import Place, Principal, Role
+from ground.principal import Place, Principal, Role
 
 NOTIFY_CHANNEL = "village_broadcast"
 

@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from devices.catalogue import KINDS
 from devices.credentials import generate_secret, hash_secret
 from devices.registry_csv import COLUMNS, GATEWAY_KIND, DeviceRow
 
@@ -356,3 +357,21 @@ def store_service_hash(conn: psycopg.Connection, username: str, hashed: str) -> 
         "INSERT INTO service_accounts (name, secret_hash) VALUES (%s, %s)"
         " ON CONFLICT (name) DO UPDATE SET secret_hash = EXCLUDED.secret_hash, issued_at = now()",
         (username, hashed))
+
+
+def sync_catalogue(conn: psycopg.Connection) -> None:
+    """Mirror the code's kind catalogue into `device_kinds` and `metrics`."""
+    for kind in KINDS:
+        conn.execute(
+            "INSERT INTO device_kinds VALUES (%s, %s, %s, %s) ON CONFLICT (kind) DO UPDATE"
+            " SET label_zh = excluded.label_zh, label_en = excluded.label_en,"
+            " stale_after_s = excluded.stale_after_s",
+            (kind.name, kind.label_zh, kind.label_en, kind.stale_after_s),
+        )
+        conn.execute("DELETE FROM metrics WHERE kind = %s", (kind.name,))
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO metrics VALUES (%s, %s, %s, %s, %s, %s)",
+                [(kind.name, m.name, m.unit, m.description, m.minimum, m.maximum)
+                 for m in kind.metrics],
+            )

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from devices.catalogue import KIND_BY_NAME
+from devices.decode import Reason, Rejection
 from devices.kind import DeviceKind
-from ingest.decode import Reason, Rejection
 
 GATEWAY_KIND = "gateway"
 

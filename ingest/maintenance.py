@@ -15,8 +15,8 @@ from datetime import timedelta
 
 import psycopg
 
-from village.migrate import prepare_partitions
-from village.settings import RetentionSettings
+from ground.migrate import prepare_partitions
+from ingest.settings import RetentionSettings
 
 # An arbitrary constant shared by every worker (pg_try_advisory_lock key).
 MAINTENANCE_LOCK = 0x5641_4C4D

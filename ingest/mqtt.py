@@ -20,9 +20,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from devices.topics import Channel, subscription
+from ground.mqtt import ClientOptions, build_client, connect_async, shared
+from ground.settings import MqttEndpoint
 from ingest.handoff import HandOff, Message
-from village.mqtt import ClientOptions, build_client, connect_async, shared
-from village.settings import MqttEndpoint
 
 # Retained messages are not sent to shared subscriptions (MQTT v5), so status is taken by
 # every worker on a plain subscription: it is low volume and storing it is idempotent.

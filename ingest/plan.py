@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from devices.topics import Channel, Topic, TopicError, parse_topic
-from ingest.admit import Admitted, Registry, admit, admit_child, admit_gateway
-from ingest.decode import (
+from devices.decode import (
     Decoded,
     EventRecord,
     Limits,
@@ -28,6 +26,8 @@ from ingest.decode import (
     parse_json,
     split_gateway,
 )
+from devices.topics import Channel, Topic, TopicError, parse_topic
+from ingest.admit import Admitted, Registry, admit, admit_child, admit_gateway
 from ingest.handoff import Message
 
 # The channels ingest subscribes to; anything else on its subscriptions is a bad topic.

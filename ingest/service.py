@@ -21,8 +21,8 @@ from typing import TypeVar
 
 import psycopg
 
+from devices.decode import Limits, Reason, Rejection
 from ingest.admit import RegisteredDevice
-from ingest.decode import Limits, Reason, Rejection
 from ingest.handoff import HandOff, Message
 from ingest.maintenance import Maintenance
 from ingest.mqtt import Subscriber

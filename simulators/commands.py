@@ -12,9 +12,9 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from devices.models import Command
+from ground.validation import first_error
 from simulators import payloads
 from simulators.payloads import Outgoing
-from village.validation import first_error
 
 BehaviourName = Literal["normal", "offline", "never_ack", "late_ack"]
 

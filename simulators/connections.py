@@ -1,6 +1,6 @@
 """Many device MQTT connections driven from one selector loop thread (the MQTT adapter).
 
-Each device gets its own paho client built by `village.mqtt.build_client` (client id =
+Each device gets its own paho client built by `ground.mqtt.build_client` (client id =
 username = device id, persistent session, Last Will `offline` retained on its status
 topic), but no thread of its own: one thread selects over every client's socket and
 calls paho's `loop_read`/`loop_write`/`loop_misc`. What to do between network events
@@ -26,9 +26,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
 from devices.topics import Channel, topic
+from ground.mqtt import ClientOptions, Will, build_client, connect_async
+from ground.settings import MqttEndpoint
 from simulators.payloads import Outgoing, status
-from village.mqtt import ClientOptions, Will, build_client, connect_async
-from village.settings import MqttEndpoint
 
 T = TypeVar("T")
 

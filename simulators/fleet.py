@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from ground.settings import MqttEndpoint
 from simulators.build import ModelOptions, build_models
 from simulators.clock import Clock, SystemClock
 from simulators.commands import Behaviour
@@ -25,7 +26,6 @@ from simulators.hostile import HostileGenerator
 from simulators.model import DeviceModel
 from simulators.payloads import Outgoing
 from simulators.speaker import PlayTiming, SpeakerLog, SpeakerModel
-from village.settings import MqttEndpoint
 
 T = TypeVar("T")
 

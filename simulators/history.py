@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from devices.catalogue import kind_named
-from devices.topics import Channel
-from ingest.decode import (
+from devices.decode import (
     EventRecord,
     Limits,
     Reading,
@@ -22,6 +21,7 @@ from ingest.decode import (
     parse_json,
     split_gateway,
 )
+from devices.topics import Channel
 from simulators.build import ModelOptions, build_models
 from simulators.device import SimDevice
 from simulators.faults import FaultWindow

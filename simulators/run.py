@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 
 from rich.console import Console
 
+from ground.settings import MqttEndpoint
 from simulators.device import SimDevice
 from simulators.faults import FaultWindow
 from simulators.fleet import FleetCounters, SimulatedFleet
 from simulators.history import Backfill, history
 from simulators.hostile import HostileGenerator
 from simulators.progress import Progress
-from village.settings import MqttEndpoint
 
 PROGRESS_EVERY_S = 1.0
 PUBLISH_CHUNK = 500

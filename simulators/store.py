@@ -16,9 +16,9 @@ from pathlib import Path
 import orjson
 import psycopg
 
+from devices.decode import Limits
 from devices.registry import iter_devices, upsert_devices
 from devices.registry_csv import DeviceRow
-from ingest.decode import Limits
 from simulators.device import CSV_COLUMNS, SimDevice
 from simulators.faults import FaultWindow
 from simulators.history import Backfill, history, readings_of

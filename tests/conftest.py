@@ -17,8 +17,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from village.local import AmqttServer, MosquittoServer, PostgresCluster
-from village.migrate import migrate
+from ground.local import AmqttServer, MosquittoServer, PostgresCluster
+from village.schema import migrate
 
 ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from village.links import (
+from ground.links import (
     LinkError,
     LinkExpired,
     LinkGrant,
@@ -15,7 +15,7 @@ from village.links import (
     sign_link_token,
     verify_link_token,
 )
-from village.principal import COUNTY, Place, Principal, Role
+from ground.principal import COUNTY, Place, Principal, Role
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 

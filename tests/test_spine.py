@@ -16,9 +16,11 @@ import pytest
 
 from devices.catalogue import KINDS
 from devices.models import Command
-from village.local import PostgresCluster, embedded_postgres_bin_dir
-from village.migrate import load_migrations, migrate
-from village.settings import SettingsError, format_mqtt_url, load_settings, parse_mqtt_url
+from ground.local import PostgresCluster, embedded_postgres_bin_dir
+from ground.migrate import load_migrations
+from ground.settings import SettingsError, format_mqtt_url, parse_mqtt_url
+from village.schema import migrate
+from village.settings import load_settings
 
 
 @pytest.mark.parametrize(

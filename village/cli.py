@@ -7,6 +7,7 @@ from datetime import timedelta
 import typer
 from rich.console import Console
 
+from ground.settings import SettingsError
 from village.commands import (
     alerts,
     api,
@@ -17,7 +18,7 @@ from village.commands import (
     ingest,
     simulate,
 )
-from village.settings import Settings, SettingsError, load_settings
+from village.settings import Settings, load_settings
 
 app = typer.Typer(
     name="village",
@@ -45,7 +46,7 @@ def settings_or_exit() -> Settings:
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema (idempotent; safe from several processes)."""
-    from village.migrate import migrate as run_migrations
+    from village.schema import migrate as run_migrations
 
     settings = settings_or_exit()
     report = run_migrations(

@@ -24,7 +24,8 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.live import Live
 
-from village.settings import Settings, parse_mqtt_url
+from ground.settings import parse_mqtt_url
+from village.settings import Settings
 
 DATABASE_NAME = "village"
 STATUS_EVERY_S = 1.0
@@ -98,7 +99,7 @@ def _start_broker(stack: Stack, wanted: LocalBroker) -> None:
     if "mqtt_url" in stack.settings.model_fields_set:
         stack.console.print(f"broker      {stack.settings.mqtt!r} (VILLAGE_MQTT_URL)")
         return
-    from village.local import AmqttServer, MosquittoServer, amqtt_installed, mosquitto_binary
+    from ground.local import AmqttServer, MosquittoServer, amqtt_installed, mosquitto_binary
 
     broker: MosquittoServer | AmqttServer
     if choose_broker(wanted, mosquitto_binary(), amqtt_installed()) is LocalBroker.MOSQUITTO:
@@ -120,7 +121,7 @@ def _start_database(stack: Stack) -> None:
     if "database_url" in stack.settings.model_fields_set:
         stack.console.print("database    VILLAGE_DATABASE_URL")
         return
-    from village.local import PostgresCluster
+    from ground.local import PostgresCluster
 
     cluster = PostgresCluster(data_dir=_cluster_dir(stack))
     try:
@@ -150,7 +151,7 @@ def _start_database(stack: Stack) -> None:
 def _cluster_dir(stack: Stack) -> Path:
     """`DATA_DIR/pg`, or, where the `postgres` user cannot enter it (we run as root from a
     root-only home directory), a folder of its own under /var/tmp, the same on every run."""
-    from village.local import postgres_can_reach, stand_in_for
+    from ground.local import postgres_can_reach, stand_in_for
 
     wanted = (stack.data_dir / "pg").resolve()
     if postgres_can_reach(wanted):
@@ -161,7 +162,7 @@ def _cluster_dir(stack: Stack) -> Path:
 
 
 def _migrate(stack: Stack) -> None:
-    from village.migrate import migrate
+    from village.schema import migrate
 
     report = migrate(stack.settings.database_url,
                      timedelta(days=stack.settings.retention.raw_days))

@@ -67,7 +67,7 @@ class ServiceStarter:
 
         from broadcast.model import BroadcastRequest, Scope
         from broadcast.service import create_broadcast
-        from village.principal import Place, Principal, Role
+        from ground.principal import Place, Principal, Role
 
         if township is None:
             raise LookupError("an alert with no township cannot choose speakers")

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from village.local import free_port
+from ground.local import free_port
 
 
 @dataclass

@@ -22,7 +22,7 @@ from alerting.operations import (
     list_silences,
 )
 from alerting.rules import load_rules
-from village.principal import SYSTEM, Place, Principal, Role
+from ground.principal import SYSTEM, Place, Principal, Role
 
 from .fixtures import Recorder, add_devices, add_readings, recording_engine
 from .helpers import rule

@@ -18,11 +18,12 @@ from rich.console import Console
 
 from alerting.service import AlertingHandle, start, up_component
 from alerting.settings import AlertingSettings
+from ground.local import MosquittoServer
+from ground.settings import parse_mqtt_url
 from simulators.device import numbered
 from simulators.fleet import SimulatedFleet
 from tests.ingest.conftest import ingest_settings, running_worker, wait_until
-from village.local import MosquittoServer
-from village.settings import Settings, parse_mqtt_url
+from village.settings import Settings
 from village.up import Stack
 
 from .fixtures import add_devices, add_readings, two_level_routing

@@ -18,7 +18,7 @@ from alerting.notifiers.robots import RobotConfig
 from alerting.notifiers.sms import SmsConfig, SmsNotifier
 from alerting.notifiers.webhook import WebhookConfig, WebhookNotifier
 from alerting.notifiers.wecom import WecomNotifier
-from village.local import free_port
+from ground.local import free_port
 
 from .receivers import http_receiver, smtp_receiver
 

@@ -10,12 +10,12 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from ground.local import free_port
+from ground.principal import SYSTEM, Place, Role
 from village.api.app import create_app
 from village.api.serve import start
 from village.api.settings import ApiSettings
 from village.api.tokens import create_token
-from village.local import free_port
-from village.principal import SYSTEM, Place, Role
 from village.settings import Settings
 
 # Two townships with two villages each; the device ids say where they are.

@@ -9,11 +9,11 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from ground.links import LinkGrant, sign_link_token
+from ground.principal import Role
 from tests.api.conftest import NOW, TokenMaker, insert_alert
 from village.api.app import link_secret
 from village.api.phone_page import AlertView, alert_page, sparkline
-from village.links import LinkGrant, sign_link_token
-from village.principal import Role
 from village.settings import Settings
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import psycopg
 from fastapi.testclient import TestClient
 
+from ground.principal import Role
 from tests.api.conftest import TokenMaker, device_id
-from village.principal import Role
 
 CSV_HEADERS = {"content-type": "text/csv"}
 

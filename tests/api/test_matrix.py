@@ -12,8 +12,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from ground.principal import Role
 from tests.api.conftest import NOW, TokenMaker, device_id, insert_alert
-from village.principal import Role
 
 METER = device_id("water_meter", "east-1")
 TARGET = ("east", "east-1")  # every action below touches something in this village

@@ -16,9 +16,9 @@ import psycopg
 import pytest
 from selenium import webdriver
 
+from ground.links import LinkGrant, sign_link_token
 from tests.api.conftest import insert_alert
 from village.api.app import link_secret
-from village.links import LinkGrant, sign_link_token
 from village.settings import Settings
 
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"

@@ -8,8 +8,8 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from ground.principal import Role
 from tests.api.conftest import NOW, TokenMaker, device_id
-from village.principal import Role
 
 METER = device_id("water_meter", "east-1")
 

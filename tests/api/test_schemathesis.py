@@ -17,9 +17,9 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
+from ground.local import MosquittoServer
 from tests.api.conftest import TokenMaker
 from village.api.app import create_app
-from village.local import MosquittoServer
 from village.settings import Settings
 
 CHECKS = [schemathesis.checks.not_a_server_error, response_schema_conformance,

@@ -10,12 +10,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from ground.local import MosquittoServer, free_port
+from ground.settings import SettingsError
 from tests.api.conftest import TokenMaker, insert_alert
 from village.api import problems
 from village.api.app import create_app
 from village.api.prom import GAUGES, render
-from village.local import MosquittoServer, free_port
-from village.settings import Settings, SettingsError
+from village.settings import Settings
 
 
 def test_healthz_and_readyz_with_database_and_broker(settings: Settings,

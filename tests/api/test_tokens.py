@@ -8,6 +8,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
+from ground.principal import SYSTEM, Place, Role
 from village.api.tokens import (
     TokenError,
     authenticate,
@@ -17,7 +18,6 @@ from village.api.tokens import (
     token_hash,
 )
 from village.cli import app
-from village.principal import SYSTEM, Place, Role
 
 
 def test_a_token_is_stored_only_as_its_hash(database_url: str) -> None:

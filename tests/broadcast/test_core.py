@@ -13,7 +13,7 @@ from broadcast.model import BroadcastDenied, BroadcastError, BroadcastRequest, S
 from broadcast.model import DeliveryState as S
 from broadcast.schedule import crontab_days, next_cron_fire
 from broadcast.scope import authorize, overlaps, resolve, scope_place
-from village.principal import COUNTY, Place, Principal, Role
+from ground.principal import COUNTY, Place, Principal, Role
 
 SPEAKERS = [
     Speaker("spk-a1", "East", "Apple"),

@@ -16,6 +16,9 @@ from broadcast.schedules import create_schedule
 from broadcast.service import Report, cancel_broadcast, create_broadcast, delivery_report
 from broadcast.settings import BroadcastSettings
 from devices.topics import Channel, topic
+from ground.local import AmqttServer, MosquittoServer, PostgresCluster
+from ground.principal import SYSTEM
+from ground.settings import parse_mqtt_url
 from simulators.commands import NEVER_ACK, OFFLINE, Behaviour, late_ack
 from simulators.device import SimDevice
 from simulators.fleet import SimulatedFleet
@@ -24,10 +27,8 @@ from tests.broadcast.registry import county_of, register_speakers
 from tests.conftest import create_database
 from tests.ingest.conftest import wait_until
 from tests.simulators.observer import Observer
-from village.local import AmqttServer, MosquittoServer, PostgresCluster
-from village.migrate import migrate
-from village.principal import SYSTEM
-from village.settings import Settings, parse_mqtt_url
+from village.schema import migrate
+from village.settings import Settings
 
 FAST = PlayTiming(base_s=0.2, seconds_per_char=0.0)
 

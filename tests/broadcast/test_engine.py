@@ -15,8 +15,8 @@ from broadcast.engine import Engine
 from broadcast.inbound import Ack, Presence
 from broadcast.model import BroadcastRequest, Scope
 from broadcast.service import cancel_broadcast, create_broadcast, delivery_report
+from ground.principal import SYSTEM
 from tests.broadcast.registry import register_speakers
-from village.principal import SYSTEM
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 SPEAKERS = ["spk-1", "spk-2", "spk-3", "spk-4"]

@@ -18,8 +18,8 @@ from broadcast.service import (
     set_group,
     show_broadcast,
 )
+from ground.principal import Place, Principal, Role
 from tests.broadcast.registry import register_speakers
-from village.principal import Place, Principal, Role
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 COUNTY_OP = Principal("county-op", Role.OPERATOR)

@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from devices.catalogue import kind_named
+from devices.decode import Limits, Reading, decode_telemetry
 from devices.models import telemetry_model
-from ingest.decode import Limits, Reading, decode_telemetry
 
 DAYS = 8
 UPLOAD = 96  # reading sets per message, like an NB-IoT meter's daily upload

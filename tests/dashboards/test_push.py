@@ -10,9 +10,9 @@ from dashboards.i18n import Language
 from dashboards.provisioning import datasource_model
 from dashboards.push import PushError, PushReport, connect, push
 from dashboards.settings import GrafanaSettings, parse_database_url
+from ground.local import free_port
 from tests.dashboards.grafana_server import fake_grafana
 from village.cli import app
-from village.local import free_port
 
 DATABASE = "postgresql://grafana_reader:reader-pw@db.example:5432/village"
 

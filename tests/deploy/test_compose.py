@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 
 from devices.broker_access import SERVICE_ACCOUNTS
+from ground.local import NO_LOSS_BROKER_SETTINGS
+from ground.settings import known_variables
 from village.cli import app
-from village.local import NO_LOSS_BROKER_SETTINGS
-from village.settings import known_variables
+from village.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -153,7 +154,7 @@ def test_the_command_check_can_fail() -> None:
 
 
 def test_service_settings_are_real_settings(model: dict[str, Any]) -> None:
-    known = known_variables()
+    known = known_variables(Settings)
     for name, service in model["services"].items():
         village = {k for k in service.get("environment", {}) if k.startswith("VILLAGE_")}
         assert village - known == set(), name

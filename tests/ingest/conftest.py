@@ -13,9 +13,11 @@ import orjson
 import paho.mqtt.client as paho
 import psycopg
 
+from ground.mqtt import ClientOptions, build_client, connect_async
+from ground.settings import parse_mqtt_url
 from ingest.service import Worker
-from village.mqtt import ClientOptions, build_client, connect_async
-from village.settings import IngestSettings, Settings, parse_mqtt_url
+from ingest.settings import IngestSettings
+from village.settings import Settings
 
 T = TypeVar("T")
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from devices.topics import Channel, topic
+from ground.local import MosquittoServer
 from tests.ingest.conftest import (
     Publisher,
     ingest_settings,
@@ -16,7 +17,6 @@ from tests.ingest.conftest import (
     scalar,
     wait_until,
 )
-from village.local import MosquittoServer
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 LIMIT = 256 * 1024  # the contract's payload limit, the default

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from devices.catalogue import kind_named
-from ingest.decode import (
+from devices.decode import (
     Limits,
     Reason,
     Rejection,

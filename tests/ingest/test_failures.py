@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from devices.topics import Channel, topic
+from ground.local import AmqttServer, MosquittoServer, PostgresCluster
 from tests.conftest import create_database
 from tests.ingest.conftest import (
     Publisher,
@@ -24,8 +25,7 @@ from tests.ingest.conftest import (
     scalar,
     wait_until,
 )
-from village.local import AmqttServer, MosquittoServer, PostgresCluster
-from village.migrate import migrate
+from village.schema import migrate
 
 DEVICES = [f"wm-{n:03d}" for n in range(20)]
 BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)

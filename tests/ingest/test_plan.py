@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
+from devices.decode import Reason, Rejection
 from ingest.admit import Admitted, RegisteredDevice, admit, admit_child, admit_gateway
-from ingest.decode import Reason, Rejection
 from ingest.handoff import HandOff, Message
 from ingest.maintenance import due
 from ingest.plan import BatchPlan, Policy, parse, plan_batch, referenced_devices
-from village.settings import RetentionSettings
+from ingest.settings import RetentionSettings
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 REGISTRY = {

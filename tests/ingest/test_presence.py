@@ -8,6 +8,9 @@ import uuid
 import pytest
 
 from devices.topics import Channel, topic
+from ground.local import MosquittoServer
+from ground.mqtt import ClientOptions, Will, build_client, connect_async
+from ground.settings import parse_mqtt_url
 from tests.ingest.conftest import (
     Publisher,
     ingest_settings,
@@ -17,9 +20,6 @@ from tests.ingest.conftest import (
     scalar,
     wait_until,
 )
-from village.local import MosquittoServer
-from village.mqtt import ClientOptions, Will, build_client, connect_async
-from village.settings import parse_mqtt_url
 
 
 def status(database_url: str, device_id: str) -> tuple[object, ...] | None:

@@ -6,6 +6,8 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from devices.topics import Channel, topic
+from ground.local import MosquittoServer
+from ingest.settings import RetentionSettings
 from tests.ingest.conftest import (
     Publisher,
     ingest_settings,
@@ -15,8 +17,6 @@ from tests.ingest.conftest import (
     scalar,
     wait_until,
 )
-from village.local import MosquittoServer
-from village.settings import RetentionSettings
 
 # What each rollup must say, computed from the raw rows the straightforward way.
 EXPECTED = """

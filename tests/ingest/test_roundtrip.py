@@ -10,6 +10,7 @@ import pytest
 
 from devices.models import telemetry_model
 from devices.topics import Channel, topic
+from ground.local import MosquittoServer
 from tests.ingest.conftest import (
     Publisher,
     ingest_settings,
@@ -19,7 +20,6 @@ from tests.ingest.conftest import (
     scalar,
     wait_until,
 )
-from village.local import MosquittoServer
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 SAMPLES: dict[str, dict[str, float]] = {

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from ground.mqtt import shared
+from ground.settings import parse_mqtt_url
 from ingest.mqtt import subscriptions
-from village.mqtt import shared
-from village.settings import parse_mqtt_url
 
 
 def test_over_mqtt_v5_data_is_shared_and_status_is_retained_once() -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from ground.local import PostgresCluster, free_port, stop_stale_servers
 from tests.ingest.conftest import scalar, wait_until
-from village.local import PostgresCluster, free_port, stop_stale_servers
 from village.up import LocalBroker, UpError, choose_broker
 
 

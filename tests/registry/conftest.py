@@ -14,10 +14,10 @@ from typer.testing import CliRunner, Result
 from devices.registry import add_device
 from devices.registry_csv import DeviceRow
 from devices.topics import Channel, topic
+from ground.local import MosquittoServer
+from ground.settings import parse_mqtt_url
 from tests.registry.mqtt_session import Session
 from village.cli import app
-from village.local import MosquittoServer
-from village.settings import parse_mqtt_url
 
 Village = Callable[..., Result]
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 import paho.mqtt.client as paho
 
-from village.mqtt import ClientOptions, build_client, connect_properties
-from village.settings import MqttEndpoint
+from ground.mqtt import ClientOptions, build_client, connect_properties
+from ground.settings import MqttEndpoint
 
 TIMEOUT_S = 5.0
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 from devices.topics import Channel
+from ground.settings import parse_mqtt_url
 from tests.registry.conftest import ACCEPTED, NOT_AUTHORIZED, Deployment
 from tests.registry.mqtt_session import Session
-from village.settings import parse_mqtt_url
 
 
 def test_a_device_publishes_its_telemetry_and_receives_its_commands(

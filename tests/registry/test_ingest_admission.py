@@ -8,6 +8,7 @@ import orjson
 import psycopg
 
 from devices.topics import Channel, topic
+from ground.local import MosquittoServer
 from tests.ingest.conftest import (
     Publisher,
     ingest_settings,
@@ -17,7 +18,6 @@ from tests.ingest.conftest import (
     wait_until,
 )
 from tests.registry.conftest import ACCEPTED, Deployment, Village
-from village.local import MosquittoServer
 
 
 def test_a_gateways_children_are_stored_and_a_foreign_device_refused(

@@ -10,8 +10,8 @@ from typing import Any
 
 import paho.mqtt.client as paho
 
-from village.mqtt import ClientOptions, build_client, connect_async
-from village.settings import MqttEndpoint, parse_mqtt_url
+from ground.mqtt import ClientOptions, build_client, connect_async
+from ground.settings import MqttEndpoint, parse_mqtt_url
 
 
 class Observer:

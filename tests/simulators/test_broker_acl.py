@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from ground.local import MosquittoServer
+from ground.settings import parse_mqtt_url
 from simulators.fleet import SimulatedFleet
 from simulators.population import PopulationSpec, generate_population
 from simulators.store import read_secrets
 from tests.simulators.observer import Observer
 from village.cli import app
-from village.local import MosquittoServer
-from village.settings import parse_mqtt_url
 
 SPEC = PopulationSpec(townships=1, villages=2, meters=4, probes=1, cameras=2, barns=1,
                       speakers=1, gateways=True)

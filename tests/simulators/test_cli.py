@@ -12,9 +12,9 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
+from ground.local import MosquittoServer
 from tests.simulators.observer import Observer, statuses
 from village.cli import app
-from village.local import MosquittoServer
 
 SMALL = ["--townships", "1", "--villages", "2", "--meters", "6", "--probes", "1",
          "--cameras", "2", "--barns", "1", "--speakers", "2", "--no-progress"]

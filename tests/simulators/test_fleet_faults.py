@@ -7,13 +7,13 @@ from datetime import timedelta
 
 import orjson
 
+from ground.local import MosquittoServer
+from ground.settings import parse_mqtt_url
 from simulators.device import numbered
 from simulators.faults import FaultWindow
 from simulators.fleet import SimulatedFleet
 from simulators.hostile import HostileGenerator
 from tests.simulators.observer import Observer, statuses
-from village.local import MosquittoServer
-from village.settings import parse_mqtt_url
 
 
 def readings(messages: list[tuple[str, bytes]]) -> list[dict[str, float]]:

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 
 import orjson
 
+from devices.decode import Limits
 from devices.registry_csv import parse_registry_csv
 from devices.topics import Channel
-from ingest.decode import Limits
 from simulators.faults import FaultWindow
 from simulators.history import Backfill, history, readings_of
 from simulators.population import PopulationSpec, generate_population, summary, write_csv

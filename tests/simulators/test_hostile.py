@@ -7,8 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from devices.catalogue import kind_named
-from devices.topics import Channel, TopicError, parse_topic
-from ingest.decode import (
+from devices.decode import (
     Limits,
     Rejection,
     decode_events,
@@ -16,6 +15,7 @@ from ingest.decode import (
     decode_telemetry,
     parse_json,
 )
+from devices.topics import Channel, TopicError, parse_topic
 from simulators.hostile import CASES, HostileGenerator
 
 NOW = datetime.fromisoformat("2026-11-22T08:00:00+08:00")

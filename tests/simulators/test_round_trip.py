@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from devices.catalogue import kind_named
+from devices.decode import Limits, Rejection, decode_events, decode_telemetry, parse_json
 from devices.models import PlayCommand, SetValveCommand
 from devices.topics import Channel
-from ingest.decode import Limits, Rejection, decode_events, decode_telemetry, parse_json
 from simulators.build import ModelOptions, build_model
 from simulators.device import SimDevice
 from simulators.faults import FaultWindow, faults_of

@@ -9,13 +9,13 @@ import orjson
 
 from devices.models import PlayCommand
 from devices.topics import Channel, topic
+from ground.local import MosquittoServer
+from ground.settings import parse_mqtt_url
 from simulators.commands import NEVER_ACK, OFFLINE, late_ack
 from simulators.device import numbered
 from simulators.fleet import SimulatedFleet
 from simulators.speaker import PlayTiming
 from tests.simulators.observer import Observer, statuses
-from village.local import MosquittoServer
-from village.settings import parse_mqtt_url
 
 FAST = PlayTiming(base_s=0.2, seconds_per_char=0.0)
 

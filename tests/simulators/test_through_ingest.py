@@ -7,6 +7,8 @@ from datetime import timedelta
 
 import psycopg
 
+from ground.local import MosquittoServer
+from ground.settings import parse_mqtt_url
 from simulators.build import DEFAULT_INTERVALS_S
 from simulators.fleet import SimulatedFleet
 from simulators.history import Backfill, history
@@ -14,8 +16,6 @@ from simulators.hostile import HostileGenerator
 from simulators.population import PopulationSpec, generate_population
 from simulators.store import register
 from tests.ingest.conftest import ingest_settings, running_worker, scalar, wait_until
-from village.local import MosquittoServer
-from village.settings import parse_mqtt_url
 
 SPEC = PopulationSpec(townships=1, villages=2, meters=6, probes=1, cameras=2, barns=1,
                       speakers=2, gateways=True)

@@ -10,9 +10,9 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
+from ground.principal import Principal
 from village.api.device_store import conditions
 from village.api.phone_page import AlertView
-from village.principal import Principal
 
 _VIEW = sql.SQL(
     "SELECT a.id AS alert_id, a.severity, a.state, a.summary, a.device_id, d.name AS device_name,"

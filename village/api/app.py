@@ -18,10 +18,11 @@ from psycopg_pool import ConnectionPool
 
 from alerting.service import AlertingConfigError
 from alerting.service import link_secret as alerting_link_secret
+from ground.mqtt import ClientOptions, build_client, connect_async
+from ground.settings import SettingsError
 from village.api import problems
 from village.api.routers import alerts, broadcasts, devices, health, phone, telemetry
-from village.mqtt import ClientOptions, build_client, connect_async
-from village.settings import Settings, SettingsError
+from village.settings import Settings
 
 DOCS_ASSETS = "/docs-assets"
 ROUTERS = (health.router, devices.router, telemetry.router, alerts.router, broadcasts.router,

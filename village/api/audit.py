@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from village.principal import Place, Principal
+from ground.principal import Place, Principal
 
 
 def record(conn: psycopg.Connection, actor: Principal, action: str, target: str,

@@ -9,10 +9,10 @@ import psycopg
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from ground.principal import Principal
 from village.api.problems import Problem
 from village.api.settings import ApiSettings
 from village.api.tokens import authenticate
-from village.principal import Principal
 
 _bearer = HTTPBearer(auto_error=False, description="an API token from `village tokens create`")
 

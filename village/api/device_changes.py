@@ -17,9 +17,9 @@ from devices.registry_csv import (
     parse_registry_csv,
     row_from_cells,
 )
+from ground.principal import Place, Principal, Role
 from village.api import audit
 from village.api.problems import FieldError, Problem, forbidden, not_found
-from village.principal import Place, Principal, Role
 
 NEEDED = Role.OPERATOR
 

@@ -11,8 +11,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
+from ground.principal import Place, Principal, Role
 from village.api.problems import forbidden, not_found
-from village.principal import Place, Principal, Role
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import uvicorn
 
+from ground.local import wait_for_port
 from village.api.app import create_app
-from village.local import wait_for_port
 from village.settings import Settings
 
 

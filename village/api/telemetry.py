@@ -16,8 +16,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from ground.principal import Principal
 from village.api.device_store import conditions
-from village.principal import Principal
 
 
 class Bucket(StrEnum):

@@ -13,8 +13,8 @@ from datetime import datetime
 import psycopg
 from psycopg.rows import class_row
 
+from ground.principal import Place, Principal, Role
 from village.api import audit
-from village.principal import Place, Principal, Role
 
 TOKEN_PREFIX = "svt_"
 

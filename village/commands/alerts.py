@@ -13,7 +13,7 @@ from rich.table import Table
 if TYPE_CHECKING:
     import psycopg
 
-    from village.principal import Principal
+    from ground.principal import Principal
 
 alerts_app = typer.Typer(help="List, acknowledge and silence alerts; run the alerting service.",
                          no_args_is_help=True)
@@ -31,7 +31,7 @@ def _connect() -> psycopg.Connection:
 
 
 def _principal(name: str) -> Principal:
-    from village.principal import Principal, Role
+    from ground.principal import Principal, Role
 
     # Whoever runs the CLI has the database itself: an administrator, named for the record.
     return Principal(name, Role.ADMIN)

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ground.principal import Principal, Role
 from village.commands.output import fail, out
-from village.principal import Principal, Role
 
 tokens_app = typer.Typer(help="API tokens: each has a role and a scope; shown once, kept hashed.",
                          no_args_is_help=True)
@@ -27,10 +27,10 @@ def serve() -> None:
     """Serve the HTTP API (address from VILLAGE_API__HOST and VILLAGE_API__PORT)."""
     import uvicorn
 
+    from ground.settings import SettingsError
     from village.api.app import create_app
     from village.cli import console as err
     from village.cli import settings_or_exit
-    from village.settings import SettingsError
 
     settings = settings_or_exit()
     try:
@@ -52,9 +52,9 @@ def create(
     """Create a token and print it once: it cannot be shown again."""
     import psycopg
 
+    from ground.principal import Place
     from village.api.tokens import TokenError, create_token, parse_role
     from village.cli import settings_or_exit
-    from village.principal import Place
 
     settings = settings_or_exit()
     expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from ground.validation import first_error
 from village.commands.output import fail, out
-from village.validation import first_error
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from broadcast.model import BroadcastRequest
     from broadcast.service import Report
-    from village.principal import Principal
+    from ground.principal import Principal
 
 broadcast_app = typer.Typer(help="Loudspeaker broadcasts: send, follow, cancel, schedule.",
                             no_args_is_help=True)
@@ -50,7 +50,7 @@ ExpiresIn = Annotated[int | None, typer.Option("--expires-in", help="seconds (de
 
 
 def _principal() -> Principal:
-    from village.principal import Principal, Role
+    from ground.principal import Principal, Role
 
     return Principal(f"cli:{getpass.getuser()}", Role.ADMIN)
 

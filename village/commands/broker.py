@@ -17,7 +17,7 @@ from village.commands.output import err, fail
 if TYPE_CHECKING:
     import psycopg
 
-    from village.settings import MqttEndpoint
+    from ground.settings import MqttEndpoint
 
 
 def _write_atomically(path: Path, chunks: Iterable[str], mode: int) -> None:
@@ -33,7 +33,7 @@ def _write_atomically(path: Path, chunks: Iterable[str], mode: int) -> None:
 
 def _env_password(path: Path, username: str) -> str | None:
     """The password a service's env file already holds for `username`, if any."""
-    from village.settings import parse_mqtt_url
+    from ground.settings import parse_mqtt_url
 
     if not path.exists():
         return None
@@ -52,7 +52,7 @@ def write_broker_config(conn: psycopg.Connection, directory: Path, prefix: str,
     """Write passwd, acl and one env file per service; return (devices, gateways) written."""
     from devices.broker_access import SERVICE_ACCOUNTS, acl_text, passwd_lines, service_secret
     from devices.registry import broker_accounts, gateway_ids, service_hashes, store_service_hash
-    from village.settings import format_mqtt_url
+    from ground.settings import format_mqtt_url
 
     directory.mkdir(parents=True, exist_ok=True)
     with conn.transaction():
@@ -88,8 +88,8 @@ def broker_config(
         help="the broker services connect to (default VILLAGE_MQTT_URL's host and port)")] = None,
 ) -> None:
     """Write the broker's password and ACL files from the registry, and the services' env files."""
+    from ground.settings import parse_mqtt_url
     from village.cli import settings_or_exit
-    from village.settings import parse_mqtt_url
 
     if reload and pid_file is None:
         raise fail("--reload needs --pid-file (Mosquitto's pid_file)", 2)

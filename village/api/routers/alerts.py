@@ -11,11 +11,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from alerting import operations
 from alerting.rules import RuleError, load_rules, parse_rules
 from broadcast.scope import overlaps
+from ground.principal import Place, Role
 from village.api import alert_store, audit
 from village.api.deps import Caller, Conn, Limit
 from village.api.problems import Problem, forbidden, not_found, raised_as
 from village.api.telemetry import EARLIEST, LATEST
-from village.principal import Place, Role
 
 router = APIRouter(tags=["alerts"])
 AlertId = Annotated[int, Path(ge=1, le=2**63 - 1)]

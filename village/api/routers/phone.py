@@ -14,12 +14,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from alerting import operations
+from ground.links import LinkError, LinkExpired, LinkGrant, verify_link_token
+from ground.principal import Place, Principal, Role
 from village.api import alert_store, audit, telemetry
 from village.api.deps import Conn, api_settings
 from village.api.phone_page import CONTENT_SECURITY_POLICY, alert_page, refusal_page
 from village.api.settings import ApiSettings
-from village.links import LinkError, LinkExpired, LinkGrant, verify_link_token
-from village.principal import Place, Principal, Role
 
 router = APIRouter(include_in_schema=False)
 HISTORY = timedelta(hours=24)

@@ -31,7 +31,7 @@ from devices.contract import (
 from devices.kind import DeviceKind
 from devices.metrics import MetricSpec
 from devices.models import Event, Status
-from village.validation import first_error
+from ground.validation import first_error
 
 
 class Reason(StrEnum):

@@ -7,14 +7,13 @@ Each migration is `migrations/NNNN_name.sql` (both storage paths), optionally fo
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
 from typing import Literal
 
 import psycopg
-
-from devices.catalogue import KINDS
 
 Storage = Literal["timescale", "plain"]
 
@@ -40,7 +39,7 @@ class Migration:
 
 def load_migrations() -> list[Migration]:
     """Every migration shipped with the package, oldest first."""
-    folder = resources.files("village") / "migrations"
+    folder = resources.files("ground") / "migrations"
     texts = {entry.name: entry.read_text(encoding="utf-8") for entry in folder.iterdir()
              if entry.name.endswith(".sql")}
     migrations = []
@@ -89,17 +88,22 @@ class MigrationReport:
     current_version: int
 
 
-def migrate(database_url: str, retention: timedelta) -> MigrationReport:
-    """Bring the schema to the newest version, then sync the kind catalogue and retention."""
+Seed = Callable[[psycopg.Connection], None]
+
+
+def migrate(database_url: str, retention: timedelta, seed: Seed | None = None) -> MigrationReport:
+    """Bring the schema to the newest version, run `seed` (in a transaction, under the same
+    lock), then apply the retention."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
         try:
-            return _migrate_locked(conn, retention)
+            return _migrate_locked(conn, retention, seed)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
 
 
-def _migrate_locked(conn: psycopg.Connection, retention: timedelta) -> MigrationReport:
+def _migrate_locked(conn: psycopg.Connection, retention: timedelta,
+                    seed: Seed | None) -> MigrationReport:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version integer PRIMARY KEY, name text NOT NULL,"
@@ -124,29 +128,12 @@ def _migrate_locked(conn: psycopg.Connection, retention: timedelta) -> Migration
                     "INSERT INTO village_meta VALUES ('storage', %s)", (storage,)
                 )
         applied.append(f"{migration.version:04d}_{migration.name}")
-    with conn.transaction():
-        sync_catalogue(conn)
+    if seed is not None:
+        with conn.transaction():
+            seed(conn)
     apply_storage_policies(conn, storage, retention)
     current = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]  # type: ignore[index]
     return MigrationReport(storage, applied, current or 0)
-
-
-def sync_catalogue(conn: psycopg.Connection) -> None:
-    """Mirror the code's kind catalogue into `device_kinds` and `metrics`."""
-    for kind in KINDS:
-        conn.execute(
-            "INSERT INTO device_kinds VALUES (%s, %s, %s, %s) ON CONFLICT (kind) DO UPDATE"
-            " SET label_zh = excluded.label_zh, label_en = excluded.label_en,"
-            " stale_after_s = excluded.stale_after_s",
-            (kind.name, kind.label_zh, kind.label_en, kind.stale_after_s),
-        )
-        conn.execute("DELETE FROM metrics WHERE kind = %s", (kind.name,))
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO metrics VALUES (%s, %s, %s, %s, %s, %s)",
-                [(kind.name, m.name, m.unit, m.description, m.minimum, m.maximum)
-                 for m in kind.metrics],
-            )
 
 
 def apply_storage_policies(conn: psycopg.Connection, storage: Storage, retention: timedelta) -> None:

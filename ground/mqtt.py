@@ -15,7 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from village.settings import MqttEndpoint
+from ground.settings import MqttEndpoint
 
 # How long the broker keeps a disconnected persistent session (MQTT v5), in seconds.
 SESSION_EXPIRY_S = 14 * 24 * 3600
