@@ -9,6 +9,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY ground ./ground
 COPY village ./village
 COPY devices ./devices
 COPY ingest ./ingest
