@@ -231,12 +231,13 @@ def stop_stale_servers(conf_path: Path, timeout_s: float = 10.0) -> int:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while any(_running(pid) for pid in stale) and time.monotonic() < deadline:
+    while any(process_running(pid) for pid in stale) and time.monotonic() < deadline:
         time.sleep(0.05)
     return len(stale)
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
+    """Whether a process with this id is alive (not a zombie)."""
     try:
         return "zombie" not in Path(f"/proc/{pid}/status").read_text()
     except OSError:

@@ -83,6 +83,36 @@ def _table_exists(conn: psycopg.Connection, name: str) -> bool:
     return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]  # type: ignore[index]
 
 
+class SchemaBehind(Exception):
+    """The database's schema is missing or older than this code: `village migrate` fixes it."""
+
+    def __init__(self, current: int, latest: int) -> None:
+        self.current, self.latest = current, latest
+        what = ("has no schema" if current == 0 else
+                f"has schema version {current}, this code needs {latest}")
+        super().__init__(f"the database {what}: run village migrate")
+
+
+def latest_version() -> int:
+    """The newest schema version this code ships."""
+    return max(migration.version for migration in load_migrations())
+
+
+def schema_version(conn: psycopg.Connection) -> int:
+    """The schema version the database is at (0: never migrated)."""
+    if not _table_exists(conn, "schema_migrations"):
+        return 0
+    row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def require_current_schema(conn: psycopg.Connection) -> None:
+    """Raise SchemaBehind unless the database has every migration this code ships."""
+    current, latest = schema_version(conn), latest_version()
+    if current < latest:
+        raise SchemaBehind(current, latest)
+
+
 @dataclass(frozen=True)
 class MigrationReport:
     """What a migrate run found and did."""
@@ -95,19 +125,20 @@ class MigrationReport:
 Seed = Callable[[psycopg.Connection], None]
 
 
-def migrate(database_url: str, retention: timedelta, seed: Seed | None = None) -> MigrationReport:
-    """Bring the schema to the newest version, run `seed` (in a transaction, under the same
-    lock), then apply the retention."""
+def migrate(database_url: str, retention: timedelta, seed: Seed | None = None,
+            up_to: int | None = None) -> MigrationReport:
+    """Bring the schema to the newest version (or to `up_to`), run `seed` (in a transaction,
+    under the same lock), then apply the retention."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
         try:
-            return _migrate_locked(conn, retention, seed)
+            return _migrate_locked(conn, retention, seed, up_to)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
 
 
 def _migrate_locked(conn: psycopg.Connection, retention: timedelta,
-                    seed: Seed | None) -> MigrationReport:
+                    seed: Seed | None, up_to: int | None) -> MigrationReport:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version integer PRIMARY KEY, name text NOT NULL,"
@@ -117,7 +148,7 @@ def _migrate_locked(conn: psycopg.Connection, retention: timedelta,
     applied_versions = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
     applied: list[str] = []
     for migration in load_migrations():
-        if migration.version in applied_versions:
+        if migration.version in applied_versions or (up_to and migration.version > up_to):
             continue
         with conn.transaction():
             if storage == "timescale":
@@ -136,8 +167,7 @@ def _migrate_locked(conn: psycopg.Connection, retention: timedelta,
         with conn.transaction():
             seed(conn)
     apply_storage_policies(conn, storage, retention)
-    current = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]  # type: ignore[index]
-    return MigrationReport(storage, applied, current or 0)
+    return MigrationReport(storage, applied, schema_version(conn))
 
 
 def apply_storage_policies(conn: psycopg.Connection, storage: Storage, retention: timedelta) -> None:

@@ -7,6 +7,7 @@ written once.
 
 from __future__ import annotations
 
+import socket
 import ssl
 from dataclasses import dataclass
 
@@ -97,3 +98,19 @@ def connect_async(client: paho.Client, endpoint: MqttEndpoint, options: ClientOp
                      else paho.MQTT_CLEAN_START_FIRST_ONLY),
         properties=connect_properties(endpoint, options),
     )
+
+
+class BrokerUnreachable(ConnectionError):
+    """Nothing answers at the broker's address; the message names it, never a password."""
+
+
+def check_reachable(endpoint: MqttEndpoint, timeout_s: float = 5.0) -> None:
+    """Raise BrokerUnreachable unless the broker's port accepts a connection."""
+    try:
+        with socket.create_connection((endpoint.host, endpoint.port), timeout=timeout_s):
+            return
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise BrokerUnreachable(
+            f"cannot reach the MQTT broker at {endpoint.host}:{endpoint.port} ({reason})"
+        ) from None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -11,6 +10,7 @@ from dataclasses import dataclass, field
 
 from rich.console import Console
 
+from ground.mqtt import check_reachable
 from ground.settings import MqttEndpoint
 from simulators.device import SimDevice
 from simulators.faults import FaultWindow
@@ -38,14 +38,6 @@ class RunOptions:
     passwords: dict[str, str] = field(default_factory=dict)  # device id -> its broker secret
 
 
-def check_broker(endpoint: MqttEndpoint, timeout_s: float = 5.0) -> None:
-    """Fail fast, with TimeoutError naming the endpoint, when nothing listens there."""
-    try:
-        socket.create_connection((endpoint.host, endpoint.port), timeout=timeout_s).close()
-    except OSError as exc:
-        raise TimeoutError(f"cannot reach the broker: {exc}") from None
-
-
 def _connect_timeout_s(devices: Sequence[SimDevice]) -> float:
     """Time for every device to connect: a minute, or a second per 50 devices if longer."""
     return max(60.0, len(devices) / 50)
@@ -54,7 +46,7 @@ def _connect_timeout_s(devices: Sequence[SimDevice]) -> float:
 def run_realtime(devices: Sequence[SimDevice], options: RunOptions, console: Console,
                  duration_s: float | None, stop: threading.Event) -> FleetCounters:
     """Run the devices at their normal rates until `duration_s` passes or `stop` is set."""
-    check_broker(options.endpoint)
+    check_reachable(options.endpoint)
     hostile = (HostileGenerator(options.prefix, [(d.device_id, d.kind) for d in devices],
                                 options.seed) if options.hostile_rate > 0 else None)
     fleet = SimulatedFleet(options.endpoint, options.prefix, devices, seed=options.seed,
@@ -86,7 +78,7 @@ class BackfillReport:
 def run_backfill(devices: Sequence[SimDevice], plan: Backfill, options: RunOptions,
                  console: Console, stop: threading.Event) -> BackfillReport:
     """Publish the history of `plan` as store-and-forward batches, every message PUBACKed."""
-    check_broker(options.endpoint)
+    check_reachable(options.endpoint)
     fleet = SimulatedFleet(options.endpoint, options.prefix, devices, seed=options.seed,
                            nb_iot_share=plan.nb_iot_share, autonomous=False,
                            passwords=options.passwords)

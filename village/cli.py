@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
 import typer
 
@@ -17,7 +18,9 @@ from village.commands import (
     simulate,
     up,
 )
+from village.commands.errors import CommandGroup
 from village.commands.output import err, settings_or_exit
+from village.logs import LogFormat, configure_logging
 from village.schema import migrate as run_migrations
 
 app = typer.Typer(
@@ -25,12 +28,22 @@ app = typer.Typer(
     help="Smart Village Telemetry: ingest, alerting, broadcast and dashboards for a county.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=CommandGroup,
 )
 
 
 @app.callback()
-def village() -> None:
+def village(
+    debug: Annotated[bool, typer.Option(
+        "--debug", envvar="VILLAGE_DEBUG",
+        help="show the traceback of a failure instead of its one line")] = False,
+    log_format: Annotated[LogFormat, typer.Option(
+        "--log-format", envvar="VILLAGE_LOG_FORMAT",
+        help="text: one line per event; json: one object per line, for a log collector")]
+    = LogFormat.TEXT,
+) -> None:
     """Smart Village Telemetry."""
+    configure_logging(log_format)
 
 
 @app.command()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -18,6 +19,7 @@ from devices.contract import DEFAULT_TOPIC_PREFIX, TOPIC_PREFIX_PATTERN
 from ground.settings import MqttEndpoint, SettingsError, load, parse_mqtt_url
 from ingest.settings import IngestSettings, RetentionSettings
 from village.api.settings import ApiSettings
+from village.logs import LogFormat
 
 DEVELOPMENT_LINK_SECRET = "development-only-alert-link-secret"
 
@@ -39,6 +41,9 @@ class Settings(BaseSettings):
     development: bool = Field(
         False, description="allow working defaults for secrets (never in production)"
     )
+    debug: bool = Field(False, description="a failing command shows its traceback")
+    log_format: LogFormat = Field(
+        LogFormat.TEXT, description="text: one line per event; json: one object per line")
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
@@ -65,6 +70,13 @@ class Settings(BaseSettings):
         if not TOPIC_PREFIX_PATTERN.fullmatch(value):
             raise ValueError("must be 1 to 32 characters of [A-Za-z0-9_-], no slashes or wildcards")
         return value
+
+    @property
+    def database_address(self) -> str:
+        """`host:port/dbname` of the database, for messages (never the password)."""
+        parts = conninfo_to_dict(self.database_url)
+        return (f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/"
+                f"{parts.get('dbname', '')}")
 
     @property
     def mqtt(self) -> MqttEndpoint:

@@ -9,6 +9,8 @@ and stop, listed in `SERVICES`: ingest, alerting, broadcast, the API and the sim
 
 from __future__ import annotations
 
+import logging
+import os
 import secrets
 import subprocess
 import threading
@@ -34,16 +36,19 @@ from ground.local import (
     postgres_can_reach,
     stand_in_for,
 )
+from ground.mqtt import check_reachable
 from ground.settings import parse_mqtt_url
 from ingest.service import default_client_id
 from simulators.build import DEFAULT_INTERVALS_S
 from simulators.fleet import SimulatedFleet
 from simulators.population import PopulationSpec, generate_population
 from simulators.store import register
+from village.local_stack import TRY_NEXT, LocalStack, write_stack_file
 from village.processes import broadcast_daemon, ingest_worker, start_alerting, stop_on_signals
 from village.schema import migrate
 from village.settings import Settings
 
+log = logging.getLogger("village.up")
 DATABASE_NAME = "village"
 STATUS_EVERY_S = 1.0
 
@@ -76,7 +81,7 @@ class Stack:
         """Start a component and remember it for the stop."""
         component.start()
         self.running.append(component)
-        self.console.print(f"[green]started[/green] {component.name:<11} {component.where}")
+        log.info("started %-11s %s", component.name, component.where)
 
     def stop(self) -> None:
         """Stop everything, newest first."""
@@ -84,9 +89,9 @@ class Stack:
             component = self.running.pop()
             try:
                 component.stop()
-                self.console.print(f"stopped {component.name}")
+                log.info("stopped %s", component.name)
             except Exception as exc:  # noqa: BLE001 - keep stopping the rest
-                self.console.print(f"[red]could not stop {component.name}: {exc}")
+                log.error("could not stop %s: %s", component.name, exc)
 
 
 class LocalBroker(StrEnum):
@@ -114,7 +119,8 @@ def choose_broker(wanted: LocalBroker, mosquitto: str | None, amqtt: bool) -> Lo
 
 def _start_broker(stack: Stack, wanted: LocalBroker) -> None:
     if "mqtt_url" in stack.settings.model_fields_set:
-        stack.console.print(f"broker      {stack.settings.mqtt!r} (VILLAGE_MQTT_URL)")
+        check_reachable(stack.settings.mqtt)
+        log.info("broker      %r (VILLAGE_MQTT_URL)", stack.settings.mqtt)
         return
     broker: MosquittoServer | AmqttServer
     if choose_broker(wanted, mosquitto_binary(), amqtt_installed()) is LocalBroker.MOSQUITTO:
@@ -134,7 +140,7 @@ def _start_broker(stack: Stack, wanted: LocalBroker) -> None:
 
 def _start_database(stack: Stack) -> None:
     if "database_url" in stack.settings.model_fields_set:
-        stack.console.print("database    VILLAGE_DATABASE_URL")
+        log.info("database    %s (VILLAGE_DATABASE_URL)", stack.settings.database_address)
         return
     cluster = PostgresCluster(data_dir=_cluster_dir(stack))
     try:
@@ -168,7 +174,7 @@ def _cluster_dir(stack: Stack) -> Path:
     if postgres_can_reach(wanted):
         return wanted
     fallback = stand_in_for(wanted, "pg")
-    stack.console.print(f"the postgres user cannot enter {wanted}: the cluster lives in {fallback}")
+    log.info("the postgres user cannot enter %s: the cluster lives in %s", wanted, fallback)
     return fallback
 
 
@@ -176,14 +182,14 @@ def _migrate(stack: Stack) -> None:
     report = migrate(stack.settings.database_url,
                      timedelta(days=stack.settings.retention.raw_days))
     done = ", ".join(report.applied) or "already current"
-    stack.console.print(f"schema      version {report.current_version}, {report.storage} "
-                        f"storage ({done})")
+    log.info("schema      version %d, %s storage (%s)", report.current_version, report.storage,
+             done)
 
 
 def ingest_component(stack: Stack) -> Component:
     settings = stack.settings
     worker = ingest_worker(settings, settings.ingest.client_id or default_client_id(1),
-                           log=lambda line: stack.console.print(f"[yellow]ingest: {line}"))
+                           log=logging.getLogger("village.ingest").info)
     thread = threading.Thread(target=worker.run, name="ingest", daemon=True)
 
     def stop() -> None:
@@ -308,6 +314,7 @@ def run_up(settings: Settings, data_dir: Path, console: Console,
     data_dir.chmod(0o755)  # PostgreSQL runs as its own user when we are root
     stack = Stack(settings, data_dir, console)
     stop = threading.Event()
+    stack_file: Path | None = None
     try:
         with stop_on_signals(stop):
             _start_broker(stack, broker)
@@ -320,20 +327,37 @@ def run_up(settings: Settings, data_dir: Path, console: Console,
                 component = factory(stack)
                 if component is not None:
                     stack.add(component)
-            console.print(f"running; database {stack.settings.database_url}, broker "
-                          f"{stack.settings.mqtt_url}. Ctrl-C stops everything.")
+            log.info("running; database %s, broker %s. Ctrl-C stops everything.",
+                     stack.settings.database_url, stack.settings.mqtt_url)
+            stack_file = _announce(stack)
             _show_figures(stack, stop)
     except UpError as exc:
-        console.print(f"[red]cannot start:[/red] {exc}")
+        log.error("cannot start: %s", exc)
         raise SystemExit(1) from None
     finally:
+        if stack_file is not None:
+            stack_file.unlink(missing_ok=True)
         stack.stop()
+
+
+def _announce(stack: Stack) -> Path:
+    """Tell other terminals where the stack is, and the person what to try next."""
+    settings = stack.settings
+    path = write_stack_file(stack.data_dir, LocalStack(
+        settings.database_url, settings.mqtt_url,
+        f"http://{settings.api.host}:{settings.api.port}", os.getpid()))
+    stack.console.print(f"\nIn another terminal, in this directory (the commands find the "
+                        f"stack through {path}):", highlight=False)
+    for line in TRY_NEXT:
+        stack.console.print(f"    {line}", highlight=False, markup=False)
+    stack.console.print("", highlight=False)
+    return path
 
 
 def _show_figures(stack: Stack, stop: threading.Event) -> None:
     if not stack.console.is_terminal:
         while not stop.wait(10 * STATUS_EVERY_S):
-            stack.console.print(_safe_status(stack))
+            log.info("%s", _safe_status(stack))
         return
     with Live(_safe_status(stack), console=stack.console, auto_refresh=False) as live:
         while not stop.wait(STATUS_EVERY_S):

@@ -38,9 +38,9 @@ def test_village_up_runs_everything_locally_and_stops_cleanly_on_ctrl_c(broker: 
                               daemon=True)
     reader.start()
     try:
-        wait_until(lambda: any(line.startswith("running;") for line in lines), timeout_s=90,
+        wait_until(lambda: any(" running; " in line for line in lines), timeout_s=90,
                    what="village up to start")
-        running = next(line for line in lines if line.startswith("running;"))
+        running = next(line for line in lines if " running; " in line)
         match = re.search(r"database (postgresql://\S+),", running)
         assert match, running
         database_url = match.group(1)

@@ -27,10 +27,13 @@ class ApiHandle:
         self.thread.join(15)
 
 
-def start(settings: Settings) -> ApiHandle:
-    """Serve the API on `settings.api.host:port` in a thread; return once it listens."""
+def start(settings: Settings, log_level: str = "warning") -> ApiHandle:
+    """Serve the API on `settings.api.host:port` in a thread; return once it listens.
+
+    uvicorn's lines go through the process's logging (one format for every service).
+    """
     config = uvicorn.Config(create_app(settings), host=settings.api.host, port=settings.api.port,
-                            log_level="warning")
+                            log_level=log_level, log_config=None)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="api", daemon=True)
     thread.start()

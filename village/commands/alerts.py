@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, get_args
@@ -27,13 +28,14 @@ from alerting.runner import AlertingUnavailable
 from ground.principal import Principal, Role
 from ground.settings import SettingsError
 from village.commands.output import settings_or_exit
-from village.processes import start_alerting, stop_on_signals
+from village.processes import preflight, start_alerting, stop_on_signals
 
 alerts_app = typer.Typer(help="List, acknowledge and silence alerts; run the alerting service.",
                          no_args_is_help=True)
 rules_app = typer.Typer(help="Check alert rule files.", no_args_is_help=True)
 console = Console(soft_wrap=True, highlight=False)
 errors = Console(stderr=True, soft_wrap=True, highlight=False)
+log = logging.getLogger("village.alerting")
 
 
 def _connect() -> psycopg.Connection:
@@ -149,14 +151,15 @@ def unsilence_command(silence_id: int, by: str = typer.Option(...)) -> None:
 def run_command() -> None:
     """Run the alerting service until interrupted (notifications per the routing file)."""
     settings = settings_or_exit()
+    preflight(settings, broker=False)
     try:
         handle = start_alerting(settings)
     except (SettingsError, AlertingUnavailable, ValueError) as exc:
         errors.print(f"[red]alerting:[/red] {exc}")
         raise typer.Exit(2) from None
     stop = threading.Event()
-    errors.print(f"alerting: {len(handle.engine.book.rules)} rules, "
-                 f"{len(handle.engine.notifiers)} receivers")
+    log.info("ready: %d rules, %d receivers, reading %s", len(handle.engine.book.rules),
+             len(handle.engine.notifiers), settings.database_address)
     with stop_on_signals(stop):
         stop.wait()
     handle.stop()

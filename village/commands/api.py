@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import getpass
+import logging
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -14,10 +16,12 @@ from ground.principal import Place, Principal, Role
 from ground.settings import SettingsError
 from village.api.tokens import TokenError, create_token, list_tokens, parse_role, revoke_token
 from village.commands.output import err, fail, out, settings_or_exit
+from village.processes import preflight, stop_on_signals
 
 tokens_app = typer.Typer(help="API tokens: each has a role and a scope; shown once, kept hashed.",
                          no_args_is_help=True)
 api_app = typer.Typer(help="The HTTP API.", no_args_is_help=True)
+log = logging.getLogger("village.api")
 
 
 def _cli_principal() -> Principal:
@@ -28,17 +32,21 @@ def _cli_principal() -> Principal:
 @api_app.command("serve")
 def serve() -> None:
     """Serve the HTTP API (address from VILLAGE_API__HOST and VILLAGE_API__PORT)."""
-    import uvicorn  # start-up cost: FastAPI, uvicorn
-
-    from village.api.app import create_app  # start-up cost: FastAPI
+    from village.api.serve import start  # start-up cost: FastAPI, uvicorn
 
     settings = settings_or_exit()
+    preflight(settings)
     try:
-        app = create_app(settings)
+        handle = start(settings, log_level="info")
     except SettingsError as exc:
         err.print(f"[red]configuration error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
-    uvicorn.run(app, host=settings.api.host, port=settings.api.port, log_level="info")
+    log.info("ready: %s/docs, database %s, broker %r", handle.url, settings.database_address,
+             settings.mqtt)
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        stop.wait()
+    handle.stop()
 
 
 @tokens_app.command("create")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -34,13 +35,14 @@ from broadcast.service import (
 from ground.principal import Principal, Role
 from ground.validation import first_error
 from village.commands.output import fail, out, settings_or_exit
-from village.processes import broadcast_daemon, stop_on_signals
+from village.processes import broadcast_daemon, preflight, stop_on_signals
 
 broadcast_app = typer.Typer(help="Loudspeaker broadcasts: send, follow, cancel, schedule.",
                             no_args_is_help=True)
 schedule_app = typer.Typer(help="Scheduled broadcasts (one-off or cron, Asia/Shanghai).",
                            no_args_is_help=True)
 broadcast_app.add_typer(schedule_app, name="schedule")
+log = logging.getLogger("village.broadcast")
 
 Text = Annotated[str | None, typer.Option(help="what the speaker says (on-device TTS)")]
 AudioUrl = Annotated[str | None, typer.Option("--audio-url", help="an audio file to play")]
@@ -240,10 +242,16 @@ def schedule_remove(schedule_id: int) -> None:
 def daemon() -> None:
     """Run the delivery daemon in the foreground until interrupted."""
     settings = settings_or_exit()
+    preflight(settings)
     handle = broadcast_daemon(settings).start()
     done = threading.Event()
     try:
         with stop_on_signals(done):
+            while not handle.ready.wait(0.2):
+                if done.is_set():
+                    return
+            log.info("ready: client %s on %r, prefix %r, database %s", handle.client_id,
+                     settings.mqtt, settings.topic_prefix, settings.database_address)
             done.wait()
     finally:
         handle.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -10,9 +11,11 @@ from rich.console import Console
 
 from ingest.service import Worker, default_client_id
 from village.commands.output import settings_or_exit
-from village.processes import ingest_worker, stop_on_signals
+from village.processes import ingest_worker, preflight, stop_on_signals
+from village.settings import Settings
 
 console = Console(stderr=True, soft_wrap=True, highlight=False)
+log = logging.getLogger("village.ingest")
 
 
 def ingest(
@@ -21,6 +24,7 @@ def ingest(
 ) -> None:
     """Run an ingest worker: MQTT telemetry, events and status into the database."""
     settings = settings_or_exit()
+    preflight(settings)
     client_id = settings.ingest.client_id or default_client_id(worker)
     running = ingest_worker(settings, client_id, log=lambda line: console.print(f"[yellow]{line}"))
     sharing = (f"share group {settings.ingest.share_group!r}, receive maximum "
@@ -28,7 +32,8 @@ def ingest(
                f"MQTT 3.1.1: no shared subscription, holding at {settings.ingest.max_in_flight}")
     console.print(f"ingest worker [bold]{client_id}[/bold]: {settings.mqtt!r}, prefix "
                   f"{settings.topic_prefix!r}, {sharing}")
-    reporter = threading.Thread(target=_report, args=(running, status_every), daemon=True)
+    reporter = threading.Thread(target=_report, args=(running, settings, status_every),
+                                daemon=True)
     with stop_on_signals(running.stop):
         reporter.start()
         running.run()
@@ -37,7 +42,12 @@ def ingest(
                   f"{stats.dead_letters} dead letters")
 
 
-def _report(worker: Worker, every_s: float) -> None:
+def _report(worker: Worker, settings: Settings, every_s: float) -> None:
+    while not worker.subscriber.connected.wait(0.2):
+        if worker.stop.is_set():
+            return
+    log.info("ready: subscribed to %r under %r, storing into %s", settings.mqtt,
+             settings.topic_prefix, settings.database_address)
     last_messages, last_at = 0, time.monotonic()
     while not worker.stop.wait(every_s):
         stats, now = worker.stats, time.monotonic()

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 
 from ground.settings import SettingsError
+from village.local_stack import find_local_stack
 from village.settings import Settings, load_settings
 
-out = Console(soft_wrap=True)
+PIPED_WIDTH = 10_000
+
+
+class ResultConsole(Console):
+    """Standard output: a terminal's width on a terminal, and, piped, as wide as a line
+    needs (tables are not cut to 80 columns for grep and cut)."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        """The terminal's size, or a width no table reaches when piped."""
+        size = super().size
+        return size if self.is_terminal else ConsoleDimensions(PIPED_WIDTH, size.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+
+out = ResultConsole(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
@@ -18,10 +39,33 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def settings_or_exit() -> Settings:
-    """Load settings, or print the one line naming the bad setting and exit 2."""
+def load_with_local_stack() -> tuple[Settings, Path | None]:
+    """The settings, pointed at a `village up` running in this directory (or a parent) when
+    no database or broker URL is configured; the stack file used, if any."""
+    settings = load_settings()
+    if {"database_url", "mqtt_url"} & settings.model_fields_set:
+        return settings, None
+    found = find_local_stack(Path.cwd())
+    if found is None:
+        return settings, None
+    path, stack = found
+    return load_settings(database_url=stack.database_url, mqtt_url=stack.mqtt_url), path
+
+
+def settings_or_exit(local_stack: bool = True) -> Settings:
+    """Load settings, or print the one line naming the bad setting and exit 2.
+
+    With no database or broker URL configured, a `village up` running in this directory
+    (or a parent) is used instead, said in one line.
+    """
     try:
-        return load_settings()
+        if not local_stack:
+            return load_settings()
+        settings, stack_file = load_with_local_stack()
     except SettingsError as exc:
         err.print(f"[red]configuration error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
+    if stack_file is not None:
+        err.print(f"using the stack village up runs here ({stack_file}): no "
+                  "VILLAGE_DATABASE_URL or VILLAGE_MQTT_URL is set", highlight=False)
+    return settings

@@ -9,11 +9,11 @@ import typer
 from rich.console import Console
 
 from village.commands.output import settings_or_exit
+from village.local_stack import DATA_DIR
 from village.up import LocalBroker, run_up
 
 console = Console(stderr=True, soft_wrap=True, highlight=False)
 
-DATA_DIR = Path("var")
 
 
 def up(
@@ -24,7 +24,7 @@ def up(
     = LocalBroker.AUTO,
 ) -> None:
     """Start everything locally: broker, database, schema, ingest and simulated devices."""
-    run_up(settings_or_exit(), data_dir, console, broker)
+    run_up(settings_or_exit(local_stack=False), data_dir, console, broker)
 
 
 def register(app: typer.Typer) -> None:
