@@ -49,7 +49,7 @@ def village(
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema (idempotent; safe from several processes)."""
-    settings = settings_or_exit()
+    settings = settings_or_exit(database=False)
     report = run_migrations(
         settings.database_url, timedelta(days=settings.retention.raw_days)
     )

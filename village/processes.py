@@ -14,27 +14,13 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TextIO
 
-import psycopg
-
 from alerting.notifiers.base import Notifier
 from alerting.notifiers.broadcast import BroadcastStarter
 from alerting.runner import AlertingHandle, Collaborators
 from alerting.runner import start as start_alerting_service
 from broadcast.daemon import DaemonHandle
-from ground.migrate import require_current_schema
-from ground.mqtt import check_reachable
 from ingest.service import Worker
 from village.settings import Settings, link_secret
-
-
-def preflight(settings: Settings, broker: bool = True) -> None:
-    """Fail at start, naming the cause, rather than later in a service's thread: the
-    database answers with the current schema, and the broker (when used) accepts a
-    connection. Raises psycopg errors, SchemaBehind or BrokerUnreachable."""
-    with psycopg.connect(settings.database_url, connect_timeout=10) as conn:
-        require_current_schema(conn)
-    if broker:
-        check_reachable(settings.mqtt)
 
 
 def ingest_worker(settings: Settings, client_id: str,

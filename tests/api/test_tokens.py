@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ground.principal import SYSTEM, Place, Role
+from tests.broadcast.registry import register_speakers
 from village.api.tokens import (
     TokenError,
     authenticate,
@@ -74,6 +75,7 @@ def test_every_token_change_is_audited(database_url: str) -> None:
 
 
 def test_cli_creates_lists_and_revokes(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    register_speakers(database_url, [("spk-1", "east", "east-1")])
     monkeypatch.setenv("VILLAGE_DATABASE_URL", database_url)
     runner = CliRunner()
     created = runner.invoke(app, ["tokens", "create", "carol", "--role", "cadre",
@@ -90,6 +92,21 @@ def test_cli_creates_lists_and_revokes(database_url: str, monkeypatch: pytest.Mo
     assert runner.invoke(app, ["tokens", "revoke", "carol"]).exit_code == 1
     with psycopg.connect(database_url) as conn:
         assert authenticate(conn, secret) is None
+
+
+@pytest.mark.parametrize(("place", "message"), [
+    (["--township", "东关镇"], "no device of the registry is in township '东关镇' (townships: east)"),
+    (["--township", "east", "--village", "西村"], "no device of the registry is in village '西村'"),
+])
+def test_cli_refuses_a_scope_the_registry_does_not_know(
+        database_url: str, monkeypatch: pytest.MonkeyPatch, place: list[str], message: str) -> None:
+    register_speakers(database_url, [("spk-1", "east", "east-1")])
+    monkeypatch.setenv("VILLAGE_DATABASE_URL", database_url)
+    result = CliRunner().invoke(app, ["tokens", "create", "dana", "--role", "cadre", *place])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"error: {message}"
+    with psycopg.connect(database_url) as conn:
+        assert list_tokens(conn) == []
 
 
 def test_api_serve_refuses_to_start_without_a_link_secret(

@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from alerting.message import duration_text
 from ground.principal import Principal
 from village.api.device_store import conditions
 
@@ -111,7 +112,8 @@ def check_range(start: datetime, end: datetime, bucket: Bucket, limits: Limits) 
     span = end - start
     longest = limits.max_raw_range if bucket is Bucket.RAW else limits.max_range
     if span > longest:
-        raise RangeError("query.from", f"the range may span at most {longest} for bucket {bucket}")
+        raise RangeError("query.from", f"the range may span at most "
+                         f"{duration_text(longest.total_seconds(), 'en')} for bucket {bucket}")
     width = SOURCES[bucket].width
     if width and span / width > limits.max_points:
         raise RangeError("query.bucket", f"more than {limits.max_points} buckets; use a wider one")

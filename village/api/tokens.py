@@ -85,6 +85,24 @@ def create_token(conn: psycopg.Connection, actor: Principal, name: str, role: Ro
     return info, secret
 
 
+def check_place_known(conn: psycopg.Connection, scope: Place) -> None:
+    """Raise TokenError unless the scope's township (and village) has a registered device:
+    a typo would make a token that silently sees nothing."""
+    if scope.township is None:
+        return
+    known = [row[0] for row in conn.execute(
+        "SELECT DISTINCT village FROM devices WHERE township = %s ORDER BY 1", (scope.township,))]
+    if not known:
+        townships = [row[0] for row in conn.execute(
+            "SELECT DISTINCT township FROM devices WHERE township IS NOT NULL ORDER BY 1 LIMIT 6")]
+        listed = ", ".join(townships[:5]) + (", ..." if len(townships) > 5 else "")
+        raise TokenError(f"no device of the registry is in township {scope.township!r}"
+                         + (f" (townships: {listed})" if townships else " (the registry is empty)"))
+    if scope.village is not None and scope.village not in known:
+        raise TokenError(f"no device of the registry is in village {scope.village!r} of "
+                         f"township {scope.township!r}")
+
+
 def list_tokens(conn: psycopg.Connection, include_revoked: bool = False) -> list[TokenInfo]:
     """Every token (without secrets), oldest first."""
     with conn.cursor(row_factory=class_row(TokenInfo)) as cur:

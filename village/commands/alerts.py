@@ -28,7 +28,7 @@ from alerting.runner import AlertingUnavailable
 from ground.principal import Principal, Role
 from ground.settings import SettingsError
 from village.commands.output import settings_or_exit
-from village.processes import preflight, start_alerting, stop_on_signals
+from village.processes import start_alerting, stop_on_signals
 
 alerts_app = typer.Typer(help="List, acknowledge and silence alerts; run the alerting service.",
                          no_args_is_help=True)
@@ -151,7 +151,6 @@ def unsilence_command(silence_id: int, by: str = typer.Option(...)) -> None:
 def run_command() -> None:
     """Run the alerting service until interrupted (notifications per the routing file)."""
     settings = settings_or_exit()
-    preflight(settings, broker=False)
     try:
         handle = start_alerting(settings)
     except (SettingsError, AlertingUnavailable, ValueError) as exc:

@@ -12,11 +12,19 @@ import psycopg
 import typer
 from rich.table import Table
 
+from ground.mqtt import check_reachable
 from ground.principal import Place, Principal, Role
 from ground.settings import SettingsError
-from village.api.tokens import TokenError, create_token, list_tokens, parse_role, revoke_token
+from village.api.tokens import (
+    TokenError,
+    check_place_known,
+    create_token,
+    list_tokens,
+    parse_role,
+    revoke_token,
+)
 from village.commands.output import err, fail, out, settings_or_exit
-from village.processes import preflight, stop_on_signals
+from village.processes import stop_on_signals
 
 tokens_app = typer.Typer(help="API tokens: each has a role and a scope; shown once, kept hashed.",
                          no_args_is_help=True)
@@ -35,7 +43,7 @@ def serve() -> None:
     from village.api.serve import start  # start-up cost: FastAPI, uvicorn
 
     settings = settings_or_exit()
-    preflight(settings)
+    check_reachable(settings.mqtt)  # fail now, not in the lifespan
     try:
         handle = start(settings, log_level="info")
     except SettingsError as exc:
@@ -64,6 +72,7 @@ def create(
     expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
     try:
         with psycopg.connect(settings.database_url) as conn:
+            check_place_known(conn, Place(township, village))
             info, secret = create_token(conn, _cli_principal(), name, parse_role(role),
                                         Place(township, village), expires)
     except TokenError as exc:

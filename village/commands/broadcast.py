@@ -32,10 +32,11 @@ from broadcast.service import (
     set_group,
     show_broadcast,
 )
+from ground.mqtt import check_reachable
 from ground.principal import Principal, Role
 from ground.validation import first_error
 from village.commands.output import fail, out, settings_or_exit
-from village.processes import broadcast_daemon, preflight, stop_on_signals
+from village.processes import broadcast_daemon, stop_on_signals
 
 broadcast_app = typer.Typer(help="Loudspeaker broadcasts: send, follow, cancel, schedule.",
                             no_args_is_help=True)
@@ -242,7 +243,7 @@ def schedule_remove(schedule_id: int) -> None:
 def daemon() -> None:
     """Run the delivery daemon in the foreground until interrupted."""
     settings = settings_or_exit()
-    preflight(settings)
+    check_reachable(settings.mqtt)  # fail now, not in the daemon thread
     handle = broadcast_daemon(settings).start()
     done = threading.Event()
     try:

@@ -77,8 +77,6 @@ def registry_connection() -> Iterator[psycopg.Connection]:
             yield conn
     except RegistryError as exc:
         raise fail(str(exc)) from None
-    except psycopg.OperationalError as exc:
-        raise fail(f"database: {str(exc).strip().splitlines()[0]}") from None
 
 
 def _given(**values: str | None) -> dict[str, str]:

@@ -9,9 +9,10 @@ import time
 import typer
 from rich.console import Console
 
+from ground.mqtt import check_reachable
 from ingest.service import Worker, default_client_id
 from village.commands.output import settings_or_exit
-from village.processes import ingest_worker, preflight, stop_on_signals
+from village.processes import ingest_worker, stop_on_signals
 from village.settings import Settings
 
 console = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -24,7 +25,7 @@ def ingest(
 ) -> None:
     """Run an ingest worker: MQTT telemetry, events and status into the database."""
     settings = settings_or_exit()
-    preflight(settings)
+    check_reachable(settings.mqtt)  # fail now, not in the subscriber thread
     client_id = settings.ingest.client_id or default_client_id(worker)
     running = ingest_worker(settings, client_id, log=lambda line: console.print(f"[yellow]{line}"))
     sharing = (f"share group {settings.ingest.share_group!r}, receive maximum "

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
 import typer
 from rich.console import Console, ConsoleDimensions
 
+from ground.migrate import require_current_schema
 from ground.settings import SettingsError
 from village.local_stack import find_local_stack
 from village.settings import Settings, load_settings
@@ -52,11 +54,13 @@ def load_with_local_stack() -> tuple[Settings, Path | None]:
     return load_settings(database_url=stack.database_url, mqtt_url=stack.mqtt_url), path
 
 
-def settings_or_exit(local_stack: bool = True) -> Settings:
+def settings_or_exit(local_stack: bool = True, database: bool = True) -> Settings:
     """Load settings, or print the one line naming the bad setting and exit 2.
 
     With no database or broker URL configured, a `village up` running in this directory
-    (or a parent) is used instead, said in one line.
+    (or a parent) is used instead, said in one line. With `database`, the database must
+    answer and have the schema this code needs (else psycopg's error or SchemaBehind, which
+    the CLI door turns into one line): a command never half-works on an older schema.
     """
     try:
         if not local_stack:
@@ -68,4 +72,7 @@ def settings_or_exit(local_stack: bool = True) -> Settings:
     if stack_file is not None:
         err.print(f"using the stack village up runs here ({stack_file}): no "
                   "VILLAGE_DATABASE_URL or VILLAGE_MQTT_URL is set", highlight=False)
+    if database:
+        with psycopg.connect(settings.database_url, connect_timeout=10) as conn:
+            require_current_schema(conn)
     return settings

@@ -71,7 +71,7 @@ def simulate(
 ) -> None:
     """Simulate devices: generated or from the registry, in real time or as back-filled history."""
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(database=register or from_registry)
     if from_registry:
         devices = _from_registry(settings, multiplex)
     else:

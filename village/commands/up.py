@@ -24,7 +24,7 @@ def up(
     = LocalBroker.AUTO,
 ) -> None:
     """Start everything locally: broker, database, schema, ingest and simulated devices."""
-    run_up(settings_or_exit(local_stack=False), data_dir, console, broker)
+    run_up(settings_or_exit(local_stack=False, database=False), data_dir, console, broker)
 
 
 def register(app: typer.Typer) -> None:
