@@ -23,6 +23,7 @@ from alerting.notifiers.robots import RobotConfig
 from alerting.notifiers.sms import SmsConfig
 from alerting.notifiers.webhook import WebhookConfig
 from alerting.rules import SEVERITIES, parse_duration
+from ground.validation import first_error
 
 Level = Literal["grid", "village", "township", "county"]
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -244,17 +245,12 @@ class Routing:
     bureau_of_kind: dict[str, str]
 
 
-def _where(error: Any) -> str:
-    return ".".join(str(part) for part in error["loc"]) or "file"
-
-
 def build_routing(document: object, source: str = "routing") -> Routing:
     """Validate a routing document; RoutingError names the entry and the field."""
     try:
         model = RoutingModel.model_validate(document or {})
     except ValidationError as exc:
-        error = exc.errors()[0]
-        raise RoutingError(f"{source}: {_where(error)}: {error['msg']}") from None
+        raise RoutingError(f"{source}: {first_error(exc, 'file')}") from None
     names = {r.name for r in model.receivers}
     for i, person in enumerate(model.people):
         for channel in person.channels:

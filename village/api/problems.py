@@ -14,6 +14,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ground.validation import field_path
+
 PROBLEM_TYPE = "application/problem+json"
 log = logging.getLogger(__name__)
 
@@ -86,14 +88,6 @@ def problem_response(status: int, detail: str | None, field: str | None = None,
                         headers=dict(headers) if headers else None)
 
 
-def _location(loc: tuple[Any, ...] | list[Any]) -> str:
-    # ("query", "limit") -> "query.limit"; ("body", "rows", 3, "kind") -> "body.rows[3].kind"
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Problem)
     return problem_response(exc.status, exc.detail, exc.field, exc.errors)
@@ -101,7 +95,7 @@ async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [FieldError(field=_location(e.get("loc", ())), message=str(e.get("msg", "")))
+    errors = [FieldError(field=field_path(e.get("loc", ()), "", brackets=True), message=str(e.get("msg", "")))
               for e in exc.errors()]
     first = errors[0] if errors else None
     return problem_response(
