@@ -238,7 +238,7 @@ def dispatch_cycle(conn: psycopg.Connection, engine: Engine, now: datetime) -> D
             report.sent += delivery.ok
             report.failed += not delivery.ok
             records.append((receiver, notifier.channel, person.id if person else None, delivery))
-        ids = [a.view.id for a in send.alerts]
+        ids = [a.view.alert_id for a in send.alerts]
         with conn.transaction():
             for receiver, channel, person_id, delivery in records:
                 store.record_notification(conn, ids, send.group_key, send.action, send.level,

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from alerting.message import AlertView
+from alerting.model import AlertView
 from alerting.mute import Silence, muted
 from alerting.routing import Route, Routing, Rung, ladder, route_for
 
@@ -18,9 +18,7 @@ class OpenAlert:
 
     view: AlertView
     labels: dict[str, str]
-    state: str
     created_at: datetime
-    acknowledged_at: datetime | None
     notified_level: int
     last_notified_at: datetime | None
     escalated_at: datetime | None
@@ -66,9 +64,9 @@ def common_place(alerts: Iterable[OpenAlert]) -> dict[str, str]:
 
 
 def _due(alert: OpenAlert, route: Route, rungs: int, now: datetime) -> tuple[str, int] | None:
-    if alert.state == "resolved":
+    if alert.view.state == "resolved":
         return None if alert.resolved_notified else ("resolved", alert.notified_level)
-    if alert.acknowledged_at is not None:
+    if alert.view.acknowledged_at is not None:
         return None  # acknowledgement stops repeats and escalation
     if alert.notified_level < 0:
         return "firing", 0
@@ -87,20 +85,20 @@ def plan(
     alerts: Sequence[OpenAlert], routing: Routing, silences: Sequence[Silence], now: datetime
 ) -> Plan:
     """The notifications due at `now`, grouped by route, action, level and group labels."""
-    firing = [a.labels for a in alerts if a.state == "firing"]
+    firing = [a.labels for a in alerts if a.view.state == "firing"]
     groups: dict[str, tuple[Route, str, int, list[OpenAlert]]] = {}
     result = Plan([], [], {})
     ladders: dict[tuple[str | None, ...], int] = {}  # rungs per place and kind, this pass
     for alert in alerts:
-        if alert.state == "resolved" and alert.notified_level < 0:
-            result.quiet.append(alert.view.id)  # nobody heard it fire: nothing to take back
+        if alert.view.state == "resolved" and alert.notified_level < 0:
+            result.quiet.append(alert.view.alert_id)  # nobody heard it fire: nothing to take back
             continue
         route = route_for(routing.root, alert.labels)
-        if alert.state == "firing":  # a resolution of what was told is never muted
+        if alert.view.state == "firing":  # a resolution of what was told is never muted
             reason = "route" if route.mute else muted(alert.labels, now, silences, firing,
                                                       routing.inhibit)
             if reason is not None:
-                result.muted[alert.view.id] = reason
+                result.muted[alert.view.alert_id] = reason
                 continue
         place_key = (*(alert.labels.get(k) for k in PLACE_KEYS), alert.view.kind)
         if place_key not in ladders:

@@ -69,8 +69,11 @@ def create_schedule(conn: psycopg.Connection, request: BroadcastRequest, princip
         raise BroadcastError("give either cron or at")
     if request.expires_at is not None:
         raise BroadcastError("a scheduled broadcast takes expires_in_s, not expires_at")
-    check_timezone(timezone)
-    first = at if cron is None else next_cron_fire(cron, timezone, now)
+    try:
+        check_timezone(timezone)
+        first = at if cron is None else next_cron_fire(cron, timezone, now)
+    except ValueError as exc:  # a bad cron expression or time zone
+        raise BroadcastError(str(exc)) from None
     targets = resolve(request.scope, store.load_speakers(conn), store.load_groups(conn))
     authorize(principal, request.scope, targets)
     row = conn.execute(

@@ -12,6 +12,7 @@ import pytest
 from alerting.cycles import dispatch_cycle, evaluate_cycle, night_flow_cycle, tick_cycle
 from alerting.notifiers.broadcast import ServiceStarter
 from alerting.operations import (
+    STATE_FILTERS,
     AlertDenied,
     AlertNotFound,
     SilenceError,
@@ -161,15 +162,15 @@ def test_acknowledging_stops_repeats_and_escalation_and_is_scoped(conn: psycopg.
     assert [g.action for g in dispatch_cycle(conn, engine, minutes(0.6)).groups] == ["repeat"]
     (alert,) = list_alerts(conn, Principal("v1", Role.VIEWER, Place("T1", "V1")))
     with pytest.raises(AlertDenied):  # sees it, may not act on it
-        acknowledge(conn, Principal("v1", Role.VIEWER, Place("T1", "V1")), alert.id, "", NOW)
+        acknowledge(conn, Principal("v1", Role.VIEWER, Place("T1", "V1")), alert.alert_id, "", NOW)
     with pytest.raises(AlertNotFound):  # another village's cadre does not even see it
-        acknowledge(conn, Principal("other", Role.CADRE, Place("T1", "V2")), alert.id, "", NOW)
-    acked = acknowledge(conn, Principal("王", Role.CADRE, Place("T1", "V1")), alert.id,
+        acknowledge(conn, Principal("other", Role.CADRE, Place("T1", "V2")), alert.alert_id, "", NOW)
+    acked = acknowledge(conn, Principal("王", Role.CADRE, Place("T1", "V1")), alert.alert_id,
                         "去现场看", minutes(0.7))
     assert (acked.acknowledged_by, acked.ack_comment) == ("王", "去现场看")
     assert dispatch_cycle(conn, engine, minutes(5)).sent == 0  # no repeat, no escalation
-    assert list_alerts(conn, SYSTEM, "open") == []
-    assert [a.id for a in list_alerts(conn, SYSTEM, "firing")] == [alert.id]
+    assert list_alerts(conn, SYSTEM, STATE_FILTERS["open"]) == []
+    assert [a.alert_id for a in list_alerts(conn, SYSTEM, STATE_FILTERS["firing"])] == [alert.alert_id]
 
 
 def test_silences_are_bounded_and_authorized(conn: psycopg.Connection) -> None:

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from alerting.dispatch import OpenAlert, plan
-from alerting.message import AlertView
 from alerting.routing import RoutingError, build_routing, ladder, people_at, route_for
+
+from .helpers import alert_view
 
 NOW = datetime(2026, 7, 1, 2, 0, tzinfo=UTC)  # 10:00 in Asia/Shanghai, a Wednesday
 CONSOLE = [{"name": "c", "type": "console"}]
@@ -82,12 +83,12 @@ def test_on_duty_shifts_in_local_time():
 def alert(i: int, **overrides: Any) -> OpenAlert:
     labels = {"rule": "r", "severity": "critical", "condition": "threshold", "kind": "water_quality",
               "township": "T1", "village": "V1", "device_id": f"d{i}"}
-    view = AlertView(i, "r", "threshold", "critical", "s", f"d{i}", "water_quality", "T1", "V1", None,
-                     "ph", 9.5, 8.5, NOW, None)
-    fields: dict[str, Any] = {"view": view, "labels": labels, "state": "firing", "created_at": NOW,
-                              "acknowledged_at": None, "notified_level": -1, "last_notified_at": None,
+    on_view = {k: v for k, v in overrides.items() if k in ("state", "acknowledged_at")}
+    view = alert_view(alert_id=i, device_id=f"d{i}", started_at=NOW, **on_view)
+    fields: dict[str, Any] = {"view": view, "labels": labels, "created_at": NOW,
+                              "notified_level": -1, "last_notified_at": None,
                               "escalated_at": None, "resolved_notified": False}
-    return OpenAlert(**{**fields, **overrides})
+    return OpenAlert(**{**fields, **{k: v for k, v in overrides.items() if k not in on_view}})
 
 
 @pytest.mark.parametrize(("overrides", "at_minutes", "expected"), [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -11,6 +10,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
+from devices.store import scope_conditions
 from ground.principal import Place, Principal, Role
 from village.api.problems import forbidden, not_found
 
@@ -67,28 +67,11 @@ _SELECT = sql.SQL(
 )
 
 
-def conditions(principal: Principal, alias: str, equal: Mapping[str, Any],
-               after: str | None = None) -> tuple[sql.Composable, list[Any]]:
-    """A WHERE condition: in the principal's scope, each given column equal to its value
-    (None: any), and the device id after `after` (keyset paging)."""
-    scope = (("township", principal.scope.township), ("village", principal.scope.village))
-    parts: list[sql.Composable] = [sql.SQL("true")]
-    params: list[Any] = []
-    for column, value in (*scope, *equal.items()):
-        if value is not None:
-            parts.append(sql.SQL("{} = %s").format(sql.Identifier(alias, column)))
-            params.append(value)
-    if after is not None:
-        parts.append(sql.SQL("{} > %s").format(sql.Identifier(alias, "device_id")))
-        params.append(after)
-    return sql.SQL(" AND ").join(parts), params
-
-
 def list_devices(conn: psycopg.Connection, principal: Principal, where: DeviceFilter,
                  after: str | None, limit: int) -> list[DeviceRow]:
     """Devices in scope matching the filter, ordered by id, after the `after` id."""
     columns = ("kind", "township", "village", "grid", "site", "lifecycle")
-    condition, params = conditions(principal, "d", {c: getattr(where, c) for c in columns}, after)
+    condition, params = scope_conditions(principal, "d", {c: getattr(where, c) for c in columns}, after)
     if where.online is not None:
         condition = sql.SQL("{} AND coalesce(s.online, false) = %s").format(condition)
         params.append(where.online)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, get_args
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from village.commands.output import refusals
 
 if TYPE_CHECKING:
     import psycopg
@@ -47,17 +49,16 @@ def list_command(
     limit: int = typer.Option(50, min=1, max=10_000),
 ) -> None:
     """List alerts, newest first."""
-    from alerting.operations import StateFilter, list_alerts
+    from alerting.operations import STATE_FILTERS, list_alerts
 
-    states = get_args(StateFilter)
-    if state not in states:
-        errors.print(f"--state: one of {', '.join(states)}")
+    if state not in STATE_FILTERS:
+        errors.print(f"--state: one of {', '.join(STATE_FILTERS)}")
         raise typer.Exit(2)
     with _connect() as conn:
-        rows = list_alerts(conn, _principal("cli"), state, limit)  # type: ignore[arg-type]
+        rows = list_alerts(conn, _principal("cli"), STATE_FILTERS[state], limit)
     table = Table("id", "severity", "state", "rule", "device", "place", "value", "since", "ack")
     for a in rows:
-        table.add_row(str(a.id), a.severity, a.state, a.rule, a.device_id or "",
+        table.add_row(str(a.alert_id), a.severity, a.state, a.rule, a.device_id or "",
                       "/".join(p for p in (a.township, a.village) if p),
                       "" if a.value is None else f"{a.value:g}", _when(a.started_at),
                       a.acknowledged_by or "")
@@ -71,15 +72,11 @@ def ack_command(
     comment: str = typer.Option("", help="what is being done"),
 ) -> None:
     """Acknowledge an alert: its repeats and escalation stop."""
-    from alerting.operations import AlertNotFound, acknowledge
+    from alerting.operations import acknowledge
 
-    with _connect() as conn:
-        try:
-            alert = acknowledge(conn, _principal(by), alert_id, comment, datetime.now(UTC))
-        except AlertNotFound as exc:
-            errors.print(str(exc))
-            raise typer.Exit(1) from None
-    console.print(f"alert {alert.id} acknowledged by {alert.acknowledged_by} at "
+    with _connect() as conn, refusals():
+        alert = acknowledge(conn, _principal(by), alert_id, comment, datetime.now(UTC))
+    console.print(f"alert {alert.alert_id} acknowledged by {alert.acknowledged_by} at "
                   f"{_when(alert.acknowledged_at)}")
 
 
@@ -92,7 +89,7 @@ def silence_command(
     maintenance: bool = typer.Option(False, help="record it as a maintenance window"),
 ) -> None:
     """Mute alerts whose labels match, for a bounded time."""
-    from alerting.operations import SilenceError, create_silence
+    from alerting.operations import create_silence
     from alerting.rules import parse_duration
 
     try:
@@ -102,13 +99,9 @@ def silence_command(
         errors.print(f"bad --match or --for: {exc}")
         raise typer.Exit(2) from None
     now = datetime.now(UTC)
-    with _connect() as conn:
-        try:
-            silence = create_silence(conn, _principal(by), matchers, now, now + timedelta(seconds=seconds),
-                                     comment, now, "maintenance" if maintenance else "silence")
-        except SilenceError as exc:
-            errors.print(str(exc))
-            raise typer.Exit(2) from None
+    with _connect() as conn, refusals(2):
+        silence = create_silence(conn, _principal(by), matchers, now, now + timedelta(seconds=seconds),
+                                 comment, now, "maintenance" if maintenance else "silence")
     console.print(f"silence {silence.id} until {_when(silence.ends_at)}: {silence.matchers}")
 
 
@@ -129,14 +122,10 @@ def silences_command() -> None:
 @alerts_app.command("unsilence")
 def unsilence_command(silence_id: int, by: str = typer.Option(...)) -> None:
     """End a silence now."""
-    from alerting.operations import AlertNotFound, expire_silence
+    from alerting.operations import expire_silence
 
-    with _connect() as conn:
-        try:
-            expire_silence(conn, _principal(by), silence_id, datetime.now(UTC))
-        except AlertNotFound as exc:
-            errors.print(str(exc))
-            raise typer.Exit(1) from None
+    with _connect() as conn, refusals():
+        expire_silence(conn, _principal(by), silence_id, datetime.now(UTC))
     console.print(f"silence {silence_id} ended")
 
 

@@ -19,7 +19,7 @@ import typer
 from rich.table import Table
 
 from ground.validation import first_error
-from village.commands.output import fail, out
+from village.commands.output import fail, out, refusals
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -58,21 +58,18 @@ def _principal() -> Principal:
 
 @contextlib.contextmanager
 def _connection() -> Iterator[psycopg.Connection]:
-    """A connection whose service errors become one red line and exit status 1."""
+    """A connection whose service refusals become one red line and exit status 1."""
     import psycopg
     from pydantic import ValidationError
 
-    from broadcast.model import BroadcastDenied, NotFound
     from village.cli import settings_or_exit
 
     settings = settings_or_exit()
     try:
-        with psycopg.connect(settings.database_url) as conn:
+        with refusals(), psycopg.connect(settings.database_url) as conn:
             yield conn
-    except (ValueError, BroadcastDenied, NotFound) as exc:
-        if isinstance(exc, ValidationError):
-            raise fail(first_error(exc, "request")) from None
-        raise fail(str(exc)) from None
+    except ValidationError as exc:
+        raise fail(first_error(exc, "request")) from None
 
 
 def _request(text: str | None, audio_url: str | None, priority: str, county: bool,
