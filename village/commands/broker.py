@@ -51,7 +51,7 @@ def write_broker_config(conn: psycopg.Connection, directory: Path, prefix: str,
                         endpoint: MqttEndpoint, rotate_services: bool) -> tuple[int, int]:
     """Write passwd, acl and one env file per service; return (devices, gateways) written."""
     from devices.broker_access import SERVICE_ACCOUNTS, acl_text, passwd_lines, service_secret
-    from devices.registry import broker_accounts, gateway_ids, service_hashes, store_service_hash
+    from devices.store import broker_accounts, gateway_ids, service_hashes, store_service_hash
     from ground.settings import format_mqtt_url
 
     directory.mkdir(parents=True, exist_ok=True)

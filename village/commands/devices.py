@@ -1,4 +1,7 @@
-"""`village devices ...`: the registry."""
+"""`village devices ...`: the registry, through the devices service (devices.service).
+
+The command line acts as the local administrator (`cli:<user>`, county-wide): whoever can
+run it on the server can reach the database directly anyway."""
 
 from __future__ import annotations
 
@@ -14,13 +17,13 @@ from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 
-from village.commands.output import err, fail, out
+from village.commands.output import err, fail, out, refusals
 
 if TYPE_CHECKING:
     import psycopg
 
     from devices.registry import DeviceRecord
-    from devices.registry_csv import DeviceRow
+    from ground.principal import Principal
 
 devices_app = typer.Typer(help="The device registry: import, list, retire, secrets, approval.",
                           no_args_is_help=True)
@@ -42,40 +45,29 @@ Tags = Annotated[str | None, typer.Option(help="key=value;key=value or a JSON ob
 Filter = Annotated[str | None, typer.Option()]
 
 
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
+def _principal() -> Principal:
+    from ground.principal import Principal, Role
+
+    return Principal(f"cli:{getpass.getuser()}", Role.ADMIN)
 
 
 @contextlib.contextmanager
 def registry_connection() -> Iterator[psycopg.Connection]:
-    """A connection to the configured database; a registry or connection error ends the command."""
+    """A connection to the configured database; a refusal or connection error ends the command."""
     import psycopg
 
-    from devices.registry import RegistryError
     from village.cli import settings_or_exit
 
     settings = settings_or_exit()
     try:
-        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        with refusals(), psycopg.connect(settings.database_url, autocommit=True) as conn:
             yield conn
-    except RegistryError as exc:
-        raise fail(str(exc)) from None
     except psycopg.OperationalError as exc:
         raise fail(f"database: {str(exc).strip().splitlines()[0]}") from None
 
 
 def _given(**values: str | None) -> dict[str, str]:
     return {name: value for name, value in values.items() if value is not None}
-
-
-def _row(conn: psycopg.Connection, cells: dict[str, str]) -> DeviceRow:
-    from devices.registry import gateway_ids
-    from devices.registry_csv import row_from_cells
-
-    try:
-        return row_from_cells(cells, gateway_ids(conn))
-    except ValueError as exc:
-        raise fail(str(exc)) from None
 
 
 @contextlib.contextmanager
@@ -103,30 +95,34 @@ def import_(
     secrets_out: Annotated[Path | None, typer.Option(help="write new secrets here (a new file)")] = None,
 ) -> None:
     """Validate every row, then add new devices and update known ones in place."""
-    from devices.registry import gateway_ids, upsert_devices
-    from devices.registry_csv import CsvFileError, parse_registry_csv
+    from devices.registry import DeviceInvalid
+    from devices.service import ImportRefused, import_registry
 
-    with registry_connection() as conn:
+    def keep(secrets: list[tuple[str, str]]) -> None:
+        assert secrets_file is not None
+        writer = csv.writer(secrets_file, lineterminator="\n")
+        writer.writerow(("device_id", "secret"))
+        writer.writerows(secrets)
+        # On disk before the commit: a secret is never stored only as a hash.
+        secrets_file.flush()
+        os.fsync(secrets_file.fileno())
+
+    with registry_connection() as conn, _private_file(secrets_out) as secrets_file:
         try:
-            parsed = parse_registry_csv(file.read_bytes(), gateway_ids(conn))
-        except CsvFileError as exc:
+            result = import_registry(conn, _principal(), file.read_bytes(),
+                                     skip_invalid=skip_invalid, source="import",
+                                     issue_secrets=secrets_file is not None,
+                                     keep=keep if secrets_file is not None else None)
+        except ImportRefused as exc:
+            for problem in exc.problems:
+                err.print(f"{file}: {problem}", highlight=False, markup=False)
+            raise fail(f"{len(exc.problems)} problems; nothing imported"
+                       " (fix them, or --skip-invalid to import the good rows)") from None
+        except DeviceInvalid as exc:  # the file as a whole
             raise fail(f"{file}: {exc}") from None
-        for problem in parsed.problems:
-            err.print(f"{file}: {problem}", highlight=False, markup=False)
-        if parsed.problems and not skip_invalid:
-            raise fail(f"{len(parsed.problems)} problems; nothing imported"
-                        " (fix them, or --skip-invalid to import the good rows)")
-        with _private_file(secrets_out) as secrets_file, conn.transaction():
-            result = upsert_devices(conn, parsed.rows, parsed.columns, _actor(),
-                                    issue_secrets=secrets_file is not None)
-            if secrets_file is not None:
-                writer = csv.writer(secrets_file, lineterminator="\n")
-                writer.writerow(("device_id", "secret"))
-                writer.writerows(result.secrets)
-                # On disk before the commit: a secret is never stored only as a hash.
-                secrets_file.flush()
-                os.fsync(secrets_file.fileno())
-    skipped = f", {len(parsed.problems)} problems skipped" if parsed.problems else ""
+    for problem in result.problems:
+        err.print(f"{file}: {problem}", highlight=False, markup=False)
+    skipped = f", {len(result.problems)} problems skipped" if result.problems else ""
     err.print(f"{result.created} added, {result.updated} updated, {result.unchanged} unchanged"
               f"{skipped}", highlight=False)
     if secrets_out is not None:
@@ -145,15 +141,17 @@ def _registering(verb: str, done: str, help_text: str) -> Callable[..., None]:
                 latitude: Latitude = None, longitude: Longitude = None,
                 installed_on: Installed = None, gateway: Gateway = None,
                 tags: Tags = None) -> None:
-        from devices.registry import add_device, approve_device
+        from devices import service
 
-        register = {"add": add_device, "approve": approve_device}[verb]
+        fields = _given(device_id=device_id, kind=kind, village=village, township=township,
+                        grid=grid, site=site, name=name, latitude=latitude,
+                        longitude=longitude, installed_on=installed_on, tags=tags,
+                        gateway_id=gateway)
         with registry_connection() as conn:
-            row = _row(conn, _given(device_id=device_id, kind=kind, village=village,
-                                    township=township, grid=grid, site=site, name=name,
-                                    latitude=latitude, longitude=longitude,
-                                    installed_on=installed_on, tags=tags, gateway_id=gateway))
-            secret = register(conn, row, _actor())
+            if verb == "add":
+                secret = service.register(conn, _principal(), fields, source="add")
+            else:
+                secret = service.approve(conn, _principal(), fields)
         err.print(f"{device_id} {done}; its secret, shown this once:", highlight=False)
         typer.echo(secret)
 
@@ -173,10 +171,10 @@ def pending() -> None:
     """Unknown devices heard in discovery mode, waiting for `approve`."""
     from rich.table import Table
 
-    from devices.registry import pending_devices
+    from devices.service import pending as pending_devices
 
     with registry_connection() as conn:
-        rows = pending_devices(conn)
+        rows = pending_devices(conn, _principal())
     table = Table("device_id", "first seen", "last seen", "messages", "last topic")
     for p in rows:
         table.add_row(p.device_id, f"{p.first_seen:%Y-%m-%d %H:%M}" if p.first_seen else "",
@@ -220,7 +218,7 @@ def list_(kind: Filter = None, township: Filter = None, village: Filter = None,
           limit: Annotated[int | None, typer.Option(min=1, help="at most this many")] = None,
           ) -> None:
     """List devices matching every filter given."""
-    from devices.registry import count_devices, iter_devices
+    from devices.service import count, records
 
     if output not in ("table", "csv", "json"):
         raise fail("--format must be table, csv or json", 2)
@@ -228,9 +226,9 @@ def list_(kind: Filter = None, township: Filter = None, village: Filter = None,
                      lifecycle=lifecycle, gateway_id=gateway)
     shown = limit if limit is not None or output != "table" else TABLE_LIMIT
     with registry_connection() as conn:
-        records = list(iter_devices(conn, filters, shown))
-        total = count_devices(conn, filters) if output == "table" else len(records)
-    _print_records(records, output, total)
+        found = list(records(conn, _principal(), filters, shown))
+        total = count(conn, _principal(), filters) if output == "table" else len(found)
+    _print_records(found, output, total)
 
 
 @devices_app.command("export")
@@ -240,13 +238,13 @@ def export(kind: Filter = None, township: Filter = None, village: Filter = None,
            to: Annotated[Path | None, typer.Option("--out", help="a file (default stdout)")] = None,
            ) -> None:
     """Write the registry (or the matching part) as a CSV file that `import` reads back."""
-    from devices.registry import iter_devices
     from devices.registry_csv import format_registry_csv
+    from devices.service import records
 
     filters = _given(kind=kind, township=township, village=village, grid=grid, site=site,
                      lifecycle=lifecycle, gateway_id=gateway)
     with registry_connection() as conn:
-        text = format_registry_csv(record.row for record in iter_devices(conn, filters))
+        text = format_registry_csv(record.row for record in records(conn, _principal(), filters))
     if to is None:
         typer.echo(text, nl=False)
     else:
@@ -256,12 +254,10 @@ def export(kind: Filter = None, township: Filter = None, village: Filter = None,
 @devices_app.command("show")
 def show(device_id: str) -> None:
     """Everything the registry knows about one device, with its latest changes."""
-    from devices.registry import get_device, presence, recent_changes
+    from devices.service import history
 
     with registry_connection() as conn:
-        record = get_device(conn, device_id)
-        status = presence(conn, device_id)
-        changes = recent_changes(conn, device_id)
+        record, status, changes = history(conn, _principal(), device_id)
     for key, value in (record.as_dict() | status).items():
         out.print(f"{key:>13}: {'' if value is None else value}", highlight=False, markup=False)
     for at, action, actor, detail in changes:
@@ -272,10 +268,10 @@ def show(device_id: str) -> None:
 @devices_app.command("retire")
 def retire(device_id: str) -> None:
     """Retire a device: history kept, its messages refused, its broker login dropped."""
-    from devices.registry import retire_device
+    from devices.service import retire as retire_device
 
     with registry_connection() as conn:
-        retire_device(conn, device_id, _actor())
+        retire_device(conn, _principal(), device_id)
     err.print(f"{device_id} retired; run `village broker-config --reload` to drop its login",
               highlight=False)
 
@@ -285,15 +281,16 @@ def remove(device_id: str,
            purge: Annotated[bool, typer.Option(help="required: also delete its history")] = False,
            yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False) -> None:
     """Delete a device and all its readings, events and dead letters (retire keeps them)."""
-    from devices.registry import get_device, remove_device
+    from devices.service import record
+    from devices.service import remove as remove_device
 
     if not purge:
         raise fail("remove deletes the device's whole history: say --purge, or use retire", 2)
     with registry_connection() as conn:
-        get_device(conn, device_id)
+        record(conn, _principal(), device_id)
         if not yes and not typer.confirm(f"Delete {device_id} and all its history?"):
             raise fail("nothing deleted")
-        deleted = remove_device(conn, device_id, _actor())
+        deleted = remove_device(conn, _principal(), device_id)
     err.print(f"{device_id} removed: " + ", ".join(f"{n} {t}" for t, n in deleted.items()),
               highlight=False)
 
@@ -301,10 +298,10 @@ def remove(device_id: str,
 @devices_app.command("rotate-secret")
 def rotate(device_id: str) -> None:
     """Issue a new secret and print it once; the old one works until the broker reloads."""
-    from devices.registry import rotate_secret
+    from devices.service import rotate_secret
 
     with registry_connection() as conn:
-        secret = rotate_secret(conn, device_id, _actor())
+        secret = rotate_secret(conn, _principal(), device_id)
     err.print(f"new secret for {device_id}, shown this once (then `village broker-config"
               " --reload`):", highlight=False)
     typer.echo(secret)
