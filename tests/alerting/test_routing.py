@@ -117,3 +117,23 @@ def test_alerts_of_one_rule_and_village_go_out_as_one_group():
     result = plan([alert(i) for i in range(5)], build_routing(DOC), [], NOW + timedelta(seconds=10))
     (send,) = result.sends
     assert len(send.alerts) == 5 and send.place == {"township": "T1", "village": "V1"}
+
+
+def test_the_plan_names_every_target_so_dispatch_only_renders_and_sends():
+    routing = build_routing({**DOC, "people": [
+        *DOC["people"], {**person("english-cadre", "village", township="T1", village="V1"),
+                         "language": "en"}],
+        "route": {**DOC["route"], "receivers": ["c"]}})
+    day = NOW + timedelta(seconds=10)
+    (send,) = plan([alert(1)], routing, [], day, "zh").sends
+    assert [(t.receiver, t.recipient and t.recipient.person_id, t.language, t.who)
+            for t in send.targets] == [
+        ("c", "cadre", "zh", "cadre"), ("c", "english-cadre", "en", "english-cadre"),
+        ("c", None, "zh", "receiver:c")]
+    night = NOW + timedelta(hours=13)  # 23:00 local: the night cadre is on duty too
+    (send,) = plan([alert(1)], routing, [], night, "zh").sends
+    assert [t.who for t in send.targets if t.recipient] == ["cadre", "night-cadre", "english-cadre"]
+    # A resolution after escalating to the township tells everyone who was told on the way.
+    resolved = alert(1, state="resolved", notified_level=1)
+    (send,) = plan([resolved], routing, [], day, "zh").sends
+    assert [t.who for t in send.targets] == ["cadre", "english-cadre", "office", "receiver:c"]
