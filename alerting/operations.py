@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, Literal
 
 import psycopg
@@ -15,7 +14,7 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from alerting.model import AlertView
-from alerting.rules import Rule, parse_rules
+from alerting.rules import Rule, load_rules, parse_rules
 from alerting.store import VIEW_COLUMNS, VIEW_FROM
 from devices.store import scope_conditions
 from ground.errors import Denied, Invalid, NotFound
@@ -216,6 +215,11 @@ def list_silences(conn: psycopg.Connection, now: datetime) -> list[SilenceRecord
     return [SilenceRecord(r[0], r[1], dict(r[2]), r[3], r[4], r[5], r[6]) for r in rows]
 
 
-def check_rules(path: str) -> list[Rule]:
-    """Validate a rules file; RuleError names the rule and the field."""
-    return parse_rules(Path(path).read_text(encoding="utf-8"), path)
+def check_rules(text: str, source: str) -> list[Rule]:
+    """Validate a rules file's text (nothing is stored); RuleError names the rule and the field."""
+    return parse_rules(text, source)
+
+
+def active_rules(rules_files: list[str], presets: bool) -> list[Rule]:
+    """The rules the alerting service runs: the presets (if on), then the files in order."""
+    return load_rules(rules_files, presets)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -157,7 +158,7 @@ def check_command(file: str) -> None:
     from alerting.rules import RuleError
 
     try:
-        rules = check_rules(file)
+        rules = check_rules(Path(file).read_text(encoding="utf-8"), file)
     except (RuleError, OSError) as exc:
         errors.print(f"[red]invalid:[/red] {exc}")
         raise typer.Exit(1) from None

@@ -10,7 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from alerting import operations
 from alerting.model import AlertView
-from alerting.rules import RuleError, load_rules, parse_rules
+from alerting.rules import RuleError
 from broadcast.scope import overlaps
 from ground.principal import Place
 from village.api import audit
@@ -91,7 +91,7 @@ async def yaml_body(request: Request) -> str:
 def check_rules(text: Annotated[str, Depends(yaml_body)], caller: Caller) -> RuleCheck:
     """Parse a YAML rules file with the alerting service's strict rules (nothing is stored)."""
     try:
-        rules = parse_rules(text, "request")
+        rules = operations.check_rules(text, "request")
     except RuleError as exc:
         raise Problem(422, str(exc), "body") from None
     return RuleCheck(rules=[rule.name for rule in rules])
@@ -113,7 +113,7 @@ def list_rules(request: Request, caller: Caller) -> list[RuleInfo]:
     """The presets and the configured rule files, as the alerting service loads them."""
     alerting = request.app.state.settings.alerting
     try:
-        rules = load_rules(alerting.rules_files, alerting.presets)
+        rules = operations.active_rules(alerting.rules_files, alerting.presets)
     except (RuleError, OSError) as exc:
         raise Problem(409, f"the configured rules do not load: {exc}") from None
     return [RuleInfo(name=r.name, severity=r.severity, condition_type=r.condition_type,
