@@ -13,9 +13,8 @@ from ground.links import LinkGrant, sign_link_token
 from ground.principal import Role
 from tests.alerting.helpers import alert_view
 from tests.api.conftest import NOW, TokenMaker, insert_alert
-from village.api.app import link_secret
 from village.api.phone_page import alert_page, sparkline
-from village.settings import Settings
+from village.settings import Settings, link_secret
 
 
 def test_list_show_and_acknowledge(client: TestClient, auth: TokenMaker, seeded: str) -> None:

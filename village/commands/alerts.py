@@ -5,18 +5,28 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
+import psycopg
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from village.commands.output import refusals
-
-if TYPE_CHECKING:
-    import psycopg
-
-    from ground.principal import Principal
+from alerting.operations import (
+    STATE_FILTERS,
+    acknowledge,
+    check_rules,
+    create_silence,
+    expire_silence,
+    list_alerts,
+    list_silences,
+)
+from alerting.rules import RuleError, parse_duration
+from alerting.runner import AlertingUnavailable
+from ground.principal import Principal, Role
+from ground.settings import SettingsError
+from village.commands.output import refusals, settings_or_exit
+from village.processes import start_alerting, stop_on_signals
 
 alerts_app = typer.Typer(help="List, acknowledge and silence alerts; run the alerting service.",
                          no_args_is_help=True)
@@ -26,15 +36,12 @@ errors = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
 def _connect() -> psycopg.Connection:
-    import psycopg
 
-    from village.cli import settings_or_exit
 
     return psycopg.connect(settings_or_exit().database_url, autocommit=True)
 
 
 def _principal(name: str) -> Principal:
-    from ground.principal import Principal, Role
 
     # Whoever runs the CLI has the database itself: an administrator, named for the record.
     return Principal(name, Role.ADMIN)
@@ -50,7 +57,6 @@ def list_command(
     limit: int = typer.Option(50, min=1, max=10_000),
 ) -> None:
     """List alerts, newest first."""
-    from alerting.operations import STATE_FILTERS, list_alerts
 
     if state not in STATE_FILTERS:
         errors.print(f"--state: one of {', '.join(STATE_FILTERS)}")
@@ -73,7 +79,6 @@ def ack_command(
     comment: str = typer.Option("", help="what is being done"),
 ) -> None:
     """Acknowledge an alert: its repeats and escalation stop."""
-    from alerting.operations import acknowledge
 
     with _connect() as conn, refusals():
         alert = acknowledge(conn, _principal(by), alert_id, comment, datetime.now(UTC))
@@ -90,8 +95,6 @@ def silence_command(
     maintenance: bool = typer.Option(False, help="record it as a maintenance window"),
 ) -> None:
     """Mute alerts whose labels match, for a bounded time."""
-    from alerting.operations import create_silence
-    from alerting.rules import parse_duration
 
     try:
         matchers = dict(item.split("=", 1) for item in match)
@@ -109,7 +112,6 @@ def silence_command(
 @alerts_app.command("silences")
 def silences_command() -> None:
     """List silences in force or to come."""
-    from alerting.operations import list_silences
 
     with _connect() as conn:
         rows = list_silences(conn, datetime.now(UTC))
@@ -123,7 +125,6 @@ def silences_command() -> None:
 @alerts_app.command("unsilence")
 def unsilence_command(silence_id: int, by: str = typer.Option(...)) -> None:
     """End a silence now."""
-    from alerting.operations import expire_silence
 
     with _connect() as conn, refusals():
         expire_silence(conn, _principal(by), silence_id, datetime.now(UTC))
@@ -133,14 +134,10 @@ def unsilence_command(silence_id: int, by: str = typer.Option(...)) -> None:
 @alerts_app.command("run")
 def run_command() -> None:
     """Run the alerting service until interrupted (notifications per the routing file)."""
-    from alerting.service import AlertingConfigError, start
-    from village.cli import settings_or_exit
-    from village.commands.ingest import stop_on_signals
-
     settings = settings_or_exit()
     try:
-        handle = start(settings)
-    except (AlertingConfigError, ValueError) as exc:
+        handle = start_alerting(settings)
+    except (SettingsError, AlertingUnavailable, ValueError) as exc:
         errors.print(f"[red]alerting:[/red] {exc}")
         raise typer.Exit(2) from None
     stop = threading.Event()
@@ -154,8 +151,6 @@ def run_command() -> None:
 @rules_app.command("check")
 def check_command(file: str) -> None:
     """Validate a rules file; an error names the rule and the field."""
-    from alerting.operations import check_rules
-    from alerting.rules import RuleError
 
     try:
         rules = check_rules(Path(file).read_text(encoding="utf-8"), file)

@@ -13,17 +13,17 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated
+from typing import IO, Annotated
 
+import psycopg
 import typer
+from rich.table import Table
 
-from village.commands.output import err, fail, out, refusals
-
-if TYPE_CHECKING:
-    import psycopg
-
-    from devices.registry import DeviceRecord
-    from ground.principal import Principal
+from devices import service
+from devices.registry import DeviceInvalid, DeviceRecord
+from devices.registry_csv import format_registry_csv
+from ground.principal import Principal, Role
+from village.commands.output import err, fail, out, refusals, settings_or_exit
 
 devices_app = typer.Typer(help="The device registry: import, list, retire, secrets, approval.",
                           no_args_is_help=True)
@@ -46,7 +46,6 @@ Filter = Annotated[str | None, typer.Option()]
 
 
 def _principal() -> Principal:
-    from ground.principal import Principal, Role
 
     return Principal(f"cli:{getpass.getuser()}", Role.ADMIN)
 
@@ -54,9 +53,7 @@ def _principal() -> Principal:
 @contextlib.contextmanager
 def registry_connection() -> Iterator[psycopg.Connection]:
     """A connection to the configured database; a refusal or connection error ends the command."""
-    import psycopg
 
-    from village.cli import settings_or_exit
 
     settings = settings_or_exit()
     try:
@@ -95,8 +92,6 @@ def import_(
     secrets_out: Annotated[Path | None, typer.Option(help="write new secrets here (a new file)")] = None,
 ) -> None:
     """Validate every row, then add new devices and update known ones in place."""
-    from devices.registry import DeviceInvalid
-    from devices.service import ImportRefused, import_registry
 
     def keep(secrets: list[tuple[str, str]]) -> None:
         assert secrets_file is not None
@@ -109,11 +104,11 @@ def import_(
 
     with registry_connection() as conn, _private_file(secrets_out) as secrets_file:
         try:
-            result = import_registry(conn, _principal(), file.read_bytes(),
+            result = service.import_registry(conn, _principal(), file.read_bytes(),
                                      skip_invalid=skip_invalid, source="import",
                                      issue_secrets=secrets_file is not None,
                                      keep=keep if secrets_file is not None else None)
-        except ImportRefused as exc:
+        except service.ImportRefused as exc:
             for problem in exc.problems:
                 err.print(f"{file}: {problem}", highlight=False, markup=False)
             raise fail(f"{len(exc.problems)} problems; nothing imported"
@@ -141,7 +136,6 @@ def _registering(verb: str, done: str, help_text: str) -> Callable[..., None]:
                 latitude: Latitude = None, longitude: Longitude = None,
                 installed_on: Installed = None, gateway: Gateway = None,
                 tags: Tags = None) -> None:
-        from devices import service
 
         fields = _given(device_id=device_id, kind=kind, village=village, township=township,
                         grid=grid, site=site, name=name, latitude=latitude,
@@ -169,12 +163,10 @@ devices_app.command("approve")(_registering(
 @devices_app.command("pending")
 def pending() -> None:
     """Unknown devices heard in discovery mode, waiting for `approve`."""
-    from rich.table import Table
 
-    from devices.service import pending as pending_devices
 
     with registry_connection() as conn:
-        rows = pending_devices(conn, _principal())
+        rows = service.pending(conn, _principal())
     table = Table("device_id", "first seen", "last seen", "messages", "last topic")
     for p in rows:
         table.add_row(p.device_id, f"{p.first_seen:%Y-%m-%d %H:%M}" if p.first_seen else "",
@@ -184,7 +176,6 @@ def pending() -> None:
 
 
 def _print_records(records: list[DeviceRecord], output: str, total: int) -> None:
-    from rich.table import Table
 
     if output == "json":
         typer.echo(json.dumps([r.as_dict() for r in records], ensure_ascii=False, indent=1))
@@ -218,7 +209,6 @@ def list_(kind: Filter = None, township: Filter = None, village: Filter = None,
           limit: Annotated[int | None, typer.Option(min=1, help="at most this many")] = None,
           ) -> None:
     """List devices matching every filter given."""
-    from devices.service import count, records
 
     if output not in ("table", "csv", "json"):
         raise fail("--format must be table, csv or json", 2)
@@ -226,8 +216,8 @@ def list_(kind: Filter = None, township: Filter = None, village: Filter = None,
                      lifecycle=lifecycle, gateway_id=gateway)
     shown = limit if limit is not None or output != "table" else TABLE_LIMIT
     with registry_connection() as conn:
-        found = list(records(conn, _principal(), filters, shown))
-        total = count(conn, _principal(), filters) if output == "table" else len(found)
+        found = list(service.records(conn, _principal(), filters, shown))
+        total = service.count(conn, _principal(), filters) if output == "table" else len(found)
     _print_records(found, output, total)
 
 
@@ -238,13 +228,11 @@ def export(kind: Filter = None, township: Filter = None, village: Filter = None,
            to: Annotated[Path | None, typer.Option("--out", help="a file (default stdout)")] = None,
            ) -> None:
     """Write the registry (or the matching part) as a CSV file that `import` reads back."""
-    from devices.registry_csv import format_registry_csv
-    from devices.service import records
 
     filters = _given(kind=kind, township=township, village=village, grid=grid, site=site,
                      lifecycle=lifecycle, gateway_id=gateway)
     with registry_connection() as conn:
-        text = format_registry_csv(record.row for record in records(conn, _principal(), filters))
+        text = format_registry_csv(record.row for record in service.records(conn, _principal(), filters))
     if to is None:
         typer.echo(text, nl=False)
     else:
@@ -254,10 +242,9 @@ def export(kind: Filter = None, township: Filter = None, village: Filter = None,
 @devices_app.command("show")
 def show(device_id: str) -> None:
     """Everything the registry knows about one device, with its latest changes."""
-    from devices.service import history
 
     with registry_connection() as conn:
-        record, status, changes = history(conn, _principal(), device_id)
+        record, status, changes = service.history(conn, _principal(), device_id)
     for key, value in (record.as_dict() | status).items():
         out.print(f"{key:>13}: {'' if value is None else value}", highlight=False, markup=False)
     for at, action, actor, detail in changes:
@@ -268,10 +255,9 @@ def show(device_id: str) -> None:
 @devices_app.command("retire")
 def retire(device_id: str) -> None:
     """Retire a device: history kept, its messages refused, its broker login dropped."""
-    from devices.service import retire as retire_device
 
     with registry_connection() as conn:
-        retire_device(conn, _principal(), device_id)
+        service.retire(conn, _principal(), device_id)
     err.print(f"{device_id} retired; run `village broker-config --reload` to drop its login",
               highlight=False)
 
@@ -281,16 +267,14 @@ def remove(device_id: str,
            purge: Annotated[bool, typer.Option(help="required: also delete its history")] = False,
            yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False) -> None:
     """Delete a device and all its readings, events and dead letters (retire keeps them)."""
-    from devices.service import record
-    from devices.service import remove as remove_device
 
     if not purge:
         raise fail("remove deletes the device's whole history: say --purge, or use retire", 2)
     with registry_connection() as conn:
-        record(conn, _principal(), device_id)
+        service.record(conn, _principal(), device_id)
         if not yes and not typer.confirm(f"Delete {device_id} and all its history?"):
             raise fail("nothing deleted")
-        deleted = remove_device(conn, _principal(), device_id)
+        deleted = service.remove(conn, _principal(), device_id)
     err.print(f"{device_id} removed: " + ", ".join(f"{n} {t}" for t, n in deleted.items()),
               highlight=False)
 
@@ -298,10 +282,9 @@ def remove(device_id: str,
 @devices_app.command("rotate-secret")
 def rotate(device_id: str) -> None:
     """Issue a new secret and print it once; the old one works until the broker reloads."""
-    from devices.service import rotate_secret
 
     with registry_connection() as conn:
-        secret = rotate_secret(conn, _principal(), device_id)
+        secret = service.rotate_secret(conn, _principal(), device_id)
     err.print(f"new secret for {device_id}, shown this once (then `village broker-config"
               " --reload`):", highlight=False)
     typer.echo(secret)

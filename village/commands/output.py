@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 
 from ground.errors import Refused
+from ground.settings import SettingsError
+from village.settings import Settings, load_settings
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -27,3 +29,12 @@ def refusals(code: int = 1) -> Iterator[None]:
         yield
     except Refused as exc:
         raise fail(str(exc), code) from None
+
+
+def settings_or_exit() -> Settings:
+    """Load settings, or print the one line naming the bad setting and exit 2."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        err.print(f"[red]configuration error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
