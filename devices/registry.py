@@ -6,11 +6,12 @@ The SQL that reads and writes them is `devices.store`; what people may do with t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
 
-from devices.registry_csv import DeviceRow
+from devices.registry_csv import DeviceRow, RowProblem
 from ground.errors import Conflict, Denied, Invalid, NotFound, Refused
 from ground.principal import Place
 
@@ -35,6 +36,14 @@ class DeviceConflict(RegistryError, Conflict):
 
 class DeviceInvalid(RegistryError, Invalid):
     """A device's fields, a registry file or a filter that the registry's rules refuse."""
+
+
+class ImportRefused(DeviceInvalid):
+    """A registry file with bad rows, none of them imported; `problems` lists every one."""
+
+    def __init__(self, problems: Sequence[RowProblem]) -> None:
+        super().__init__(f"{len(problems)} bad rows; nothing imported")
+        self.problems = list(problems)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from devices.registry import (
     DeviceNotFound,
     DeviceRecord,
     DeviceView,
+    ImportRefused,
     PendingDevice,
 )
 from devices.registry_csv import (
@@ -188,14 +189,6 @@ class ImportOutcome:
     problems: list[RowProblem]
     secrets: list[tuple[str, str]]
     without_secret: list[str]
-
-
-class ImportRefused(DeviceInvalid):
-    """A registry file with bad rows, none of them imported; `problems` lists every one."""
-
-    def __init__(self, problems: Sequence[RowProblem]) -> None:
-        super().__init__(f"{len(problems)} bad rows; nothing imported")
-        self.problems = list(problems)
 
 
 def import_registry(conn: psycopg.Connection, principal: Principal, data: bytes, *,

@@ -20,7 +20,7 @@ import typer
 from rich.table import Table
 
 from devices import service
-from devices.registry import DeviceInvalid, DeviceRecord
+from devices.registry import DeviceInvalid, DeviceRecord, ImportRefused
 from devices.registry_csv import format_registry_csv
 from ground.principal import Principal, Role
 from village.commands.output import err, fail, out, refusals, settings_or_exit
@@ -108,7 +108,7 @@ def import_(
                                      skip_invalid=skip_invalid, source="import",
                                      issue_secrets=secrets_file is not None,
                                      keep=keep if secrets_file is not None else None)
-        except service.ImportRefused as exc:
+        except ImportRefused as exc:
             for problem in exc.problems:
                 err.print(f"{file}: {problem}", highlight=False, markup=False)
             raise fail(f"{len(exc.problems)} problems; nothing imported"

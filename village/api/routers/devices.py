@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict
 
 from devices import service
-from devices.registry import DeviceFilter, DeviceView
+from devices.registry import DeviceFilter, DeviceView, ImportRefused
 from devices.registry_csv import RowProblem
 from ground.principal import Place
 from village.api import audit
@@ -146,7 +146,7 @@ def import_devices(
     try:
         outcome = service.import_registry(conn, caller, data, skip_invalid=skip_invalid,
                                           source="api-import")
-    except service.ImportRefused as exc:
+    except ImportRefused as exc:
         faults = _faults(exc.problems)
         raise Problem(422, str(exc), faults[0].field, faults) from None
     skipped = _faults(outcome.problems)
