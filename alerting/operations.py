@@ -206,13 +206,20 @@ def expire_silence(
                  " WHERE id = %s", (now, silence_id))
 
 
-def list_silences(conn: psycopg.Connection, now: datetime) -> list[SilenceRecord]:
-    """Silences in force now or still to come."""
+def silence_place(matchers: dict[str, str]) -> Place:
+    """The place a silence's matchers name (the county if none)."""
+    return Place(matchers.get("township"), matchers.get("village"))
+
+
+def list_silences(conn: psycopg.Connection, principal: Principal,
+                  now: datetime) -> list[SilenceRecord]:
+    """Silences in force now or still to come that touch the principal's scope."""
     rows = conn.execute(
         "SELECT id, kind, matchers, starts_at, ends_at, created_by, comment FROM silences"
         " WHERE ends_at > %s ORDER BY starts_at", (now,),
     ).fetchall()
-    return [SilenceRecord(r[0], r[1], dict(r[2]), r[3], r[4], r[5], r[6]) for r in rows]
+    silences = [SilenceRecord(r[0], r[1], dict(r[2]), r[3], r[4], r[5], r[6]) for r in rows]
+    return [s for s in silences if principal.overlaps(silence_place(s.matchers))]
 
 
 def check_rules(text: str, source: str) -> list[Rule]:

@@ -188,9 +188,10 @@ def test_silences_are_bounded_and_authorized(conn: psycopg.Connection) -> None:
     with pytest.raises(AlertDenied):
         create_silence(conn, operator, {"kind": "camera"}, NOW, minutes(10), "", NOW)  # county-wide
     made = create_silence(conn, operator, {"township": "T1", "kind": "camera"}, NOW, minutes(10), "", NOW)
-    assert [s.id for s in list_silences(conn, NOW)] == [made.id]
+    assert [s.id for s in list_silences(conn, operator, NOW)] == [made.id]
+    assert list_silences(conn, Principal("v", Role.VIEWER, Place("T2")), NOW) == []  # not theirs
     expire_silence(conn, operator, made.id, minutes(1))
-    assert list_silences(conn, minutes(2)) == []
+    assert list_silences(conn, SYSTEM, minutes(2)) == []
 
 
 def test_the_broadcast_action_records_a_broadcast_for_the_village(conn: psycopg.Connection,

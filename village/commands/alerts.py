@@ -114,7 +114,7 @@ def silences_command() -> None:
     """List silences in force or to come."""
 
     with _connect() as conn:
-        rows = list_silences(conn, datetime.now(UTC))
+        rows = list_silences(conn, _principal("cli"), datetime.now(UTC))
     table = Table("id", "kind", "matchers", "from", "until", "by", "comment")
     for s in rows:
         table.add_row(str(s.id), s.kind, " ".join(f"{k}={v}" for k, v in s.matchers.items()),

@@ -11,8 +11,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from alerting import operations
 from alerting.model import AlertView
 from alerting.rules import RuleError
-from broadcast.scope import overlaps
-from ground.principal import Place
 from village.api import audit
 from village.api.deps import Caller, Conn, Limit
 from village.api.problems import Problem, about
@@ -134,15 +132,10 @@ class NewSilence(BaseModel):
     kind: Literal["silence", "maintenance"] = "silence"
 
 
-def _silence_place(matchers: dict[str, str]) -> Place:
-    return Place(matchers.get("township"), matchers.get("village"))
-
-
 @router.get("/silences", summary="List silences")
 def list_silences(conn: Conn, caller: Caller) -> list[operations.SilenceRecord]:
     """Silences in force or to come that touch the caller's scope."""
-    return [s for s in operations.list_silences(conn, datetime.now(UTC))
-            if overlaps(caller, _silence_place(s.matchers))]
+    return operations.list_silences(conn, caller, datetime.now(UTC))
 
 
 @router.post("/silences", status_code=201, summary="Create a silence")
@@ -155,7 +148,7 @@ def create_silence(body: NewSilence, conn: Conn, caller: Caller) -> operations.S
         record = operations.create_silence(conn, caller, body.matchers, body.starts_at or now,
                                            body.ends_at, body.comment, now, body.kind)
     audit.record(conn, caller, "silence.create", f"silence:{record.id}",
-                 _silence_place(body.matchers), {"matchers": body.matchers})
+                 operations.silence_place(body.matchers), {"matchers": body.matchers})
     return record
 
 
