@@ -13,8 +13,9 @@ from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
+from alerting.files import load_rules
 from alerting.model import AlertView
-from alerting.rules import Rule, load_rules, parse_rules
+from alerting.rules import Rule, parse_rules
 from alerting.store import VIEW_COLUMNS, VIEW_FROM
 from devices.store import scope_conditions
 from ground.errors import Denied, Invalid, NotFound

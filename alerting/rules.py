@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -326,19 +324,3 @@ def parse_rules(text: str, source: str) -> list[Rule]:
     return rules
 
 
-def preset_texts() -> dict[str, str]:
-    """The shipped preset files, by name."""
-    folder = resources.files("alerting") / "presets"
-    return {entry.name: entry.read_text(encoding="utf-8")
-            for entry in folder.iterdir() if entry.name.endswith(".yaml")}
-
-
-def load_rules(files: list[str], presets: bool = True) -> list[Rule]:
-    """The active rules: presets, then files in order; a same-named rule replaces it."""
-    by_name: dict[str, Rule] = {}
-    sources = sorted(preset_texts().items()) if presets else []
-    sources += [(path, Path(path).read_text(encoding="utf-8")) for path in files]
-    for source, text in sources:
-        for rule in parse_rules(text, source):
-            by_name[rule.name] = rule
-    return [rule for rule in by_name.values() if rule.enabled]

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from alerting.cycles import dispatch_cycle, evaluate_cycle, night_flow_cycle, tick_cycle
+from alerting.files import load_rules
 from alerting.notifiers.broadcast import ServiceStarter
 from alerting.operations import (
     STATE_FILTERS,
@@ -21,7 +22,6 @@ from alerting.operations import (
     list_alerts,
     list_silences,
 )
-from alerting.rules import load_rules
 from ground.principal import SYSTEM, Place, Principal, Role
 from tests.clock import COUNTY, SHIFTED_CLOCKS
 
