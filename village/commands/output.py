@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import typer
 from rich.console import Console, ConsoleDimensions
 
+from ground.errors import Refused
 from ground.migrate import require_current_schema
 from ground.settings import SettingsError
 from village.local_stack import find_local_stack
@@ -39,6 +42,15 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     """Print one red error line and return the Exit for the caller to raise."""
     err.print(f"[red]error:[/red] {message}", highlight=False)
     return typer.Exit(code)
+
+
+@contextmanager
+def refusals(code: int = 1) -> Iterator[None]:
+    """A domain service's refusal ends the command: one red line, exit status `code`."""
+    try:
+        yield
+    except Refused as exc:
+        raise fail(str(exc), code) from None
 
 
 def load_with_local_stack() -> tuple[Settings, Path | None]:
