@@ -96,7 +96,7 @@ def test_cli_creates_lists_and_revokes(database_url: str, monkeypatch: pytest.Mo
 
 @pytest.mark.parametrize(("place", "message"), [
     (["--township", "东关镇"], "no device of the registry is in township '东关镇' (townships: east)"),
-    (["--township", "east", "--village", "西村"], "no device of the registry is in village '西村'"),
+    (["--township", "east", "--village", "西村"], "no device of the registry is in village '西村' of township 'east'"),
 ])
 def test_cli_refuses_a_scope_the_registry_does_not_know(
         database_url: str, monkeypatch: pytest.MonkeyPatch, place: list[str], message: str) -> None:

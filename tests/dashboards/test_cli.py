@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import psycopg
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -67,9 +68,20 @@ def test_check_runs_every_query_against_the_database(
 
 
 def test_check_reports_a_schema_that_lacks_what_panels_need(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE dead_letters RENAME TO dead_letters_moved")
+    monkeypatch.setenv("VILLAGE_DATABASE_URL", database_url)
+    result = runner.invoke(app, ["dashboards", "check"])
+    assert result.exit_code == 1
+    assert "FAIL" in result.output and 'relation "dead_letters" does not exist' in result.output
+
+
+def test_check_of_a_database_without_the_schema_says_to_migrate(
     empty_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("VILLAGE_DATABASE_URL", empty_database_url)
     result = runner.invoke(app, ["dashboards", "check"])
-    assert result.exit_code == 1
-    assert "FAIL" in result.output and "does not exist" in result.output
+    assert result.exit_code == 78
+    assert result.stderr.strip().endswith("has no schema: run village migrate")
