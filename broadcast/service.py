@@ -7,6 +7,7 @@ broadcasts and cancellations up from the database (woken by NOTIFY on commit).
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,7 +39,7 @@ class Report:
     broadcast_id: str
     priority: str
     scope_label: str
-    status: str  # new, active, cancelled, expired
+    status: str  # new, active, completed, cancelled, expired
     created_at: datetime
     created_by: str
     expires_at: datetime
@@ -46,6 +47,7 @@ class Report:
     confirmed: int
     counts: dict[str, int]
     unconfirmed: list[dict[str, Any]]
+    completed_at: datetime | None = None  # when the last speaker reached a final state
 
 
 @dataclass(frozen=True)
@@ -82,16 +84,36 @@ def create_broadcast(conn: psycopg.Connection, request: BroadcastRequest, princi
     return broadcast_id
 
 
+ID_PREFIX_MIN = 6
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+def resolve_id(conn: psycopg.Connection, given: str) -> str:
+    """The full id of the broadcast `given` names: its id, or a unique prefix of at least
+    ID_PREFIX_MIN characters (NotFound if none, BroadcastError if several)."""
+    wanted = given.strip().lower()
+    if len(wanted) < ID_PREFIX_MIN or not _HEX.fullmatch(wanted):
+        raise BroadcastError(f"{given!r} is not a broadcast id: give its 32 hex characters, or "
+                             f"at least its first {ID_PREFIX_MIN}")
+    found = store.ids_starting(conn, wanted)
+    if not found:
+        raise NotFound(f"no broadcast {given}")
+    if len(found) > 1:
+        raise BroadcastError(f"{given} starts more than one broadcast id: give more characters")
+    return found[0]
+
+
 def _visible(conn: psycopg.Connection, broadcast_id: str, principal: Principal,
              for_update: bool = False) -> store.BroadcastRow:
-    row = store.fetch_broadcast(conn, broadcast_id, for_update)
+    row = store.fetch_broadcast(conn, resolve_id(conn, broadcast_id), for_update)
     if row is None or not principal.overlaps(row.place):
         raise NotFound(f"no broadcast {broadcast_id}")
     return row
 
 
 def _status(status: str, expires_at: datetime, now: datetime) -> str:
-    return "expired" if status != "cancelled" and expires_at <= now else status
+    """What a report says: an unfinished broadcast past its expiry is `expired`."""
+    return "expired" if status in ("new", "active") and expires_at <= now else status
 
 
 def _report(row: dict[str, Any], unconfirmed: list[dict[str, Any]], now: datetime) -> Report:
@@ -101,7 +123,7 @@ def _report(row: dict[str, Any], unconfirmed: list[dict[str, Any]], now: datetim
         created_at=row["created_at"], created_by=row["created_by"],
         expires_at=row["expires_at"], speakers=row["speakers"], confirmed=row["confirmed"],
         counts={state: row[state] for state in STATES if row[state]},
-        unconfirmed=unconfirmed)
+        unconfirmed=unconfirmed, completed_at=row["completed_at"])
 
 
 def _full_report(conn: psycopg.Connection, broadcast_id: str, now: datetime) -> Report:
@@ -113,15 +135,14 @@ def _full_report(conn: psycopg.Connection, broadcast_id: str, now: datetime) -> 
 def delivery_report(conn: psycopg.Connection, broadcast_id: str, principal: Principal,
                     now: datetime) -> Report:
     """Counts per state and the speakers that did not confirm (NotFound if not visible)."""
-    _visible(conn, broadcast_id, principal)
-    return _full_report(conn, broadcast_id, now)
+    return _full_report(conn, _visible(conn, broadcast_id, principal).broadcast_id, now)
 
 
 def show_broadcast(conn: psycopg.Connection, broadcast_id: str, principal: Principal,
                    now: datetime) -> Detail:
     """A broadcast as recorded, with its delivery report."""
     row = _visible(conn, broadcast_id, principal)
-    return Detail(row, _full_report(conn, broadcast_id, now))
+    return Detail(row, _full_report(conn, row.broadcast_id, now))
 
 
 def list_broadcasts(conn: psycopg.Connection, principal: Principal, now: datetime,
@@ -134,13 +155,14 @@ def cancel_broadcast(conn: psycopg.Connection, broadcast_id: str, principal: Pri
                      now: datetime) -> Report:
     """Cancel a broadcast: open deliveries become cancelled; the daemon sends them `stop`."""
     row = _visible(conn, broadcast_id, principal, for_update=True)
+    broadcast_id = row.broadcast_id
     if not principal.may(Role.OPERATOR, row.place):
         raise BroadcastDenied(f"{principal.name} may not cancel broadcast {broadcast_id}")
-    if row.status != "cancelled":
+    if row.status not in ("cancelled", "completed"):  # a finished broadcast stays as it ended
         changes = changes_for(store.deliveries(conn, broadcast_id, lock=True), Happening.CANCEL,
                               now)
+        store.mark_cancelled(conn, broadcast_id, principal.name, now)  # first: not `completed`
         store.apply(conn, changes)
-        store.mark_cancelled(conn, broadcast_id, principal.name, now)
         store.audit(conn, principal, "cancel", now, broadcast_id=broadcast_id,
                     detail={"deliveries_cancelled": len(changes)})
     return _full_report(conn, broadcast_id, now)

@@ -42,6 +42,7 @@ class BroadcastRow:
     dispatched_at: datetime | None
     cancelled_at: datetime | None
     cancelled_by: str | None
+    completed_at: datetime | None
 
     @property
     def place(self) -> Place:
@@ -274,7 +275,28 @@ def apply(conn: psycopg.Connection, changes: Sequence[Change]) -> int:
              [str(c.old) for c in changes], [str(c.new) for c in changes],
              [c.reason for c in changes], [c.sent for c in changes], [c.at for c in changes],
              [c.accepted_at for c in changes]))
-        return cur.rowcount
+        changed = cur.rowcount
+    complete_finished(conn, sorted({c.broadcast_id for c in changes}))
+    return changed
+
+
+def complete_finished(conn: psycopg.Connection, broadcast_ids: Sequence[str]) -> int:
+    """Mark `completed` the active broadcasts among these whose every speaker reached a
+    final state, at the time the last one did."""
+    return conn.execute(
+        "UPDATE broadcasts b SET status = 'completed', completed_at = f.last"
+        " FROM (SELECT broadcast_id, max(finished_at) AS last FROM broadcast_deliveries"
+        "       WHERE broadcast_id = ANY(%s) GROUP BY broadcast_id"
+        "       HAVING bool_and(state = ANY(%s))) f"
+        " WHERE b.broadcast_id = f.broadcast_id AND b.status = 'active'",
+        (list(broadcast_ids), [str(state) for state in FINAL])).rowcount
+
+
+def ids_starting(conn: psycopg.Connection, hex_prefix: str, limit: int = 2) -> list[str]:
+    """Broadcast ids that start with `hex_prefix` (hex digits only: no LIKE wildcards)."""
+    return [row[0] for row in conn.execute(
+        "SELECT broadcast_id FROM broadcasts WHERE broadcast_id LIKE %s ORDER BY 1 LIMIT %s",
+        (hex_prefix + "%", limit))]
 
 
 def stops_due(conn: psycopg.Connection) -> list[tuple[str, str, datetime]]:

@@ -105,8 +105,9 @@ def _village_scope(value: str) -> dict[str, str]:
 
 def _print_report(report: Report, speakers: bool = True) -> None:
     counts = ", ".join(f"{state} {n}" for state, n in report.counts.items()) or "no speakers"
+    ended = f" at {report.completed_at:%Y-%m-%d %H:%M:%S%z}" if report.completed_at else ""
     out.print(f"{report.broadcast_id}  {report.priority}  {report.scope_label}  {report.status}"
-              f"  confirmed {report.confirmed}/{report.speakers}  ({counts})", highlight=False)
+              f"{ended}  confirmed {report.confirmed}/{report.speakers}  ({counts})", highlight=False)
     if speakers and report.unconfirmed:
         table = Table("speaker", "township", "village", "state", "reason", "attempts")
         for row in report.unconfirmed:
