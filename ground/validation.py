@@ -1,4 +1,4 @@
-"""How a pydantic validation failure is told to people: the first error, with its field."""
+"""How a pydantic validation failure is told to people: each error, with its field."""
 
 from __future__ import annotations
 
@@ -23,8 +23,14 @@ def field_path(loc: Sequence[str | int], whole: str, separator: str = ".",
     return text or whole
 
 
+def every_error(exc: ValidationError, whole: str, separator: str = ".",
+                brackets: bool = False) -> list[str]:
+    """`field.path: message` for each error, in order (`whole` names the whole input)."""
+    return [f"{field_path(error['loc'], whole, separator, brackets)}: {error['msg']}"
+            for error in exc.errors()]
+
+
 def first_error(exc: ValidationError, whole: str, separator: str = ".",
                 brackets: bool = False) -> str:
     """`field.path: message` for the first error (`whole` names it when no field is to blame)."""
-    error = exc.errors()[0]
-    return f"{field_path(error['loc'], whole, separator, brackets)}: {error['msg']}"
+    return every_error(exc, whole, separator, brackets)[0]

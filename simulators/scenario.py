@@ -23,7 +23,7 @@ import yaml
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from devices.catalogue import KIND_NAMES
-from ground.validation import first_error
+from ground.validation import every_error
 from simulators.device import SimDevice
 from simulators.faults import FaultWindow, faults_of
 
@@ -32,7 +32,13 @@ _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class ScenarioError(ValueError):
-    """A scenario that cannot be used; the message names the field."""
+    """A scenario that cannot be used; the message names every bad field, on one line."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        told = "; ".join(self.problems)
+        super().__init__(told if len(self.problems) == 1
+                         else f"{len(self.problems)} problems: {told}")
 
 
 def _duration(value: object) -> object:
@@ -95,21 +101,24 @@ class Scenario(BaseModel):
 
 
 def parse_scenario(text: str) -> Scenario:
-    """Parse and validate a scenario; ScenarioError names the first bad field."""
+    """Parse and validate a scenario; ScenarioError names every bad field."""
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ScenarioError(f"not YAML: {exc}") from None
+        raise ScenarioError([f"not YAML: {' '.join(str(exc).split())}"]) from None
     try:
         scenario = Scenario.model_validate(document if document is not None else {})
     except ValidationError as exc:
-        raise ScenarioError(first_error(exc, 'scenario', brackets=True)) from None
+        raise ScenarioError(every_error(exc, 'scenario', brackets=True)) from None
+    problems = []
     for index, entry in enumerate(scenario.faults):
         if entry.kind is not None and entry.kind not in KIND_NAMES:
-            raise ScenarioError(f"faults[{index}].kind: unknown kind {entry.kind!r}"
-                                f" (known: {', '.join(KIND_NAMES)})")
+            problems.append(f"faults[{index}].kind: unknown kind {entry.kind!r}"
+                            f" (known: {', '.join(KIND_NAMES)})")
         if entry.count is not None and entry.share is not None:
-            raise ScenarioError(f"faults[{index}]: give count or share, not both")
+            problems.append(f"faults[{index}]: give count or share, not both")
+    if problems:
+        raise ScenarioError(problems)
     return scenario
 
 
@@ -119,32 +128,44 @@ def resolve(scenario: Scenario, devices: Sequence[SimDevice], start: datetime,
     origin = scenario.start or start
     by_id = {device.device_id: device for device in devices}
     pairs: list[tuple[str, FaultWindow]] = []
+    problems: list[str] = []
     for index, entry in enumerate(scenario.faults):
         where = f"faults[{index}]"
-        if entry.devices is not None:
-            missing = [d for d in entry.devices if d not in by_id]
-            if missing:
-                raise ScenarioError(f"{where}.devices: not in the population: {missing[0]}")
         matched = [d for d in devices
                    if (entry.devices is None or d.device_id in entry.devices)
                    and (entry.kind is None or d.kind == entry.kind)
                    and (entry.township is None or d.township == entry.township)
                    and (entry.village is None or d.village == entry.village)]
-        if not matched:
-            raise ScenarioError(f"{where}: no device matches its filters")
-        for device in matched:
-            if entry.fault not in faults_of(device.kind):
-                raise ScenarioError(f"{where}.fault: a {device.kind} has no fault {entry.fault!r}"
-                                    f" (known: {', '.join(faults_of(device.kind))})")
         wanted = (entry.count if entry.count is not None
                   else max(1, round(entry.share * len(matched))) if entry.share is not None
                   else len(matched))
-        if wanted > len(matched):
-            raise ScenarioError(f"{where}.count: {wanted} asked, {len(matched)} devices match")
+        problem = _misfit(entry, where, by_id, matched, wanted)
+        if problem is not None:
+            problems.append(problem)
+            continue
         chosen = random.Random(f"scenario/{seed}/{index}").sample(matched, wanted)
         begin = entry.at if isinstance(entry.at, datetime) else origin + entry.at
         end = begin + entry.duration if entry.duration is not None else None
         ramp = entry.ramp.total_seconds() if entry.ramp is not None else None
         pairs.extend((device.device_id, FaultWindow(entry.fault, begin, end, ramp))
                      for device in sorted(chosen, key=lambda d: d.device_id))
+    if problems:
+        raise ScenarioError(problems)
     return pairs
+
+
+def _misfit(entry: FaultEntry, where: str, by_id: dict[str, SimDevice],
+            matched: list[SimDevice], wanted: int) -> str | None:
+    """Why a scenario entry does not fit the population, if it does not."""
+    missing = [d for d in entry.devices or [] if d not in by_id]
+    if missing:
+        return f"{where}.devices: not in the population: {missing[0]}"
+    if not matched:
+        return f"{where}: no device matches its filters"
+    for device in matched:
+        if entry.fault not in faults_of(device.kind):
+            return (f"{where}.fault: a {device.kind} has no fault {entry.fault!r}"
+                    f" (known: {', '.join(faults_of(device.kind))})")
+    if wanted > len(matched):
+        return f"{where}.count: {wanted} asked, {len(matched)} devices match"
+    return None

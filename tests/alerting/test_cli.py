@@ -58,3 +58,15 @@ def test_list_ack_silence(runner: CliRunner, database_url: str) -> None:
     assert "kind=camera" in runner.invoke(app, ["alerts", "silences"]).output
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT acknowledged_by, ack_comment FROM alerts").fetchone() == ("王伟", "已处理")
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (["--match", "bogus"], "error: --match takes label=value (e.g. township=东关镇), not 'bogus'"),
+    (["--match", "township="], "error: --match takes label=value (e.g. township=东关镇), not 'township='"),
+    (["--match", "township=T1", "--for", "soon"], "error: --for: "),
+])
+def test_a_bad_silence_is_one_line_naming_the_option(runner: CliRunner, args: list[str],
+                                                     line: str) -> None:
+    result = runner.invoke(app, ["alerts", "silence", *args, "--by", "op"])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(line), result.stderr

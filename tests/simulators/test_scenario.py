@@ -84,3 +84,19 @@ def test_a_scenario_that_does_not_fit_the_population_says_where(text: str, messa
     with pytest.raises(ScenarioError) as caught:
         resolve(parse_scenario(text), POPULATION, T0)
     assert str(caught.value).startswith(message), str(caught.value)
+
+
+def test_a_scenario_file_reports_every_problem_at_once() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario("faults: [{fault: leak, colour: red}, {fault: leak, at: soon},"
+                       " {kind: camera}]")
+    assert str(caught.value).startswith("3 problems: faults[0].colour: Extra inputs")
+    assert [p.split(":")[0] for p in caught.value.problems] == [
+        "faults[0].colour", "faults[1].at", "faults[2].fault"]
+    assert "\n" not in str(caught.value)
+    with pytest.raises(ScenarioError) as caught:
+        resolve(parse_scenario("faults: [{fault: contamination, kind: water_meter},"
+                               " {fault: leak, kind: water_meter}, {fault: leak, village: 北村},"
+                               " {fault: leak, devices: [wm-9999]}]"), POPULATION, T0)
+    assert [p.split(":")[0] for p in caught.value.problems] == [
+        "faults[0].fault", "faults[2]", "faults[3].devices"]

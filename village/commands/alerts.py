@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +27,7 @@ from alerting.rules import RuleError, parse_duration
 from alerting.runner import AlertingUnavailable
 from ground.principal import Principal, Role
 from ground.settings import SettingsError
-from village.commands.output import refusals, settings_or_exit
+from village.commands.output import fail, refusals, settings_or_exit
 from village.processes import start_alerting, stop_on_signals
 
 alerts_app = typer.Typer(help="List, acknowledge and silence alerts; run the alerting service.",
@@ -98,12 +99,14 @@ def silence_command(
 ) -> None:
     """Mute alerts whose labels match, for a bounded time."""
 
+    shapeless = [item for item in match if not re.fullmatch(r"[^=\s]+=.+", item)]
+    if shapeless:
+        raise fail(f"--match takes label=value (e.g. township=东关镇), not {shapeless[0]!r}", 2)
+    matchers = dict(item.split("=", 1) for item in match)
     try:
-        matchers = dict(item.split("=", 1) for item in match)
         seconds = parse_duration(duration)
     except ValueError as exc:
-        errors.print(f"bad --match or --for: {exc}")
-        raise typer.Exit(2) from None
+        raise fail(f"--for: {exc}", 2) from None
     now = datetime.now(UTC)
     with _connect() as conn, refusals(2):
         silence = create_silence(conn, _principal(by), matchers, now, now + timedelta(seconds=seconds),
