@@ -98,9 +98,11 @@ def test_what_to_try_next_works_from_another_terminal(stack: Path) -> None:
     assert broadcast_id, sent
     prefix = broadcast_id.group(1)[:6]
     # The simulated speakers answer: the broadcast completes, with its end time.
-    report = wait_until(
-        lambda: (out := run(f"village broadcast report {prefix}", stack).stdout)
-        and " completed at " in out and out, timeout_s=60, what="the broadcast to complete")
+    def completed_report() -> str | None:
+        out = run(f"village broadcast report {prefix}", stack).stdout
+        return out if " completed at " in out else None
+
+    report = wait_until(completed_report, timeout_s=60, what="the broadcast to complete")
     assert "confirmed 3/3" in report, report
     for line in ("village devices show barn-0001", "village alerts silences",
                  "village tokens list", "village broadcast show " + prefix,
