@@ -103,7 +103,7 @@ def test_what_to_try_next_works_from_another_terminal(stack: Path) -> None:
         return out if " completed at " in out else None
 
     report = wait_until(completed_report, timeout_s=60, what="the broadcast to complete")
-    assert "confirmed 3/3" in report, report
+    assert report is not None and "confirmed 3/3" in report, report
     for line in ("village devices show barn-0001", "village alerts silences",
                  "village tokens list", "village broadcast show " + prefix,
                  "village migrate", "village dashboards check --days 1"):
