@@ -30,7 +30,7 @@ def one_map(board: Board) -> geomap.Panel:
         geomap.Panel()
         .view(geomap.MapViewConfig().id("fit").lat(0).lon(0).zoom(10).all_layers(True))
         .controls(geomap.ControlsOptions().show_zoom(True).mouse_wheel_zoom(True).show_scale(True))
-        .basemap(common.MapLayerOptions().type("default").name("Basemap"))
+        # The base layer is set for every map by dashboards.catalogue.build_all.
         .layers([
             common.MapLayerOptions()
             .type("markers")

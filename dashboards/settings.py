@@ -8,6 +8,7 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from dashboards.basemap import check_tiles_url
 from dashboards.i18n import Language
 
 # The only credentials that ever work without configuration: Grafana's own first-start
@@ -74,6 +75,15 @@ class GrafanaSettings(BaseModel):
         "disable", "require", "verify-ca", "verify-full"
     ] = "disable"
     timescaledb: bool = Field(False, description="let Grafana's $__timeGroup use time_bucket")
+    tiles_url: str | None = Field(
+        None, description="the maps' XYZ tiles, e.g. a self-hosted tile server "
+        "(https://tiles.example/{z}/{x}/{y}.png); none: country outlines, no internet needed")
+    tiles_attribution: str = Field("", max_length=300, description="credit shown on the maps")
+
+    @field_validator("tiles_url")
+    @classmethod
+    def _tiles_url_shape(cls, value: str | None) -> str | None:
+        return None if value is None else check_tiles_url(value)
 
     @field_validator("url")
     @classmethod

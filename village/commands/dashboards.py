@@ -40,7 +40,8 @@ def build(
 
     settings = settings_or_exit(database=False)
     grafana = settings.grafana
-    built = build_all(lang or grafana.language, grafana.datasource_uid)
+    built = build_all(lang or grafana.language, grafana.datasource_uid,
+                      grafana.tiles_url, grafana.tiles_attribution)
     endpoint = grafana.datasource_endpoint(settings.database_url)
     written = write_build(out_dir, built, grafana, endpoint, dashboards_path)
     for path in written:
@@ -61,7 +62,8 @@ def push(lang: Lang = None) -> None:
         raise fail(str(exc), 2) from None
     endpoint = grafana.datasource_endpoint(settings.database_url)
     datasource = datasource_model(grafana, endpoint, endpoint.password)
-    built = build_all(lang or grafana.language, grafana.datasource_uid)
+    built = build_all(lang or grafana.language, grafana.datasource_uid,
+                      grafana.tiles_url, grafana.tiles_attribution)
     api = connect(grafana.url, credential, grafana.timeout_s)
     try:
         report = push_all(api, grafana.url, grafana.folder_uid, grafana.folder_title, datasource,
