@@ -7,7 +7,6 @@ import threading
 import time
 
 import typer
-from rich.console import Console
 
 from ground.mqtt import check_reachable
 from ingest.service import Worker, default_client_id
@@ -15,7 +14,6 @@ from village.commands.output import settings_or_exit
 from village.processes import ingest_worker, stop_on_signals
 from village.settings import Settings
 
-console = Console(stderr=True, soft_wrap=True, highlight=False)
 log = logging.getLogger("village.ingest")
 
 
@@ -27,20 +25,20 @@ def ingest(
     settings = settings_or_exit()
     check_reachable(settings.mqtt)  # fail now, not in the subscriber thread
     client_id = settings.ingest.client_id or default_client_id(worker)
-    running = ingest_worker(settings, client_id, log=lambda line: console.print(f"[yellow]{line}"))
+    running = ingest_worker(settings, client_id, log=log.info)
     sharing = (f"share group {settings.ingest.share_group!r}, receive maximum "
                f"{settings.ingest.max_in_flight}" if settings.mqtt.mqtt_v5 else
                f"MQTT 3.1.1: no shared subscription, holding at {settings.ingest.max_in_flight}")
-    console.print(f"ingest worker [bold]{client_id}[/bold]: {settings.mqtt!r}, prefix "
-                  f"{settings.topic_prefix!r}, {sharing}")
+    log.info("worker %s: %r, prefix %r, %s", client_id, settings.mqtt, settings.topic_prefix,
+             sharing)
     reporter = threading.Thread(target=_report, args=(running, settings, status_every),
                                 daemon=True)
     with stop_on_signals(running.stop):
         reporter.start()
         running.run()
     stats = running.stats
-    console.print(f"stopped: {stats.messages} messages, {stats.readings} readings stored, "
-                  f"{stats.dead_letters} dead letters")
+    log.info("stopped: %d messages, %d readings stored, %d dead letters", stats.messages,
+             stats.readings, stats.dead_letters)
 
 
 def _report(worker: Worker, settings: Settings, every_s: float) -> None:
@@ -54,12 +52,12 @@ def _report(worker: Worker, settings: Settings, every_s: float) -> None:
         stats, now = worker.stats, time.monotonic()
         rate = (stats.messages - last_messages) / (now - last_at)
         last_messages, last_at = stats.messages, now
-        broker = "[green]connected" if worker.subscriber.connected.is_set() else "[red]offline"
-        database = "[green]ok" if stats.database_ok else "[red]unavailable"
-        console.print(
-            f"{rate:8.0f} msg/s  {stats.messages} messages  {stats.readings} readings  "
+        broker = "connected" if worker.subscriber.connected.is_set() else "offline"
+        database = "ok" if stats.database_ok else "unavailable"
+        log.info(
+            f"{rate:.0f} msg/s  {stats.messages} messages  {stats.readings} readings  "
             f"{stats.duplicates} duplicates  {stats.dead_letters} dead letters  "
-            f"held {len(worker.handoff)}  broker {broker}[/]  database {database}[/]"
+            f"held {len(worker.handoff)}  broker {broker}  database {database}"
             + (f"  QoS 0 refused {worker.handoff.dropped_qos0}" if worker.handoff.dropped_qos0
                else "")
             + (f"  last error: {stats.last_error}" if not stats.database_ok and stats.last_error
