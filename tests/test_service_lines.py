@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -120,3 +121,19 @@ def test_each_service_says_in_one_line_when_it_is_ready(
     if service != "alerting":
         assert str(mosquitto.port) in ready[0]["message"]  # and the broker it uses
     assert all(line.startswith("{") for line in lines if line.strip()), lines  # JSON, each
+
+
+def test_the_api_says_when_its_port_is_taken(database_url: str, mosquitto: MosquittoServer,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for name, value in {"VILLAGE_DATABASE_URL": database_url, "VILLAGE_MQTT_URL": mosquitto.url,
+                            "VILLAGE_DEVELOPMENT": "true", "VILLAGE_API__PORT": str(port)}.items():
+            monkeypatch.setenv(name, value)
+        result = CliRunner().invoke(app, ["api", "serve"])
+    assert result.exit_code == 74
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: cannot serve the API on 127.0.0.1:{port}: the address is in use "
+                      "or not this machine's (set VILLAGE_API__HOST, VILLAGE_API__PORT)"]

@@ -4,13 +4,15 @@ the foreground with `village api serve`)."""
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 import uvicorn
 
-from ground.local import wait_for_port
 from village.api.app import create_app
 from village.settings import Settings
+
+START_TIMEOUT_S = 15.0
 
 
 @dataclass
@@ -37,5 +39,15 @@ def start(settings: Settings, log_level: str = "warning") -> ApiHandle:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="api", daemon=True)
     thread.start()
-    wait_for_port(settings.api.port, host=settings.api.host)
+    # Started, not merely "the port answers": another program may hold the port.
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not server.started:
+        where = f"{settings.api.host}:{settings.api.port}"
+        if not thread.is_alive():
+            raise OSError(f"cannot serve the API on {where}: the address is in use or not "
+                          "this machine's (set VILLAGE_API__HOST, VILLAGE_API__PORT)")
+        if time.monotonic() > deadline:
+            server.should_exit = True
+            raise TimeoutError(f"the API did not start on {where} within {START_TIMEOUT_S} s")
+        time.sleep(0.05)
     return ApiHandle(server, thread, f"http://{settings.api.host}:{settings.api.port}")

@@ -75,9 +75,7 @@ def settings_or_exit(local_stack: bool = True, database: bool = True) -> Setting
     the CLI door turns into one line): a command never half-works on an older schema.
     """
     try:
-        if not local_stack:
-            return load_settings()
-        settings, stack_file = load_with_local_stack()
+        settings, stack_file = load_with_local_stack() if local_stack else (load_settings(), None)
     except SettingsError as exc:
         err.print(f"[red]configuration error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
