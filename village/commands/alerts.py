@@ -11,7 +11,6 @@ from typing import Annotated
 
 import psycopg
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from alerting.operations import (
@@ -27,14 +26,12 @@ from alerting.rules import RuleError, parse_duration
 from alerting.runner import AlertingUnavailable
 from ground.principal import Principal, Role
 from ground.settings import SettingsError
-from village.commands.output import fail, refusals, settings_or_exit
+from village.commands.output import err, fail, out, refusals, settings_or_exit
 from village.processes import start_alerting, stop_on_signals
 
 alerts_app = typer.Typer(help="List, acknowledge and silence alerts; run the alerting service.",
                          no_args_is_help=True)
 rules_app = typer.Typer(help="Check alert rule files.", no_args_is_help=True)
-console = Console(soft_wrap=True, highlight=False)
-errors = Console(stderr=True, soft_wrap=True, highlight=False)
 log = logging.getLogger("village.alerting")
 
 
@@ -62,7 +59,7 @@ def list_command(
     """List alerts, newest first."""
 
     if state not in STATE_FILTERS:
-        errors.print(f"--state: one of {', '.join(STATE_FILTERS)}")
+        err.print(f"--state: one of {', '.join(STATE_FILTERS)}")
         raise typer.Exit(2)
     with _connect() as conn:
         rows = list_alerts(conn, _principal("cli"), STATE_FILTERS[state], limit)
@@ -72,7 +69,7 @@ def list_command(
                       "/".join(p for p in (a.township, a.village) if p),
                       "" if a.value is None else f"{a.value:g}", _when(a.started_at),
                       a.acknowledged_by or "")
-    console.print(table)
+    out.print(table)
 
 
 @alerts_app.command("ack")
@@ -85,7 +82,7 @@ def ack_command(
 
     with _connect() as conn, refusals():
         alert = acknowledge(conn, _principal(by), alert_id, comment, datetime.now(UTC))
-    console.print(f"alert {alert.alert_id} acknowledged by {alert.acknowledged_by} at "
+    out.print(f"alert {alert.alert_id} acknowledged by {alert.acknowledged_by} at "
                   f"{_when(alert.acknowledged_at)}")
 
 
@@ -111,7 +108,7 @@ def silence_command(
     with _connect() as conn, refusals(2):
         silence = create_silence(conn, _principal(by), matchers, now, now + timedelta(seconds=seconds),
                                  comment, now, "maintenance" if maintenance else "silence")
-    console.print(f"silence {silence.id} until {_when(silence.ends_at)}: {silence.matchers}")
+    out.print(f"silence {silence.id} until {_when(silence.ends_at)}: {silence.matchers}")
 
 
 @alerts_app.command("silences")
@@ -124,7 +121,7 @@ def silences_command() -> None:
     for s in rows:
         table.add_row(str(s.id), s.kind, " ".join(f"{k}={v}" for k, v in s.matchers.items()),
                       _when(s.starts_at), _when(s.ends_at), s.created_by, s.comment)
-    console.print(table)
+    out.print(table)
 
 
 @alerts_app.command("unsilence")
@@ -133,7 +130,7 @@ def unsilence_command(silence_id: int, by: str = typer.Option(...)) -> None:
 
     with _connect() as conn, refusals():
         expire_silence(conn, _principal(by), silence_id, datetime.now(UTC))
-    console.print(f"silence {silence_id} ended")
+    out.print(f"silence {silence_id} ended")
 
 
 @alerts_app.command("run")
@@ -143,7 +140,7 @@ def run_command() -> None:
     try:
         handle = start_alerting(settings)
     except (SettingsError, AlertingUnavailable, ValueError) as exc:
-        errors.print(f"[red]alerting:[/red] {exc}")
+        err.print(f"[red]alerting:[/red] {exc}")
         raise typer.Exit(2) from None
     stop = threading.Event()
     log.info("ready: %d rules, %d receivers, reading %s", len(handle.engine.book.rules),
@@ -160,9 +157,9 @@ def check_command(file: str) -> None:
     try:
         rules = check_rules(Path(file).read_text(encoding="utf-8"), file)
     except (RuleError, OSError) as exc:
-        errors.print(f"[red]invalid:[/red] {exc}")
+        err.print(f"[red]invalid:[/red] {exc}")
         raise typer.Exit(1) from None
-    console.print(f"{file}: {len(rules)} rules, valid: " + ", ".join(r.name for r in rules))
+    out.print(f"{file}: {len(rules)} rules, valid: " + ", ".join(r.name for r in rules))
 
 
 def register(app: typer.Typer) -> None:
