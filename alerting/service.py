@@ -204,7 +204,7 @@ def up_component(stack: Stack) -> Component:
     """
     from village.up import Component
 
-    settings = stack.settings
+    settings = stack.for_service("alerting")
     if settings.alerting.link_secret is None and not settings.development:
         alerting = settings.alerting.model_copy(
             update={"link_secret": SecretStr(secrets.token_urlsafe(32))})

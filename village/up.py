@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 from pydantic import SecretStr
@@ -26,6 +27,9 @@ from rich.live import Live
 
 from ground.settings import parse_mqtt_url
 from village.settings import Settings
+
+if TYPE_CHECKING:
+    from ground.local import MosquittoServer
 
 DATABASE_NAME = "village"
 STATUS_EVERY_S = 1.0
@@ -54,6 +58,13 @@ class Stack:
     console: Console
     running: list[Component] = field(default_factory=list)
     figures: Callable[[], str] = lambda: ""
+    service_urls: dict[str, str] = field(default_factory=dict)  # each service's own login
+
+    def for_service(self, service: str) -> Settings:
+        """The settings a service runs with: its own broker login where the broker has them."""
+        url = self.service_urls.get(service)
+        return self.settings if url is None else self.settings.model_copy(
+            update={"mqtt_url": url})
 
     def add(self, component: Component) -> None:
         """Start a component and remember it for the stop."""
@@ -104,7 +115,9 @@ def _start_broker(stack: Stack, wanted: LocalBroker) -> None:
     broker: MosquittoServer | AmqttServer
     if choose_broker(wanted, mosquitto_binary(), amqtt_installed()) is LocalBroker.MOSQUITTO:
         broker = MosquittoServer(data_dir=(stack.data_dir / "mosquitto").resolve())
-        where = f"{broker.url} (Mosquitto, data in {broker.data_dir})"
+        _broker_logins(stack, broker)
+        where = (f"{broker.url} (Mosquitto, data in {broker.data_dir}; logins from the "
+                 "registry, kept live by its dynamic security plugin)")
     else:
         broker = AmqttServer(data_dir=(stack.data_dir / "amqtt").resolve())
         where = (f"{broker.url} (embedded amqtt, MQTT 3.1.1: for trying things only; it "
@@ -115,6 +128,21 @@ def _start_broker(stack: Stack, wanted: LocalBroker) -> None:
 
     stack.add(Component("broker", where, start, broker.stop))
     stack.settings = stack.settings.model_copy(update={"mqtt_url": broker.url})
+
+
+def _broker_logins(stack: Stack, broker: MosquittoServer) -> None:
+    """Authentication on: the plugin's file and the ACL written from the registry, each
+    service logging in as itself (its env file)."""
+    from village.commands.broker import DYNSEC_FILE, write_broker_config
+
+    conf = broker.data_dir / "logins"
+    broker.acl_file, broker.dynsec_file = conf / "acl", conf / DYNSEC_FILE
+    with psycopg.connect(stack.settings.database_url, autocommit=True) as conn:
+        write_broker_config(conn, conf, stack.settings.topic_prefix, parse_mqtt_url(broker.url),
+                            rotate_services=False, dynsec=True)
+    for env in conf.glob("*.env"):
+        url = env.read_text().rsplit("VILLAGE_MQTT_URL=", 1)[1].strip()
+        stack.service_urls[env.stem] = url
 
 
 def _start_database(stack: Stack) -> None:
@@ -174,7 +202,7 @@ def _migrate(stack: Stack) -> None:
 def _ingest(stack: Stack) -> Component:
     from ingest.service import Worker, default_client_id
 
-    settings = stack.settings
+    settings = stack.for_service("ingest")
     worker = Worker(settings, settings.ingest.client_id or default_client_id(1),
                     log=lambda line: stack.console.print(f"[yellow]ingest: {line}"))
     thread = threading.Thread(target=worker.run, name="ingest", daemon=True)
@@ -201,17 +229,20 @@ def _simulators(stack: Stack) -> Component:
     from simulators.build import DEFAULT_INTERVALS_S
     from simulators.fleet import SimulatedFleet
     from simulators.population import PopulationSpec, generate_population
-    from simulators.store import register
+    from simulators.store import append_secrets, read_secrets, register
 
     spec = PopulationSpec(townships=1, villages=2, meters=8, probes=2, cameras=3, barns=2,
                           speakers=3, gateways=True)
     devices = generate_population(spec, seed=1)
+    secrets_file = stack.data_dir / "simulated-device-secrets.csv"
     with psycopg.connect(stack.settings.database_url) as conn:
-        register(conn, devices)
+        # Each simulated device logs in with its own secret, kept here across runs.
+        append_secrets(secrets_file, register(conn, devices, issue_secrets=True).secrets)
+    passwords = read_secrets(secrets_file)
     # Short intervals so the live figures move; the real ones are minutes to a day. No
     # NB-IoT meters: they upload once a day and would look silent on the live screen.
     fleet = SimulatedFleet(parse_mqtt_url(stack.settings.mqtt_url), stack.settings.topic_prefix,
-                           devices, seed=1, nb_iot_share=0,
+                           devices, seed=1, nb_iot_share=0, passwords=passwords,
                            intervals_s=dict.fromkeys(DEFAULT_INTERVALS_S, 5.0))
     kinds = sorted({device.kind for device in devices})
 
@@ -220,6 +251,19 @@ def _simulators(stack: Stack) -> Component:
 
     return Component("simulators", f"{len(devices)} devices ({', '.join(kinds)})", start,
                      fleet.stop)
+
+
+def _access(stack: Stack) -> Component | None:
+    if "access" not in stack.service_urls:
+        return None  # an outside broker, or amqtt: no dynamic security plugin to drive
+    from devices.access_sync import AccessDaemon
+
+    settings = stack.for_service("access")
+    daemon = AccessDaemon.build(settings.database_url, settings.mqtt, settings.topic_prefix,
+                                settings.access,
+                                log=lambda line: stack.console.print(f"[yellow]access: {line}"))
+    return Component("access", f"broker logins kept live, client {settings.access.client_id}",
+                     daemon.start, daemon.stop)
 
 
 def _alerting(stack: Stack) -> Component | None:
@@ -233,7 +277,7 @@ def _alerting(stack: Stack) -> Component | None:
 def _broadcast(stack: Stack) -> Component:
     from broadcast.daemon import DaemonHandle
 
-    handle = DaemonHandle(stack.settings)
+    handle = DaemonHandle(stack.for_service("broadcast"))
 
     def start() -> None:
         handle.start()
@@ -245,7 +289,7 @@ def _broadcast(stack: Stack) -> Component:
 def _api(stack: Stack) -> Component:
     from village.api.serve import ApiHandle, start
 
-    settings = stack.settings
+    settings = stack.for_service("api")
     handles: list[ApiHandle] = []
 
     def stop() -> None:
@@ -272,7 +316,7 @@ def _share_link_secret(stack: Stack) -> None:
 # The long-running services, started in this order after the broker, database and schema.
 # A factory returns None for a part switched off by its settings.
 SERVICES: list[Callable[[Stack], Component | None]] = [
-    _ingest, _alerting, _broadcast, _api, _simulators,
+    _access, _ingest, _alerting, _broadcast, _api, _simulators,
 ]
 
 
@@ -297,9 +341,9 @@ def run_up(settings: Settings, data_dir: Path, console: Console,
     stop = threading.Event()
     try:
         with stop_on_signals(stop):
-            _start_broker(stack, broker)
             _start_database(stack)
             _migrate(stack)
+            _start_broker(stack, broker)  # after the schema: its logins come from the registry
             _share_link_secret(stack)
             for factory in SERVICES:
                 if stop.is_set():
