@@ -4,7 +4,9 @@ With no configuration it starts a private Mosquitto (embedded amqtt where there 
 PostgreSQL under a data directory, migrates, registers a handful of simulated devices of
 every kind, and runs every service. `VILLAGE_DATABASE_URL` / `VILLAGE_MQTT_URL`, when set,
 are used instead of the private servers. Long-running parts are `Component`s with start
-and stop, listed in `SERVICES`: ingest, alerting, broadcast, the API and the simulators.
+and stop, listed in `SERVICES`: the access daemon, ingest, alerting, broadcast, the API and
+the simulators. Its Mosquitto runs with authentication on: every service and every
+simulated device logs in as itself.
 """
 
 from __future__ import annotations
@@ -25,11 +27,30 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.live import Live
 
+from ground.local import (
+    AmqttServer,
+    MosquittoServer,
+    PostgresCluster,
+    amqtt_installed,
+    mosquitto_binary,
+    postgres_can_reach,
+    stand_in_for,
+)
+from devices.access_sync import AccessDaemon
 from ground.settings import parse_mqtt_url
+from ingest.service import default_client_id
+from simulators.build import DEFAULT_INTERVALS_S
+from simulators.fleet import SimulatedFleet
+from simulators.population import PopulationSpec, generate_population
+from simulators.store import append_secrets, read_secrets, register
+from village.commands.broker import DYNSEC_FILE, write_broker_config
+from village.processes import broadcast_daemon, ingest_worker, start_alerting, stop_on_signals
+from village.schema import migrate
 from village.settings import Settings
 
 if TYPE_CHECKING:
-    from ground.local import MosquittoServer
+    from alerting.runner import AlertingHandle
+    from village.api.serve import ApiHandle
 
 DATABASE_NAME = "village"
 STATUS_EVERY_S = 1.0
@@ -110,8 +131,6 @@ def _start_broker(stack: Stack, wanted: LocalBroker) -> None:
     if "mqtt_url" in stack.settings.model_fields_set:
         stack.console.print(f"broker      {stack.settings.mqtt!r} (VILLAGE_MQTT_URL)")
         return
-    from ground.local import AmqttServer, MosquittoServer, amqtt_installed, mosquitto_binary
-
     broker: MosquittoServer | AmqttServer
     if choose_broker(wanted, mosquitto_binary(), amqtt_installed()) is LocalBroker.MOSQUITTO:
         broker = MosquittoServer(data_dir=(stack.data_dir / "mosquitto").resolve())
@@ -133,24 +152,19 @@ def _start_broker(stack: Stack, wanted: LocalBroker) -> None:
 def _broker_logins(stack: Stack, broker: MosquittoServer) -> None:
     """Authentication on: the plugin's file and the ACL written from the registry, each
     service logging in as itself (its env file)."""
-    from village.commands.broker import DYNSEC_FILE, write_broker_config
-
     conf = broker.data_dir / "logins"
     broker.acl_file, broker.dynsec_file = conf / "acl", conf / DYNSEC_FILE
     with psycopg.connect(stack.settings.database_url, autocommit=True) as conn:
         write_broker_config(conn, conf, stack.settings.topic_prefix, parse_mqtt_url(broker.url),
                             rotate_services=False, dynsec=True)
     for env in conf.glob("*.env"):
-        url = env.read_text().rsplit("VILLAGE_MQTT_URL=", 1)[1].strip()
-        stack.service_urls[env.stem] = url
+        stack.service_urls[env.stem] = env.read_text().rsplit("VILLAGE_MQTT_URL=", 1)[1].strip()
 
 
 def _start_database(stack: Stack) -> None:
     if "database_url" in stack.settings.model_fields_set:
         stack.console.print("database    VILLAGE_DATABASE_URL")
         return
-    from ground.local import PostgresCluster
-
     cluster = PostgresCluster(data_dir=_cluster_dir(stack))
     try:
         cluster.init()
@@ -179,8 +193,6 @@ def _start_database(stack: Stack) -> None:
 def _cluster_dir(stack: Stack) -> Path:
     """`DATA_DIR/pg`, or, where the `postgres` user cannot enter it (we run as root from a
     root-only home directory), a folder of its own under /var/tmp, the same on every run."""
-    from ground.local import postgres_can_reach, stand_in_for
-
     wanted = (stack.data_dir / "pg").resolve()
     if postgres_can_reach(wanted):
         return wanted
@@ -190,8 +202,6 @@ def _cluster_dir(stack: Stack) -> Path:
 
 
 def _migrate(stack: Stack) -> None:
-    from village.schema import migrate
-
     report = migrate(stack.settings.database_url,
                      timedelta(days=stack.settings.retention.raw_days))
     done = ", ".join(report.applied) or "already current"
@@ -199,12 +209,10 @@ def _migrate(stack: Stack) -> None:
                         f"storage ({done})")
 
 
-def _ingest(stack: Stack) -> Component:
-    from ingest.service import Worker, default_client_id
-
+def ingest_component(stack: Stack) -> Component:
     settings = stack.for_service("ingest")
-    worker = Worker(settings, settings.ingest.client_id or default_client_id(1),
-                    log=lambda line: stack.console.print(f"[yellow]ingest: {line}"))
+    worker = ingest_worker(settings, settings.ingest.client_id or default_client_id(1),
+                           log=lambda line: stack.console.print(f"[yellow]ingest: {line}"))
     thread = threading.Thread(target=worker.run, name="ingest", daemon=True)
 
     def stop() -> None:
@@ -225,12 +233,7 @@ def _ingest(stack: Stack) -> Component:
                      thread.start, stop)
 
 
-def _simulators(stack: Stack) -> Component:
-    from simulators.build import DEFAULT_INTERVALS_S
-    from simulators.fleet import SimulatedFleet
-    from simulators.population import PopulationSpec, generate_population
-    from simulators.store import append_secrets, read_secrets, register
-
+def simulators_component(stack: Stack) -> Component:
     spec = PopulationSpec(townships=1, villages=2, meters=8, probes=2, cameras=3, barns=2,
                           speakers=3, gateways=True)
     devices = generate_population(spec, seed=1)
@@ -253,11 +256,10 @@ def _simulators(stack: Stack) -> Component:
                      fleet.stop)
 
 
-def _access(stack: Stack) -> Component | None:
+def access_component(stack: Stack) -> Component | None:
+    """The access daemon, where `village up` runs Mosquitto with the dynamic security plugin."""
     if "access" not in stack.service_urls:
-        return None  # an outside broker, or amqtt: no dynamic security plugin to drive
-    from devices.access_sync import AccessDaemon
-
+        return None  # an outside broker, or amqtt: no plugin to drive
     settings = stack.for_service("access")
     daemon = AccessDaemon.build(settings.database_url, settings.mqtt, settings.topic_prefix,
                                 settings.access,
@@ -266,18 +268,26 @@ def _access(stack: Stack) -> Component | None:
                      daemon.start, daemon.stop)
 
 
-def _alerting(stack: Stack) -> Component | None:
+def alerting_component(stack: Stack) -> Component | None:
+    """Alerting, printing what it would send unless a routing file is set."""
     if not stack.settings.alerting.enabled:
         return None
-    from alerting.service import up_component
+    settings = stack.for_service("alerting")
+    handles: list[AlertingHandle] = []
 
-    return up_component(stack)
+    def start() -> None:
+        handles.append(start_alerting(settings))
+
+    def stop() -> None:
+        while handles:
+            handles.pop().stop()
+
+    where = settings.alerting.routing_file or "notifications printed on the console"
+    return Component("alerting", where, start, stop)
 
 
-def _broadcast(stack: Stack) -> Component:
-    from broadcast.daemon import DaemonHandle
-
-    handle = DaemonHandle(stack.for_service("broadcast"))
+def broadcast_component(stack: Stack) -> Component:
+    handle = broadcast_daemon(stack.for_service("broadcast"))
 
     def start() -> None:
         handle.start()
@@ -286,18 +296,20 @@ def _broadcast(stack: Stack) -> Component:
                      handle.stop)
 
 
-def _api(stack: Stack) -> Component:
-    from village.api.serve import ApiHandle, start
-
+def api_component(stack: Stack) -> Component:
     settings = stack.for_service("api")
     handles: list[ApiHandle] = []
+
+    def start() -> None:
+        from village.api.serve import start as start_api  # start-up cost: FastAPI, uvicorn
+
+        handles.append(start_api(settings))
 
     def stop() -> None:
         while handles:
             handles.pop().stop()
 
-    return Component("api", f"http://{settings.api.host}:{settings.api.port}/docs",
-                     lambda: handles.append(start(settings)), stop)
+    return Component("api", f"http://{settings.api.host}:{settings.api.port}/docs", start, stop)
 
 
 def _share_link_secret(stack: Stack) -> None:
@@ -316,7 +328,8 @@ def _share_link_secret(stack: Stack) -> None:
 # The long-running services, started in this order after the broker, database and schema.
 # A factory returns None for a part switched off by its settings.
 SERVICES: list[Callable[[Stack], Component | None]] = [
-    _access, _ingest, _alerting, _broadcast, _api, _simulators,
+    access_component, ingest_component, alerting_component, broadcast_component, api_component,
+    simulators_component,
 ]
 
 
@@ -333,8 +346,6 @@ def _status_line(stack: Stack) -> str:
 def run_up(settings: Settings, data_dir: Path, console: Console,
            broker: LocalBroker = LocalBroker.AUTO) -> None:
     """Start the local stack, show live figures until Ctrl-C, then stop it all."""
-    from village.commands.ingest import stop_on_signals
-
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o755)  # PostgreSQL runs as its own user when we are root
     stack = Stack(settings, data_dir, console)

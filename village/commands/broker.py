@@ -9,17 +9,22 @@ import os
 import signal
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
+import psycopg
 import typer
 
+from devices.access_queue import set_live_access
+from devices.access_sync import AccessDaemon
+from devices.broker_access import SERVICE_ACCOUNTS, acl_text, passwd_lines, service_secret
+from devices.dynsec import plugin_config
+from devices.registry import broker_accounts, gateway_ids, service_hashes, store_service_hash
+from ground.settings import MqttEndpoint, format_mqtt_url, parse_mqtt_url
 from village.commands.devices import registry_connection
-from village.commands.output import err, fail
+from village.processes import stop_on_signals
+from village.commands.output import err, fail, settings_or_exit
 
-if TYPE_CHECKING:
-    import psycopg
-
-    from ground.settings import MqttEndpoint
+DYNSEC_FILE = "dynamic-security.json"
 
 
 def _write_atomically(path: Path, chunks: Iterable[str], mode: int) -> None:
@@ -35,7 +40,6 @@ def _write_atomically(path: Path, chunks: Iterable[str], mode: int) -> None:
 
 def _env_password(path: Path, username: str) -> str | None:
     """The password a service's env file already holds for `username`, if any."""
-    from ground.settings import parse_mqtt_url
 
     if not path.exists():
         return None
@@ -49,18 +53,11 @@ def _env_password(path: Path, username: str) -> str | None:
     return None
 
 
-DYNSEC_FILE = "dynamic-security.json"
-
-
 def write_broker_config(conn: psycopg.Connection, directory: Path, prefix: str,
                         endpoint: MqttEndpoint, rotate_services: bool, dynsec: bool = False,
                         ) -> tuple[int, int]:
     """Write passwd (or the plugin's file), acl and one env file per service; switch live
     access on or off to match; return (devices, gateways) written."""
-    from devices.access_queue import set_live_access
-    from devices.broker_access import SERVICE_ACCOUNTS, acl_text, passwd_lines, service_secret
-    from devices.registry import broker_accounts, gateway_ids, service_hashes, store_service_hash
-    from ground.settings import format_mqtt_url
 
     directory.mkdir(parents=True, exist_ok=True)
     with conn.transaction():
@@ -96,8 +93,6 @@ def write_broker_config(conn: psycopg.Connection, directory: Path, prefix: str,
 
 def _write_dynsec(path: Path, prefix: str, logins: list[tuple[str, str]], gateways: set[str],
                   services: int) -> None:
-    from devices.dynsec import plugin_config
-
     config = plugin_config(prefix, logins[:services],
                            ((name, hashed, name in gateways) for name, hashed in logins[services:]))
     _write_atomically(path, [json.dumps(config, indent=1)], 0o644)
@@ -115,8 +110,6 @@ def broker_config(
              " and switch live access on (run before the broker starts)")] = False,
 ) -> None:
     """Write the broker's logins and ACL file from the registry, and the services' env files."""
-    from ground.settings import parse_mqtt_url
-    from village.cli import settings_or_exit
 
     if reload and pid_file is None:
         raise fail("--reload needs --pid-file (Mosquitto's pid_file)", 2)
@@ -146,10 +139,6 @@ def _signal_broker(pid_file: Path) -> None:
 
 def broker_access() -> None:
     """Keep the dynamic security plugin's logins in line with the registry, within seconds."""
-    from devices.access_sync import AccessDaemon
-    from village.cli import settings_or_exit
-    from village.commands.ingest import stop_on_signals
-
     settings = settings_or_exit()
     daemon = AccessDaemon.build(settings.database_url, settings.mqtt, settings.topic_prefix,
                                 settings.access, log=lambda line: err.print(line, highlight=False))
