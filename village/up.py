@@ -27,6 +27,7 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.live import Live
 
+from devices.access_sync import AccessDaemon
 from ground.local import (
     AmqttServer,
     MosquittoServer,
@@ -36,7 +37,6 @@ from ground.local import (
     postgres_can_reach,
     stand_in_for,
 )
-from devices.access_sync import AccessDaemon
 from ground.settings import parse_mqtt_url
 from ingest.service import default_client_id
 from simulators.build import DEFAULT_INTERVALS_S

@@ -21,8 +21,8 @@ from devices.dynsec import plugin_config
 from devices.registry import broker_accounts, gateway_ids, service_hashes, store_service_hash
 from ground.settings import MqttEndpoint, format_mqtt_url, parse_mqtt_url
 from village.commands.devices import registry_connection
-from village.processes import stop_on_signals
 from village.commands.output import err, fail, settings_or_exit
+from village.processes import stop_on_signals
 
 DYNSEC_FILE = "dynamic-security.json"
 
