@@ -105,8 +105,8 @@ class Deployment:
         time.sleep(0.5)
 
 
-def _deploy(village: Village, database_url: str, prefix: str, tmp_path: Path,
-            monkeypatch: pytest.MonkeyPatch, dynsec: bool) -> Deployment:
+def _deployed(village: Village, database_url: str, prefix: str, tmp_path: Path,
+              monkeypatch: pytest.MonkeyPatch, dynsec: bool) -> Iterator[Deployment]:
     server = MosquittoServer(data_dir=tmp_path / "broker")
     conf = tmp_path / "conf"
     server.acl_file = conf / "acl"
@@ -128,10 +128,7 @@ def _deploy(village: Village, database_url: str, prefix: str, tmp_path: Path,
             database_url, parse_mqtt_url(deployed.service_url("access")), prefix,
             AccessSettings(client_id=f"access-{prefix}"))
         deployed.daemon.start()
-    return deployed
-
-
-def _tear_down(deployed: Deployment) -> None:
+    yield deployed
     for session in deployed.sessions:
         session.close()
     if deployed.daemon is not None:
@@ -143,18 +140,14 @@ def _tear_down(deployed: Deployment) -> None:
 def deployment(village: Village, database_url: str, topic_prefix: str, tmp_path: Path,
                monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
     """Devices registered, broker files generated, a broker started with them."""
-    deployed = _deploy(village, database_url, topic_prefix, tmp_path, monkeypatch, dynsec=False)
-    yield deployed
-    _tear_down(deployed)
+    yield from _deployed(village, database_url, topic_prefix, tmp_path, monkeypatch, False)
 
 
 @pytest.fixture
 def live(village: Village, database_url: str, topic_prefix: str, tmp_path: Path,
          monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
     """Devices registered, a broker running the dynamic security plugin, the access daemon."""
-    deployed = _deploy(village, database_url, topic_prefix, tmp_path, monkeypatch, dynsec=True)
-    yield deployed
-    _tear_down(deployed)
+    yield from _deployed(village, database_url, topic_prefix, tmp_path, monkeypatch, True)
 
 
 @pytest.fixture(params=["files", "dynsec"])
@@ -162,7 +155,5 @@ def any_deployment(request: pytest.FixtureRequest, village: Village, database_ur
                    topic_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                    ) -> Iterator[Deployment]:
     """A deployment of each kind: passwd and ACL files, then the dynamic security plugin."""
-    deployed = _deploy(village, database_url, topic_prefix, tmp_path, monkeypatch,
-                       dynsec=request.param == "dynsec")
-    yield deployed
-    _tear_down(deployed)
+    yield from _deployed(village, database_url, topic_prefix, tmp_path, monkeypatch,
+                         request.param == "dynsec")
