@@ -247,14 +247,22 @@ def claim_new(conn: psycopg.Connection, now: datetime) -> list[BroadcastRow]:
             f" RETURNING {_BROADCAST_COLUMNS}", (now,)).fetchall()
 
 
-def apply(conn: psycopg.Connection, changes: Sequence[Change]) -> int:
+# The tables of deliveries `apply` writes, each with its command id column: a broadcast's
+# (its play command's id) and a device command's.
+DELIVERY_TABLES = {"broadcast_deliveries": "broadcast_id",
+                   "device_command_deliveries": "command_id"}
+
+
+def apply(conn: psycopg.Connection, changes: Sequence[Change],
+          table: str = "broadcast_deliveries") -> int:
     """Write state changes in one statement; a row that moved meanwhile is left alone."""
     if not changes:
         return 0
+    key = DELIVERY_TABLES[table]
     final = [str(state) for state in FINAL]
     with conn.cursor() as cur:
         cur.execute(
-            "UPDATE broadcast_deliveries d SET"
+            f"UPDATE {table} d SET"  # noqa: S608 - table and key come from DELIVERY_TABLES
             " state = c.new,"
             " reason = coalesce(c.reason, d.reason),"
             " attempts = d.attempts + c.sent::int,"
@@ -267,7 +275,7 @@ def apply(conn: psycopg.Connection, changes: Sequence[Change]) -> int:
             " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
             "             %s::bool[], %s::timestamptz[], %s::timestamptz[])"
             "      AS c(broadcast_id, device_id, old, new, reason, sent, at, accepted_at)"
-            " WHERE d.broadcast_id = c.broadcast_id AND d.device_id = c.device_id"
+            f" WHERE d.{key} = c.broadcast_id AND d.device_id = c.device_id"
             " AND d.state = c.old",
             (final,
              [c.broadcast_id for c in changes], [c.device_id for c in changes],
