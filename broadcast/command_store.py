@@ -156,3 +156,12 @@ def last_valve(conn: psycopg.Connection, device_id: str) -> tuple[bool, datetime
         "SELECT value, ts FROM readings WHERE device_id = %s AND metric = 'valve_open'"
         " ORDER BY ts DESC LIMIT 1", (device_id,)).fetchone()
     return None if row is None else (bool(row[0]), row[1])
+
+
+def places(conn: psycopg.Connection, command_id: str) -> list[dict[str, Any]]:
+    """The distinct places (township, village) of a command's devices."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT DISTINCT dev.township, dev.village FROM device_command_deliveries d"
+            " JOIN devices dev USING (device_id) WHERE d.command_id = %s",
+            (command_id,)).fetchall()

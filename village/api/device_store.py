@@ -46,6 +46,14 @@ class DeviceRow:
 
 
 @dataclass(frozen=True)
+class DeviceDetail(DeviceRow):
+    """One device as its page shows it: with what it last reported of its valve, if any."""
+
+    valve_open: bool | None = None
+    valve_seen_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class DeviceFilter:
     """What a device list asks for (every field optional)."""
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict
 
+from broadcast.command_store import last_valve
 from village.api import device_changes, device_store
 from village.api.deps import Caller, Conn, Limit
 from village.api.problems import FieldError, Problem
@@ -42,9 +44,12 @@ def list_devices(
 
 
 @router.get("/{device_id}", summary="Show a device")
-def show_device(device_id: str, conn: Conn, caller: Caller) -> device_store.DeviceRow:
-    """One device, if it is in the caller's scope."""
-    return device_store.visible_device(conn, caller, device_id)
+def show_device(device_id: str, conn: Conn, caller: Caller) -> device_store.DeviceDetail:
+    """One device, if it is in the caller's scope, with its valve as last reported."""
+    row = device_store.visible_device(conn, caller, device_id)
+    valve = last_valve(conn, device_id)
+    return device_store.DeviceDetail(**asdict(row), valve_open=valve[0] if valve else None,
+                                     valve_seen_at=valve[1] if valve else None)
 
 
 class DeviceFields(BaseModel):
