@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 import psycopg
 
-from alerting import store
+from alerting import store, valve_action
 from alerting.dispatch import Send, plan
 from alerting.evaluate import (
     STREAM_TYPES,
@@ -211,8 +211,10 @@ def _message(send: Send, engine: Engine, language: str, who: str, now: datetime)
 
 
 def dispatch_cycle(conn: psycopg.Connection, engine: Engine, now: datetime) -> DispatchReport:
-    """Mute, deduplicate, group, send with retry, and record every attempt."""
+    """Run the rules' valve actions, then mute, deduplicate, group, send with retry, and
+    record every attempt."""
     with conn.transaction():
+        valve_action.act(conn, engine.book.by_name, now)
         alerts = store.alerts_to_dispatch(conn)
         silences = store.active_silences(conn, now)
     decided = plan(alerts, engine.routing, silences, now)

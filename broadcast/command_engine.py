@@ -40,8 +40,9 @@ class CommandEngine:
         for row in command_store.claim_new(conn, now):
             self._payloads[row.command_id] = (row.expires_at, _payload(row))
             self._send(conn, command_store.deliveries(conn, row.command_id, [S.QUEUED]), now)
-        store.apply(conn, changes_for(command_store.expired_open(conn, now), Happening.EXPIRE,
-                                      now), _TABLE)
+        expired = changes_for(command_store.expired_open(conn, now), Happening.EXPIRE, now)
+        store.apply(conn, expired, _TABLE)
+        command_store.record_alert_outcomes(conn, expired)
         due = [row for row in command_store.deliveries(conn, states=[S.SENT], unexpired_at=now)
                if retry_due(row.last_sent_at, now, self.retry_interval)]
         offline = command_store.deliveries(conn, states=[S.OFFLINE], unexpired_at=now)
@@ -66,10 +67,11 @@ class CommandEngine:
             states[key], latest[key] = new, ack
             if new in CONFIRMED:
                 confirmed_at.setdefault(key, ack.received_at)
-        return store.apply(conn, [
-            Change(c, d, S(rows[c, d].state), states[c, d], ack.received_at, reason=ack.reason,
-                   accepted_at=confirmed_at.get((c, d)))
-            for (c, d), ack in latest.items() if states[c, d] != S(rows[c, d].state)], _TABLE)
+        changes = [Change(c, d, S(rows[c, d].state), states[c, d], ack.received_at,
+                          reason=ack.reason, accepted_at=confirmed_at.get((c, d)))
+                   for (c, d), ack in latest.items() if states[c, d] != S(rows[c, d].state)]
+        command_store.record_alert_outcomes(conn, changes)
+        return store.apply(conn, changes, _TABLE)
 
     def on_presence(self, conn: psycopg.Connection, updates: Iterable[Presence],
                     now: datetime) -> None:

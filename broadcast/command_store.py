@@ -11,9 +11,9 @@ import psycopg
 from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
-from broadcast.delivery import DeliveryRow
+from broadcast.delivery import Change, DeliveryRow
 from broadcast.device_command import Target
-from broadcast.model import DeliveryState
+from broadcast.model import FINAL, DeliveryState
 from broadcast.store import wake_daemon
 from ground.principal import Principal
 
@@ -165,3 +165,20 @@ def places(conn: psycopg.Connection, command_id: str) -> list[dict[str, Any]]:
             "SELECT DISTINCT dev.township, dev.village FROM device_command_deliveries d"
             " JOIN devices dev USING (device_id) WHERE d.command_id = %s",
             (command_id,)).fetchall()
+
+
+def record_alert_outcomes(conn: psycopg.Connection, changes: Sequence[Change]) -> None:
+    """Put the final answer of a command an alert sent on that alert's timeline."""
+    final = [c for c in changes if c.new in FINAL]
+    if not final:
+        return
+    conn.execute(
+        "INSERT INTO alert_transitions (alert_id, at, from_state, to_state, detail)"
+        " SELECT c.alert_id, x.at, 'firing', 'command_' || x.state,"
+        "  c.op || ' ' || c.args::text || ' to ' || x.device_id"
+        "  || coalesce(': ' || x.reason, '')"
+        " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[])"
+        "  AS x(command_id, device_id, state, reason, at)"
+        " JOIN device_commands c USING (command_id) WHERE c.alert_id IS NOT NULL",
+        ([c.broadcast_id for c in final], [c.device_id for c in final],
+         [str(c.new) for c in final], [c.reason for c in final], [c.at for c in final]))
