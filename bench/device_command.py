@@ -48,10 +48,14 @@ def _fleet(broker_url: str, prefix: str, ids: list[str], ready: Event, stop: Eve
     """The meters, in a process of their own."""
     devices = [SimDevice(d, "water_meter", village=f"V{n % 40}", township=f"T{n % 3}")
                for n, d in enumerate(ids)]
-    with SimulatedFleet(parse_mqtt_url(broker_url), prefix, devices, nb_iot_share=0,
-                        intervals_s={"water_meter": 3600}):
+    fleet = SimulatedFleet(parse_mqtt_url(broker_url), prefix, devices, nb_iot_share=0,
+                           intervals_s={"water_meter": 3600})
+    fleet.start(timeout_s=1200)  # thousands of CONNECTs take a while on a loaded machine
+    try:
         ready.set()
         stop.wait()
+    finally:
+        fleet.stop()
 
 
 def _until(check: object, timeout_s: float, what: str) -> None:
@@ -87,7 +91,7 @@ def run(count: int, workdir: Path) -> None:
         fleet = context.Process(target=_fleet, args=(broker.url, prefix, ids, ready, stop))
         started = time.monotonic()
         fleet.start()
-        if not ready.wait(600):
+        if not ready.wait(1300):
             raise TimeoutError("the simulated meters did not all connect")
         fleet_s = time.monotonic() - started
         handle = broadcast_daemon(settings).start()

@@ -17,9 +17,9 @@ import psycopg
 from broadcast import command_store, store
 from broadcast.delivery import Change, DeliveryRow, Happening, advance, changes_for, retry_due
 from broadcast.device_command import build_command
-from broadcast.engine import Publisher
+from broadcast.engine import Publisher, ack_changes, note_presence, online_of
 from broadcast.inbound import Ack, Presence
-from broadcast.model import CONFIRMED, DeliveryState
+from broadcast.model import DeliveryState
 
 S = DeliveryState
 _TABLE = command_store.TABLE
@@ -54,34 +54,14 @@ class CommandEngine:
     def on_acks(self, conn: psycopg.Connection, acks: Sequence[Ack], now: datetime) -> int:
         """Record the answers to device commands (others are left alone); how many changed."""
         pairs = list(dict.fromkeys((ack.command_id, ack.device_id) for ack in acks))
-        rows = {(row.broadcast_id, row.device_id): row
-                for row in command_store.deliveries_of_pairs(conn, pairs)}
-        states = {key: S(row.state) for key, row in rows.items()}
-        latest: dict[tuple[str, str], Ack] = {}
-        confirmed_at: dict[tuple[str, str], datetime] = {}
-        for ack in acks:
-            key = (ack.command_id, ack.device_id)
-            new = advance(states[key], ack.happening) if key in states else None
-            if new is None:
-                continue
-            states[key], latest[key] = new, ack
-            if new in CONFIRMED:
-                confirmed_at.setdefault(key, ack.received_at)
-        changes = [Change(c, d, S(rows[c, d].state), states[c, d], ack.received_at,
-                          reason=ack.reason, accepted_at=confirmed_at.get((c, d)))
-                   for (c, d), ack in latest.items() if states[c, d] != S(rows[c, d].state)]
+        changes = ack_changes(store.deliveries_of_pairs(conn, pairs, _TABLE), acks)
         command_store.record_alert_outcomes(conn, changes)
         return store.apply(conn, changes, _TABLE)
 
     def on_presence(self, conn: psycopg.Connection, updates: Iterable[Presence],
                     now: datetime) -> None:
         """Note who came and went: those back get what waits for them, at once."""
-        back: list[str] = []
-        gone: list[str] = []
-        for update in updates:
-            if self.presence.get(update.device_id) != update.online:
-                (back if update.online else gone).append(update.device_id)
-            self.presence[update.device_id] = update.online
+        back, gone = note_presence(self.presence, updates)
         if gone:
             rows = command_store.deliveries(conn, states=[S.SENT], device_ids=gone)
             store.apply(conn, changes_for(rows, Happening.WENT_OFFLINE, now), _TABLE)
@@ -90,9 +70,7 @@ class CommandEngine:
                                                       unexpired_at=now), now)
 
     def _online(self, conn: psycopg.Connection, device_ids: Sequence[str]) -> set[str]:
-        unknown = [d for d in device_ids if d not in self.presence]
-        online = store.online_in_registry(conn, unknown) if unknown else set()
-        return online | {d for d in device_ids if self.presence.get(d)}
+        return online_of(conn, self.presence, device_ids)
 
     def _send(self, conn: psycopg.Connection, rows: Sequence[DeliveryRow], now: datetime) -> None:
         """Publish to each device: `sent` if online, else `offline` (the broker queues it)."""

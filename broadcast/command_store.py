@@ -14,7 +14,7 @@ from psycopg.types.json import Jsonb
 from broadcast.delivery import Change, DeliveryRow
 from broadcast.device_command import Target
 from broadcast.model import FINAL, DeliveryState
-from broadcast.store import wake_daemon
+from broadcast.store import DELIVERY_COLUMNS, wake_daemon
 from ground.principal import Principal
 
 TABLE = "device_command_deliveries"
@@ -40,8 +40,7 @@ class CommandRow:
 
 _COMMAND_COLUMNS = ", ".join(CommandRow.__slots__)
 # The engine reads these as it reads a broadcast's: the command id in `broadcast_id`.
-_DELIVERY_COLUMNS = ("command_id AS broadcast_id, device_id, state, 0 AS priority_rank,"
-                     " last_sent_at")
+_DELIVERY_COLUMNS = DELIVERY_COLUMNS[TABLE]
 _TARGET = ("SELECT d.device_id, d.kind, d.township, d.village, d.lifecycle,"
            " EXISTS (SELECT 1 FROM readings r WHERE r.device_id = d.device_id"
            "         AND r.metric = 'valve_open') AS has_valve FROM devices d")
@@ -115,17 +114,6 @@ def deliveries(conn: psycopg.Connection, command_id: str | None = None,
             " AND (%(devices)s::text[] IS NULL OR device_id = ANY(%(devices)s))"
             " AND (%(now)s::timestamptz IS NULL OR expires_at > %(now)s) FOR UPDATE",
             params).fetchall()
-
-
-def deliveries_of_pairs(conn: psycopg.Connection,
-                        pairs: Sequence[tuple[str, str]]) -> list[DeliveryRow]:
-    """The deliveries of these (command, device) pairs that exist, locked."""
-    with conn.cursor(row_factory=class_row(DeliveryRow)) as cur:
-        return cur.execute(
-            f"SELECT {_DELIVERY_COLUMNS} FROM device_command_deliveries d"  # noqa: S608 - constant columns
-            " JOIN unnest(%s::text[], %s::text[]) AS p(command_id, device_id)"
-            " USING (command_id, device_id) FOR UPDATE OF d",
-            ([c for c, _ in pairs], [d for _, d in pairs])).fetchall()
 
 
 def expired_open(conn: psycopg.Connection, now: datetime) -> list[DeliveryRow]:
