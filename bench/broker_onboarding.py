@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from devices.access_settings import AccessSettings  # noqa: E402
 from devices.access_sync import AccessDaemon  # noqa: E402
-from devices.registry import upsert_devices  # noqa: E402
 from devices.registry_csv import COLUMNS, DeviceRow  # noqa: E402
+from devices.store import upsert_devices  # noqa: E402
 from ground.local import MosquittoServer  # noqa: E402
 from ground.settings import MqttEndpoint, parse_mqtt_url  # noqa: E402
 from tests.registry.mqtt_session import Session  # noqa: E402

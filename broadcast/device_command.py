@@ -18,6 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from devices.catalogue import KIND_BY_NAME
 from devices.models import Command
+from ground.errors import Denied, Invalid
 from ground.principal import Place, Principal, Role
 
 _COMMAND = TypeAdapter(Command)
@@ -28,11 +29,11 @@ OP_ROLES: Mapping[str, Role] = {"set_valve": Role.OPERATOR}
 VALVE_OP = "set_valve"
 
 
-class CommandError(ValueError):
+class CommandError(Invalid):
     """A command that cannot be sent as asked; the message names what is wrong."""
 
 
-class CommandDenied(PermissionError):
+class CommandDenied(Denied):
     """The caller may not send this op to one of the devices."""
 
 

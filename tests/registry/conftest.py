@@ -13,8 +13,8 @@ from typer.testing import CliRunner, Result
 
 from devices.access_settings import AccessSettings
 from devices.access_sync import AccessDaemon
-from devices.registry import add_device
 from devices.registry_csv import DeviceRow
+from devices.store import add_device
 from devices.topics import Channel, topic
 from ground.local import MosquittoServer
 from ground.settings import parse_mqtt_url
