@@ -13,6 +13,7 @@ from village.commands import (
     broadcast,
     broker,
     dashboards,
+    device_commands,
     devices,
     ingest,
     simulate,
@@ -60,7 +61,7 @@ def migrate() -> None:
     )
 
 
-for command_module in (ingest, up, devices, broker, simulate, alerts, broadcast, dashboards, api):
+for command_module in (ingest, up, devices, device_commands, broker, simulate, alerts, broadcast, dashboards, api):
     command_module.register(app)
 
 
