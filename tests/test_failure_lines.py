@@ -52,6 +52,7 @@ COMMANDS = [
     _command("ingest", DB, BROKER),
     _command("up --broker mosquitto", DB, BROKER),
     _command("broker-config --out {dir}/broker", DB),
+    _command("broker-access", DB, BROKER),
     _command("simulate --register --townships 1 --villages 1 --meters 1 --probes 0 --cameras 0"
              " --barns 0 --speakers 0", DB),
     _command("simulate --duration 1 --townships 1 --villages 1 --meters 1 --probes 0"
@@ -66,6 +67,8 @@ COMMANDS = [
     _command("devices retire wm-x1", DB),
     _command("devices remove wm-x1 --purge", DB),
     _command("devices rotate-secret wm-x1", DB),
+    _command("devices command set_valve wm-x1 --arg open=false", DB),
+    _command("devices command-report 0123456789abcdef", DB),
     _command("alerts list", DB),
     _command("alerts ack 1 --by duty", DB),
     _command("alerts silence --match township=T --by duty", DB),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 from collections.abc import Iterable
@@ -19,10 +20,13 @@ from devices.access_sync import AccessDaemon
 from devices.broker_access import SERVICE_ACCOUNTS, acl_text, passwd_lines, service_secret
 from devices.dynsec import plugin_config
 from devices.store import broker_accounts, gateway_ids, service_hashes, store_service_hash
+from ground.mqtt import check_reachable
 from ground.settings import MqttEndpoint, format_mqtt_url, parse_mqtt_url
 from village.commands.devices import registry_connection
 from village.commands.output import err, fail, settings_or_exit
 from village.processes import stop_on_signals
+
+log = logging.getLogger("village.access")
 
 DYNSEC_FILE = "dynamic-security.json"
 
@@ -140,10 +144,13 @@ def _signal_broker(pid_file: Path) -> None:
 def broker_access() -> None:
     """Keep the dynamic security plugin's logins in line with the registry, within seconds."""
     settings = settings_or_exit()
+    check_reachable(settings.mqtt)  # fail now, not in the control channel's thread
     daemon = AccessDaemon.build(settings.database_url, settings.mqtt, settings.topic_prefix,
-                                settings.access, log=lambda line: err.print(line, highlight=False))
+                                settings.access, log=log.info)
     with stop_on_signals(daemon.sync.stop):
         daemon.start()
+        log.info("ready: keeping the logins of %r in line with the registry in %s",
+                 settings.mqtt, settings.database_address)
         daemon.sync.stop.wait()
     daemon.stop()
 
