@@ -7,7 +7,7 @@ Each migration is `migrations/NNNN_name.sql` (both storage paths), optionally fo
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
@@ -84,13 +84,24 @@ def _table_exists(conn: psycopg.Connection, name: str) -> bool:
 
 
 class SchemaBehind(Exception):
-    """The database's schema is missing or older than this code: `village migrate` fixes it."""
+    """The database's schema is missing or older than this code: `village migrate` fixes it.
 
-    def __init__(self, current: int, latest: int) -> None:
-        self.current, self.latest = current, latest
-        what = ("has no schema" if current == 0 else
-                f"has schema version {current}, this code needs {latest}")
-        super().__init__(f"the database {what}: run village migrate")
+    `missing` are the versions this code ships that the database lacks (a version below
+    the database's newest one lands when migrations are numbered ahead of being written).
+    """
+
+    def __init__(self, current: int, latest: int, missing: Sequence[int] = ()) -> None:
+        self.current, self.latest, self.missing = current, latest, list(missing)
+        super().__init__(f"the database {self.what}: run village migrate")
+
+    @property
+    def what(self) -> str:
+        """What is wrong, e.g. `has schema version 5, this code needs 10`."""
+        if self.current == 0:
+            return "has no schema"
+        if self.current < self.latest:
+            return f"has schema version {self.current}, this code needs {self.latest}"
+        return "lacks migration " + ", ".join(f"{version:04d}" for version in self.missing)
 
 
 def latest_version() -> int:
@@ -98,19 +109,24 @@ def latest_version() -> int:
     return max(migration.version for migration in load_migrations())
 
 
-def schema_version(conn: psycopg.Connection) -> int:
-    """The schema version the database is at (0: never migrated)."""
+def applied_versions(conn: psycopg.Connection) -> set[int]:
+    """The versions the database has (none: never migrated)."""
     if not _table_exists(conn, "schema_migrations"):
-        return 0
-    row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
+        return set()
+    return {int(row[0]) for row in conn.execute("SELECT version FROM schema_migrations")}
+
+
+def schema_version(conn: psycopg.Connection) -> int:
+    """The newest schema version the database has (0: never migrated)."""
+    return max(applied_versions(conn), default=0)
 
 
 def require_current_schema(conn: psycopg.Connection) -> None:
     """Raise SchemaBehind unless the database has every migration this code ships."""
-    current, latest = schema_version(conn), latest_version()
-    if current < latest:
-        raise SchemaBehind(current, latest)
+    applied = applied_versions(conn)
+    missing = sorted({migration.version for migration in load_migrations()} - applied)
+    if missing:
+        raise SchemaBehind(max(applied, default=0), latest_version(), missing)
 
 
 @dataclass(frozen=True)
@@ -145,10 +161,10 @@ def _migrate_locked(conn: psycopg.Connection, retention: timedelta,
         " applied_at timestamptz NOT NULL DEFAULT now())"
     )
     storage = detect_storage(conn)
-    applied_versions = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    done = applied_versions(conn)
     applied: list[str] = []
     for migration in load_migrations():
-        if migration.version in applied_versions or (up_to and migration.version > up_to):
+        if migration.version in done or (up_to and migration.version > up_to):
             continue
         with conn.transaction():
             if storage == "timescale":

@@ -265,3 +265,14 @@ def test_debug_shows_the_traceback(conditions: dict[str, Condition], files: dict
     monkeypatch.setenv("VILLAGE_DEBUG", "1")
     result = CliRunner().invoke(app, command.args.split())
     assert isinstance(result.exception, psycopg.OperationalError)
+
+
+def test_a_migration_numbered_below_the_newest_still_counts(
+        database_url: str, files: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # As when a reserved number lands after a newer one was applied here.
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM schema_migrations WHERE version = %s", (PREVIOUS,))
+    code, _, stderr = _run(_command("tokens list", DB), {"VILLAGE_DATABASE_URL": database_url},
+                           files, monkeypatch)
+    assert code == EXIT_CONFIG
+    assert stderr.strip().endswith(f"lacks migration {PREVIOUS:04d}: run village migrate")

@@ -17,7 +17,7 @@ import psycopg.errors
 import typer
 from typer.core import TyperGroup
 
-from ground.migrate import SchemaBehind, latest_version, schema_version
+from ground.migrate import SchemaBehind, require_current_schema
 from ground.mqtt import BrokerUnreachable
 from ground.settings import SettingsError
 from village.commands.output import err, load_with_local_stack
@@ -111,9 +111,9 @@ def _undefined(exc: psycopg.Error) -> Failure:
     try:
         if db.url is not None:
             with psycopg.connect(db.url, connect_timeout=5) as conn:
-                current = schema_version(conn)
-            if current < latest_version():
-                return _schema_behind(SchemaBehind(current, latest_version()))
+                require_current_schema(conn)
+    except SchemaBehind as behind:
+        return _schema_behind(behind)
     except psycopg.Error:
         pass
     return Failure(f"database: {_reason(exc)} ({DEBUG_HINT})", EXIT_SOFTWARE)
@@ -121,9 +121,7 @@ def _undefined(exc: psycopg.Error) -> Failure:
 
 def _schema_behind(exc: SchemaBehind) -> Failure:
     db = configured_database()
-    what = ("has no schema" if exc.current == 0 else
-            f"has schema version {exc.current}, this code needs {exc.latest}")
-    return Failure(f"the database at {db.address} {what}: {MIGRATE}", EXIT_CONFIG)
+    return Failure(f"the database at {db.address} {exc.what}: {MIGRATE}", EXIT_CONFIG)
 
 
 def _permission(exc: psycopg.errors.InsufficientPrivilege) -> Failure:
