@@ -171,6 +171,7 @@ class LatestValue:
     metric: str
     ts: datetime
     value: float
+    received_at: datetime  # when the platform stored it
 
 
 @dataclass(frozen=True)
@@ -194,22 +195,20 @@ class LatestValues:
 
 def latest(conn: psycopg.Connection, principal: Principal, where: LatestFilter,
            after: str | None, limit: int) -> LatestValues:
-    """The newest reading of every metric of a page of devices in scope (ordered by id)."""
+    """The newest reading of every metric of a page of devices in scope (ordered by id).
+
+    Read from `latest_values`, which ingest keeps in the readings' own transactions.
+    """
     columns = ("kind", "township", "village", "device_id")
     condition, params = conditions(principal, "d", {c: getattr(where, c) for c in columns}, after)
     metric_filter = sql.SQL("AND m.metric = %s") if where.metric is not None else sql.SQL("")
     query = sql.SQL(
-        "SELECT d.device_id, d.kind, d.township, d.village, m.metric, r.ts, r.value"
+        "SELECT d.device_id, d.kind, d.township, d.village, m.metric, l.ts, l.value,"
+        " l.received_at"
         " FROM (SELECT device_id, kind, township, village FROM devices d WHERE {}"
         "       ORDER BY device_id LIMIT %s) d"
         " LEFT JOIN metrics m ON m.kind = d.kind {}"
-        # The newest daily bucket bounds the search from below (the newest reading is in it
-        # or after it), so only the last partitions are read rather than every month's.
-        " LEFT JOIN LATERAL (SELECT bucket FROM readings_daily b WHERE b.device_id = d.device_id"
-        "   AND b.metric = m.metric ORDER BY bucket DESC LIMIT 1) b ON true"
-        " LEFT JOIN LATERAL (SELECT ts, value FROM readings r WHERE r.device_id = d.device_id"
-        "   AND r.metric = m.metric AND r.ts >= coalesce(b.bucket, '-infinity')"
-        "   ORDER BY ts DESC LIMIT 1) r ON true"
+        " LEFT JOIN latest_values l ON l.device_id = d.device_id AND l.metric = m.metric"
         " ORDER BY d.device_id, m.metric"
     ).format(condition, metric_filter)
     args: list[Any] = [*params, limit] + ([where.metric] if where.metric is not None else [])
