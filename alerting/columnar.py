@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -90,6 +91,11 @@ class Fleet:
     def __len__(self) -> int:
         return len(self.device_ids)
 
+    @cached_property
+    def rows(self) -> dict[str, int]:
+        """Each device id's row."""
+        return {device_id: row for row, device_id in enumerate(self.device_ids)}
+
     def subject(self, row: int) -> Subject:
         """Row `row` as the subject an alert is about."""
         place = {name: column.values[column.codes[row]] for name, column in self.columns.items()}
@@ -140,13 +146,13 @@ class _RuleStates:
     held: dict[int, AlertState]  # row -> the persisted state
 
 
-def _rule_states(rule: Rule, rows: Mapping[str, int], states: Iterable[AlertState],
-                 size: int) -> _RuleStates:
+def _rule_states(rows: Mapping[str, int], states: Iterable[AlertState], size: int) -> _RuleStates:
+    """The states (of one rule) as columns over the fleet's rows."""
     found = _RuleStates(np.zeros(size, dtype=np.int8), np.full(size, NEVER, dtype=np.int64),
                         np.full(size, NEVER, dtype=np.int64), {})
     for state in states:
         row = rows.get(state.device_id or "")
-        if state.rule != rule.name or row is None:
+        if row is None:
             continue
         found.code[row] = _NAMES.index(state.state)
         found.since[row] = micros(state.active_since)
@@ -240,9 +246,14 @@ def evaluate_tick_columns(
     kinds = fleet.columns["kind"]
     stale = np.array([stale_after_s.get(k or "", 600.0) for k in kinds.values],
                      dtype=np.float64)[kinds.codes]
-    rows = {device_id: row for row, device_id in enumerate(fleet.device_ids)}
-    for rule in book.of_type("stopped"):
-        held = _rule_states(rule, rows, states.values(), len(fleet))
+    rows = fleet.rows
+    stopped = book.of_type("stopped")
+    by_rule: dict[str, list[AlertState]] = {rule.name: [] for rule in stopped}
+    for state in states.values():
+        if state.rule in by_rule:
+            by_rule[state.rule].append(state)
+    for rule in stopped:
+        held = _rule_states(rows, by_rule[rule.name], len(fleet))
         _stopped(rule, fleet, fleet.picks(rule), silent, stale, held, now, now_us, outcome)
     _outages(book, fleet, silent, stale, states, now, outcome)
     end_gone_states(book, rows.__contains__, states, now, outcome)

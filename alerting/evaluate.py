@@ -221,14 +221,15 @@ def end_gone_states(book: RuleBook, known: Callable[[str], bool],
 def expire_events(book: RuleBook, subject_of: Callable[[str], Subject | None],
                   states: Mapping[str, AlertState], now: datetime, outcome: Outcome) -> None:
     """Resolve event alerts whose events stopped coming for the rule's `resolve_after`."""
-    for rule in book.of_type("event"):
-        for state in states.values():
-            if state.rule != rule.name or state.state != "firing":
-                continue
-            device = subject_of(state.device_id or "")
-            expiry = observe_event_expiry(state.last_ts, rule.condition.resolve_after_s, now)
-            if device is not None and expiry is not None:
-                run(rule, device, state, [expiry], outcome)
+    rules = {rule.name: rule for rule in book.of_type("event")}
+    for state in states.values():
+        rule = rules.get(state.rule)
+        if rule is None or state.state != "firing":
+            continue
+        device = subject_of(state.device_id or "")
+        expiry = observe_event_expiry(state.last_ts, rule.condition.resolve_after_s, now)
+        if device is not None and expiry is not None:
+            run(rule, device, state, [expiry], outcome)
 
 
 def _area(subject: Subject, level: str) -> Subject:

@@ -4,8 +4,9 @@ million devices.
     .venv/bin/python bench/alerting_time_pass.py [--devices 1000000] [--rounds 3]
 
 Builds the fleet as columns (kind and place codes, presence in microseconds; no Python
-object per device), with one device in twenty holding a persisted alert state, and times
-`evaluate_tick_columns` with the preset rules at a few instants an hour apart. Prints each
+object per device) and times
+`evaluate_tick_columns` with the preset rules at a few instants a second apart: one device
+in fifty is silent beyond its kind's limit, one in ten has a persisted state. Prints each
 pass's time, the transitions it made, the process's peak memory and the machine load.
 Not part of the test suite (tests/alerting/test_columnar.py proves it equals evaluate_tick).
 """
@@ -52,9 +53,12 @@ def build(count: int, rng: np.random.Generator) -> tuple[Fleet, PresenceColumns]
         "village": Column((rows % 600).astype(np.int32), villages),
         "grid": nothing, "site": nothing, "gateway": nothing,
     }, np.zeros(count, dtype=np.int32), ((),))
-    ago = rng.uniform(0, 3 * 86_400, size=count) * 1_000_000
-    last_seen = micros(NOW) - ago.astype(np.int64)
-    last_seen[rng.random(count) < 0.01] = NEVER
+    # Most heard within their kind's silence limit; one in fifty silent for up to 3 days.
+    stale = np.array([KIND_BY_NAME[k].stale_after_s for k in kinds], dtype=np.float64)[kind]
+    ago = np.where(rng.random(count) < 0.02, rng.uniform(stale, 3 * 86_400),
+                   rng.uniform(0, 0.9 * stale))
+    last_seen = micros(NOW) - (ago * 1_000_000).astype(np.int64)
+    last_seen[rng.random(count) < 0.001] = NEVER
     offline = np.full(count, NEVER, dtype=np.int64)
     return fleet, PresenceColumns(last_seen, offline)
 
@@ -72,19 +76,24 @@ def main() -> None:
     book = RuleBook(load_rules([]))
     stopped = {rule.select.kind: rule for rule in book.of_type("stopped")}
     states = {}
-    for row in range(0, args.devices, 20):
+    # One device in ten has a state row (it went silent once); one in fifty is firing.
+    for row in range(0, args.devices, 10):
         subject = fleet.subject(row)
         rule = stopped.get(subject.kind)
         if rule is not None:
             key = fingerprint(rule.name, subject)
-            states[key] = AlertState(key, rule.name, subject.device_id, "firing",
-                                     NOW - timedelta(hours=2), NOW - timedelta(minutes=1), 1.0, row)
+            firing = row % 50 == 0
+            states[key] = AlertState(key, rule.name, subject.device_id,
+                                     "firing" if firing else "inactive",
+                                     NOW - timedelta(hours=2) if firing else None,
+                                     NOW - timedelta(minutes=1), 1.0 if firing else None,
+                                     row if firing else None)
     stale = {k.name: float(k.stale_after_s) for k in KIND_BY_NAME.values()}
     print(f"{args.devices:,} devices as columns, {len(states):,} persisted states,"
           f" {len(book.rules)} preset rules, built in {time.perf_counter() - started:.1f} s;"
           f" {load()}", flush=True)
     for round_ in range(args.rounds):
-        now = NOW + timedelta(hours=round_)
+        now = NOW + timedelta(seconds=round_)
         started = time.perf_counter()
         outcome = evaluate_tick_columns(book, fleet, presence, stale, states, now)
         elapsed = time.perf_counter() - started
