@@ -43,6 +43,7 @@ def ingest(
     status_every: float = typer.Option(5.0, min=0.1, help="seconds between status lines"),
 ) -> None:
     """Run an ingest worker: MQTT telemetry, events and status into the database."""
+    from ground.metrics import serve_metrics
     from ingest.service import Worker, default_client_id
     from village.cli import settings_or_exit
 
@@ -54,10 +55,18 @@ def ingest(
                f"MQTT 3.1.1: no shared subscription, holding at {settings.ingest.max_in_flight}")
     console.print(f"ingest worker [bold]{client_id}[/bold]: {settings.mqtt!r}, prefix "
                   f"{settings.topic_prefix!r}, {sharing}")
+    port = settings.ingest.metrics_port
+    metrics = serve_metrics(running.metrics.registry, port + worker - 1 if port else 0)
+    if metrics is not None:
+        console.print(f"metrics at http://0.0.0.0:{metrics.port}/metrics")
     reporter = threading.Thread(target=_report, args=(running, status_every), daemon=True)
-    with stop_on_signals(running.stop):
-        reporter.start()
-        running.run()
+    try:
+        with stop_on_signals(running.stop):
+            reporter.start()
+            running.run()
+    finally:
+        if metrics is not None:
+            metrics.close()
     stats = running.stats
     console.print(f"stopped: {stats.messages} messages, {stats.readings} readings stored, "
                   f"{stats.dead_letters} dead letters")
