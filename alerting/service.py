@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from alerting import store
 from alerting.cycles import Engine, dispatch_cycle, evaluate_cycle, night_flow_cycle, tick_cycle
 from alerting.evaluate import RuleBook
+from alerting.metrics import AlertingMetrics
 from alerting.notifiers.base import Notifier
 from alerting.notifiers.broadcast import BroadcastStarter, ServiceStarter
 from alerting.notifiers.channels import build_notifiers
@@ -86,6 +87,7 @@ class AlertingHandle:
     pool: ConnectionPool
     scheduler: object
     engine: Engine
+    metrics: AlertingMetrics
 
     def stop(self) -> None:
         """Stop listening and scheduling, and wait for the passes in progress."""
@@ -109,9 +111,12 @@ def start(
     settings: Settings, broadcast: BroadcastStarter | None = None,
     console: TextIO | None = None, extra_notifiers: dict[str, Notifier] | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    metrics: AlertingMetrics | None = None,
 ) -> AlertingHandle:
     """Start alerting: streaming on ingest commits, scheduled passes, dispatch."""
     engine = build_engine(settings, broadcast, console, extra_notifiers)
+    metrics = metrics or AlertingMetrics()
+    engine.notifiers = metrics.instrument(engine.notifiers)
     options = settings.alerting
     pool = ConnectionPool(settings.database_url, min_size=1, max_size=4, open=True,
                           kwargs={"autocommit": True})
@@ -152,16 +157,20 @@ def start(
 
     thread = threading.Thread(
         target=_listen, name="alerting-listen",
-        args=(settings.database_url, stop_event, active, _guarded("streaming", stream),
+        args=(settings.database_url, stop_event, active,
+              _guarded("streaming", metrics.timed("streaming", stream)),
               options.evaluate_interval_s), daemon=True,
     )
     thread.start()
     scheduler = start_jobs([
-        ("alerting-tick", _guarded("tick", tick), options.schedule_interval_s),
-        ("alerting-dispatch", _guarded("dispatch", dispatch), options.dispatch_interval_s),
-        ("alerting-night-flow", _guarded("night flow", nights), 3600.0),
+        ("alerting-tick", _guarded("tick", metrics.timed("tick", tick)),
+         options.schedule_interval_s),
+        ("alerting-dispatch", _guarded("dispatch", metrics.timed("dispatch", dispatch)),
+         options.dispatch_interval_s),
+        ("alerting-night-flow", _guarded("night flow", metrics.timed("night_flow", nights)),
+         3600.0),
     ])
-    return AlertingHandle(stop_event, thread, pool, scheduler, engine)
+    return AlertingHandle(stop_event, thread, pool, scheduler, engine, metrics)
 
 
 def _listen(database_url: str, stop: threading.Event, active: threading.Event,

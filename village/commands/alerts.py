@@ -144,6 +144,7 @@ def unsilence_command(silence_id: int, by: str = typer.Option(...)) -> None:
 def run_command() -> None:
     """Run the alerting service until interrupted (notifications per the routing file)."""
     from alerting.service import AlertingConfigError, start
+    from ground.metrics import serve_metrics
     from village.cli import settings_or_exit
     from village.commands.ingest import stop_on_signals
 
@@ -156,9 +157,14 @@ def run_command() -> None:
     stop = threading.Event()
     errors.print(f"alerting: {len(handle.engine.book.rules)} rules, "
                  f"{len(handle.engine.notifiers)} receivers")
+    metrics = serve_metrics(handle.metrics.registry, settings.alerting.metrics_port)
+    if metrics is not None:
+        errors.print(f"alerting: metrics at http://0.0.0.0:{metrics.port}/metrics")
     with stop_on_signals(stop):
         stop.wait()
     handle.stop()
+    if metrics is not None:
+        metrics.close()
 
 
 @rules_app.command("check")
