@@ -24,6 +24,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from broadcast import store
 from broadcast.engine import Engine
 from broadcast.inbound import Ack, BadMessage, Presence, decode
+from broadcast.metrics import BroadcastMetrics
 from devices.topics import Channel, subscription, topic
 from ground.mqtt import ClientOptions, build_client, connect_async, shared
 from village.settings import Settings
@@ -58,7 +59,7 @@ class MqttPublisher:
 class DaemonHandle:
     """A running delivery daemon."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: BroadcastMetrics | None = None) -> None:
         config = settings.broadcast
         self._settings = settings
         self._prefix = settings.topic_prefix
@@ -79,6 +80,8 @@ class DaemonHandle:
         self._client.on_subscribe = self._on_subscribe
         self.engine = Engine(MqttPublisher(self._client, self._prefix),
                              timedelta(seconds=config.retry_interval_s))
+        self.metrics = metrics or BroadcastMetrics()
+        self.metrics.watch(self._inbox.qsize)
         self._threads = [
             threading.Thread(target=self._work, name="broadcast-worker", daemon=True),
             threading.Thread(target=self._listen, name="broadcast-listen", daemon=True),
@@ -149,13 +152,16 @@ class DaemonHandle:
                 self._handle(conn, pending)
                 pending = []
                 if woken or time.monotonic() >= next_cycle:
-                    with conn.transaction():
-                        self.engine.cycle(conn, datetime.now(UTC))
+                    with self.metrics.pass_seconds.labels("cycle").time():
+                        with conn.transaction():
+                            self.engine.cycle(conn, datetime.now(UTC))
+                        self._committed()
                     next_cycle = time.monotonic() + self._sweep_s
                     if self._subscribed.is_set():
                         self.ready.set()
             except Exception:  # noqa: BLE001 - the daemon outlives any one bad pass
                 log.exception("broadcast daemon: a pass failed; retrying in a second")
+                self.engine.entered.clear()  # rolled back: none of it happened
                 if conn is not None:
                     with contextlib.suppress(psycopg.Error):
                         conn.close()
@@ -189,6 +195,7 @@ class DaemonHandle:
         """Apply a batch in one transaction, then acknowledge it to the broker."""
         if not messages:
             return
+        started = time.perf_counter()
         acks: list[Ack] = []
         presence: list[Presence] = []
         now = datetime.now(UTC)
@@ -207,9 +214,16 @@ class DaemonHandle:
                 self.engine.on_presence(conn, presence, now)
             if acks:
                 self.engine.on_acks(conn, acks, now)
+        self._committed()
         for message in messages:
             if message.qos > 0:
                 self._client.ack(message.mid, message.qos)
+        self.metrics.messages.inc(len(messages))
+        self.metrics.pass_seconds.labels("messages").observe(time.perf_counter() - started)
+
+    def _committed(self) -> None:
+        self.metrics.committed(self.engine.entered)
+        self.engine.entered.clear()
 
     # ---- the listener ----
 
@@ -227,6 +241,6 @@ class DaemonHandle:
                 self._stopping.wait(1.0)
 
 
-def start(settings: Settings) -> DaemonHandle:
+def start(settings: Settings, metrics: BroadcastMetrics | None = None) -> DaemonHandle:
     """Start the delivery daemon; call `.stop()` on the handle to end it."""
-    return DaemonHandle(settings).start()
+    return DaemonHandle(settings, metrics).start()

@@ -251,10 +251,12 @@ def schedule_remove(schedule_id: int) -> None:
 def daemon() -> None:
     """Run the delivery daemon in the foreground until interrupted."""
     from broadcast.daemon import start
+    from ground.metrics import serve_metrics
     from village.cli import settings_or_exit
 
     settings = settings_or_exit()
     handle = start(settings)
+    metrics = serve_metrics(handle.metrics.registry, settings.broadcast.metrics_port)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
@@ -263,6 +265,8 @@ def daemon() -> None:
         pass
     finally:
         handle.stop()
+        if metrics is not None:
+            metrics.close()
 
 
 def register(app: typer.Typer) -> None:
