@@ -272,6 +272,14 @@ def _s(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
+def open_files_limit(pid: int) -> int:
+    """A process's limit on open files (each MQTT connection takes one)."""
+    for row in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if row.startswith("Max open files"):
+            return int(row.split()[3])
+    return 0
+
+
 def drained(stack: Stack, settle_s: float = 5.0, timeout_s: float = 600.0) -> bool:
     """Wait until every worker has committed all it received and nothing more arrives."""
     deadline = time.monotonic() + timeout_s
@@ -345,8 +353,14 @@ def main() -> None:  # noqa: PLR0915 - one straight run, phase after phase
             counters.append(published)
             ready.append(is_ready)
         started = time.perf_counter()
+        connections = sum(1 for c in counties for d in c.realtime if d.gateway_id is None)
+        limit = open_files_limit(broker.process.pid if broker.process else 0)
+        print(f"{connections:,} device connections to the broker (its open-file limit"
+              f" {limit:,}); {load()}", flush=True)
         for is_ready in ready:
-            is_ready.wait(900)
+            if not is_ready.wait(900):
+                raise RuntimeError(f"the simulators did not connect all {connections:,} devices"
+                                   f" in 15 minutes (the broker may take {limit:,} at most)")
         print(f"simulators connected in {time.perf_counter() - started:.0f} s; {load()}",
               flush=True)
         pids = {n: p.pid for n, p in stack.processes.items()} | {
