@@ -269,7 +269,11 @@ def report(url: str, stack: Stack, published: int, probe: Probe, operators: Oper
 
 
 def _s(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+    if seconds is None:
+        return "-"
+    if seconds == float("inf"):
+        return "over the largest bucket"
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 def open_files_limit(pid: int) -> int:
