@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
@@ -16,12 +16,11 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from alerting import store
 from alerting.cycles import Engine, dispatch_cycle, evaluate_cycle, night_flow_cycle, tick_cycle
 from alerting.evaluate import RuleBook
+from alerting.files import load_routing, load_rules
 from alerting.metrics import AlertingMetrics
 from alerting.notifiers.base import Notifier
 from alerting.notifiers.broadcast import BroadcastStarter, ServiceStarter
 from alerting.notifiers.channels import build_notifiers
-from alerting.routing import load_routing
-from alerting.rules import load_rules
 from alerting.scheduler import start_jobs
 from alerting.settings import AlertingSettings
 from ground.links import LinkGrant, alert_link
@@ -104,9 +103,9 @@ def start(
     metrics: AlertingMetrics | None = None,
 ) -> AlertingHandle:
     """Start alerting: streaming on ingest commits, scheduled passes, dispatch."""
-    engine = build_engine(options, database_url, given)
     metrics = metrics or AlertingMetrics()
-    engine.notifiers = metrics.instrument(engine.notifiers)
+    built = build_engine(options, database_url, given)
+    engine = replace(built, notifiers=metrics.instrument(built.notifiers))
     pool = ConnectionPool(database_url, min_size=1, max_size=4, open=True,
                           kwargs={"autocommit": True})
     try:

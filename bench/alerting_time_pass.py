@@ -28,8 +28,8 @@ from common import load  # noqa: E402
 
 from alerting.columnar import NEVER, Column, Fleet, PresenceColumns, evaluate_tick_columns, micros  # noqa: E402
 from alerting.evaluate import RuleBook  # noqa: E402
+from alerting.files import load_rules  # noqa: E402
 from alerting.model import AlertState, fingerprint  # noqa: E402
-from alerting.rules import load_rules  # noqa: E402
 from devices.catalogue import KIND_BY_NAME  # noqa: E402
 
 # Ten counties' mix (meters dominate, then cameras), 30 townships of 20 villages.

@@ -17,8 +17,9 @@ from alerting.columnar import (
     micros,
 )
 from alerting.evaluate import Outcome, Presence, RuleBook, evaluate_tick
+from alerting.files import load_rules
 from alerting.model import AlertState, Subject, fingerprint
-from alerting.rules import build_rule, load_rules
+from alerting.rules import build_rule
 from tests.alerting.helpers import T0, rule
 
 KINDS = ("water_meter", "camera", "water_quality", "barn", "speaker", "gateway")
