@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -12,6 +13,7 @@ from devices.topics import Channel, topic
 from ground.local import MosquittoServer, free_port
 from ground.metrics import serve_metrics
 from tests.ingest.conftest import Publisher, ingest_settings, register, running_worker, wait_until
+from village.commands.output import metrics_served
 
 # Ingest judges lateness by its own clock: a reading of a few minutes ago is always taken.
 TS = (datetime.now(UTC) - timedelta(minutes=5)).replace(microsecond=0).isoformat()
@@ -56,3 +58,14 @@ def test_worker_metrics_count_what_it_received_committed_and_refused(
 
 def test_port_zero_serves_nothing() -> None:
     assert serve_metrics(CollectorRegistry(), 0) is None
+
+
+def test_a_taken_metrics_port_is_a_warning_not_a_stop() -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert metrics_served(CollectorRegistry(), port, "VILLAGE_INGEST__METRICS_PORT") is None
+    served = metrics_served(CollectorRegistry(), port, "VILLAGE_INGEST__METRICS_PORT")
+    assert served is not None and served.port == port
+    served.close()

@@ -8,9 +8,8 @@ import time
 import typer
 from rich.console import Console
 
-from ground.metrics import serve_metrics
 from ingest.service import Worker, default_client_id
-from village.commands.output import settings_or_exit
+from village.commands.output import metrics_served, settings_or_exit
 from village.processes import ingest_worker, stop_on_signals
 
 console = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -30,9 +29,8 @@ def ingest(
     console.print(f"ingest worker [bold]{client_id}[/bold]: {settings.mqtt!r}, prefix "
                   f"{settings.topic_prefix!r}, {sharing}")
     port = settings.ingest.metrics_port
-    metrics = serve_metrics(running.metrics.registry, port + worker - 1 if port else 0)
-    if metrics is not None:
-        console.print(f"metrics at http://0.0.0.0:{metrics.port}/metrics")
+    metrics = metrics_served(running.metrics.registry, port + worker - 1 if port else 0,
+                             "VILLAGE_INGEST__METRICS_PORT")
     reporter = threading.Thread(target=_report, args=(running, status_every), daemon=True)
     try:
         with stop_on_signals(running.stop):
