@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -319,7 +320,8 @@ def main() -> None:  # noqa: PLR0915 - one straight run, phase after phase
     parser.add_argument("--api-every-s", type=float, default=5)
     parser.add_argument("--counties-per-simulator", type=int, default=2)
     parser.add_argument("--summary", type=Path, help="write the figures here as JSON")
-    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the scratch database, the broker's data and the logs")
     args = parser.parse_args()
     print(f"before: {load()}", flush=True)
     name = f"village_soak_{os.getpid()}"
@@ -447,6 +449,7 @@ def main() -> None:  # noqa: PLR0915 - one straight run, phase after phase
         if not args.keep:
             with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            shutil.rmtree(tmp, ignore_errors=True)  # the broker's data and the processes' logs
     if args.summary:
         args.summary.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
 
