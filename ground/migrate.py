@@ -62,17 +62,21 @@ def load_migrations() -> list[Migration]:
 
 
 def detect_storage(conn: psycopg.Connection) -> Storage:
-    """TimescaleDB if the extension is installed or can be, plain PostgreSQL otherwise."""
+    """TimescaleDB if the extension is installed or can be created (available and preloaded),
+    plain PostgreSQL otherwise."""
     row = conn.execute(
         "SELECT value FROM village_meta WHERE key = 'storage'"
         if _table_exists(conn, "village_meta") else "SELECT NULL"
     ).fetchone()
     if row and row[0]:
         return "timescale" if row[0] == "timescale" else "plain"
-    available = conn.execute(
+    # Available is not enough: CREATE EXTENSION fails unless the library is preloaded.
+    usable = conn.execute(
         "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
+        " AND (installed_version IS NOT NULL OR 'timescaledb' = ANY(string_to_array("
+        "replace(current_setting('shared_preload_libraries'), ' ', ''), ',')))"
     ).fetchone()
-    return "timescale" if available else "plain"
+    return "timescale" if usable else "plain"
 
 
 def _table_exists(conn: psycopg.Connection, name: str) -> bool:

@@ -5,9 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import typer
-from rich.console import Console
 
-from ground.settings import SettingsError
 from village.commands import (
     alerts,
     api,
@@ -17,8 +15,10 @@ from village.commands import (
     devices,
     ingest,
     simulate,
+    up,
 )
-from village.settings import Settings, load_settings
+from village.commands.output import err, settings_or_exit
+from village.schema import migrate as run_migrations
 
 app = typer.Typer(
     name="village",
@@ -26,7 +26,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True, soft_wrap=True)
 
 
 @app.callback()
@@ -34,32 +33,21 @@ def village() -> None:
     """Smart Village Telemetry."""
 
 
-def settings_or_exit() -> Settings:
-    """Load settings, or print the one line naming the bad setting and exit 2."""
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        console.print(f"[red]configuration error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from None
-
-
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema (idempotent; safe from several processes)."""
-    from village.schema import migrate as run_migrations
-
     settings = settings_or_exit()
     report = run_migrations(
         settings.database_url, timedelta(days=settings.retention.raw_days)
     )
     done = ", ".join(report.applied) if report.applied else "nothing to apply"
-    console.print(
+    err.print(
         f"schema at version {report.current_version} ({report.storage} storage): {done}",
         highlight=False,
     )
 
 
-for command_module in (ingest, devices, broker, simulate, alerts, broadcast, dashboards, api):
+for command_module in (ingest, up, devices, broker, simulate, alerts, broadcast, dashboards, api):
     command_module.register(app)
 
 
