@@ -17,6 +17,17 @@ from village.api.tokens import authenticate
 _bearer = HTTPBearer(auto_error=False, description="an API token from `village tokens create`")
 
 
+def plain_parameters(request: Request) -> None:
+    """Refuse a path or query parameter holding a NUL (no text column can store one, and it
+    would otherwise surface as a database error that names no field)."""
+    places = [("path", name, value) for name, value in request.path_params.items()]
+    places += [("query", name, value) for name, value in request.query_params.multi_items()]
+    for where, name, value in places:
+        if "\x00" in name or (isinstance(value, str) and "\x00" in value):
+            shown = name.replace("\x00", "\\0")
+            raise Problem(422, f"{where}.{shown}: contains a NUL character", f"{where}.{shown}")
+
+
 def api_settings(request: Request) -> ApiSettings:
     """The API section of the settings the app was built with."""
     settings: ApiSettings = request.app.state.settings.api

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import psycopg
 
@@ -104,7 +104,7 @@ class ImportOutcome:
     secrets: list[tuple[str, str]]
 
 
-def import_csv(conn: psycopg.Connection, principal: Principal, data: bytes,
+def import_csv(conn: psycopg.Connection, principal: Principal, data: bytes | IO[bytes],
                skip_invalid: bool) -> ImportOutcome:
     """Validate a registry CSV and upsert it: nothing is stored if a row is bad, unless skipped."""
     try:
