@@ -171,3 +171,19 @@ def test_a_nul_in_a_parameter_is_a_problem_naming_it(client: TestClient, auth: T
     response = client.get(path, headers=auth())
     assert response.status_code == 422, response.text
     assert response.json()["field"] == field
+
+
+@pytest.mark.parametrize(("path", "body", "field"), [
+    ("/broadcasts", {"scope": {"kind": "county"}, "text": "停水\u0000"}, "body.text"),
+    ("/devices", {"device_id": "wm-nul-1", "kind": "water_meter", "village": "east-1",
+                  "township": "east", "tags": {"k": "v\u0000"}}, "body.tags.k"),
+    ("/broadcast-schedules", {"name": "x", "cron": "0 7 * * *", "request": {
+        "scope": {"kind": "county"}, "text": "a", "audio_url": None},
+        "timezone": "\u0000"}, "body.timezone"),
+])
+def test_a_nul_in_a_body_field_is_a_problem_naming_it(
+    client: TestClient, auth: TokenMaker, path: str, body: dict[str, object], field: str
+) -> None:
+    response = client.post(path, headers=auth(), json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == field

@@ -106,7 +106,7 @@ def create_app(settings: Settings) -> FastAPI:
                        by_path={devices.IMPORT_PATH: settings.api.max_import_bytes})
     for router in ROUTERS:
         # The phone page refuses any malformed link itself (403), NUL or not.
-        checks = [] if router is phone.router else [Depends(deps.plain_parameters)]
+        checks = [] if router is phone.router else [Depends(deps.plain_input)]
         app.include_router(router, dependencies=checks)
     assets = _swagger_assets()
     if assets is not None:
