@@ -121,6 +121,3 @@ def authorized_targets(principal: Principal, scope: Scope, speakers: Iterable[Sp
     return resolve(scope, mine, groups)
 
 
-def overlaps(principal: Principal, place: Place) -> bool:
-    """Whether a principal's scope and a place share any ground (for who sees what)."""
-    return principal.covers(place) or Principal("", principal.role, place).covers(principal.scope)
