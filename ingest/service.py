@@ -179,7 +179,7 @@ class Worker:
             # batch is planned against the snapshot rather than stop the worker.
             self._log(f"registry lookup refused ({type(exc).__name__}); using the snapshot")
         # The parsed documents are dropped here: they are the bulk of a batch's memory, and
-        # only the rare message-by-message path needs them again (it parses anew).
+        # only the rare isolation of a refused batch needs them again (it parses anew).
         return _Planned(batch, plan_batch(parsed, self._registry, self.policy), give_up_at)
 
     def _write_loop(self) -> None:
