@@ -12,6 +12,7 @@ from village.commands import (
     broadcast,
     broker,
     dashboards,
+    device_commands,
     devices,
     ingest,
     simulate,
@@ -47,7 +48,7 @@ def migrate() -> None:
     )
 
 
-for command_module in (ingest, up, devices, broker, simulate, alerts, broadcast, dashboards, api):
+for command_module in (ingest, up, devices, device_commands, broker, simulate, alerts, broadcast, dashboards, api):
     command_module.register(app)
 
 

@@ -45,6 +45,7 @@ def test_a_malformed_link_token_is_refused_not_raised(token: str) -> None:
 def test_a_malformed_phone_link_is_403_on_get_and_post(client: TestClient, path: str) -> None:
     assert client.get(path).status_code == 403
     assert client.post(path, data={"comment": "ok"}).status_code == 403
+    assert client.post(path + "/close-valve").status_code == 403
 
 
 def test_an_expired_phone_link_is_410(client: TestClient, settings: Settings) -> None:
@@ -66,6 +67,7 @@ def _csv(rows: int) -> bytes:
     ("POST", "/broadcast-schedules", {"content-type": "application/json"}),
     ("POST", "/rules/check", {"content-type": "application/yaml"}),
     ("POST", "/silences", {"content-type": "application/json"}),
+    ("POST", "/devices/commands", {"content-type": "application/json"}),
     ("POST", "/devices/import", {"content-type": "text/csv"}),
 ])
 def test_every_body_is_bounded_413_past_the_setting(
