@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from alerting.model import AlertView
 from devices.catalogue import KIND_BY_NAME
+from ground.durations import duration_text
 
 MAX_LISTED = 20  # a group lists this many alerts, then counts the rest
 
@@ -31,18 +32,6 @@ WORDS = {
            "since": "Since", "lasted": "Lasted", "link": "Open", "more": "and {n} more",
            "silent": "silent for {d}", "event": "device event", "count": "{n} alerts"},
 }
-
-
-def duration_text(seconds: float, language: str) -> str:
-    """A duration as people say it: 2 小时 5 分 / 2 h 5 min."""
-    minutes = int(seconds // 60)
-    days, rest = divmod(minutes, 1440)
-    hours, mins = divmod(rest, 60)
-    units = (("天", "小时", "分") if language == "zh" else (" d", " h", " min"))
-    parts = [f"{n}{u}" for n, u in zip((days, hours, mins), units, strict=True) if n]
-    if not parts:
-        return f"{int(seconds)}秒" if language == "zh" else f"{int(seconds)} s"
-    return (" " if language == "en" else "").join(parts)
 
 
 def _number(value: float | None) -> str:

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from devices.telemetry import Bucket, Limits, RangeError, check_range
 from ground.local import MosquittoServer, free_port
 from tests.broadcast.registry import register_speakers
 from tests.ingest.conftest import wait_until
-from village.api.telemetry import Bucket, Limits, RangeError, check_range
 from village.cli import app
 from village.logs import JsonFormatter, LogFormat, TextFormatter, configure_logging, service_of
 

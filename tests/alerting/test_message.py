@@ -6,7 +6,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from alerting.message import duration_text, render
+from alerting.message import render
+from ground.durations import duration_text
 
 from .helpers import alert_view
 

@@ -26,7 +26,7 @@ from alerting.rules import RuleError, parse_duration
 from alerting.runner import AlertingUnavailable
 from ground.principal import Principal, Role
 from ground.settings import SettingsError
-from village.commands.output import err, fail, out, refusals, settings_or_exit
+from village.commands.output import err, fail, metrics_served, out, refusals, settings_or_exit
 from village.processes import start_alerting, stop_on_signals
 
 alerts_app = typer.Typer(help="List, acknowledge and silence alerts; run the alerting service.",
@@ -143,11 +143,15 @@ def run_command() -> None:
         err.print(f"[red]alerting:[/red] {exc}")
         raise typer.Exit(2) from None
     stop = threading.Event()
+    metrics = metrics_served(handle.metrics.registry, settings.alerting.metrics_port,
+                             "VILLAGE_ALERTING__METRICS_PORT")
     log.info("ready: %d rules, %d receivers, reading %s", len(handle.engine.book.rules),
              len(handle.engine.notifiers), settings.database_address)
     with stop_on_signals(stop):
         stop.wait()
     handle.stop()
+    if metrics is not None:
+        metrics.close()
 
 
 @rules_app.command("check")

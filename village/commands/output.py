@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import typer
+from prometheus_client import CollectorRegistry
 from rich.console import Console, ConsoleDimensions
 
 from ground.errors import Refused
+from ground.metrics import MetricsServer, serve_metrics
 from ground.migrate import require_current_schema
 from ground.settings import SettingsError
 from village.local_stack import find_local_stack
@@ -36,6 +39,7 @@ class ResultConsole(Console):
 
 out = ResultConsole(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+metrics_log = logging.getLogger("village.metrics")
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -86,3 +90,17 @@ def settings_or_exit(local_stack: bool = True, database: bool = True) -> Setting
         with psycopg.connect(settings.database_url, connect_timeout=10) as conn:
             require_current_schema(conn)
     return settings
+
+
+def metrics_served(registry: CollectorRegistry, port: int, setting: str) -> MetricsServer | None:
+    """Serve a process's metrics, saying where; a port already taken is a warning, not a
+    reason to stop the process (its data matters more than its metrics)."""
+    try:
+        server = serve_metrics(registry, port)
+    except OSError as exc:
+        metrics_log.warning("metrics not served: port %d: %s; set %s (0: none)", port,
+                            exc.strerror, setting)
+        return None
+    if server is not None:
+        metrics_log.info("metrics at http://0.0.0.0:%d/metrics", server.port)
+    return server

@@ -15,9 +15,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from alerting import operations, valve_action
 from alerting.model import AlertView
+from devices import telemetry
 from ground.links import LinkError, LinkExpired, LinkGrant, verify_link_token
 from ground.principal import Place, Principal, Role
-from village.api import audit, telemetry
+from village.api import audit
 from village.api.deps import Conn, api_settings
 from village.api.phone_page import CONTENT_SECURITY_POLICY, alert_page, refusal_page
 from village.api.settings import ApiSettings
