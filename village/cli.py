@@ -16,6 +16,7 @@ from village.commands import (
     ingest,
     simulate,
     up,
+    users,
 )
 from village.commands.output import err, settings_or_exit
 from village.schema import migrate as run_migrations
@@ -47,7 +48,8 @@ def migrate() -> None:
     )
 
 
-for command_module in (ingest, up, devices, broker, simulate, alerts, broadcast, dashboards, api):
+for command_module in (ingest, up, devices, broker, simulate, alerts, broadcast, dashboards, api,
+                       users):
     command_module.register(app)
 
 
