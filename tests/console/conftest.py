@@ -4,7 +4,10 @@ per role and scope, and a signed-in HTTP client."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -55,3 +58,40 @@ def sign_in(client: TestClient, name: str, password: str = PASSWORD) -> int:
         "name": name, "password": password, "form_token": form_token(page.text, "form_token"),
         "next": "/console/users"})
     return response.status_code
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots" / "console"
+
+
+def screenshot(driver: Any, name: str) -> None:
+    """Keep a picture of the page for people to look at (build/screenshots/console)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+
+
+def wait_for(check: Callable[[], Any], what: str, seconds: float = 15) -> Any:
+    """Poll until `check()` is truthy; fail naming `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not (result := check()):
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.1)
+    return result
+
+
+def browser_sign_in(driver: Any, base: str, name: str, password: str = PASSWORD) -> None:
+    """Sign in through the form, as a person would."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{base}/console/sign-in")
+    driver.find_element(By.ID, "name").send_keys(name)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.ID, "submit").click()
+
+
+def place_devices(database_url: str) -> None:
+    """Give the seeded devices positions: each village its own corner of the map."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE devices SET latitude = 30 + (CASE village WHEN 'east-1' THEN 0.00"
+            " WHEN 'east-2' THEN 0.02 WHEN 'west-1' THEN 0.04 ELSE 0.06 END)"
+            " + 0.001 * (ascii(kind)), longitude = 120 + 0.001 * length(kind)")

@@ -84,3 +84,13 @@ def test_console_pages_forbid_anything_from_outside_and_the_root_leads_there(
     assert page.headers["content-encoding"] == "gzip"
     assert console.get("/").headers["location"] == "/console/"
     assert "content-security-policy" not in console.get("/healthz").headers
+
+
+def test_the_overview_counts_what_the_scope_holds(console: TestClient,
+                                                  make_user: UserMaker) -> None:
+    make_user("cadre", Role.CADRE, "east", "east-1")
+    sign_in(console, "cadre")
+    page = console.get("/console/").text
+    assert "east-1" in page and "west-1" not in page
+    data = console.get("/console/map.json").json()
+    assert data["places"] == [] and data["ids"] == []  # the seed gives no positions
