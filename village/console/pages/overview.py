@@ -59,7 +59,7 @@ def _firing(conn: psycopg.Connection, principal: Principal) -> dict[str, int]:
     rows = conn.execute(sql.SQL(
         "SELECT a.severity, count(*) FROM alerts a WHERE a.state = 'firing' AND {}"
         " GROUP BY 1").format(condition), params).fetchall()
-    found = dict(rows)
+    found: dict[str, int] = dict(rows)
     return {severity: found.get(severity, 0) for severity in SEVERITIES}
 
 
