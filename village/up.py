@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import psycopg
 from pydantic import SecretStr
@@ -43,10 +43,6 @@ from simulators.store import register
 from village.processes import broadcast_daemon, ingest_worker, start_alerting, stop_on_signals
 from village.schema import migrate
 from village.settings import Settings
-
-if TYPE_CHECKING:
-    from alerting.runner import AlertingHandle
-    from village.api.serve import ApiHandle
 
 DATABASE_NAME = "village"
 STATUS_EVERY_S = 1.0
@@ -228,22 +224,28 @@ def simulators_component(stack: Stack) -> Component:
                      fleet.stop)
 
 
-def alerting_component(stack: Stack) -> Component | None:
-    """Alerting, printing what it would send unless a routing file is set."""
-    if not stack.settings.alerting.enabled:
-        return None
-    settings = stack.settings
-    handles: list[AlertingHandle] = []
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
 
-    def start() -> None:
-        handles.append(start_alerting(settings))
+
+def _started_on_demand(name: str, where: str, begin: Callable[[], _Stoppable]) -> Component:
+    """A component whose handle exists only once started (its start does the building)."""
+    handles: list[_Stoppable] = []
 
     def stop() -> None:
         while handles:
             handles.pop().stop()
 
+    return Component(name, where, lambda: handles.append(begin()), stop)
+
+
+def alerting_component(stack: Stack) -> Component | None:
+    """Alerting, printing what it would send unless a routing file is set."""
+    if not stack.settings.alerting.enabled:
+        return None
+    settings = stack.settings
     where = settings.alerting.routing_file or "notifications printed on the console"
-    return Component("alerting", where, start, stop)
+    return _started_on_demand("alerting", where, lambda: start_alerting(settings))
 
 
 def broadcast_component(stack: Stack) -> Component:
@@ -258,18 +260,14 @@ def broadcast_component(stack: Stack) -> Component:
 
 def api_component(stack: Stack) -> Component:
     settings = stack.settings
-    handles: list[ApiHandle] = []
 
-    def start() -> None:
+    def start() -> _Stoppable:
         from village.api.serve import start as start_api  # start-up cost: FastAPI, uvicorn
 
-        handles.append(start_api(settings))
+        return start_api(settings)
 
-    def stop() -> None:
-        while handles:
-            handles.pop().stop()
-
-    return Component("api", f"http://{settings.api.host}:{settings.api.port}/docs", start, stop)
+    return _started_on_demand("api", f"http://{settings.api.host}:{settings.api.port}/docs",
+                              start)
 
 
 def _share_link_secret(stack: Stack) -> None:
