@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
+
 from ground.principal import Role
+from tests.api.conftest import insert_alert
 from tests.browser import needs_chromium, outside, requested_urls
 from tests.console.conftest import (
     UserMaker,
@@ -50,3 +53,38 @@ def test_a_village_cadre_sees_only_their_village(server: str, browser: Any,
     kinds = browser.find_element(By.ID, "by-kind").text
     assert "water_meter" in kinds
     assert "east/east-1" in browser.find_element(By.ID, "who").text
+
+
+def test_a_new_alert_appears_without_reload_and_is_acknowledged_with_a_comment(
+        server: str, browser: Any, make_user: UserMaker, seeded: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    make_user("cadre1", Role.CADRE, "east", "east-1")
+    browser_sign_in(browser, server, "cadre1")
+    browser.get(f"{server}/console/alerts")
+    browser.execute_script("window.notReloaded = true")
+    hidden = insert_alert(seeded, village="west-1", township="west")
+    alert_id = insert_alert(seeded, severity="critical")
+    row = wait_for(lambda: browser.find_elements(By.ID, f"alert-{alert_id}"), "the new alert")
+    assert browser.execute_script("return window.notReloaded") is True
+    assert not browser.find_elements(By.ID, f"alert-{hidden}")  # another village's
+    screenshot(browser, "alerts")
+    row[0].find_element(By.TAG_NAME, "a").click()
+    wait_for(lambda: browser.find_elements(By.ID, "comment"), "the alert page")
+    points = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, "[data-chart]")
+                      .get_attribute("data-points"), "the readings chart")
+    assert int(points) > 0
+    assert not browser.find_elements(By.ID, "silence-form")  # a cadre may not silence
+    browser.find_element(By.ID, "comment").send_keys("已到现场，阀门已关")
+    browser.find_element(By.ID, "ack").click()
+    shown = wait_for(lambda: browser.find_elements(By.ID, "acknowledged"), "the acknowledgement")
+    assert "已到现场，阀门已关" in shown[0].text and "user:cadre1" in shown[0].text
+    screenshot(browser, "alert")
+    with psycopg.connect(seeded) as conn:
+        stored = conn.execute("SELECT acknowledged_by, ack_comment FROM alerts WHERE id = %s",
+                              (alert_id,)).fetchone()
+        audited = conn.execute("SELECT actor FROM api_audit WHERE action = 'alert.acknowledge'"
+                               ).fetchall()
+    assert stored == ("user:cadre1", "已到现场，阀门已关")
+    assert audited == [("user:cadre1",)]
+    assert outside(requested_urls(browser), server) == []

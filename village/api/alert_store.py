@@ -41,12 +41,13 @@ class AlertFilter:
     device_id: str | None = None
     rule: str | None = None
     acknowledged: bool | None = None
+    kind: str | None = None
 
 
 def list_alerts(conn: psycopg.Connection, principal: Principal, where: AlertFilter,
                 limit: int, offset: int) -> list[AlertView]:
     """Alerts in the caller's scope, newest first."""
-    columns = ("state", "severity", "township", "village", "device_id", "rule")
+    columns = ("state", "severity", "township", "village", "device_id", "rule", "kind")
     condition, params = conditions(principal, "a", {c: getattr(where, c) for c in columns})
     if where.acknowledged is not None:
         condition = sql.SQL("{} AND (a.acknowledged_at IS NOT NULL) = %s").format(condition)

@@ -104,6 +104,8 @@ WORDS: dict[str, tuple[str, str]] = {
     "compose": ("新建广播", "New broadcast"),
     "waiting": ("等待中", "Waiting"),
     "none": ("无", "None"),
+    "notification": ("通知", "Notification"),
+    "escalated": ("升级", "Escalated"),
     "new_secret": ("新密钥（仅显示一次）", "New secret (shown once)"),
 }
 

@@ -12,10 +12,10 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from village.console import web
-from village.console.pages import overview, signin, users
+from village.console.pages import alerts, overview, signin, users
 from village.console.settings import ConsoleSettings
 
-PAGES = (signin.router, users.router, overview.router)
+PAGES = (signin.router, users.router, overview.router, alerts.router)
 STATIC = web.PREFIX + "/static"
 
 

@@ -1,6 +1,8 @@
 """Settings of the operator console (`VILLAGE_CONSOLE__*`)."""
 
-from pydantic import BaseModel, ConfigDict, Field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ConsoleSettings(BaseModel):
@@ -18,4 +20,20 @@ class ConsoleSettings(BaseModel):
         None, max_length=500,
         description="map tiles this deployment serves itself, e.g. /tiles/{z}/{x}/{y}.png;"
                     " without it the map is a plain background with the place hierarchy")
+    timezone: str = Field("Asia/Shanghai", max_length=64,
+                          description="the zone pages show times in and read typed times in")
     poll_seconds: float = Field(5, ge=1, le=300, description="how often open pages refresh")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The zone pages show times in."""
+        return ZoneInfo(self.timezone)

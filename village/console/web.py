@@ -84,12 +84,26 @@ def require(session: Session, role: Role) -> None:
         raise NotAllowed(f"needs role {role.label}")
 
 
+def local_time(request: Request, value: datetime | None, typed: bool = False) -> str:
+    """A time as the county reads it (`typed`: in a form field's format)."""
+    if value is None:
+        return ""
+    shown = value.astimezone(console_settings(request).zone)
+    return shown.strftime("%Y-%m-%dT%H:%M" if typed else "%Y-%m-%d %H:%M:%S")
+
+
+def typed_time(request: Request, text: str) -> datetime:
+    """A time typed in a form (the county's clock) as an aware instant; ValueError if not one."""
+    return datetime.fromisoformat(text).replace(tzinfo=console_settings(request).zone)
+
+
 def render(request: Request, template: str, session: Session | None, status: int = 200,
            **context: Any) -> HTMLResponse:
-    """A page (or, for an htmx request, a fragment) rendered in the user's language."""
+    """A page (or an htmx fragment) rendered in the user's language and the county's time."""
     lang = language(request)
     html = _templates.get_template(template).render(
         request=request, session=session, lang=lang, t=i18n.translator(lang),
+        when=lambda value, typed=False: local_time(request, value, typed),
         prefix=PREFIX, settings=console_settings(request), Role=Role,
         principal=session.user.principal if session else None, **context)
     return HTMLResponse(html, status_code=status)
