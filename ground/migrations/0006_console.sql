@@ -28,3 +28,13 @@ CREATE TABLE console_sessions (
     ended_at timestamptz
 );
 CREATE INDEX console_sessions_user ON console_sessions (user_id);
+
+-- Audio files uploaded with a broadcast from the console, served to the speakers by their
+-- SHA-256 (speakers fetch them without signing in).
+CREATE TABLE console_audio (
+    sha256 text PRIMARY KEY CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+    content_type text NOT NULL,
+    content bytea NOT NULL,
+    uploaded_by text NOT NULL,
+    uploaded_at timestamptz NOT NULL DEFAULT now()
+);

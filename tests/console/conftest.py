@@ -70,12 +70,20 @@ def screenshot(driver: Any, name: str) -> None:
 
 
 def wait_for(check: Callable[[], Any], what: str, seconds: float = 15) -> Any:
-    """Poll until `check()` is truthy; fail naming `what` after `seconds`."""
+    """Poll until `check()` is truthy; fail naming `what` after `seconds`. An element the
+    page replaced meanwhile (htmx refreshes) counts as not yet."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
     deadline = time.monotonic() + seconds
-    while not (result := check()):
+    while True:
+        try:
+            result = check()
+        except StaleElementReferenceException:
+            result = None
+        if result:
+            return result
         assert time.monotonic() < deadline, f"never: {what}"
         time.sleep(0.1)
-    return result
 
 
 def browser_sign_in(driver: Any, base: str, name: str, password: str = PASSWORD) -> None:

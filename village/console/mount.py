@@ -11,11 +11,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from village.console import web
-from village.console.pages import alerts, overview, signin, users
+from village.console import audio, web
+from village.console.pages import alerts, broadcasts, overview, signin, users
 from village.console.settings import ConsoleSettings
 
-PAGES = (signin.router, users.router, overview.router, alerts.router)
+PAGES = (signin.router, users.router, overview.router, alerts.router, broadcasts.router,
+         audio.router)
 STATIC = web.PREFIX + "/static"
 
 
@@ -53,7 +54,7 @@ class ConsoleHeaders:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [*message.get("headers", []), *self.headers]
-                if not caching:
+                if not caching and not any(k == b"cache-control" for k, _ in headers):
                     headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
             await send(message)

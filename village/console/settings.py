@@ -20,6 +20,10 @@ class ConsoleSettings(BaseModel):
         None, max_length=500,
         description="map tiles this deployment serves itself, e.g. /tiles/{z}/{x}/{y}.png;"
                     " without it the map is a plain background with the place hierarchy")
+    public_url: str | None = Field(
+        None, max_length=500, pattern=r"^https?://[^/]+$",
+        description="the address speakers reach this server at, for uploaded audio"
+                    " (default: the address the operator's browser used)")
     timezone: str = Field("Asia/Shanghai", max_length=64,
                           description="the zone pages show times in and read typed times in")
     poll_seconds: float = Field(5, ge=1, le=300, description="how often open pages refresh")
