@@ -3,12 +3,13 @@ and map, and nothing requested from anywhere but the console's own origin."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from ground.principal import Role
-from tests.api.conftest import insert_alert
+from tests.api.conftest import device_id, insert_alert
 from tests.browser import needs_chromium, outside, requested_urls
 from tests.console.conftest import (
     UserMaker,
@@ -87,4 +88,37 @@ def test_a_new_alert_appears_without_reload_and_is_acknowledged_with_a_comment(
                                ).fetchall()
     assert stored == ("user:cadre1", "已到现场，阀门已关")
     assert audited == [("user:cadre1",)]
+    assert outside(requested_urls(browser), server) == []
+
+
+def test_a_csv_with_one_bad_row_shows_its_error_and_imports_nothing(
+        server: str, browser: Any, make_user: UserMaker, seeded: str, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    make_user("op1", Role.OPERATOR, "east")
+    csv_file = tmp_path / "meters.csv"
+    csv_file.write_text("device_id,kind,township,village\n"
+                        "wm-new-0001,water_meter,east,east-1\n"
+                        "wm-new-0002,water_meter,east,east-1\n"
+                        "wm-new-0003,toaster,east,east-1\n", encoding="utf-8")
+    browser_sign_in(browser, server, "op1")
+    browser.get(f"{server}/console/devices?q=watermeter")
+    wait_for(lambda: browser.find_elements(By.ID, "device-list"), "the device list")
+    screenshot(browser, "devices")
+    browser.find_element(By.ID, "import-link").click()
+    browser.find_element(By.ID, "file").send_keys(str(csv_file))
+    browser.find_element(By.ID, "upload").click()
+    rows = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#bad-rows tbody tr"),
+                    "the bad rows")
+    assert len(rows) == 1 and "toaster" in rows[0].text and rows[0].text.startswith("4")
+    screenshot(browser, "device-import-refused")
+    with psycopg.connect(seeded) as conn:
+        assert conn.execute("SELECT count(*) FROM devices WHERE device_id LIKE 'wm-new%'"
+                            ).fetchone() == (0,)
+    browser.get(f"{server}/console/devices/{device_id('water_meter', 'east-1')}"
+                "?metric=total_m3&span=7d")
+    points = wait_for(lambda: browser.find_element(By.ID, "device-chart")
+                      .get_attribute("data-points"), "the device's chart")
+    assert int(points) == 72  # the seed's hourly readings of three days
+    screenshot(browser, "device")
     assert outside(requested_urls(browser), server) == []

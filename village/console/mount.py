@@ -12,10 +12,19 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from village.console import audio, web
-from village.console.pages import alerts, broadcasts, overview, signin, users
+from village.console.pages import (
+    alerts,
+    broadcasts,
+    device_import,
+    devices,
+    overview,
+    signin,
+    users,
+)
 from village.console.settings import ConsoleSettings
 
 PAGES = (signin.router, users.router, overview.router, alerts.router, broadcasts.router,
+         device_import.router, devices.router,
          audio.router)
 STATIC = web.PREFIX + "/static"
 
