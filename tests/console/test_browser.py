@@ -38,6 +38,12 @@ def test_sign_in_refuses_a_wrong_password_then_shows_the_overview(
                        "the map's markers")
     assert markers == "12"
     screenshot(browser, "overview")
+    browser.get(f"{server}/console/audit")
+    assert "user.create" in browser.find_element(By.ID, "audit").text
+    screenshot(browser, "audit")
+    browser.find_element(By.ID, "lang").click()
+    assert wait_for(lambda: "Audit" in browser.find_element(By.TAG_NAME, "h1").text, "English")
+    screenshot(browser, "audit-english")
     assert outside(requested_urls(browser), server) == []
 
 

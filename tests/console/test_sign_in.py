@@ -94,3 +94,18 @@ def test_the_overview_counts_what_the_scope_holds(console: TestClient,
     assert "east-1" in page and "west-1" not in page
     data = console.get("/console/map.json").json()
     assert data["places"] == [] and data["ids"] == []  # the seed gives no positions
+
+
+def test_the_audit_page_shows_admins_everything_and_others_their_scope(
+        console: TestClient, make_user: UserMaker) -> None:
+    make_user("admin1")
+    make_user("cadre", Role.CADRE, "west", "west-1")
+    sign_in(console, "admin1")
+    everything = console.get("/console/audit").text
+    assert "user:cadre" in everything and "user.create" in everything
+    filtered = console.get("/console/audit", params={"target": "admin1"}).text
+    assert "user:admin1" in filtered and "user:cadre" not in filtered
+    console.cookies.clear()
+    sign_in(console, "cadre")
+    own_scope = console.get("/console/audit").text
+    assert "user:cadre" in own_scope and "user:admin1" not in own_scope

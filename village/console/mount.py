@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from village.console import audio, web
 from village.console.pages import (
     alerts,
+    audit,
     broadcasts,
     device_import,
     devices,
@@ -24,8 +25,7 @@ from village.console.pages import (
 from village.console.settings import ConsoleSettings
 
 PAGES = (signin.router, users.router, overview.router, alerts.router, broadcasts.router,
-         device_import.router, devices.router,
-         audio.router)
+         device_import.router, devices.router, audit.router, audio.router)
 STATIC = web.PREFIX + "/static"
 
 
