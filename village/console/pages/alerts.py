@@ -11,8 +11,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from alerting import operations
+from alerting.model import AlertView
 from ground.principal import Place, Role
-from village.api import alert_store, audit
+from village.api import audit
 from village.api.deps import Conn
 from village.console import web
 from village.console.charts import chart_data
@@ -27,9 +28,9 @@ Text = Annotated[str | None, Query(max_length=100)]
 
 
 def _filter(state: str, severity: str | None, township: str | None, village: str | None,
-            kind: str | None) -> alert_store.AlertFilter:
+            kind: str | None) -> operations.AlertFilter:
     alert_state, acknowledged = STATES.get(state, STATES["firing"])
-    return alert_store.AlertFilter(state=alert_state, acknowledged=acknowledged,
+    return operations.AlertFilter(state=alert_state, acknowledged=acknowledged,
                                    severity=severity or None, township=township or None,
                                    village=village or None, kind=kind or None)
 
@@ -38,7 +39,7 @@ def _list(request: Request, conn: Conn, session: web.Session, template: str, sta
           severity: str | None, township: str | None, village: str | None,
           kind: str | None) -> Response:
     where = _filter(state, severity, township, village, kind)
-    alerts = alert_store.list_alerts(conn, session.user.principal, where, PAGE_SIZE, 0)
+    alerts = operations.list_alerts(conn, session.user.principal, where, PAGE_SIZE, 0)
     return web.render(request, template, session, page="alerts", alerts=alerts, state=state,
                       states=list(STATES), severities=("critical", "major", "minor", "info"),
                       chosen={"severity": severity or "", "township": township or "",
@@ -62,11 +63,11 @@ def alert_rows(request: Request, conn: Conn, session: web.SignedIn, state: str =
                  kind)
 
 
-def _visible(conn: Conn, session: web.Session, alert_id: int) -> alert_store.AlertView:
-    view = alert_store.get_alert(conn, alert_id)
-    if view is None or not session.user.principal.covers(Place(view.township, view.village)):
-        raise web.NotAllowed(f"no alert {alert_id} in your scope")
-    return view
+def _visible(conn: Conn, session: web.Session, alert_id: int) -> AlertView:
+    try:
+        return operations.shown_alert(conn, session.user.principal, alert_id)
+    except (operations.AlertNotFound, operations.AlertDenied) as exc:
+        raise web.NotAllowed(str(exc)) from None
 
 
 def _detail(request: Request, conn: Conn, session: web.Session, alert_id: int,
@@ -82,7 +83,7 @@ def _detail(request: Request, conn: Conn, session: web.Session, alert_id: int,
     principal = session.user.principal
     place = Place(view.township, view.village)
     return web.render(request, "alert.html", session, status, page="alerts", alert=view,
-                      history=alert_store.alert_history(conn, alert_id), chart=chart,
+                      history=operations.alert_history(conn, alert_id), chart=chart,
                       may_ack=principal.may(Role.CADRE, place),
                       may_silence=principal.may(Role.OPERATOR, place),
                       silence_default=web.local_time(request, now + timedelta(hours=4), True),
@@ -123,7 +124,7 @@ def silence(request: Request, alert_id: int, conn: Conn, session: web.SignedIn,
         return _detail(request, conn, session, alert_id, "ends_at: not a time", 422)
     matchers = {key: value for key, value in (
         ("township", view.township), ("village", view.village), ("device_id", view.device_id),
-        ("rule", _rule_of(conn, alert_id))) if value}
+        ("rule", view.rule)) if value}
     now = web.now()
     try:
         record = operations.create_silence(conn, principal, matchers, now, ends_at,
@@ -134,7 +135,3 @@ def silence(request: Request, alert_id: int, conn: Conn, session: web.SignedIn,
                  Place(view.township, view.village), {"matchers": matchers})
     return web.redirect(f"/alerts/{alert_id}")
 
-
-def _rule_of(conn: Conn, alert_id: int) -> str | None:
-    row = conn.execute("SELECT rule FROM alerts WHERE id = %s", (alert_id,)).fetchone()
-    return row[0] if row else None

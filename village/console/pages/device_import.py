@@ -7,10 +7,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
+from devices import service
+from devices.registry import DeviceDenied, DeviceInvalid, ImportRefused
+from devices.registry_csv import RowProblem
 from ground.principal import Role
-from village.api import device_changes
+from village.api import audit
 from village.api.deps import Conn
-from village.api.problems import FieldError, Problem
 from village.console import web
 
 router = APIRouter(prefix=web.PREFIX, include_in_schema=False)
@@ -18,8 +20,8 @@ MAX_CSV_BYTES = 20 * 1024 * 1024
 
 
 def _page(request: Request, session: web.Session, status: int = 200,
-          outcome: device_changes.ImportOutcome | None = None, error: str | None = None,
-          faults: list[FieldError] | None = None) -> Response:
+          outcome: service.ImportOutcome | None = None, error: str | None = None,
+          faults: list[RowProblem] | None = None) -> Response:
     return web.render(request, "device_import.html", session, status, page="devices",
                       outcome=outcome, error=error, faults=faults or [])
 
@@ -42,9 +44,14 @@ async def import_devices(request: Request, conn: Conn, session: web.SignedIn,
     data = await upload.read(MAX_CSV_BYTES + 1)
     if len(data) > MAX_CSV_BYTES:
         return _page(request, session, 413, error=f"at most {MAX_CSV_BYTES // 2**20} MB")
+    principal = session.user.principal
     try:
-        outcome = device_changes.import_csv(conn, session.user.principal, data,
-                                            skip_invalid=False)
-    except Problem as exc:
-        return _page(request, session, 422, error=exc.detail, faults=exc.errors)
+        outcome = service.import_registry(conn, principal, data, skip_invalid=False,
+                                          source="console-import")
+    except ImportRefused as exc:
+        return _page(request, session, 422, error=str(exc), faults=exc.problems)
+    except (DeviceInvalid, DeviceDenied) as exc:
+        return _page(request, session, 422, error=str(exc))
+    audit.record(conn, principal, "device.import", f"devices:{outcome.created + outcome.updated}",
+                 None, {"created": outcome.created, "updated": outcome.updated})
     return _page(request, session, outcome=outcome)

@@ -9,11 +9,13 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from devices import registry
+from alerting import operations
+from devices import service
+from devices.registry import DeviceDenied, DeviceFilter, DeviceNotFound, DeviceView
+from ground.errors import Conflict
 from ground.principal import Role
-from village.api import alert_store, audit, device_changes, device_store
+from village.api import audit
 from village.api.deps import Conn
-from village.api.problems import Problem
 from village.api.telemetry import LatestFilter, RangeError, latest
 from village.console import web
 from village.console.charts import RANGES, chart_data
@@ -29,11 +31,11 @@ def devices(request: Request, conn: Conn, session: web.SignedIn, q: Text = None,
             kind: Text = None, township: Text = None, village: Text = None, grid: Text = None,
             status: Text = None, firmware: Text = None, after: Text = None) -> Response:
     """A page of devices in scope matching the filters, by id."""
-    where = device_store.DeviceFilter(
+    where = DeviceFilter(
         kind=kind or None, township=township or None, village=village or None, grid=grid or None,
         lifecycle="active", online=STATUSES.get(status or ""), search=(q or "").strip() or None,
         firmware=firmware or None)
-    rows = device_store.list_devices(conn, session.user.principal, where, after or None,
+    rows = service.list_devices(conn, session.user.principal, where, after or None,
                                      PAGE_SIZE)
     chosen = {"q": q or "", "kind": kind or "", "township": township or "",
               "village": village or "", "grid": grid or "", "status": status or "",
@@ -47,14 +49,14 @@ def devices(request: Request, conn: Conn, session: web.SignedIn, q: Text = None,
                       may_import=session.user.principal.role >= Role.OPERATOR)
 
 
-def _visible(conn: Conn, session: web.Session, device_id: str) -> device_store.DeviceRow:
+def _visible(conn: Conn, session: web.Session, device_id: str) -> DeviceView:
     try:
-        return device_store.visible_device(conn, session.user.principal, device_id)
-    except Problem as exc:
-        raise web.NotAllowed(exc.detail) from None
+        return service.shown_device(conn, session.user.principal, device_id)
+    except (DeviceNotFound, DeviceDenied) as exc:
+        raise web.NotAllowed(str(exc)) from None
 
 
-def _chart(request: Request, conn: Conn, device: device_store.DeviceRow, metric: str | None,
+def _chart(request: Request, conn: Conn, device: DeviceView, metric: str | None,
            span: str) -> tuple[str | None, str | None]:
     if metric is None:
         return None, None
@@ -81,11 +83,12 @@ def _device_page(request: Request, conn: Conn, session: web.Session, device_id: 
     dead = conn.execute(
         "SELECT received_at, topic, reason, detail FROM dead_letters WHERE device_id = %s"
         " ORDER BY received_at DESC LIMIT 20", (device_id,)).fetchall()
-    alerts = alert_store.list_alerts(conn, principal, alert_store.AlertFilter(device_id=device_id),
-                                     20, 0)
+    alerts = operations.list_alerts(conn, principal, operations.AlertFilter(device_id=device_id),
+                                    20, 0)
+    _, _, history = service.history(conn, principal, device_id)
     return web.render(
         request, "device.html", session, status, page="devices", device=device,
-        history=registry.recent_changes(conn, device_id, 20), values=values, metrics=metrics,
+        history=history, values=values, metrics=metrics,
         metric=chosen_metric, span=span, spans=list(RANGES), chart=chart,
         error=error or chart_error, dead_letters=dead, alerts=alerts, secret=secret,
         may_act=principal.may(Role.OPERATOR, device.place) and device.lifecycle == "active")
@@ -98,7 +101,7 @@ def device(request: Request, device_id: str, conn: Conn, session: web.SignedIn,
     return _device_page(request, conn, session, device_id, metric, span or "1d")
 
 
-def _may_act(conn: Conn, session: web.Session, device_id: str) -> device_store.DeviceRow:
+def _may_act(conn: Conn, session: web.Session, device_id: str) -> DeviceView:
     row = _visible(conn, session, device_id)
     if not session.user.principal.may(Role.OPERATOR, row.place):
         raise web.NotAllowed("needs role operator over this place")
@@ -110,10 +113,12 @@ def retire(request: Request, device_id: str, conn: Conn, session: web.SignedIn,
            form: web.Form) -> Response:
     """Retire the device (its history stays; its messages are refused from now on)."""
     _may_act(conn, session, device_id)
+    principal = session.user.principal
     try:
-        device_changes.retire(conn, session.user.principal, device_id)
-    except Problem as exc:
-        return _device_page(request, conn, session, device_id, error=exc.detail, status=409)
+        place = service.retire(conn, principal, device_id)
+    except Conflict as exc:
+        return _device_page(request, conn, session, device_id, error=str(exc), status=409)
+    audit.record(conn, principal, "device.retire", f"device:{device_id}", place)
     return web.redirect(f"/devices/{device_id}")
 
 
@@ -123,6 +128,6 @@ def rotate_secret(request: Request, device_id: str, conn: Conn, session: web.Sig
     """Issue a new secret, shown once on the page that answers."""
     row = _may_act(conn, session, device_id)
     principal = session.user.principal
-    secret = registry.rotate_secret(conn, device_id, principal.name)
+    secret = service.rotate_secret(conn, principal, device_id)
     audit.record(conn, principal, "device.rotate_secret", f"device:{device_id}", row.place)
     return _device_page(request, conn, session, device_id, secret=secret)
