@@ -1,5 +1,6 @@
-"""The console in a real headless Chromium at phone width: sign in, see the scope's overview
-and map, and nothing requested from anywhere but the console's own origin."""
+"""The console in a real headless Chromium at phone width: sign in, the scope's overview and
+map, an alert from the real pipeline acknowledged, a bad CSV refused, and nothing requested
+from anywhere but the console's own origin."""
 
 from __future__ import annotations
 
@@ -8,7 +9,18 @@ from typing import Any
 
 import psycopg
 
+from ground.local import MosquittoServer
 from ground.principal import Role
+from ground.settings import parse_mqtt_url
+from simulators.device import SimDevice
+from simulators.fleet import SimulatedFleet
+from tests.alerting.fixtures import two_level_routing
+from tests.alerting.receivers import http_receiver
+from tests.alerting.test_end_to_end import (
+    CONTAMINATION_RULES,
+    alerting_settings,
+    running_alerting,
+)
 from tests.api.conftest import device_id, insert_alert
 from tests.browser import needs_chromium, outside, requested_urls
 from tests.console.conftest import (
@@ -18,6 +30,7 @@ from tests.console.conftest import (
     screenshot,
     wait_for,
 )
+from tests.ingest.conftest import ingest_settings, running_worker
 
 pytestmark = needs_chromium
 
@@ -62,19 +75,35 @@ def test_a_village_cadre_sees_only_their_village(server: str, browser: Any,
     assert "east/east-1" in browser.find_element(By.ID, "who").text
 
 
-def test_a_new_alert_appears_without_reload_and_is_acknowledged_with_a_comment(
-        server: str, browser: Any, make_user: UserMaker, seeded: str) -> None:
+def test_a_contamination_alert_appears_without_reload_and_is_acknowledged_with_a_comment(
+        server: str, browser: Any, make_user: UserMaker, seeded: str, tmp_path: Path,
+        mosquitto: MosquittoServer, topic_prefix: str) -> None:
+    """The alert comes from the real pipeline: a simulated probe on Mosquitto, the ingest
+    worker, the alerting service with a turbidity rule."""
     from selenium.webdriver.common.by import By
 
     make_user("cadre1", Role.CADRE, "east", "east-1")
-    browser_sign_in(browser, server, "cadre1")
-    browser.get(f"{server}/console/alerts")
-    browser.execute_script("window.notReloaded = true")
+    probe = SimDevice(device_id("water_quality", "east-1"), "water_quality", village="east-1",
+                      township="east")
     hidden = insert_alert(seeded, village="west-1", township="west")
-    alert_id = insert_alert(seeded, severity="critical")
-    row = wait_for(lambda: browser.find_elements(By.ID, f"alert-{alert_id}"), "the new alert")
+    base = ingest_settings(seeded, mosquitto.url, topic_prefix)
+    with http_receiver() as (url, _):
+        routing = two_level_routing([{"name": "hook", "type": "webhook",
+                                      "options": {"url": url}}], ["hook"], ["hook"])
+        pipeline = alerting_settings(base, tmp_path, routing, CONTAMINATION_RULES)
+        with running_worker(base), running_alerting(pipeline), SimulatedFleet(
+                parse_mqtt_url(mosquitto.url), topic_prefix, [probe],
+                intervals_s={"water_quality": 0.5}, stagger=False) as fleet:
+            browser_sign_in(browser, server, "cadre1")
+            browser.get(f"{server}/console/alerts")
+            browser.execute_script("window.notReloaded = true")
+            fleet.start_fault([probe.device_id], "contamination", ramp_s=0)
+            row = wait_for(lambda: [r for r in browser.find_elements(
+                By.CSS_SELECTOR, "#alert-list tr[id^=alert-]") if "浊度" in r.text],
+                "the contamination alert on the page", 40)
     assert browser.execute_script("return window.notReloaded") is True
     assert not browser.find_elements(By.ID, f"alert-{hidden}")  # another village's
+    alert_id = int(str(row[0].get_attribute("id")).removeprefix("alert-"))
     screenshot(browser, "alerts")
     row[0].find_element(By.TAG_NAME, "a").click()
     wait_for(lambda: browser.find_elements(By.ID, "comment"), "the alert page")
@@ -88,11 +117,11 @@ def test_a_new_alert_appears_without_reload_and_is_acknowledged_with_a_comment(
     assert "已到现场，阀门已关" in shown[0].text and "user:cadre1" in shown[0].text
     screenshot(browser, "alert")
     with psycopg.connect(seeded) as conn:
-        stored = conn.execute("SELECT acknowledged_by, ack_comment FROM alerts WHERE id = %s",
-                              (alert_id,)).fetchone()
+        stored = conn.execute("SELECT rule, acknowledged_by, ack_comment FROM alerts"
+                              " WHERE id = %s", (alert_id,)).fetchone()
         audited = conn.execute("SELECT actor FROM api_audit WHERE action = 'alert.acknowledge'"
                                ).fetchall()
-    assert stored == ("user:cadre1", "已到现场，阀门已关")
+    assert stored == ("wq-turbidity-critical", "user:cadre1", "已到现场，阀门已关")
     assert audited == [("user:cadre1",)]
     assert outside(requested_urls(browser), server) == []
 
