@@ -7,7 +7,15 @@ import path and they import this module as `common`.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import psycopg
+
+from ground.local import free_port, wait_for_port
 
 
 def load() -> str:
@@ -20,3 +28,37 @@ def peak_rss_mb(pid: int) -> float:
     """VmHWM of a running process: the most resident memory it ever had, in MB."""
     status = Path(f"/proc/{pid}/status").read_text()
     return int(next(row for row in status.splitlines() if row.startswith("VmHWM:")).split()[1]) / 1024
+
+
+ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL",
+                           "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@contextmanager
+def scratch_database(name: str, keep: bool = False) -> Iterator[str]:
+    """A new database on TEST_DATABASE_ADMIN_URL's server (default the local one), dropped
+    afterwards unless `keep`; yields its URL."""
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        if not keep:
+            with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def api_server(database_url: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """`village api serve` on a free port in a child process; yields it and its port."""
+    port = free_port()
+    env = {**os.environ, "VILLAGE_DATABASE_URL": database_url, "VILLAGE_DEVELOPMENT": "true",
+           "VILLAGE_API__PORT": str(port), "VILLAGE_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}"}
+    server = subprocess.Popen([sys.executable, "-m", "village.cli", "api", "serve"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port, timeout_s=30)
+        yield server, port
+    finally:
+        server.terminate()
+        server.wait(10)
