@@ -31,7 +31,7 @@ def browser() -> Iterator[Any]:
                  f"--user-data-dir={profile}"):
         options.add_argument(flag)
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(20)
     yield driver
@@ -54,3 +54,10 @@ def outside(urls: list[str], origin: str) -> list[str]:
     # Chromium's own chrome:// and data: URLs are not the network.
     return [u for u in urls if u.split(":", 1)[0] in ("http", "https", "ws", "wss")
             and not u.startswith(origin)]
+
+
+def script_errors(driver: Any) -> list[str]:
+    """Content-Security-Policy refusals and uncaught script errors the page's console
+    reported since the last call (an HTTP error status of a page is not one)."""
+    return [entry["message"] for entry in driver.get_log("browser")
+            if entry["level"] == "SEVERE" and "Failed to load resource" not in entry["message"]]

@@ -22,7 +22,7 @@ from tests.alerting.test_end_to_end import (
     running_alerting,
 )
 from tests.api.conftest import device_id, insert_alert
-from tests.browser import needs_chromium, outside, requested_urls
+from tests.browser import needs_chromium, outside, requested_urls, script_errors
 from tests.console.conftest import (
     UserMaker,
     browser_sign_in,
@@ -50,6 +50,7 @@ def test_sign_in_refuses_a_wrong_password_then_shows_the_overview(
     markers = wait_for(lambda: browser.find_element(By.ID, "map").get_attribute("data-markers"),
                        "the map's markers")
     assert markers == "12"
+    assert script_errors(browser) == []  # the map ran within the Content-Security-Policy
     screenshot(browser, "overview")
     browser.get(f"{server}/console/audit")
     assert "user.create" in browser.find_element(By.ID, "audit").text
@@ -155,5 +156,6 @@ def test_a_csv_with_one_bad_row_shows_its_error_and_imports_nothing(
     points = wait_for(lambda: browser.find_element(By.ID, "device-chart")
                       .get_attribute("data-points"), "the device's chart")
     assert int(points) == 72  # the seed's hourly readings of three days
+    assert script_errors(browser) == []
     screenshot(browser, "device")
     assert outside(requested_urls(browser), server) == []
