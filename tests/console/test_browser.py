@@ -74,6 +74,13 @@ def test_a_village_cadre_sees_only_their_village(server: str, browser: Any,
     kinds = browser.find_element(By.ID, "by-kind").text
     assert "water_meter" in kinds
     assert "east/east-1" in browser.find_element(By.ID, "who").text
+    browser.get(f"{server}/console/devices")
+    listed = browser.find_element(By.ID, "device-list").text
+    assert "east-1" in listed and "west-1" not in listed and "east-2" not in listed
+    browser.get(f"{server}/console/broadcasts")
+    assert browser.find_elements(By.ID, "broadcast-list")
+    assert not browser.find_elements(By.ID, "compose")  # a cadre has no broadcast form
+    screenshot(browser, "broadcasts-as-cadre")
 
 
 def test_a_contamination_alert_appears_without_reload_and_is_acknowledged_with_a_comment(
