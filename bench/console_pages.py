@@ -63,7 +63,7 @@ def add_console_data(url: str) -> None:
             " township, village, grid, metric, summary, value, threshold, last_value,"
             " started_at, fired_at)"
             " SELECT 'fp-' || device_id, 'night_flow', 'threshold',"
-            " (ARRAY['critical', 'major', 'minor', 'info'])[1 + n % 4], 'firing', device_id,"
+            " (ARRAY['critical', 'major', 'minor', 'info'])[1 + n %% 4], 'firing', device_id,"
             " 'water_meter', township, village, grid, 'total_m3', '夜间流量偏高', 0.1, 0.05, 0.1,"
             " now() - n * INTERVAL '1 minute', now() - n * INTERVAL '1 minute'"
             " FROM (SELECT *, row_number() OVER (ORDER BY device_id) AS n FROM devices"
