@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import LiteralString
 
 import psycopg
@@ -19,8 +20,13 @@ from village.api import audit
 
 MIN_PASSWORD_LENGTH = 10
 _hasher = PasswordHasher()
-# Verified against when the name is unknown, so a wrong name takes as long as a wrong password.
-_DUMMY_HASH = _hasher.hash("not anyone's password")
+
+
+@cache
+def _dummy_hash() -> str:
+    # Verified against when the name is unknown, so a wrong name takes as long as a wrong
+    # password; made at the first sign-in, not at import (hashing takes a tenth of a second).
+    return _hasher.hash("not anyone's password")
 
 
 class AccountError(ValueError):
@@ -163,7 +169,7 @@ def sign_in(conn: psycopg.Connection, name: str, password: str, now: datetime,
             "SELECT id, password_hash, disabled_at, locked_until FROM console_users"
             " WHERE name = %s FOR UPDATE", (name,)).fetchone()
         if row is None or row[2] is not None:
-            _verify(_DUMMY_HASH, password)
+            _verify(_dummy_hash(), password)
             return SignInResult(None, "wrong")
         user_id, stored, _, locked = row
         if locked is not None and locked > now:
