@@ -85,10 +85,10 @@ def _device_page(request: Request, conn: Conn, session: web.Session, device_id: 
         " ORDER BY received_at DESC LIMIT 20", (device_id,)).fetchall()
     alerts = operations.list_alerts(conn, principal, operations.AlertFilter(device_id=device_id),
                                     20, 0)
-    _, _, history = service.history(conn, principal, device_id)
+    _, presence, history = service.history(conn, principal, device_id)
     return web.render(
         request, "device.html", session, status, page="devices", device=device,
-        history=history, values=values, metrics=metrics,
+        history=history, presence=presence, values=values, metrics=metrics,
         metric=chosen_metric, span=span, spans=list(RANGES), chart=chart,
         error=error or chart_error, dead_letters=dead, alerts=alerts, secret=secret,
         may_act=principal.may(Role.OPERATOR, device.place) and device.lifecycle == "active")
