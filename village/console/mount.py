@@ -46,7 +46,9 @@ class ConsoleHeaders:
 
     def __init__(self, app: ASGIApp, settings: ConsoleSettings) -> None:
         self.app = app
-        self.compressed = GZipMiddleware(app, minimum_size=600)
+        # Level 4: a county's map data (540 KB of JSON) packs to 140 KB in 30 ms; level 9
+        # (the default) saves a few KB more in ten times as long.
+        self.compressed = GZipMiddleware(app, minimum_size=600, compresslevel=4)
         self.headers = [
             (b"content-security-policy", content_security_policy(settings).encode()),
             (b"x-content-type-options", b"nosniff"),
