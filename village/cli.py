@@ -12,6 +12,7 @@ from village.commands import (
     broadcast,
     broker,
     dashboards,
+    device_commands,
     devices,
     ingest,
     simulate,
@@ -48,8 +49,8 @@ def migrate() -> None:
     )
 
 
-for command_module in (ingest, up, devices, broker, simulate, alerts, broadcast, dashboards, api,
-                       users):
+for command_module in (ingest, up, devices, device_commands, broker, simulate, alerts, broadcast,
+                       dashboards, api, users):
     command_module.register(app)
 
 

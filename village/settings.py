@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from alerting.settings import AlertingSettings
 from broadcast.settings import BroadcastSettings
 from dashboards.settings import GrafanaSettings
+from devices.access_settings import AccessSettings
 from devices.contract import DEFAULT_TOPIC_PREFIX, TOPIC_PREFIX_PATTERN
 from ground.settings import MqttEndpoint, SettingsError, load, parse_mqtt_url
 from ingest.settings import IngestSettings, RetentionSettings
@@ -45,6 +46,7 @@ class Settings(BaseSettings):
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     broadcast: BroadcastSettings = Field(default_factory=BroadcastSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
 
