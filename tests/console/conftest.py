@@ -87,13 +87,16 @@ def wait_for(check: Callable[[], Any], what: str, seconds: float = 15) -> Any:
 
 
 def browser_sign_in(driver: Any, base: str, name: str, password: str = PASSWORD) -> None:
-    """Sign in through the form, as a person would."""
+    """Sign in through the form, as a person would, and wait for the answer."""
     from selenium.webdriver.common.by import By
 
     driver.get(f"{base}/console/sign-in")
     driver.find_element(By.ID, "name").send_keys(name)
     driver.find_element(By.ID, "password").send_keys(password)
     driver.find_element(By.ID, "submit").click()
+    # The click returns before the answer arrives: wait for the page it leads to.
+    wait_for(lambda: driver.find_elements(By.ID, "who")
+             or driver.find_elements(By.ID, "sign-in-error"), "the answer to signing in")
 
 
 def place_devices(database_url: str) -> None:
