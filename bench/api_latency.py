@@ -4,7 +4,7 @@ Scenarios: latest values of all 15,000 meters (paged, 1,000 devices a page; ever
 of the kind, or only the register); a 30-day daily
 consumption series for one village (a village cadre's token); a 30-day daily series of one
 meter. The data is generated inside PostgreSQL (INSERT ... SELECT over generate_series) into
-`readings` (monthly partitions prepared first) and `readings_daily`. The API runs as
+`readings` (monthly partitions prepared first), `readings_daily` and `latest_values`. The API runs as
 `village api serve` in a child process; requests are sequential from this process.
 
 Run: `.venv/bin/python bench/api_latency.py [--requests 200] [--keep]`. Not a test.
@@ -66,6 +66,8 @@ def fill(url: str) -> dict[str, float]:
             " avg(value), (array_agg(value ORDER BY ts))[1], (array_agg(value ORDER BY ts DESC))[1]"
             " FROM readings GROUP BY 1, 2, 3")
         conn.execute("UPDATE rollup_watermarks SET refreshed_to = now()")
+        # Rows written without ingest: merged as an import would (see docs/sql.md).
+        conn.execute("SELECT village_merge_latest()")
         conn.execute("VACUUM ANALYZE")
         timings["rollup_and_vacuum_s"] = time.perf_counter() - started
         timings["readings"] = conn.execute("SELECT count(*) FROM readings").fetchone()[0]  # type: ignore[index]
@@ -94,29 +96,28 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
-    with scratch_database(f"village_bench_api_{os.getpid()}", args.keep) as url:
-        print(f"before: {load()}", flush=True)
-        migrate(url, retention=timedelta(days=730))
-        started = time.perf_counter()
-        timings = fill(url)
-        print(f"filled {METERS} meters,"
-              f" {timings['readings']:,} readings in {time.perf_counter() - started:.0f} s"
-              f" (raw {timings['raw_s']:.0f} s, rollup+vacuum {timings['rollup_and_vacuum_s']:.0f} s);"
-              f" {load()}", flush=True)
-        with psycopg.connect(url) as conn:
-            _, admin = create_token(conn, SYSTEM, "bench-admin", Role.ADMIN, Place())
-            _, cadre = create_token(conn, SYSTEM, "bench-cadre", Role.CADRE,
-                                    Place("镇2", "镇2村17"))
-        with api_server(url) as (server, port):
-            scenarios(port, admin, cadre, args.requests)
-            print(f"API server peak RSS {peak_rss_mb(server.pid):.0f} MB; after: {load()}")
+    with scratch_database(f"village_bench_api_{os.getpid()}", keep=args.keep) as url:
+        fill_serve_and_measure(url, args.requests)
 
 
-def scenarios(port: int, admin: str, cadre: str, requests: int) -> None:
-    """Time each scenario against the API on `port`."""
+def fill_serve_and_measure(url: str, requests: int) -> None:
+    """Fill the database, serve the API from it, and time the scenarios."""
+    print(f"before: {load()}", flush=True)
+    migrate(url, retention=timedelta(days=730))
+    started = time.perf_counter()
+    timings = fill(url)
+    print(f"filled {METERS} meters,"
+          f" {timings['readings']:,} readings in {time.perf_counter() - started:.0f} s"
+          f" (raw {timings['raw_s']:.0f} s, rollup+vacuum {timings['rollup_and_vacuum_s']:.0f} s);"
+          f" {load()}", flush=True)
+    with psycopg.connect(url) as conn:
+        _, admin = create_token(conn, SYSTEM, "bench-admin", Role.ADMIN, Place())
+        _, cadre = create_token(conn, SYSTEM, "bench-cadre", Role.CADRE,
+                                Place("镇2", "镇2村17"))
     now = datetime.now(UTC)
     window = {"from": (now - timedelta(days=30)).isoformat(), "to": now.isoformat()}
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+    with api_server(url) as (base_url, pid), httpx.Client(base_url=base_url,
+                                                           timeout=60) as http:
         as_admin = {"Authorization": f"Bearer {admin}"}
         as_cadre = {"Authorization": f"Bearer {cadre}"}
 
@@ -137,7 +138,8 @@ def scenarios(port: int, admin: str, cadre: str, requests: int) -> None:
             assert values == (1 if metric else 2) * METERS, values
             return response
 
-        measure("latest values (6 metrics), one page of 1,000 meters", latest_page, requests)
+        measure("latest values (6 metrics), one page of 1,000 meters", latest_page,
+                requests)
         measure("latest values (6 metrics), all 15,000 meters (15 pages)",
                 lambda: sweep(None), max(10, requests // 10))
         measure("latest register (total_m3), all 15,000 meters (15 pages)",
@@ -153,6 +155,8 @@ def scenarios(port: int, admin: str, cadre: str, requests: int) -> None:
             "/telemetry/places", headers=as_admin, params={
                 "kind": "water_meter", "metric": "total_m3", "bucket": "1d", "agg": "delta"}
             | window), max(10, requests // 10))
+        print(f"API server peak RSS {peak_rss_mb(pid):.0f} MB; after: {load()}")
+
 
 if __name__ == "__main__":
     main()

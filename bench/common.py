@@ -17,6 +17,9 @@ import psycopg
 
 from ground.local import free_port, wait_for_port
 
+ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL",
+                           "postgresql://postgres@127.0.0.1:5432/postgres")
+
 
 def load() -> str:
     """The machine's load average and core count, printed with every figure."""
@@ -30,14 +33,10 @@ def peak_rss_mb(pid: int) -> float:
     return int(next(row for row in status.splitlines() if row.startswith("VmHWM:")).split()[1]) / 1024
 
 
-ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL",
-                           "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
 @contextmanager
 def scratch_database(name: str, keep: bool = False) -> Iterator[str]:
-    """A new database on TEST_DATABASE_ADMIN_URL's server (default the local one), dropped
-    afterwards unless `keep`; yields its URL."""
+    """A new, empty database on TEST_DATABASE_ADMIN_URL (default the local server): its
+    URL; dropped afterwards unless `keep`."""
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
@@ -49,16 +48,16 @@ def scratch_database(name: str, keep: bool = False) -> Iterator[str]:
 
 
 @contextmanager
-def api_server(database_url: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """`village api serve` on a free port in a child process; yields it and its port."""
+def api_server(database_url: str) -> Iterator[tuple[str, int]]:
+    """`village api serve` on this database in a child process: (its base URL, its pid)."""
     port = free_port()
     env = {**os.environ, "VILLAGE_DATABASE_URL": database_url, "VILLAGE_DEVELOPMENT": "true",
            "VILLAGE_API__PORT": str(port), "VILLAGE_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}"}
     server = subprocess.Popen([sys.executable, "-m", "village.cli", "api", "serve"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port, timeout_s=30)
-        yield server, port
+        yield f"http://127.0.0.1:{port}", server.pid
     finally:
         server.terminate()
         server.wait(10)

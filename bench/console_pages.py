@@ -107,8 +107,8 @@ def main() -> None:
         print(f"filled {METERS} meters, {timings['readings']:,} readings, {ALERTS} alerts in"
               f" {time.perf_counter() - started:.0f} s; {load()}", flush=True)
         cookie = signed_in(url)
-        with api_server(url) as (server, port), httpx.Client(
-                base_url=f"http://127.0.0.1:{port}", timeout=60,
+        with api_server(url) as (base_url, pid), httpx.Client(
+                base_url=base_url, timeout=60,
                 headers={"cookie": f"village_session={cookie}"}) as http:
             for label, path in PAGES.items():
                 measure(label, lambda path=path: http.get(path), args.requests)
@@ -116,7 +116,7 @@ def main() -> None:
             for label, path in WEIGHED.items():
                 sent, unpacked = weight(http, path)
                 print(f"  {label}: {sent:.0f} KB / {unpacked:.0f} KB", flush=True)
-            print(f"API server peak RSS {peak_rss_mb(server.pid):.0f} MB; after: {load()}")
+            print(f"API server peak RSS {peak_rss_mb(pid):.0f} MB; after: {load()}")
 
 if __name__ == "__main__":
     main()

@@ -50,6 +50,7 @@ def seed_registry(conn: psycopg.Connection) -> None:
                     copy.write_row((meter, "total_m3", ts, 100 + hour * 0.1))
                     copy.write_row((meter, "flow_m3h", ts, 0.1))
     conn.execute("SELECT village_refresh_rollups()")
+    conn.execute("SELECT village_merge_latest()")
 
 
 @pytest.fixture

@@ -176,6 +176,8 @@ def fill(database_url: str, now: datetime) -> None:
                 (now - timedelta(minutes=minutes),),
             )
         _alerts_and_broadcasts(conn, now)
+        # Rows written without ingest: merged into latest_values as an import would be.
+        conn.execute("SELECT village_merge_latest()")
         storage = conn.execute("SELECT value FROM village_meta WHERE key = 'storage'").fetchone()
         if storage and storage[0] == "plain":
             conn.execute("SELECT village_refresh_rollups()")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from devices.broker_access import SERVICE_ACCOUNTS
 from ground.local import NO_LOSS_BROKER_SETTINGS
@@ -64,7 +65,8 @@ def filled_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def model(filled_env: Path) -> dict[str, Any]:
     """The normalised compose model (every profile), as Compose itself resolves it."""
-    result = compose(filled_env, "--profile", "simulators", "config", "--format", "json")
+    result = compose(filled_env, "--profile", "simulators", "--profile", "monitoring", "config",
+                     "--format", "json")
     assert result.returncode == 0, result.stderr
     return dict(json.loads(result.stdout))
 
@@ -232,3 +234,21 @@ def test_services_with_persistent_sessions_name_their_client_id(model: dict[str,
     services = model["services"]
     assert services["ingest"]["environment"]["VILLAGE_INGEST__CLIENT_ID"]
     assert services["broadcast"]["environment"]["VILLAGE_BROADCAST__CLIENT_ID"]
+
+
+def test_prometheus_scrapes_each_process_at_its_configured_metrics_port(
+        model: dict[str, Any]) -> None:
+    mounted = {v["target"]: v["source"] for v in model["services"]["prometheus"]["volumes"]
+               if v["type"] == "bind"}
+    config = yaml.safe_load(Path(mounted["/etc/prometheus/prometheus.yml"]).read_text())
+    targets = {job["job_name"]: target for job in config["scrape_configs"]
+               for target in job["static_configs"][0]["targets"]}
+    defaults = Settings(development=True)
+    assert targets == {
+        "village-ingest": f"ingest:{defaults.ingest.metrics_port}",
+        "village-alerting": f"alerting:{defaults.alerting.metrics_port}",
+        "village-broadcast": f"broadcast:{defaults.broadcast.metrics_port}",
+        "village-api": "api:8000",
+    }
+    for service in ("ingest", "alerting", "broadcast", "api"):
+        assert service in model["services"], service

@@ -8,8 +8,8 @@ import time
 import typer
 from rich.console import Console
 
-from ingest.service import Worker, default_client_id
-from village.commands.output import settings_or_exit
+from ingest.service import Stats, Worker, default_client_id
+from village.commands.output import metrics_served, settings_or_exit
 from village.processes import ingest_worker, stop_on_signals
 
 console = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -28,13 +28,27 @@ def ingest(
                f"MQTT 3.1.1: no shared subscription, holding at {settings.ingest.max_in_flight}")
     console.print(f"ingest worker [bold]{client_id}[/bold]: {settings.mqtt!r}, prefix "
                   f"{settings.topic_prefix!r}, {sharing}")
+    port = settings.ingest.metrics_port
+    metrics = metrics_served(running.metrics.registry, port + worker - 1 if port else 0,
+                             "VILLAGE_INGEST__METRICS_PORT")
     reporter = threading.Thread(target=_report, args=(running, status_every), daemon=True)
-    with stop_on_signals(running.stop):
-        reporter.start()
-        running.run()
+    try:
+        with stop_on_signals(running.stop):
+            reporter.start()
+            running.run()
+    finally:
+        if metrics is not None:
+            metrics.close()
     stats = running.stats
     console.print(f"stopped: {stats.messages} messages, {stats.readings} readings stored, "
-                  f"{stats.dead_letters} dead letters")
+                  f"{stats.dead_letters} dead letters{_poison(stats, ', ')}")
+
+
+def _poison(stats: Stats, separator: str) -> str:
+    """The messages that raised or that the database refused, when there were any."""
+    return "".join(f"{separator}{count} {what}" for count, what in (
+        (stats.internal_errors, "internal errors"), (stats.isolated, "refused by the database"))
+        if count)
 
 
 def _report(worker: Worker, every_s: float) -> None:
@@ -51,6 +65,7 @@ def _report(worker: Worker, every_s: float) -> None:
             f"held {len(worker.handoff)}  broker {broker}[/]  database {database}[/]"
             + (f"  QoS 0 refused {worker.handoff.dropped_qos0}" if worker.handoff.dropped_qos0
                else "")
+            + _poison(stats, "  ")
             + (f"  last error: {stats.last_error}" if not stats.database_ok and stats.last_error
                else "")
         )
