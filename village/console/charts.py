@@ -8,8 +8,8 @@ from typing import Any
 
 import psycopg
 
+from devices.telemetry import Agg, Bucket, Limits, series
 from village.api.settings import ApiSettings
-from village.api.telemetry import Agg, Bucket, Limits, series
 
 # The finest resolution for each longest span: about 300 to 800 points whatever the range.
 _RESOLUTIONS = (

@@ -12,11 +12,11 @@ from fastapi.responses import Response
 from alerting import operations
 from devices import service
 from devices.registry import DeviceDenied, DeviceFilter, DeviceNotFound, DeviceView
+from devices.telemetry import LatestFilter, RangeError, latest
 from ground.errors import Conflict
 from ground.principal import Role
 from village.api import audit
 from village.api.deps import Conn
-from village.api.telemetry import LatestFilter, RangeError, latest
 from village.console import web
 from village.console.charts import RANGES, chart_data
 
