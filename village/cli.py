@@ -18,6 +18,7 @@ from village.commands import (
     ingest,
     simulate,
     up,
+    users,
 )
 from village.commands.errors import CommandGroup
 from village.commands.output import err, settings_or_exit
@@ -61,7 +62,8 @@ def migrate() -> None:
     )
 
 
-for command_module in (ingest, up, devices, device_commands, broker, simulate, alerts, broadcast, dashboards, api):
+for command_module in (ingest, up, devices, device_commands, broker, simulate, alerts, broadcast,
+                       dashboards, api, users):
     command_module.register(app)
 
 

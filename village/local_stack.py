@@ -13,6 +13,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from rich.console import Console
+
 from ground.local import process_running
 
 DATA_DIR = Path("var")
@@ -46,6 +48,17 @@ def write_stack_file(data_dir: Path, stack: LocalStack) -> Path:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(asdict(stack), handle, indent=2)
+    return path
+
+
+def announce(console: Console, data_dir: Path, stack: LocalStack) -> Path:
+    """Write the stack file, and tell the person what to try next in another terminal."""
+    path = write_stack_file(data_dir, stack)
+    console.print(f"\nIn another terminal, in this directory (the commands find the stack "
+                  f"through {path}):", highlight=False)
+    for line in TRY_NEXT:
+        console.print(f"    {line}", highlight=False, markup=False)
+    console.print("", highlight=False)
     return path
 
 

@@ -20,6 +20,7 @@ from devices.contract import DEFAULT_TOPIC_PREFIX, TOPIC_PREFIX_PATTERN
 from ground.settings import MqttEndpoint, SettingsError, load, parse_mqtt_url
 from ingest.settings import IngestSettings, RetentionSettings
 from village.api.settings import ApiSettings
+from village.console.settings import ConsoleSettings
 from village.logs import LogFormat
 
 DEVELOPMENT_LINK_SECRET = "development-only-alert-link-secret"
@@ -51,6 +52,7 @@ class Settings(BaseSettings):
     broadcast: BroadcastSettings = Field(default_factory=BroadcastSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
 
     @field_validator("database_url")

@@ -40,6 +40,7 @@ from ground.local import (
     stand_in_for,
 )
 from ground.mqtt import check_reachable
+from ground.principal import Place, Principal, Role
 from ground.settings import parse_mqtt_url
 from ingest.service import default_client_id
 from simulators.build import DEFAULT_INTERVALS_S
@@ -47,7 +48,8 @@ from simulators.fleet import SimulatedFleet
 from simulators.population import PopulationSpec, generate_population
 from simulators.store import append_secrets, read_secrets, register
 from village.commands.broker import DYNSEC_FILE, write_broker_config
-from village.local_stack import TRY_NEXT, LocalStack, write_stack_file
+from village.console.accounts import AccountError, create_user, enable_user, reset_password
+from village.local_stack import LocalStack, announce
 from village.processes import broadcast_daemon, ingest_worker, start_alerting, stop_on_signals
 from village.schema import migrate
 from village.settings import Settings
@@ -316,6 +318,25 @@ def api_component(stack: Stack) -> Component:
                               start)
 
 
+DEVELOPMENT_ADMIN = "admin"
+
+
+def console_login(stack: Stack) -> None:
+    """Give the local console an admin with a fresh password for this run, and say where."""
+    password = secrets.token_urlsafe(12)
+    actor = Principal("village-up", Role.ADMIN)
+    with psycopg.connect(stack.settings.database_url) as conn:
+        try:
+            create_user(conn, actor, DEVELOPMENT_ADMIN, password, Role.ADMIN, Place(),
+                        "development admin")
+        except AccountError:  # made by an earlier run: a new password for this one
+            reset_password(conn, actor, DEVELOPMENT_ADMIN, password)
+            enable_user(conn, actor, DEVELOPMENT_ADMIN)
+    api = stack.settings.api
+    stack.console.print(f"console     http://{api.host}:{api.port}/console/  "
+                        f"(user {DEVELOPMENT_ADMIN}, password {password})")
+
+
 def _share_link_secret(stack: Stack) -> None:
     """One link key for the run, shared by alerting (signs) and the API (verifies).
 
@@ -367,9 +388,12 @@ def run_up(settings: Settings, data_dir: Path, console: Console,
                 component = factory(stack)
                 if component is not None:
                     stack.add(component)
+            console_login(stack)
             log.info("running; database %s, broker %s. Ctrl-C stops everything.",
                      stack.settings.database_url, stack.settings.mqtt_url)
-            stack_file = _announce(stack)
+            stack_file = announce(stack.console, stack.data_dir, LocalStack(
+                stack.settings.database_url, stack.settings.mqtt_url,
+                f"http://{stack.settings.api.host}:{stack.settings.api.port}", os.getpid()))
             _show_figures(stack, stop)
     except UpError as exc:
         log.error("cannot start: %s", exc)
@@ -378,20 +402,6 @@ def run_up(settings: Settings, data_dir: Path, console: Console,
         if stack_file is not None:
             stack_file.unlink(missing_ok=True)
         stack.stop()
-
-
-def _announce(stack: Stack) -> Path:
-    """Tell other terminals where the stack is, and the person what to try next."""
-    settings = stack.settings
-    path = write_stack_file(stack.data_dir, LocalStack(
-        settings.database_url, settings.mqtt_url,
-        f"http://{settings.api.host}:{settings.api.port}", os.getpid()))
-    stack.console.print(f"\nIn another terminal, in this directory (the commands find the "
-                        f"stack through {path}):", highlight=False)
-    for line in TRY_NEXT:
-        stack.console.print(f"    {line}", highlight=False, markup=False)
-    stack.console.print("", highlight=False)
-    return path
 
 
 def _show_figures(stack: Stack, stop: threading.Event) -> None:

@@ -21,6 +21,7 @@ from ground.mqtt import ClientOptions, build_client, connect_async
 from village.api import deps, problems
 from village.api.body_limit import BodyLimit
 from village.api.routers import alerts, broadcasts, commands, devices, health, phone, telemetry
+from village.console import mount as console
 from village.settings import Settings, link_secret
 
 DOCS_ASSETS = "/docs-assets"
@@ -113,5 +114,6 @@ def create_app(settings: Settings) -> FastAPI:
     if assets is not None:
         app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
     app.add_api_route("/docs", _docs_page if assets else _docs_missing, include_in_schema=False)
+    console.install(app, settings.console)
     app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
     return app

@@ -32,7 +32,8 @@ api_app = typer.Typer(help="The HTTP API.", no_args_is_help=True)
 log = logging.getLogger("village.api")
 
 
-def _cli_principal() -> Principal:
+def cli_principal() -> Principal:
+    """The principal the CLI acts as: the admin, named after the OS user."""
     # Whoever can run the CLI on the server can read its database URL: they act as admin.
     return Principal(f"cli:{getpass.getuser()}", Role.ADMIN)
 
@@ -73,7 +74,7 @@ def create(
     try:
         with psycopg.connect(settings.database_url) as conn:
             check_place_known(conn, Place(township, village))
-            info, secret = create_token(conn, _cli_principal(), name, parse_role(role),
+            info, secret = create_token(conn, cli_principal(), name, parse_role(role),
                                         Place(township, village), expires)
     except TokenError as exc:
         raise fail(str(exc)) from None
@@ -108,7 +109,7 @@ def revoke(name: str) -> None:
     settings = settings_or_exit()
     try:
         with psycopg.connect(settings.database_url) as conn:
-            revoke_token(conn, _cli_principal(), name)
+            revoke_token(conn, cli_principal(), name)
     except TokenError as exc:
         raise fail(str(exc)) from None
     out.print(f"token {name} revoked", highlight=False)
