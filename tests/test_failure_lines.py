@@ -90,6 +90,11 @@ COMMANDS = [
     _command("tokens create someone --role viewer", DB),
     _command("tokens list", DB),
     _command("tokens revoke someone", DB),
+    _command("users create duty --role viewer --password long-enough-1", DB),
+    _command("users reset duty --password long-enough-2", DB),
+    _command("users enable duty", DB),
+    _command("users disable duty", DB),
+    _command("users list", DB),
 ]
 # These say what they start or make before a failure stops them.
 TELL_PROGRESS = ("up", "simulate")
