@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import typer
 from rich.console import Console
 
@@ -46,12 +44,17 @@ def settings_or_exit() -> Settings:
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema (idempotent; safe from several processes)."""
-    from village.schema import migrate as run_migrations
+    from ground.migrate import MigrationError
+    from ground.storage import StorageError
+    from village.schema import migrate_as_configured
 
     settings = settings_or_exit()
-    report = run_migrations(
-        settings.database_url, timedelta(days=settings.retention.raw_days)
-    )
+    try:
+        report = migrate_as_configured(settings.database_url, settings.storage, settings.retention)
+    except (StorageError, MigrationError) as exc:
+        console.print(f"[red]migrate failed:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"storage: {report.storage} ({report.reason})", highlight=False)
     done = ", ".join(report.applied) if report.applied else "nothing to apply"
     console.print(
         f"schema at version {report.current_version} ({report.storage} storage): {done}",

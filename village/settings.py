@@ -16,6 +16,7 @@ from broadcast.settings import BroadcastSettings
 from dashboards.settings import GrafanaSettings
 from devices.contract import DEFAULT_TOPIC_PREFIX, TOPIC_PREFIX_PATTERN
 from ground.settings import MqttEndpoint, load, parse_mqtt_url
+from ground.storage import StorageChoice
 from ingest.settings import IngestSettings, RetentionSettings
 from village.api.settings import ApiSettings
 
@@ -34,6 +35,9 @@ class Settings(BaseSettings):
     database_url: str = "postgresql://postgres@127.0.0.1:5432/village"
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     topic_prefix: str = DEFAULT_TOPIC_PREFIX
+    storage: StorageChoice = Field(
+        "auto", description="timescale, plain, or auto: TimescaleDB where it is preloaded"
+    )
     development: bool = Field(
         False, description="allow working defaults for secrets (never in production)"
     )

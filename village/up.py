@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 
@@ -162,10 +161,10 @@ def _cluster_dir(stack: Stack) -> Path:
 
 
 def _migrate(stack: Stack) -> None:
-    from village.schema import migrate
+    from village.schema import migrate_as_configured
 
-    report = migrate(stack.settings.database_url,
-                     timedelta(days=stack.settings.retention.raw_days))
+    settings = stack.settings
+    report = migrate_as_configured(settings.database_url, settings.storage, settings.retention)
     done = ", ".join(report.applied) or "already current"
     stack.console.print(f"schema      version {report.current_version}, {report.storage} "
                         f"storage ({done})")
