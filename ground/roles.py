@@ -27,6 +27,8 @@ SECRET_TABLES = ("api_tokens", "service_accounts")
 SECRET_COLUMNS = {"devices": ("secret_hash",)}
 ALL_DML = ("SELECT", "INSERT", "UPDATE", "DELETE")
 WRITE_NO_DELETE = ("SELECT", "INSERT", "UPDATE")
+# A purge is the migration role's (an operator's) act, never a service's.
+OWNER_ONLY_FUNCTIONS = ("village_forget_device_rollups",)
 BROADCAST_TABLES = ("broadcasts", "broadcast_deliveries", "broadcast_audit", "broadcast_schedules",
                     "broadcast_groups")
 
@@ -116,16 +118,18 @@ def _grant_reader(conn: psycopg.Connection) -> None:
 
 def _grant_functions(conn: psycopg.Connection) -> None:
     # SECURITY DEFINER functions run as the schema's owner: nobody but the named roles.
-    for role in SERVICE_ROLES:
-        for function in role.functions:
-            for (signature,) in conn.execute(
-                    "SELECT p.oid::regprocedure::text FROM pg_proc p"
-                    " JOIN pg_namespace n ON n.oid = p.pronamespace"
-                    " WHERE n.nspname = 'public' AND p.proname = %s", (function,)):
-                conn.execute(sql.SQL("REVOKE EXECUTE ON FUNCTION {} FROM PUBLIC").format(
-                    sql.SQL(signature)))
+    granted = {function: [role.name for role in SERVICE_ROLES if function in role.functions]
+               for role in SERVICE_ROLES for function in role.functions}
+    for function in (*granted, *OWNER_ONLY_FUNCTIONS):
+        for (signature,) in conn.execute(
+                "SELECT p.oid::regprocedure::text FROM pg_proc p"
+                " JOIN pg_namespace n ON n.oid = p.pronamespace"
+                " WHERE n.nspname = 'public' AND p.proname = %s", (function,)).fetchall():
+            conn.execute(sql.SQL("REVOKE EXECUTE ON FUNCTION {} FROM PUBLIC").format(
+                sql.SQL(signature)))
+            for role_name in granted.get(function, []):
                 conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(
-                    sql.SQL(signature), sql.Identifier(role.name)))
+                    sql.SQL(signature), sql.Identifier(role_name)))
 
 
 def _create_role(conn: psycopg.Connection, name: str) -> None:
@@ -146,3 +150,21 @@ def _exists(conn: psycopg.Connection, table: str) -> bool:
 def _current_database(conn: psycopg.Connection) -> str:
     row = conn.execute("SELECT current_database()").fetchone()
     return str(row[0]) if row else ""
+
+
+def login_name(group: str) -> str:
+    """The login role a service connects as: a member of its group role."""
+    return f"{group}_login"
+
+
+def ensure_login(conn: psycopg.Connection, group: str, password: str) -> str:
+    """Create or update the login role of `group` with this password; return its name."""
+    login = login_name(group)
+    _create_role(conn, login)
+    conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
+        sql.Identifier(login), sql.Literal(password)))
+    conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(login)))
+    if group == READER:
+        conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(
+            sql.Identifier(login)))
+    return login

@@ -43,12 +43,22 @@ def drop_database(admin_url: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def seal_template(admin_url: str, name: str) -> None:
+    """Let nobody connect to a template any more, so copying it never finds it in use (on
+    TimescaleDB, its job scheduler would otherwise come and go at any time)."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                     (name,))
+
+
 @pytest.fixture(scope="session")
 def migrated_template(worker_id: str) -> Iterator[str]:
     """A database migrated once per test process, copied for every test."""
     name = f"village_template_{worker_id}_{os.getpid()}"
     url = create_database(ADMIN_URL, name)
     migrate(url, retention=timedelta(days=730))
+    seal_template(ADMIN_URL, name)
     yield name
     drop_database(ADMIN_URL, name)
 

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from devices.registry import remove_device
 from ground.migrate import RecordRetention, record_retention_config
@@ -28,6 +29,15 @@ def storage_of(conn: psycopg.Connection) -> str:
     row = conn.execute("SELECT value FROM village_meta WHERE key = 'storage'").fetchone()
     assert row is not None
     return str(row[0])
+
+
+def count_rows(conn: psycopg.Connection, relation: str, device: str | None = None) -> int:
+    """Rows of a relation (about one device, if given)."""
+    query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(relation))
+    if device is not None:
+        query += sql.SQL(" WHERE device_id = {}").format(sql.Literal(device))
+    row = conn.execute(query).fetchone()
+    return int(row[0]) if row else -1
 
 
 def materialize_rollups(database_url: str) -> None:
@@ -78,20 +88,14 @@ def test_a_purged_device_leaves_no_row_in_the_sql_surface(database_url: str) -> 
     with psycopg.connect(database_url) as conn:
         for relation in SURFACE:
             for device in ("wm-gone", "wm-kept"):
-                count = conn.execute(f"SELECT count(*) FROM {relation} WHERE device_id = %s",
-                                     (device,)).fetchone()
-                assert count is not None and count[0] > 0, (relation, device)
+                assert count_rows(conn, relation, device) > 0, (relation, device)
         deleted = remove_device(conn, "wm-gone", "test")
     assert deleted["rollups"] > 0
     run_rollup_refresh(database_url)  # a later refresh brings nothing back
     with psycopg.connect(database_url) as conn:
         for relation in SURFACE:
-            gone = conn.execute(f"SELECT count(*) FROM {relation} WHERE device_id = 'wm-gone'"
-                                ).fetchone()
-            kept = conn.execute(f"SELECT count(*) FROM {relation} WHERE device_id = 'wm-kept'"
-                                ).fetchone()
-            assert gone == (0,), relation
-            assert kept is not None and kept[0] > 0, relation
+            assert count_rows(conn, relation, "wm-gone") == 0, relation
+            assert count_rows(conn, relation, "wm-kept") > 0, relation
 
 
 def _add_records(conn: psycopg.Connection, age: timedelta, tag: str) -> None:
@@ -122,11 +126,7 @@ RECORDS = ("dead_letters", "alerts", "alert_transitions", "notifications", "broa
 
 
 def _counts(conn: psycopg.Connection) -> dict[str, int]:
-    counts = {}
-    for table in RECORDS:
-        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
-        counts[table] = int(row[0]) if row else -1
-    return counts
+    return {table: count_rows(conn, table) for table in RECORDS}
 
 
 def test_records_expire_by_their_own_retention(database_url: str) -> None:

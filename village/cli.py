@@ -12,6 +12,7 @@ from village.commands import (
     broadcast,
     broker,
     dashboards,
+    db,
     devices,
     ingest,
     simulate,
@@ -62,7 +63,7 @@ def migrate() -> None:
     )
 
 
-for command_module in (ingest, devices, broker, simulate, alerts, broadcast, dashboards, api):
+for command_module in (ingest, devices, broker, simulate, alerts, broadcast, dashboards, api, db):
     command_module.register(app)
 
 
