@@ -6,6 +6,7 @@ process's `main()`, never at import. A bad setting fails at start with one line 
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
@@ -40,6 +41,9 @@ class Settings(BaseSettings):
     )
     development: bool = Field(
         False, description="allow working defaults for secrets (never in production)"
+    )
+    ready_file: Path | None = Field(
+        None, description="touched while a long-running service is connected and working"
     )
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)

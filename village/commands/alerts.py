@@ -144,6 +144,7 @@ def unsilence_command(silence_id: int, by: str = typer.Option(...)) -> None:
 def run_command() -> None:
     """Run the alerting service until interrupted (notifications per the routing file)."""
     from alerting.service import AlertingConfigError, start
+    from ground.health import signal_readiness
     from village.cli import settings_or_exit
     from village.commands.ingest import stop_on_signals
 
@@ -154,6 +155,7 @@ def run_command() -> None:
         errors.print(f"[red]alerting:[/red] {exc}")
         raise typer.Exit(2) from None
     stop = threading.Event()
+    signal_readiness(settings.ready_file, settings.database_url, [handle.thread.is_alive], stop)
     errors.print(f"alerting: {len(handle.engine.book.rules)} rules, "
                  f"{len(handle.engine.notifiers)} receivers")
     with stop_on_signals(stop):

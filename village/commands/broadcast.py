@@ -251,11 +251,13 @@ def schedule_remove(schedule_id: int) -> None:
 def daemon() -> None:
     """Run the delivery daemon in the foreground until interrupted."""
     from broadcast.daemon import start
+    from ground.health import signal_readiness
     from village.cli import settings_or_exit
 
     settings = settings_or_exit()
     handle = start(settings)
     done = threading.Event()
+    signal_readiness(settings.ready_file, settings.database_url, [handle.ready.is_set], done)
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
         done.wait()

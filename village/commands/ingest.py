@@ -43,6 +43,7 @@ def ingest(
     status_every: float = typer.Option(5.0, min=0.1, help="seconds between status lines"),
 ) -> None:
     """Run an ingest worker: MQTT telemetry, events and status into the database."""
+    from ground.health import signal_readiness
     from ingest.service import Worker, default_client_id
     from village.cli import settings_or_exit
 
@@ -55,6 +56,9 @@ def ingest(
     console.print(f"ingest worker [bold]{client_id}[/bold]: {settings.mqtt!r}, prefix "
                   f"{settings.topic_prefix!r}, {sharing}")
     reporter = threading.Thread(target=_report, args=(running, status_every), daemon=True)
+    signal_readiness(settings.ready_file, settings.database_url,
+                     [running.subscriber.connected.is_set, lambda: running.stats.database_ok],
+                     running.stop)
     with stop_on_signals(running.stop):
         reporter.start()
         running.run()
