@@ -20,9 +20,12 @@ if TYPE_CHECKING:
     from ground.settings import MqttEndpoint
 
 
-def _write_atomically(path: Path, chunks: Iterable[str], mode: int) -> None:
+def _write_atomically(path: Path, chunks: Iterable[str], mode: int,
+                      group: int | None = None) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    if group is not None:
+        os.fchown(fd, -1, group)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.writelines(chunks)
         handle.flush()
@@ -48,8 +51,11 @@ def _env_password(path: Path, username: str) -> str | None:
 
 
 def write_broker_config(conn: psycopg.Connection, directory: Path, prefix: str,
-                        endpoint: MqttEndpoint, rotate_services: bool) -> tuple[int, int]:
-    """Write passwd, acl and one env file per service; return (devices, gateways) written."""
+                        endpoint: MqttEndpoint, rotate_services: bool,
+                        env_dir: Path | None = None,
+                        broker_group: int | None = None) -> tuple[int, int]:
+    """Write passwd, acl and one env file per service (`directory/<service>.env`, or
+    `env_dir/<service>/mqtt.env`); return (devices, gateways) written."""
     from devices.broker_access import SERVICE_ACCOUNTS, acl_text, passwd_lines, service_secret
     from devices.registry import broker_accounts, gateway_ids, service_hashes, store_service_hash
     from ground.settings import format_mqtt_url
@@ -60,7 +66,9 @@ def write_broker_config(conn: psycopg.Connection, directory: Path, prefix: str,
         logins: list[tuple[str, str]] = []
         env_files: dict[Path, str] = {}
         for account in SERVICE_ACCOUNTS:
-            env_path = directory / f"{account.service}.env"
+            env_path = (env_dir / account.service / "mqtt.env" if env_dir is not None
+                        else directory / f"{account.service}.env")
+            env_path.parent.mkdir(parents=True, exist_ok=True)
             decision = service_secret(stored.get(account.username),
                                       _env_password(env_path, account.username), rotate_services)
             if decision.new_hash is not None:
@@ -71,9 +79,10 @@ def write_broker_config(conn: psycopg.Connection, directory: Path, prefix: str,
                                    f"VILLAGE_MQTT_URL={url}\n")
         logins.extend(broker_accounts(conn))
         gateways = sorted(gateway_ids(conn, active_only=True))
-        # The broker runs as its own user and must read these two; they hold no secret.
-        _write_atomically(directory / "passwd", passwd_lines(logins), 0o644)
-        _write_atomically(directory / "acl", [acl_text(prefix, gateways)], 0o644)
+        # The broker must read these two, and nobody else: its group, or only our user.
+        mode = 0o640 if broker_group is not None else 0o600
+        _write_atomically(directory / "passwd", passwd_lines(logins), mode, broker_group)
+        _write_atomically(directory / "acl", [acl_text(prefix, gateways)], mode, broker_group)
         for env_path, text in env_files.items():
             _write_atomically(env_path, [text], 0o600)
     return len(logins) - len(SERVICE_ACCOUNTS), len(gateways)
@@ -81,6 +90,10 @@ def write_broker_config(conn: psycopg.Connection, directory: Path, prefix: str,
 
 def broker_config(
     directory: Annotated[Path, typer.Option("--out", help="where passwd, acl and *.env go")],
+    env_out: Annotated[Path | None, typer.Option(
+        help="write each service's env file to ENV_OUT/<service>/mqtt.env instead")] = None,
+    broker_group: Annotated[int | None, typer.Option(
+        help="group id the broker reads passwd and acl as (mode 0640; default 0600)")] = None,
     reload: Annotated[bool, typer.Option(help="signal Mosquitto to re-read the files")] = False,
     pid_file: Annotated[Path | None, typer.Option(help="Mosquitto's pid_file, for --reload")] = None,
     rotate_services: Annotated[bool, typer.Option(help="issue new service secrets")] = False,
@@ -100,7 +113,7 @@ def broker_config(
         raise fail(f"--broker-url: {exc}", 2) from None
     with registry_connection() as conn:
         devices, gateways = write_broker_config(conn, directory, settings.topic_prefix, endpoint,
-                                                rotate_services)
+                                                rotate_services, env_out, broker_group)
     err.print(f"{directory}: passwd ({devices} devices), acl ({gateways} gateways),"
               " one env file per service", highlight=False)
     if reload and pid_file is not None:
