@@ -20,7 +20,6 @@ from tests.dashboards.county import fill
 from village.schema import migrate
 
 
-
 @pytest.fixture
 def restored_name() -> Iterator[str]:
     """The name of the database the backup is restored into (dropped afterwards)."""
