@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 import psycopg
 
-from broadcast.daemon import start
 from broadcast.model import BroadcastRequest, Scope
 from broadcast.service import create_broadcast
 from broadcast.settings import BroadcastSettings
@@ -43,6 +42,7 @@ from ground.settings import parse_mqtt_url
 from simulators.device import SimDevice
 from simulators.fleet import SimulatedFleet
 from simulators.speaker import PlayTiming
+from village.processes import broadcast_daemon
 from village.schema import migrate
 from village.settings import Settings
 
@@ -100,7 +100,7 @@ def run(count: int, workdir: Path) -> None:
             if not ready.wait(300):
                 raise TimeoutError("the simulated speakers did not all connect")
             fleet_s = time.monotonic() - started
-            handle = start(settings)
+            handle = broadcast_daemon(settings).start()
             try:
                 _wait(lambda: handle.ready.is_set() and len(handle.engine.presence) >= count,
                       120, "the daemon to hear every speaker's status")

@@ -1,4 +1,4 @@
-"""The delivery daemon: the composition root of broadcast delivery (adapter).
+"""The delivery daemon: broadcast delivery over MQTT and the database (adapter).
 
 Three threads: paho's network loop hands acks and statuses to an inbox (nothing blocking
 in the callback); a listener waits for `NOTIFY village_broadcast`; one worker drains the
@@ -24,9 +24,10 @@ from paho.mqtt.reasoncodes import ReasonCode
 from broadcast import store
 from broadcast.engine import Engine
 from broadcast.inbound import Ack, BadMessage, Presence, decode
+from broadcast.settings import BroadcastSettings
 from devices.topics import Channel, subscription, topic
 from ground.mqtt import ClientOptions, build_client, connect_async, shared
-from village.settings import Settings
+from ground.settings import MqttEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +59,12 @@ class MqttPublisher:
 class DaemonHandle:
     """A running delivery daemon."""
 
-    def __init__(self, settings: Settings) -> None:
-        config = settings.broadcast
-        self._settings = settings
-        self._prefix = settings.topic_prefix
+    def __init__(self, config: BroadcastSettings, *, broker: MqttEndpoint, database_url: str,
+                 prefix: str) -> None:
+        self._broker = broker
+        self._database_url = database_url
+        self._share_group = config.share_group
+        self._prefix = prefix
         self._sweep_s = config.sweep_interval_s
         self._batch = config.ack_batch
         self._inbox: queue.SimpleQueue[_Message | str] = queue.SimpleQueue()
@@ -71,7 +74,7 @@ class DaemonHandle:
         self._options = ClientOptions(
             client_id=config.client_id or f"broadcast-{socket.gethostname()}"[:64],
             receive_maximum=_RECEIVE_MAXIMUM, manual_ack=True)
-        self._client = build_client(settings.mqtt, self._options)
+        self._client = build_client(broker, self._options)
         self._client.max_inflight_messages_set(config.max_in_flight)
         self._client.max_queued_messages_set(0)
         self._client.on_connect = self._on_connect
@@ -93,7 +96,7 @@ class DaemonHandle:
 
     def start(self) -> DaemonHandle:
         """Connect and start the threads; returns at once (see `ready`)."""
-        connect_async(self._client, self._settings.mqtt, self._options)
+        connect_async(self._client, self._broker, self._options)
         self._client.loop_start()
         for thread in self._threads:
             thread.start()
@@ -117,7 +120,7 @@ class DaemonHandle:
             return
         client.subscribe([
             (subscription(self._prefix, Channel.COMMAND_ACK,
-                          shared(self._settings.mqtt, self._settings.broadcast.share_group)), 1),
+                          shared(self._broker, self._share_group)), 1),
             (subscription(self._prefix, Channel.STATUS), 1),
         ])
 
@@ -143,7 +146,7 @@ class DaemonHandle:
         while not self._stopping.is_set():
             try:
                 if conn is None or conn.closed:
-                    conn = psycopg.connect(self._settings.database_url, autocommit=True)
+                    conn = psycopg.connect(self._database_url, autocommit=True)
                 messages, woken = self._drain(max(0.0, next_cycle - time.monotonic()))
                 pending.extend(messages)
                 self._handle(conn, pending)
@@ -216,7 +219,7 @@ class DaemonHandle:
     def _listen(self) -> None:
         while not self._stopping.is_set():
             try:
-                with psycopg.connect(self._settings.database_url, autocommit=True) as conn:
+                with psycopg.connect(self._database_url, autocommit=True) as conn:
                     conn.execute(f"LISTEN {store.NOTIFY_CHANNEL}")
                     self._inbox.put(_WAKE)  # anything missed while not listening
                     while not self._stopping.is_set():
@@ -225,8 +228,3 @@ class DaemonHandle:
             except psycopg.Error:
                 log.exception("broadcast daemon: lost the notification connection")
                 self._stopping.wait(1.0)
-
-
-def start(settings: Settings) -> DaemonHandle:
-    """Start the delivery daemon; call `.stop()` on the handle to end it."""
-    return DaemonHandle(settings).start()

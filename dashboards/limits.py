@@ -1,4 +1,4 @@
-"""The figures dashboards draw and test against (from /work/shared/domain.md).
+"""The figures dashboards draw and test against (from the county's domain reference).
 
 Defaults, not law: every one is a named constant so a county can change it in one place.
 """

@@ -45,6 +45,8 @@ used AS (
 def hourly_use(start: str, local_hours: tuple[int, ...] = ()) -> str:
     """A CTE `hourly(device_id, bucket, m3)`: each meter's use in each whole hour.
 
+    The hour still under way is left out: its use so far would pass for a quiet hour.
+
     Only consecutive hourly buckets give an hour's use, so a gap or a swap is no reading;
     `local_hours` keeps only those county hours (and the hour before each).
     """
@@ -62,7 +64,7 @@ def hourly_use(start: str, local_hours: tuple[int, ...] = ()) -> str:
     FROM readings_hourly h
     JOIN devices d ON d.device_id = h.device_id
     WHERE h.metric = 'total_m3' AND d.kind = 'water_meter' AND {place_filter()}
-      AND h.bucket >= {start} AND h.bucket <= $__timeTo()::timestamptz{hours}
+      AND h.bucket >= {start} AND h.bucket + INTERVAL '1 hour' <= $__timeTo()::timestamptz{hours}
     WINDOW w AS (PARTITION BY h.device_id ORDER BY h.bucket)
 ),
 hourly AS (

@@ -1,4 +1,4 @@
-"""Constants of the device contract (../shared/contract/mqtt.md, version 1)."""
+"""Constants of the device contract (version 1; docs/contract.md says how it is honoured)."""
 
 from __future__ import annotations
 

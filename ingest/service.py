@@ -22,6 +22,7 @@ from typing import TypeVar
 import psycopg
 
 from devices.decode import Limits, Reason, Rejection
+from ground.settings import MqttEndpoint
 from ingest.admit import RegisteredDevice
 from ingest.handoff import HandOff, Message
 from ingest.maintenance import Maintenance
@@ -35,8 +36,8 @@ from ingest.plan import (
     plan_batch,
     referenced_devices,
 )
+from ingest.settings import IngestSettings, RetentionSettings
 from ingest.writer import Writer, WriteResult, is_transient
-from village.settings import Settings
 
 T = TypeVar("T")
 
@@ -71,9 +72,8 @@ def default_client_id(worker: int) -> str:
     return f"ingest-{socket.gethostname()}-{worker}"
 
 
-def policy_from(settings: Settings) -> Policy:
-    """The planning policy from the settings."""
-    ingest = settings.ingest
+def policy_from(ingest: IngestSettings) -> Policy:
+    """The planning policy from the ingest settings."""
     return Policy(
         limits=Limits(
             max_payload_bytes=ingest.max_payload_bytes,
@@ -102,22 +102,22 @@ class Worker:
     one planned batch waits between them, so memory stays bounded by the receive maximum.
     """
 
-    def __init__(self, settings: Settings, client_id: str,
+    def __init__(self, ingest: IngestSettings, retention: RetentionSettings, *,
+                 broker: MqttEndpoint, database_url: str, prefix: str, client_id: str,
                  log: Callable[[str], None] = lambda line: None) -> None:
-        ingest = settings.ingest
         self.client_id = client_id
-        self.settings = settings
-        self.policy = policy_from(settings)
-        self.prefix = settings.topic_prefix
+        self.options = ingest
+        self.policy = policy_from(ingest)
+        self.prefix = prefix
         # QoS 0 messages are not bounded by the receive maximum; this caps them.
         self.handoff = HandOff(cap=2 * ingest.max_in_flight)
-        self.subscriber = Subscriber(settings.mqtt, settings.topic_prefix, ingest.share_group,
+        self.subscriber = Subscriber(broker, prefix, ingest.share_group,
                                      client_id, ingest.max_in_flight, self.handoff, log)
-        self.writer = Writer(settings.database_url)
-        self._lookups = Writer(settings.database_url)  # the planner's own connection
+        self.writer = Writer(database_url)
+        self._lookups = Writer(database_url)  # the planner's own connection
         self.stats = Stats()
         self.stop = threading.Event()
-        self.maintenance = Maintenance(settings.database_url, settings.retention, self.stop, log)
+        self.maintenance = Maintenance(database_url, retention, self.stop, log)
         self._log = log
         self._registry: dict[str, RegisteredDevice] = {}
         self._registry_at = float("-inf")
@@ -127,7 +127,7 @@ class Worker:
 
     def run(self) -> None:
         """Receive, store and acknowledge until `stop` is set, then flush and disconnect."""
-        ingest = self.settings.ingest
+        ingest = self.options
         self.maintenance.start()
         try:
             self._refresh_registry([])
@@ -260,7 +260,7 @@ class Worker:
 
     def _refresh_registry(self, parsed: list[Parsed]) -> None:
         now = time.monotonic()
-        if now - self._registry_at >= self.settings.ingest.registry_refresh_s:
+        if now - self._registry_at >= self.options.registry_refresh_s:
             # A new dict, swapped in whole: the writer thread may be reading the old one.
             self._registry = self._lookups.registry()
             self._registry_at = now

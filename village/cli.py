@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 
-from ground.settings import SettingsError
+from ground.migrate import MigrationError
+from ground.storage import StorageError
 from village.commands import (
     alerts,
     api,
@@ -16,8 +16,10 @@ from village.commands import (
     devices,
     ingest,
     simulate,
+    up,
 )
-from village.settings import Settings, load_settings
+from village.commands.output import err, settings_or_exit
+from village.schema import migrate_as_configured
 
 app = typer.Typer(
     name="village",
@@ -25,7 +27,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True, soft_wrap=True)
 
 
 @app.callback()
@@ -33,37 +34,25 @@ def village() -> None:
     """Smart Village Telemetry."""
 
 
-def settings_or_exit() -> Settings:
-    """Load settings, or print the one line naming the bad setting and exit 2."""
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        console.print(f"[red]configuration error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from None
-
-
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema (idempotent; safe from several processes)."""
-    from ground.migrate import MigrationError
-    from ground.storage import StorageError
-    from village.schema import migrate_as_configured
-
     settings = settings_or_exit()
     try:
         report = migrate_as_configured(settings.database_url, settings.storage, settings.retention)
     except (StorageError, MigrationError) as exc:
-        console.print(f"[red]migrate failed:[/red] {exc}", highlight=False)
+        err.print(f"[red]migrate failed:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from None
-    console.print(f"storage: {report.storage} ({report.reason})", highlight=False)
+    err.print(f"storage: {report.storage} ({report.reason})", highlight=False)
     done = ", ".join(report.applied) if report.applied else "nothing to apply"
-    console.print(
+    err.print(
         f"schema at version {report.current_version} ({report.storage} storage): {done}",
         highlight=False,
     )
 
 
-for command_module in (ingest, devices, broker, simulate, alerts, broadcast, dashboards, api, db):
+for command_module in (ingest, up, devices, broker, simulate, alerts, broadcast, dashboards, api,
+                       db):
     command_module.register(app)
 
 

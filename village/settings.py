@@ -16,10 +16,12 @@ from alerting.settings import AlertingSettings
 from broadcast.settings import BroadcastSettings
 from dashboards.settings import GrafanaSettings
 from devices.contract import DEFAULT_TOPIC_PREFIX, TOPIC_PREFIX_PATTERN
-from ground.settings import MqttEndpoint, load, parse_mqtt_url
+from ground.settings import MqttEndpoint, SettingsError, load, parse_mqtt_url
 from ground.storage import StorageChoice
 from ingest.settings import IngestSettings, RetentionSettings
 from village.api.settings import ApiSettings
+
+DEVELOPMENT_LINK_SECRET = "development-only-alert-link-secret"
 
 
 class Settings(BaseSettings):
@@ -81,3 +83,14 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Build the settings, turning a validation error into one line naming the setting."""
     return load(Settings, **overrides)
+
+
+def link_secret(settings: Settings) -> bytes:
+    """The key of the alert links (alerting signs them, the API verifies them): required
+    outside development mode."""
+    secret = settings.alerting.link_secret
+    if secret is not None:
+        return secret.get_secret_value().encode()
+    if settings.development:
+        return DEVELOPMENT_LINK_SECRET.encode()
+    raise SettingsError("VILLAGE_ALERTING__LINK_SECRET: required outside development mode")

@@ -17,13 +17,30 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Protocol
 
 import psycopg
 from pydantic import SecretStr
 from rich.console import Console
 from rich.live import Live
 
+from ground.local import (
+    AmqttServer,
+    MosquittoServer,
+    PostgresCluster,
+    amqtt_installed,
+    mosquitto_binary,
+    postgres_can_reach,
+    stand_in_for,
+)
 from ground.settings import parse_mqtt_url
+from ingest.service import default_client_id
+from simulators.build import DEFAULT_INTERVALS_S
+from simulators.fleet import SimulatedFleet
+from simulators.population import PopulationSpec, generate_population
+from simulators.store import register
+from village.processes import broadcast_daemon, ingest_worker, start_alerting, stop_on_signals
+from village.schema import migrate_as_configured
 from village.settings import Settings
 
 DATABASE_NAME = "village"
@@ -98,8 +115,6 @@ def _start_broker(stack: Stack, wanted: LocalBroker) -> None:
     if "mqtt_url" in stack.settings.model_fields_set:
         stack.console.print(f"broker      {stack.settings.mqtt!r} (VILLAGE_MQTT_URL)")
         return
-    from ground.local import AmqttServer, MosquittoServer, amqtt_installed, mosquitto_binary
-
     broker: MosquittoServer | AmqttServer
     if choose_broker(wanted, mosquitto_binary(), amqtt_installed()) is LocalBroker.MOSQUITTO:
         broker = MosquittoServer(data_dir=(stack.data_dir / "mosquitto").resolve())
@@ -120,8 +135,6 @@ def _start_database(stack: Stack) -> None:
     if "database_url" in stack.settings.model_fields_set:
         stack.console.print("database    VILLAGE_DATABASE_URL")
         return
-    from ground.local import PostgresCluster
-
     cluster = PostgresCluster(data_dir=_cluster_dir(stack))
     try:
         cluster.init()
@@ -150,8 +163,6 @@ def _start_database(stack: Stack) -> None:
 def _cluster_dir(stack: Stack) -> Path:
     """`DATA_DIR/pg`, or, where the `postgres` user cannot enter it (we run as root from a
     root-only home directory), a folder of its own under /var/tmp, the same on every run."""
-    from ground.local import postgres_can_reach, stand_in_for
-
     wanted = (stack.data_dir / "pg").resolve()
     if postgres_can_reach(wanted):
         return wanted
@@ -161,8 +172,6 @@ def _cluster_dir(stack: Stack) -> Path:
 
 
 def _migrate(stack: Stack) -> None:
-    from village.schema import migrate_as_configured
-
     settings = stack.settings
     report = migrate_as_configured(settings.database_url, settings.storage, settings.retention)
     done = ", ".join(report.applied) or "already current"
@@ -170,12 +179,10 @@ def _migrate(stack: Stack) -> None:
                         f"storage ({done})")
 
 
-def _ingest(stack: Stack) -> Component:
-    from ingest.service import Worker, default_client_id
-
+def ingest_component(stack: Stack) -> Component:
     settings = stack.settings
-    worker = Worker(settings, settings.ingest.client_id or default_client_id(1),
-                    log=lambda line: stack.console.print(f"[yellow]ingest: {line}"))
+    worker = ingest_worker(settings, settings.ingest.client_id or default_client_id(1),
+                           log=lambda line: stack.console.print(f"[yellow]ingest: {line}"))
     thread = threading.Thread(target=worker.run, name="ingest", daemon=True)
 
     def stop() -> None:
@@ -196,12 +203,7 @@ def _ingest(stack: Stack) -> Component:
                      thread.start, stop)
 
 
-def _simulators(stack: Stack) -> Component:
-    from simulators.build import DEFAULT_INTERVALS_S
-    from simulators.fleet import SimulatedFleet
-    from simulators.population import PopulationSpec, generate_population
-    from simulators.store import register
-
+def simulators_component(stack: Stack) -> Component:
     spec = PopulationSpec(townships=1, villages=2, meters=8, probes=2, cameras=3, barns=2,
                           speakers=3, gateways=True)
     devices = generate_population(spec, seed=1)
@@ -221,18 +223,32 @@ def _simulators(stack: Stack) -> Component:
                      fleet.stop)
 
 
-def _alerting(stack: Stack) -> Component | None:
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+def _started_on_demand(name: str, where: str, begin: Callable[[], _Stoppable]) -> Component:
+    """A component whose handle exists only once started (its start does the building)."""
+    handles: list[_Stoppable] = []
+
+    def stop() -> None:
+        while handles:
+            handles.pop().stop()
+
+    return Component(name, where, lambda: handles.append(begin()), stop)
+
+
+def alerting_component(stack: Stack) -> Component | None:
+    """Alerting, printing what it would send unless a routing file is set."""
     if not stack.settings.alerting.enabled:
         return None
-    from alerting.service import up_component
+    settings = stack.settings
+    where = settings.alerting.routing_file or "notifications printed on the console"
+    return _started_on_demand("alerting", where, lambda: start_alerting(settings))
 
-    return up_component(stack)
 
-
-def _broadcast(stack: Stack) -> Component:
-    from broadcast.daemon import DaemonHandle
-
-    handle = DaemonHandle(stack.settings)
+def broadcast_component(stack: Stack) -> Component:
+    handle = broadcast_daemon(stack.settings)
 
     def start() -> None:
         handle.start()
@@ -241,18 +257,16 @@ def _broadcast(stack: Stack) -> Component:
                      handle.stop)
 
 
-def _api(stack: Stack) -> Component:
-    from village.api.serve import ApiHandle, start
-
+def api_component(stack: Stack) -> Component:
     settings = stack.settings
-    handles: list[ApiHandle] = []
 
-    def stop() -> None:
-        while handles:
-            handles.pop().stop()
+    def start() -> _Stoppable:
+        from village.api.serve import start as start_api  # start-up cost: FastAPI, uvicorn
 
-    return Component("api", f"http://{settings.api.host}:{settings.api.port}/docs",
-                     lambda: handles.append(start(settings)), stop)
+        return start_api(settings)
+
+    return _started_on_demand("api", f"http://{settings.api.host}:{settings.api.port}/docs",
+                              start)
 
 
 def _share_link_secret(stack: Stack) -> None:
@@ -271,7 +285,8 @@ def _share_link_secret(stack: Stack) -> None:
 # The long-running services, started in this order after the broker, database and schema.
 # A factory returns None for a part switched off by its settings.
 SERVICES: list[Callable[[Stack], Component | None]] = [
-    _ingest, _alerting, _broadcast, _api, _simulators,
+    ingest_component, alerting_component, broadcast_component, api_component,
+    simulators_component,
 ]
 
 
@@ -288,8 +303,6 @@ def _status_line(stack: Stack) -> str:
 def run_up(settings: Settings, data_dir: Path, console: Console,
            broker: LocalBroker = LocalBroker.AUTO) -> None:
     """Start the local stack, show live figures until Ctrl-C, then stop it all."""
-    from village.commands.ingest import stop_on_signals
-
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o755)  # PostgreSQL runs as its own user when we are root
     stack = Stack(settings, data_dir, console)

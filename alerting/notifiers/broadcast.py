@@ -6,9 +6,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
+import psycopg
 from pydantic import BaseModel, ConfigDict, Field
 
 from alerting.notifiers.base import Message, NotifyError, Recipient
+from broadcast.model import BroadcastRequest, Scope
+from broadcast.service import create_broadcast
+from ground.principal import Place, Principal, Role
 
 
 class BroadcastConfig(BaseModel):
@@ -63,11 +67,7 @@ class ServiceStarter:
     def __call__(self, township: str | None, village: str | None, text: str,
                  priority: str, requested_by: str) -> str:
         """Record the broadcast; the broadcast daemon plays it once this commits."""
-        import psycopg
 
-        from broadcast.model import BroadcastRequest, Scope
-        from broadcast.service import create_broadcast
-        from ground.principal import Place, Principal, Role
 
         if township is None:
             raise LookupError("an alert with no township cannot choose speakers")

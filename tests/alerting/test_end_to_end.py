@@ -14,17 +14,19 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
+from pydantic import SecretStr
 from rich.console import Console
 
-from alerting.service import AlertingHandle, start, up_component
+from alerting.runner import AlertingHandle
 from alerting.settings import AlertingSettings
 from ground.local import MosquittoServer
 from ground.settings import parse_mqtt_url
 from simulators.device import numbered
 from simulators.fleet import SimulatedFleet
 from tests.ingest.conftest import ingest_settings, running_worker, wait_until
+from village.processes import start_alerting
 from village.settings import Settings
-from village.up import Stack
+from village.up import Stack, alerting_component
 
 from .fixtures import add_devices, add_readings, two_level_routing
 from .receivers import http_receiver, smtp_receiver
@@ -52,7 +54,7 @@ def alerting_settings(base: Settings, tmp_path: Path, routing: dict[str, Any],
 
 @contextmanager
 def running_alerting(settings: Settings) -> Iterator[AlertingHandle]:
-    handle = start(settings)
+    handle = start_alerting(settings)
     try:
         yield handle
     finally:
@@ -187,9 +189,11 @@ def test_restarting_the_service_mid_window_neither_loses_nor_duplicates(
 def test_village_up_component_prints_what_would_be_sent(
     database_url: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    stack = Stack(settings=Settings(database_url=database_url), data_dir=tmp_path,
-                  console=Console(file=io.StringIO()))
-    component = up_component(stack)
+    settings = Settings(database_url=database_url,
+                        alerting=AlertingSettings(link_secret=SecretStr("k" * 32)))
+    stack = Stack(settings=settings, data_dir=tmp_path, console=Console(file=io.StringIO()))
+    component = alerting_component(stack)
+    assert component is not None
     with psycopg.connect(database_url, autocommit=True) as conn:
         add_devices(conn, [("wq-0001", "water_quality", "T1", "V1")])
         component.start()

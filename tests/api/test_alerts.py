@@ -12,9 +12,8 @@ from fastapi.testclient import TestClient
 from ground.links import LinkGrant, sign_link_token
 from ground.principal import Role
 from tests.api.conftest import NOW, TokenMaker, insert_alert
-from village.api.app import link_secret
 from village.api.phone_page import AlertView, alert_page, sparkline
-from village.settings import Settings
+from village.settings import Settings, link_secret
 
 
 def test_list_show_and_acknowledge(client: TestClient, auth: TokenMaker, seeded: str) -> None:

@@ -18,8 +18,7 @@ from selenium import webdriver
 
 from ground.links import LinkGrant, sign_link_token
 from tests.api.conftest import insert_alert
-from village.api.app import link_secret
-from village.settings import Settings
+from village.settings import Settings, link_secret
 
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 pytestmark = pytest.mark.skipif(not Path(CHROMEDRIVER).exists(),

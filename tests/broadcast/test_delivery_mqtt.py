@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from broadcast.daemon import DaemonHandle, start
+from broadcast.daemon import DaemonHandle
 from broadcast.model import BroadcastRequest, Scope
 from broadcast.schedules import create_schedule
 from broadcast.service import Report, cancel_broadcast, create_broadcast, delivery_report
@@ -27,6 +27,7 @@ from tests.broadcast.registry import county_of, register_speakers
 from tests.conftest import create_database
 from tests.ingest.conftest import wait_until
 from tests.simulators.observer import Observer
+from village.processes import broadcast_daemon
 from village.schema import migrate
 from village.settings import Settings
 
@@ -44,7 +45,7 @@ def settings_for(database_url: str, broker: MosquittoServer | AmqttServer, prefi
 @contextmanager
 def daemon(settings: Settings, expect_speakers: int) -> Iterator[DaemonHandle]:
     """A running daemon that has heard the retained status of `expect_speakers` speakers."""
-    handle = start(settings)
+    handle = broadcast_daemon(settings).start()
     try:
         wait_until(lambda: handle.ready.is_set()
                    and len(handle.engine.presence) >= expect_speakers, 30, "daemon ready")

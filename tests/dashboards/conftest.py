@@ -8,15 +8,17 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tests.clock import SHIFTED_CLOCKS
 from tests.conftest import ADMIN_URL, create_database, drop_database
 from tests.dashboards.county import fill
 
 
-@pytest.fixture(scope="module")
-def county_now() -> datetime:
-    """The moment the county's data ends: now, on a quarter hour."""
-    now = datetime.now(UTC).replace(second=0, microsecond=0)
-    return now.replace(minute=now.minute - now.minute % 15)
+@pytest.fixture(scope="module", params=list(SHIFTED_CLOCKS.values()), ids=list(SHIFTED_CLOCKS))
+def county_now(request: pytest.FixtureRequest) -> datetime:
+    """The moment the county's data ends: each pinned instant in turn, on a quarter hour."""
+    now: datetime = request.param.astimezone(UTC)
+    assert now.minute % 15 == 0
+    return now
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import psycopg
 
@@ -154,12 +154,13 @@ def fill(database_url: str, now: datetime) -> None:
             ) as copy:
                 for r in rows:
                     copy.write_row((r.device_id, r.metric, r.ts, r.value, now))
-            # Heard just now, except the meter that went silent.
-            last_seen = now - SILENT_SINCE if d.device_id == "wm-silent" else datetime.now(UTC)
+            # Heard just now, except the meter that went silent. Presence is judged against the
+            # database's own clock (device_status compares with now()), so "just now" is its now.
+            silent_since = now - SILENT_SINCE if d.device_id == "wm-silent" else None
             conn.execute(
                 "INSERT INTO device_presence (device_id, last_seen, reported_state, firmware)"
-                " VALUES (%s, %s, 'online', %s)",
-                (d.device_id, last_seen, d.firmware),
+                " VALUES (%s, coalesce(%s, now()), 'online', %s)",
+                (d.device_id, silent_since, d.firmware),
             )
         conn.execute(
             "INSERT INTO events (device_id, ts, type, severity, body) VALUES"

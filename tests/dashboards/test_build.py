@@ -15,6 +15,8 @@ from dashboards.board import ALL, PLACE_VARIABLES, BuiltDashboard
 from dashboards.catalogue import DASHBOARDS, build_all
 from dashboards.i18n import COLUMN_LABELS, LANGUAGES, Language
 
+# Grafana publishes its JSON schemas in no package a registry serves; they are looked for
+# beside the project (as CI has them), and the checks that need them are skipped elsewhere.
 SCHEMAS = Path(__file__).resolve().parents[3] / "shared" / "grafana-jsonschema" / "v11.6"
 UIDS = ["village-water", "village-quality", "village-barns", "village-health", "village-alerts"]
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -22,7 +24,11 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 
 def schema(name: str, definition: str | None = None) -> jsonschema.Draft7Validator:
     """A validator for a Grafana schema file, or for one of its definitions."""
-    document = json.loads((SCHEMAS / f"{name}.jsonschema.json").read_text(encoding="utf-8"))
+    path = SCHEMAS / f"{name}.jsonschema.json"
+    if not path.is_file():
+        pytest.skip(f"Grafana 11.6's JSON schemas are not beside the project (no {path.name} in "
+                    "../shared/grafana-jsonschema/v11.6)")
+    document = json.loads(path.read_text(encoding="utf-8"))
     if definition is not None:
         document = {**document, "$ref": f"#/definitions/{definition}"}
     jsonschema.Draft7Validator.check_schema(document)

@@ -19,6 +19,7 @@ from simulators.faults import FaultWindow
 from simulators.history import Backfill
 from simulators.population import PopulationSpec, generate_population
 from simulators.store import fill_history
+from tests.clock import SHIFTED_CLOCKS
 from tests.conftest import ADMIN_URL, create_database, drop_database
 from tests.dashboards.panel_rows import panel_rows
 
@@ -33,9 +34,10 @@ CONTAMINATED = next(d.device_id for d in DEVICES if d.kind == "water_quality")
 ENGLISH = build_all("en", "village-pg")
 
 
-@pytest.fixture(scope="module")
-def end() -> datetime:
-    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+@pytest.fixture(scope="module", params=["county 00:15 on new year's day", "UTC 23:45 at the end of February"])
+def end(request: pytest.FixtureRequest) -> datetime:
+    """Where the simulated history ends: a pinned instant, on the hour before it."""
+    return SHIFTED_CLOCKS[request.param].astimezone(UTC).replace(minute=0)
 
 
 @pytest.fixture(scope="module")

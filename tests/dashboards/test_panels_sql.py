@@ -15,6 +15,7 @@ from dashboards.board import ALL, PLACE_VARIABLES
 from dashboards.catalogue import build_all
 from dashboards.check import all_places, check_queries
 from dashboards.expand import TimeRange, Variable
+from tests.clock import COUNTY
 from tests.dashboards import county
 from tests.dashboards.panel_rows import panel_rows
 
@@ -76,13 +77,19 @@ def test_daily_consumption_is_never_negative_across_a_meter_swap(
 ) -> None:
     days = rows(county_url, county_now, "Daily consumption per village")
     assert days and all(d["consumption_m3"] >= 0 for d in days)
-    # Xi'an has wm-swap alone since wm-silent fell silent: every whole day there, the day of
-    # the swap included, is one household's normal day (less the quarter hour of the swap).
+    # Xi'an has wm-swap alone from the county day after wm-silent fell silent: every whole day
+    # since then, the day of the swap included, is one household's normal day (less the quarter
+    # hour of the swap). Which days those are follows from the pinned instant alone.
     normal_day = 16 * county.DAY_USE_M3H
-    xian = [float(d["consumption_m3"]) for d in days if d["village"] == "Xi'an" and d["meters"] == 1]
-    whole_days = xian[1:]  # the newest day has only begun
-    assert len(whole_days) >= county.SWAP_DAY + 1, whole_days
-    assert whole_days == pytest.approx([normal_day] * len(whole_days), abs=0.01)
+    xian = {d["day"].astimezone(COUNTY).date(): float(d["consumption_m3"])
+            for d in days if d["village"] == "Xi'an" and d["meters"] == 1}
+    today = county_now.astimezone(COUNTY).date()
+    silent_day = (county_now - county.SILENT_SINCE).astimezone(COUNTY).date()
+    swap_day = (county_now - timedelta(days=county.SWAP_DAY)).astimezone(COUNTY).date()
+    whole_days = [silent_day + timedelta(days=n) for n in range(1, (today - silent_day).days)]
+    assert swap_day in whole_days
+    assert set(xian) == {*whole_days, today}
+    assert [xian[day] for day in whole_days] == pytest.approx([normal_day] * len(whole_days), abs=0.01)
     per_township = rows(county_url, county_now, "Daily consumption per township")
     assert {r["metric"] for r in per_township} == {"东河镇", "西山乡", "-"}
 

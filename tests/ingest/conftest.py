@@ -17,6 +17,7 @@ from ground.mqtt import ClientOptions, build_client, connect_async
 from ground.settings import parse_mqtt_url
 from ingest.service import Worker
 from ingest.settings import IngestSettings
+from village.processes import ingest_worker
 from village.settings import Settings
 
 T = TypeVar("T")
@@ -34,7 +35,7 @@ def ingest_settings(database_url: str, mqtt_url: str, prefix: str, **ingest: Any
 @contextmanager
 def running_worker(settings: Settings) -> Iterator[Worker]:
     """A worker running in a thread, subscribed, stopped and flushed at the end."""
-    worker = Worker(settings, settings.ingest.client_id or "ingest-test")
+    worker = ingest_worker(settings, settings.ingest.client_id or "ingest-test")
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:

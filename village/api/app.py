@@ -12,29 +12,19 @@ from uuid import uuid4
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
-from alerting.service import AlertingConfigError
-from alerting.service import link_secret as alerting_link_secret
 from ground.mqtt import ClientOptions, build_client, connect_async
-from ground.settings import SettingsError
 from village.api import problems
 from village.api.routers import alerts, broadcasts, devices, health, phone, telemetry
-from village.settings import Settings
+from village.settings import Settings, link_secret
 
 DOCS_ASSETS = "/docs-assets"
 ROUTERS = (health.router, devices.router, telemetry.router, alerts.router, broadcasts.router,
            phone.router)
-
-
-def link_secret(settings: Settings) -> bytes:
-    """The key of the alert links: the alerting service signs them, the page verifies them."""
-    try:
-        return alerting_link_secret(settings)
-    except AlertingConfigError as exc:
-        raise SettingsError(str(exc)) from None
 
 
 @asynccontextmanager
@@ -85,7 +75,6 @@ def _docs_page() -> HTMLResponse:
 
 def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is None:
-        from fastapi.openapi.utils import get_openapi
 
         schema = get_openapi(title=app.title, version=app.version, description=app.description,
                              routes=app.routes)

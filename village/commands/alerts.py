@@ -4,16 +4,31 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, get_args
+from typing import Annotated, get_args
 
+import psycopg
 import typer
 from rich.console import Console
 from rich.table import Table
 
-if TYPE_CHECKING:
-    import psycopg
-
-    from ground.principal import Principal
+from alerting.operations import (
+    AlertNotFound,
+    SilenceError,
+    StateFilter,
+    acknowledge,
+    check_rules,
+    create_silence,
+    expire_silence,
+    list_alerts,
+    list_silences,
+)
+from alerting.rules import RuleError, parse_duration
+from alerting.runner import AlertingUnavailable
+from ground.health import signal_readiness
+from ground.principal import Principal, Role
+from ground.settings import SettingsError
+from village.commands.output import settings_or_exit
+from village.processes import start_alerting, stop_on_signals
 
 alerts_app = typer.Typer(help="List, acknowledge and silence alerts; run the alerting service.",
                          no_args_is_help=True)
@@ -23,15 +38,12 @@ errors = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
 def _connect() -> psycopg.Connection:
-    import psycopg
 
-    from village.cli import settings_or_exit
 
     return psycopg.connect(settings_or_exit().database_url, autocommit=True)
 
 
 def _principal(name: str) -> Principal:
-    from ground.principal import Principal, Role
 
     # Whoever runs the CLI has the database itself: an administrator, named for the record.
     return Principal(name, Role.ADMIN)
@@ -47,7 +59,6 @@ def list_command(
     limit: int = typer.Option(50, min=1, max=10_000),
 ) -> None:
     """List alerts, newest first."""
-    from alerting.operations import StateFilter, list_alerts
 
     states = get_args(StateFilter)
     if state not in states:
@@ -71,7 +82,6 @@ def ack_command(
     comment: str = typer.Option("", help="what is being done"),
 ) -> None:
     """Acknowledge an alert: its repeats and escalation stop."""
-    from alerting.operations import AlertNotFound, acknowledge
 
     with _connect() as conn:
         try:
@@ -92,8 +102,6 @@ def silence_command(
     maintenance: bool = typer.Option(False, help="record it as a maintenance window"),
 ) -> None:
     """Mute alerts whose labels match, for a bounded time."""
-    from alerting.operations import SilenceError, create_silence
-    from alerting.rules import parse_duration
 
     try:
         matchers = dict(item.split("=", 1) for item in match)
@@ -115,7 +123,6 @@ def silence_command(
 @alerts_app.command("silences")
 def silences_command() -> None:
     """List silences in force or to come."""
-    from alerting.operations import list_silences
 
     with _connect() as conn:
         rows = list_silences(conn, datetime.now(UTC))
@@ -129,7 +136,6 @@ def silences_command() -> None:
 @alerts_app.command("unsilence")
 def unsilence_command(silence_id: int, by: str = typer.Option(...)) -> None:
     """End a silence now."""
-    from alerting.operations import AlertNotFound, expire_silence
 
     with _connect() as conn:
         try:
@@ -143,15 +149,10 @@ def unsilence_command(silence_id: int, by: str = typer.Option(...)) -> None:
 @alerts_app.command("run")
 def run_command() -> None:
     """Run the alerting service until interrupted (notifications per the routing file)."""
-    from alerting.service import AlertingConfigError, start
-    from ground.health import signal_readiness
-    from village.cli import settings_or_exit
-    from village.commands.ingest import stop_on_signals
-
     settings = settings_or_exit()
     try:
-        handle = start(settings)
-    except (AlertingConfigError, ValueError) as exc:
+        handle = start_alerting(settings)
+    except (SettingsError, AlertingUnavailable, ValueError) as exc:
         errors.print(f"[red]alerting:[/red] {exc}")
         raise typer.Exit(2) from None
     stop = threading.Event()
@@ -166,8 +167,6 @@ def run_command() -> None:
 @rules_app.command("check")
 def check_command(file: str) -> None:
     """Validate a rules file; an error names the rule and the field."""
-    from alerting.operations import check_rules
-    from alerting.rules import RuleError
 
     try:
         rules = check_rules(file)

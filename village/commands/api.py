@@ -6,11 +6,14 @@ import getpass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
+import psycopg
 import typer
 from rich.table import Table
 
-from ground.principal import Principal, Role
-from village.commands.output import fail, out
+from ground.principal import Place, Principal, Role
+from ground.settings import SettingsError
+from village.api.tokens import TokenError, create_token, list_tokens, parse_role, revoke_token
+from village.commands.output import err, fail, out, settings_or_exit
 
 tokens_app = typer.Typer(help="API tokens: each has a role and a scope; shown once, kept hashed.",
                          no_args_is_help=True)
@@ -25,12 +28,9 @@ def _cli_principal() -> Principal:
 @api_app.command("serve")
 def serve() -> None:
     """Serve the HTTP API (address from VILLAGE_API__HOST and VILLAGE_API__PORT)."""
-    import uvicorn
+    import uvicorn  # start-up cost: FastAPI, uvicorn
 
-    from ground.settings import SettingsError
-    from village.api.app import create_app
-    from village.cli import console as err
-    from village.cli import settings_or_exit
+    from village.api.app import create_app  # start-up cost: FastAPI
 
     settings = settings_or_exit()
     try:
@@ -50,11 +50,7 @@ def create(
     expires_days: Annotated[float | None, typer.Option(min=0.001, help="expire after N days")] = None,
 ) -> None:
     """Create a token and print it once: it cannot be shown again."""
-    import psycopg
 
-    from ground.principal import Place
-    from village.api.tokens import TokenError, create_token, parse_role
-    from village.cli import settings_or_exit
 
     settings = settings_or_exit()
     expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
@@ -73,10 +69,7 @@ def create(
 @tokens_app.command("list")
 def list_(all_: Annotated[bool, typer.Option("--all", help="include revoked tokens")] = False) -> None:
     """List tokens (never their secrets)."""
-    import psycopg
 
-    from village.api.tokens import list_tokens
-    from village.cli import settings_or_exit
 
     settings = settings_or_exit()
     with psycopg.connect(settings.database_url) as conn:
@@ -93,10 +86,7 @@ def list_(all_: Annotated[bool, typer.Option("--all", help="include revoked toke
 @tokens_app.command("revoke")
 def revoke(name: str) -> None:
     """Revoke a token at once."""
-    import psycopg
 
-    from village.api.tokens import TokenError, revoke_token
-    from village.cli import settings_or_exit
 
     settings = settings_or_exit()
     try:

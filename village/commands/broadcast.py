@@ -9,26 +9,33 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import signal
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
+import psycopg
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
+from broadcast.model import BroadcastDenied, BroadcastRequest, NotFound
+from broadcast.schedules import create_schedule, delete_schedule, list_schedules
+from broadcast.service import (
+    Report,
+    cancel_broadcast,
+    create_broadcast,
+    delivery_report,
+    list_broadcasts,
+    set_group,
+    show_broadcast,
+)
+from ground.health import signal_readiness
+from ground.principal import Principal, Role
 from ground.validation import first_error
-from village.commands.output import fail, out
-
-if TYPE_CHECKING:
-    from zoneinfo import ZoneInfo
-
-    import psycopg
-
-    from broadcast.model import BroadcastRequest
-    from broadcast.service import Report
-    from ground.principal import Principal
+from village.commands.output import fail, out, settings_or_exit
+from village.processes import broadcast_daemon, stop_on_signals
 
 broadcast_app = typer.Typer(help="Loudspeaker broadcasts: send, follow, cancel, schedule.",
                             no_args_is_help=True)
@@ -50,7 +57,6 @@ ExpiresIn = Annotated[int | None, typer.Option("--expires-in", help="seconds (de
 
 
 def _principal() -> Principal:
-    from ground.principal import Principal, Role
 
     return Principal(f"cli:{getpass.getuser()}", Role.ADMIN)
 
@@ -59,11 +65,7 @@ def _principal() -> Principal:
 @contextlib.contextmanager
 def _connection() -> Iterator[psycopg.Connection]:
     """A connection whose service errors become one red line and exit status 1."""
-    import psycopg
-    from pydantic import ValidationError
 
-    from broadcast.model import BroadcastDenied, NotFound
-    from village.cli import settings_or_exit
 
     settings = settings_or_exit()
     try:
@@ -79,7 +81,6 @@ def _request(text: str | None, audio_url: str | None, priority: str, county: boo
              township: str | None, village: str | None, speakers: list[str] | None,
              group: str | None, volume: int | None, repeat: int,
              expires_in: int | None) -> BroadcastRequest:
-    from broadcast.model import BroadcastRequest
 
     scopes: dict[str, Any] = {
         "county": {"kind": "county"} if county else None,
@@ -122,7 +123,6 @@ def send(text: Text = None, audio_url: AudioUrl = None, priority: PriorityOpt = 
          speaker: Speakers = None, group: Group = None, volume: Volume = None,
          repeat: Repeat = 1, expires_in: ExpiresIn = None) -> None:
     """Send a broadcast; the delivery daemon delivers it (see `report`)."""
-    from broadcast.service import create_broadcast
 
     with _connection() as conn:
         request = _request(text, audio_url, priority, county, township, village, speaker, group,
@@ -134,7 +134,6 @@ def send(text: Text = None, audio_url: AudioUrl = None, priority: PriorityOpt = 
 @broadcast_app.command("list")
 def list_(limit: Annotated[int, typer.Option(help="at most this many")] = 50) -> None:
     """The newest broadcasts with their counts per state."""
-    from broadcast.service import list_broadcasts
 
     with _connection() as conn:
         for report in list_broadcasts(conn, _principal(), datetime.now(UTC), limit):
@@ -144,7 +143,6 @@ def list_(limit: Annotated[int, typer.Option(help="at most this many")] = 50) ->
 @broadcast_app.command()
 def show(broadcast_id: str) -> None:
     """A broadcast as recorded, and its delivery report."""
-    from broadcast.service import show_broadcast
 
     with _connection() as conn:
         detail = show_broadcast(conn, broadcast_id, _principal(), datetime.now(UTC))
@@ -163,7 +161,6 @@ def show(broadcast_id: str) -> None:
 @broadcast_app.command()
 def report(broadcast_id: str) -> None:
     """Counts per state and the speakers that did not confirm."""
-    from broadcast.service import delivery_report
 
     with _connection() as conn:
         _print_report(delivery_report(conn, broadcast_id, _principal(), datetime.now(UTC)))
@@ -172,7 +169,6 @@ def report(broadcast_id: str) -> None:
 @broadcast_app.command()
 def cancel(broadcast_id: str) -> None:
     """Cancel a broadcast; speakers that were sent it get `stop`."""
-    from broadcast.service import cancel_broadcast
 
     with _connection() as conn:
         _print_report(cancel_broadcast(conn, broadcast_id, _principal(), datetime.now(UTC)))
@@ -181,7 +177,6 @@ def cancel(broadcast_id: str) -> None:
 @broadcast_app.command()
 def group(name: str, speakers: Annotated[list[str] | None, typer.Argument()] = None) -> None:
     """Define a named speaker group (no speakers: delete it)."""
-    from broadcast.service import set_group
 
     with _connection() as conn:
         set_group(conn, name, speakers or [], _principal(), datetime.now(UTC))
@@ -202,9 +197,7 @@ def schedule_add(
     expires_in: ExpiresIn = None,
 ) -> None:
     """Schedule a broadcast, once (`--at`) or recurring (`--cron`)."""
-    from zoneinfo import ZoneInfo
 
-    from broadcast.schedules import create_schedule
 
     with _connection() as conn:
         request = _request(text, audio_url, priority, county, township, village, speaker, group,
@@ -218,9 +211,7 @@ def schedule_add(
 @schedule_app.command("list")
 def schedule_list() -> None:
     """The schedules and when each fires next."""
-    from zoneinfo import ZoneInfo
 
-    from broadcast.schedules import list_schedules
 
     with _connection() as conn:
         rows = list_schedules(conn, _principal())
@@ -240,7 +231,6 @@ def _local(moment: datetime | None, zone: ZoneInfo) -> str:
 @schedule_app.command("remove")
 def schedule_remove(schedule_id: int) -> None:
     """Stop a schedule (kept in the audit trail)."""
-    from broadcast.schedules import delete_schedule
 
     with _connection() as conn:
         delete_schedule(conn, schedule_id, _principal(), datetime.now(UTC))
@@ -250,19 +240,13 @@ def schedule_remove(schedule_id: int) -> None:
 @broadcast_app.command()
 def daemon() -> None:
     """Run the delivery daemon in the foreground until interrupted."""
-    from broadcast.daemon import start
-    from ground.health import signal_readiness
-    from village.cli import settings_or_exit
-
     settings = settings_or_exit()
-    handle = start(settings)
+    handle = broadcast_daemon(settings).start()
     done = threading.Event()
     signal_readiness(settings.ready_file, settings.database_url, [handle.ready.is_set], done)
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
-        done.wait()
-    except KeyboardInterrupt:
-        pass
+        with stop_on_signals(done):
+            done.wait()
     finally:
         handle.stop()
 

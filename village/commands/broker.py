@@ -7,17 +7,16 @@ import os
 import signal
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
+import psycopg
 import typer
 
+from devices.broker_access import SERVICE_ACCOUNTS, acl_text, passwd_lines, service_secret
+from devices.registry import broker_accounts, gateway_ids, service_hashes, store_service_hash
+from ground.settings import MqttEndpoint, format_mqtt_url, parse_mqtt_url
 from village.commands.devices import registry_connection
-from village.commands.output import err, fail
-
-if TYPE_CHECKING:
-    import psycopg
-
-    from ground.settings import MqttEndpoint
+from village.commands.output import err, fail, settings_or_exit
 
 
 def _write_atomically(path: Path, chunks: Iterable[str], mode: int,
@@ -36,7 +35,6 @@ def _write_atomically(path: Path, chunks: Iterable[str], mode: int,
 
 def _env_password(path: Path, username: str) -> str | None:
     """The password a service's env file already holds for `username`, if any."""
-    from ground.settings import parse_mqtt_url
 
     if not path.exists():
         return None
@@ -56,9 +54,6 @@ def write_broker_config(conn: psycopg.Connection, directory: Path, prefix: str,
                         broker_group: int | None = None) -> tuple[int, int]:
     """Write passwd, acl and one env file per service (`directory/<service>.env`, or
     `env_dir/<service>/mqtt.env`); return (devices, gateways) written."""
-    from devices.broker_access import SERVICE_ACCOUNTS, acl_text, passwd_lines, service_secret
-    from devices.registry import broker_accounts, gateway_ids, service_hashes, store_service_hash
-    from ground.settings import format_mqtt_url
 
     directory.mkdir(parents=True, exist_ok=True)
     with conn.transaction():
@@ -101,8 +96,6 @@ def broker_config(
         help="the broker services connect to (default VILLAGE_MQTT_URL's host and port)")] = None,
 ) -> None:
     """Write the broker's password and ACL files from the registry, and the services' env files."""
-    from ground.settings import parse_mqtt_url
-    from village.cli import settings_or_exit
 
     if reload and pid_file is None:
         raise fail("--reload needs --pid-file (Mosquitto's pid_file)", 2)

@@ -6,10 +6,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
+import psycopg
 import typer
 
+from dashboards.catalogue import build_all
+from dashboards.check import check_queries
 from dashboards.i18n import Language
-from village.commands.output import fail, out
+from dashboards.provisioning import datasource_model, write_build
+from dashboards.settings import GrafanaCredentialsError
+from village.commands.output import fail, out, settings_or_exit
 
 dashboards_app = typer.Typer(
     help="Grafana dashboards built from code: write provisioning files, push, check queries.",
@@ -32,9 +37,6 @@ def build(
     ] = "/etc/grafana/village/dashboards",
 ) -> None:
     """Write every dashboard and Grafana's datasource and dashboard provisioning files."""
-    from dashboards.catalogue import build_all
-    from dashboards.provisioning import write_build
-    from village.cli import settings_or_exit
 
     settings = settings_or_exit()
     grafana = settings.grafana
@@ -48,12 +50,8 @@ def build(
 @dashboards_app.command("push")
 def push(lang: Lang = None) -> None:
     """Create or update the folder, the datasource and the dashboards in Grafana."""
-    from dashboards.catalogue import build_all
-    from dashboards.provisioning import datasource_model
-    from dashboards.push import PushError, connect
-    from dashboards.push import push as push_all
-    from dashboards.settings import GrafanaCredentialsError
-    from village.cli import settings_or_exit
+    from dashboards.push import PushError, connect  # start-up cost: grafana-client
+    from dashboards.push import push as push_all  # start-up cost: grafana-client
 
     settings = settings_or_exit()
     grafana = settings.grafana
@@ -85,11 +83,7 @@ def check(
     `$__timeGroup` is expanded for TimescaleDB when VILLAGE_GRAFANA__TIMESCALEDB is set, as
     Grafana's datasource does.
     """
-    import psycopg
 
-    from dashboards.catalogue import build_all
-    from dashboards.check import check_queries
-    from village.cli import settings_or_exit
 
     settings = settings_or_exit()
     now = datetime.now(UTC)

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+import psycopg
 import typer
 
 from ground.roles import READER, ensure_login, login_name
-from village.commands.output import err, fail
+from village.commands.broker import _write_atomically as write_atomically
+from village.commands.output import err, fail, settings_or_exit
 
 # The service directory names, as docker-compose.yml gives each service its own.
 SERVICE_GROUPS = {"ingest": "village_ingest", "alerting": "village_alerting",
@@ -48,15 +50,6 @@ def _kept_password(path: Path, user: str) -> str | None:
     return None
 
 
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
-
-
 @db_app.command("roles")
 def roles(
     directory: Annotated[Path, typer.Option("--out", help="DIR/<service>/db.env are written")],
@@ -66,10 +59,6 @@ def roles(
     rotate: Annotated[bool, typer.Option(help="issue new passwords")] = False,
 ) -> None:
     """Create or update each service's login role and write its database env file."""
-    import psycopg  # start-up cost: only this command needs the driver
-
-    from village.cli import settings_or_exit
-
     settings = settings_or_exit()
     written = []
     try:
@@ -80,8 +69,9 @@ def roles(
                 password = kept or secrets.token_urlsafe(24)
                 login = ensure_login(conn, group, password)
                 url = database_url_as(settings.database_url, login, password, host)
-                _write_private(env_path, f"# village {service}: its own database login\n"
-                                         f"VILLAGE_DATABASE_URL={url}\n")
+                env_path.parent.mkdir(parents=True, exist_ok=True)
+                write_atomically(env_path, [f"# village {service}: its own database login\n",
+                                            f"VILLAGE_DATABASE_URL={url}\n"], 0o600)
                 written.append(login)
             grafana_password = os.environ.get(GRAFANA_PASSWORD_VARIABLE)
             if grafana_password:

@@ -10,17 +10,37 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated
+from typing import IO, Annotated
 
+import psycopg
 import typer
+from rich.table import Table
 
-from village.commands.output import err, fail, out
-
-if TYPE_CHECKING:
-    import psycopg
-
-    from devices.registry import DeviceRecord
-    from devices.registry_csv import DeviceRow
+from devices.registry import (
+    DeviceRecord,
+    RegistryError,
+    add_device,
+    approve_device,
+    count_devices,
+    gateway_ids,
+    get_device,
+    iter_devices,
+    pending_devices,
+    presence,
+    recent_changes,
+    remove_device,
+    retire_device,
+    rotate_secret,
+    upsert_devices,
+)
+from devices.registry_csv import (
+    CsvFileError,
+    DeviceRow,
+    format_registry_csv,
+    parse_registry_csv,
+    row_from_cells,
+)
+from village.commands.output import err, fail, out, settings_or_exit
 
 devices_app = typer.Typer(help="The device registry: import, list, retire, secrets, approval.",
                           no_args_is_help=True)
@@ -49,10 +69,7 @@ def _actor() -> str:
 @contextlib.contextmanager
 def registry_connection() -> Iterator[psycopg.Connection]:
     """A connection to the configured database; a registry or connection error ends the command."""
-    import psycopg
 
-    from devices.registry import RegistryError
-    from village.cli import settings_or_exit
 
     settings = settings_or_exit()
     try:
@@ -69,8 +86,6 @@ def _given(**values: str | None) -> dict[str, str]:
 
 
 def _row(conn: psycopg.Connection, cells: dict[str, str]) -> DeviceRow:
-    from devices.registry import gateway_ids
-    from devices.registry_csv import row_from_cells
 
     try:
         return row_from_cells(cells, gateway_ids(conn))
@@ -103,8 +118,6 @@ def import_(
     secrets_out: Annotated[Path | None, typer.Option(help="write new secrets here (a new file)")] = None,
 ) -> None:
     """Validate every row, then add new devices and update known ones in place."""
-    from devices.registry import gateway_ids, upsert_devices
-    from devices.registry_csv import CsvFileError, parse_registry_csv
 
     with registry_connection() as conn:
         try:
@@ -145,7 +158,6 @@ def _registering(verb: str, done: str, help_text: str) -> Callable[..., None]:
                 latitude: Latitude = None, longitude: Longitude = None,
                 installed_on: Installed = None, gateway: Gateway = None,
                 tags: Tags = None) -> None:
-        from devices.registry import add_device, approve_device
 
         register = {"add": add_device, "approve": approve_device}[verb]
         with registry_connection() as conn:
@@ -171,9 +183,7 @@ devices_app.command("approve")(_registering(
 @devices_app.command("pending")
 def pending() -> None:
     """Unknown devices heard in discovery mode, waiting for `approve`."""
-    from rich.table import Table
 
-    from devices.registry import pending_devices
 
     with registry_connection() as conn:
         rows = pending_devices(conn)
@@ -186,7 +196,6 @@ def pending() -> None:
 
 
 def _print_records(records: list[DeviceRecord], output: str, total: int) -> None:
-    from rich.table import Table
 
     if output == "json":
         typer.echo(json.dumps([r.as_dict() for r in records], ensure_ascii=False, indent=1))
@@ -220,7 +229,6 @@ def list_(kind: Filter = None, township: Filter = None, village: Filter = None,
           limit: Annotated[int | None, typer.Option(min=1, help="at most this many")] = None,
           ) -> None:
     """List devices matching every filter given."""
-    from devices.registry import count_devices, iter_devices
 
     if output not in ("table", "csv", "json"):
         raise fail("--format must be table, csv or json", 2)
@@ -240,8 +248,6 @@ def export(kind: Filter = None, township: Filter = None, village: Filter = None,
            to: Annotated[Path | None, typer.Option("--out", help="a file (default stdout)")] = None,
            ) -> None:
     """Write the registry (or the matching part) as a CSV file that `import` reads back."""
-    from devices.registry import iter_devices
-    from devices.registry_csv import format_registry_csv
 
     filters = _given(kind=kind, township=township, village=village, grid=grid, site=site,
                      lifecycle=lifecycle, gateway_id=gateway)
@@ -256,7 +262,6 @@ def export(kind: Filter = None, township: Filter = None, village: Filter = None,
 @devices_app.command("show")
 def show(device_id: str) -> None:
     """Everything the registry knows about one device, with its latest changes."""
-    from devices.registry import get_device, presence, recent_changes
 
     with registry_connection() as conn:
         record = get_device(conn, device_id)
@@ -272,7 +277,6 @@ def show(device_id: str) -> None:
 @devices_app.command("retire")
 def retire(device_id: str) -> None:
     """Retire a device: history kept, its messages refused, its broker login dropped."""
-    from devices.registry import retire_device
 
     with registry_connection() as conn:
         retire_device(conn, device_id, _actor())
@@ -285,7 +289,6 @@ def remove(device_id: str,
            purge: Annotated[bool, typer.Option(help="required: also delete its history")] = False,
            yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False) -> None:
     """Delete a device and all its readings, events and dead letters (retire keeps them)."""
-    from devices.registry import get_device, remove_device
 
     if not purge:
         raise fail("remove deletes the device's whole history: say --purge, or use retire", 2)
@@ -301,7 +304,6 @@ def remove(device_id: str,
 @devices_app.command("rotate-secret")
 def rotate(device_id: str) -> None:
     """Issue a new secret and print it once; the old one works until the broker reloads."""
-    from devices.registry import rotate_secret
 
     with registry_connection() as conn:
         secret = rotate_secret(conn, device_id, _actor())

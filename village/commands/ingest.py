@@ -1,41 +1,19 @@
-"""The `village ingest` and `village up` commands."""
+"""The `village ingest` command."""
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from village.up import LocalBroker
-
-if TYPE_CHECKING:
-    from ingest.service import Worker
+from ground.health import signal_readiness
+from ingest.service import Worker, default_client_id
+from village.commands.output import settings_or_exit
+from village.processes import ingest_worker, stop_on_signals
 
 console = Console(stderr=True, soft_wrap=True, highlight=False)
-
-
-@contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """Set `stop` on SIGINT or SIGTERM instead of dying mid-batch."""
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def handler(signum: int, frame: object) -> None:
-        stop.set()
-
-    for sig in previous:
-        signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def ingest(
@@ -43,13 +21,9 @@ def ingest(
     status_every: float = typer.Option(5.0, min=0.1, help="seconds between status lines"),
 ) -> None:
     """Run an ingest worker: MQTT telemetry, events and status into the database."""
-    from ground.health import signal_readiness
-    from ingest.service import Worker, default_client_id
-    from village.cli import settings_or_exit
-
     settings = settings_or_exit()
     client_id = settings.ingest.client_id or default_client_id(worker)
-    running = Worker(settings, client_id, log=lambda line: console.print(f"[yellow]{line}"))
+    running = ingest_worker(settings, client_id, log=lambda line: console.print(f"[yellow]{line}"))
     sharing = (f"share group {settings.ingest.share_group!r}, receive maximum "
                f"{settings.ingest.max_in_flight}" if settings.mqtt.mqtt_v5 else
                f"MQTT 3.1.1: no shared subscription, holding at {settings.ingest.max_in_flight}")
@@ -86,24 +60,6 @@ def _report(worker: Worker, every_s: float) -> None:
         )
 
 
-DATA_DIR = Path("var")
-
-
-def up(
-    data_dir: Annotated[Path, typer.Option(help="where the local broker and database live")]
-    = DATA_DIR,
-    broker: Annotated[LocalBroker, typer.Option(
-        help="the local broker; auto: Mosquitto if installed, else embedded amqtt")]
-    = LocalBroker.AUTO,
-) -> None:
-    """Start everything locally: broker, database, schema, ingest and simulated devices."""
-    from village.cli import settings_or_exit
-    from village.up import run_up
-
-    run_up(settings_or_exit(), data_dir, console, broker)
-
-
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to the `village` program."""
     app.command()(ingest)
-    app.command()(up)

@@ -5,18 +5,24 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
+import psycopg
 import typer
 from rich.console import Console
 
 from devices.contract import DEFAULT_ACCEPTED_LATENESS_DAYS
-
-if TYPE_CHECKING:
-    from simulators.device import SimDevice
-    from simulators.population import PopulationSpec
-    from simulators.run import RunOptions
-    from village.settings import Settings
+from simulators import store
+from simulators.clock import LOCAL_TZ, SystemClock
+from simulators.device import SimDevice
+from simulators.faults import FaultWindow
+from simulators.history import Backfill
+from simulators.population import PopulationSpec, generate_population, summary, write_csv
+from simulators.run import RunOptions, run_backfill, run_realtime
+from simulators.scenario import ScenarioError, parse_scenario, resolve
+from village.commands.output import settings_or_exit
+from village.processes import stop_on_signals
+from village.settings import Settings
 
 console = Console(stderr=True, soft_wrap=True, highlight=False)
 
@@ -64,8 +70,6 @@ def simulate(
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="live rates")] = True,
 ) -> None:
     """Simulate devices: generated or from the registry, in real time or as back-filled history."""
-    from simulators.population import generate_population, summary
-    from village.cli import settings_or_exit
 
     settings = settings_or_exit()
     if from_registry:
@@ -90,7 +94,6 @@ def simulate(
 
 def _spec_or_exit(townships: int, villages: int, meters: int, probes: int, cameras: int,
                   barns: int, speakers: int, gateways: bool) -> PopulationSpec:
-    from simulators.population import PopulationSpec
 
     try:
         return PopulationSpec(townships, villages, meters, probes, cameras, barns, speakers,
@@ -101,12 +104,10 @@ def _spec_or_exit(townships: int, villages: int, meters: int, probes: int, camer
 
 
 def _from_registry(settings: Settings, multiplex: bool | None) -> list[SimDevice]:
-    import psycopg
 
-    from simulators.store import load_population
 
     with psycopg.connect(settings.database_url) as conn:
-        devices = load_population(conn)
+        devices = store.load_population(conn)
     if not devices:
         console.print("[red]the registry has no active device[/red]")
         raise typer.Exit(2)
@@ -117,7 +118,6 @@ def _from_registry(settings: Settings, multiplex: bool | None) -> list[SimDevice
 
 
 def _write_csv(devices: list[SimDevice], path: Path) -> None:
-    from simulators.population import write_csv
 
     with path.open("w", encoding="utf-8", newline="") as out:
         count = write_csv(devices, out)
@@ -125,24 +125,21 @@ def _write_csv(devices: list[SimDevice], path: Path) -> None:
 
 
 def _register(settings: Settings, devices: list[SimDevice], secrets: Path | None) -> None:
-    import psycopg
 
-    from simulators.store import append_secrets, register
 
     with psycopg.connect(settings.database_url) as conn:
-        done = register(conn, devices, issue_secrets=secrets is not None)
+        done = store.register(conn, devices, issue_secrets=secrets is not None)
     console.print(f"registry: {done.created} new, {len(devices) - done.created} already known")
     if secrets is not None:
-        count = append_secrets(secrets, done.secrets)
+        count = store.append_secrets(secrets, done.secrets)
         console.print(f"{count} new device secrets added to {secrets} (regenerate the broker's"
                       " password file: village broker-config)")
 
 
 def _passwords(path: Path) -> dict[str, str]:
-    from simulators.store import read_secrets
 
     try:
-        return read_secrets(path)
+        return store.read_secrets(path)
     except OSError as exc:
         console.print(f"[red]--secrets {path}:[/red] {exc.strerror}")
         raise typer.Exit(2) from None
@@ -152,10 +149,6 @@ def _run(settings: Settings, devices: list[SimDevice], seed: int, scenario: Path
          duration: float | None, backfill: float | None, backfill_end: datetime | None,
          hostile: float, nb_iot_share: float, progress: bool,
          passwords: dict[str, str]) -> None:
-    from simulators.clock import LOCAL_TZ, SystemClock
-    from simulators.faults import FaultWindow
-    from simulators.run import RunOptions
-    from simulators.scenario import ScenarioError, parse_scenario, resolve
 
     if hostile and backfill is not None:
         console.print("[red]--hostile runs in real time only, not with --backfill[/red]")
@@ -187,9 +180,6 @@ def _run(settings: Settings, devices: list[SimDevice], seed: int, scenario: Path
 
 def _start(devices: list[SimDevice], options: RunOptions, backfill: float | None,
            start: datetime, duration: float | None, stop: threading.Event) -> None:
-    from simulators.history import Backfill
-    from simulators.run import run_backfill, run_realtime
-    from village.commands.ingest import stop_on_signals
 
     with stop_on_signals(stop):
         if backfill is not None:

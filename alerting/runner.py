@@ -1,19 +1,17 @@
-"""The alerting process: wires settings, rules, routing and channels, listens for ingest
-commits and runs the scheduled passes (the composition root of alerting)."""
+"""The alerting service's run loop: builds the engine from its settings and collaborators,
+listens for ingest commits and runs the scheduled passes (adapter)."""
 
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
-from pydantic import SecretStr
 
 from alerting import store
 from alerting.cycles import Engine, dispatch_cycle, evaluate_cycle, night_flow_cycle, tick_cycle
@@ -24,56 +22,49 @@ from alerting.notifiers.channels import build_notifiers
 from alerting.routing import load_routing
 from alerting.rules import load_rules
 from alerting.scheduler import start_jobs
+from alerting.settings import AlertingSettings
 from ground.links import LinkGrant, alert_link
-from village.settings import Settings
-
-if TYPE_CHECKING:
-    from village.up import Component, Stack
 
 log = logging.getLogger("village.alerting")
 
 NOTIFY_CHANNEL = "village_ingest"
-DEVELOPMENT_LINK_SECRET = "development-only-alert-link-secret"
 # An arbitrary constant: one alerting process per database evaluates and sends at a time.
 ALERTING_LOCK = 0x414C_5254  # "ALRT"
 
 
-class AlertingConfigError(ValueError):
-    """Settings that cannot run alerting (a missing secret, say); names the setting."""
+class AlertingUnavailable(Exception):
+    """Alerting cannot start: its database cannot be reached."""
 
 
-def link_secret(settings: Settings) -> bytes:
-    """The link key: required outside development mode."""
-    secret = settings.alerting.link_secret
-    if secret is not None:
-        return secret.get_secret_value().encode()
-    if settings.development:
-        return DEVELOPMENT_LINK_SECRET.encode()
-    raise AlertingConfigError("VILLAGE_ALERTING__LINK_SECRET: required outside development mode")
+@dataclass(frozen=True)
+class Collaborators:
+    """What alerting is given rather than builds: the link key and where to send."""
+
+    link_secret: bytes
+    registry_refresh_s: float
+    broadcast: BroadcastStarter | None = None
+    console: TextIO | None = None
+    extra_notifiers: dict[str, Notifier] | None = None
 
 
-def build_engine(
-    settings: Settings, broadcast: BroadcastStarter | None = None,
-    console: TextIO | None = None, extra_notifiers: dict[str, Notifier] | None = None,
-) -> Engine:
+def build_engine(options: AlertingSettings, database_url: str, given: Collaborators) -> Engine:
     """Rules, routing and channels from the settings (files read once, at start)."""
-    options = settings.alerting
     routing = load_routing(options.routing_file)
-    secret = link_secret(settings)
+    secret = given.link_secret
     ttl = timedelta(hours=options.link_ttl_h)
 
     def link(alert_id: int, person_id: str, now: datetime) -> str:
         return alert_link(options.public_base_url, secret, LinkGrant(alert_id, person_id, now + ttl))
 
-    starter = broadcast or ServiceStarter(settings.database_url)
-    notifiers = build_notifiers(routing, options.notify_timeout_s, starter, console)
-    notifiers.update(extra_notifiers or {})
+    starter = given.broadcast or ServiceStarter(database_url)
+    notifiers = build_notifiers(routing, options.notify_timeout_s, starter, given.console)
+    notifiers.update(given.extra_notifiers or {})
     return Engine(
         book=RuleBook(load_rules(options.rules_files, options.presets)),
         routing=routing, notifiers=notifiers, link=link, language=options.language,
         overlap=timedelta(seconds=options.stream_overlap_s),
         retry_attempts=options.retry_attempts, retry_backoff_s=options.retry_backoff_s,
-        registry_refresh_s=settings.ingest.registry_refresh_s,
+        registry_refresh_s=given.registry_refresh_s,
     )
 
 
@@ -106,20 +97,18 @@ def _guarded(name: str, work: Callable[[], object]) -> Callable[[], None]:
 
 
 def start(
-    settings: Settings, broadcast: BroadcastStarter | None = None,
-    console: TextIO | None = None, extra_notifiers: dict[str, Notifier] | None = None,
+    options: AlertingSettings, database_url: str, given: Collaborators,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> AlertingHandle:
     """Start alerting: streaming on ingest commits, scheduled passes, dispatch."""
-    engine = build_engine(settings, broadcast, console, extra_notifiers)
-    options = settings.alerting
-    pool = ConnectionPool(settings.database_url, min_size=1, max_size=4, open=True,
+    engine = build_engine(options, database_url, given)
+    pool = ConnectionPool(database_url, min_size=1, max_size=4, open=True,
                           kwargs={"autocommit": True})
     try:
         pool.wait(timeout=15.0)
     except PoolTimeout:
         pool.close()
-        raise AlertingConfigError("VILLAGE_DATABASE_URL: the database cannot be reached") from None
+        raise AlertingUnavailable("the database cannot be reached") from None
     with pool.connection() as conn:
         store.start_watermarks(conn, timedelta(seconds=options.first_lookback_s))
     # One judging pass at a time: the streaming and the time passes may touch one alert.
@@ -152,7 +141,7 @@ def start(
 
     thread = threading.Thread(
         target=_listen, name="alerting-listen",
-        args=(settings.database_url, stop_event, active, _guarded("streaming", stream),
+        args=(database_url, stop_event, active, _guarded("streaming", stream),
               options.evaluate_interval_s), daemon=True,
     )
     thread.start()
@@ -194,29 +183,3 @@ def _listen(database_url: str, stop: threading.Event, active: threading.Event,
             stop.wait(min(interval_s * 5, 5.0))
         finally:
             active.clear()
-
-
-def up_component(stack: Stack) -> Component:
-    """Alerting as a `village up` component: console receiver unless a routing file is set.
-
-    With no link key configured, a random one is made for this run: links then work until
-    the stack stops, and there is still no fixed working default.
-    """
-    from village.up import Component
-
-    settings = stack.settings
-    if settings.alerting.link_secret is None and not settings.development:
-        alerting = settings.alerting.model_copy(
-            update={"link_secret": SecretStr(secrets.token_urlsafe(32))})
-        settings = settings.model_copy(update={"alerting": alerting})
-    handles: list[AlertingHandle] = []
-
-    def begin() -> None:
-        handles.append(start(settings))
-
-    def end() -> None:
-        while handles:
-            handles.pop().stop()
-
-    where = settings.alerting.routing_file or "notifications printed on the console"
-    return Component("alerting", where, begin, end)
