@@ -306,3 +306,22 @@ def test_services_with_persistent_sessions_name_their_client_id(model: dict[str,
     services = model["services"]
     assert services["ingest"]["environment"]["VILLAGE_INGEST__CLIENT_ID"]
     assert services["broadcast"]["environment"]["VILLAGE_BROADCAST__CLIENT_ID"]
+
+
+def test_the_entrypoint_loads_every_credential_file_of_the_service(tmp_path: Path) -> None:
+    own = tmp_path / "run"
+    own.mkdir()
+    (own / "db.env").write_text("VILLAGE_DATABASE_URL=postgresql://village_ingest_login:x@db/v\n")
+    (own / "mqtt.env").write_text("# comment\nVILLAGE_MQTT_URL=mqtt://svc-ingest:y@broker:1883\n")
+    entrypoint = str(ROOT / "deploy/entrypoint.sh")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SERVICE_ENV_DIR": str(own)}
+    result = subprocess.run(["sh", entrypoint, "env"], capture_output=True, text=True, env=env,
+                            timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "VILLAGE_DATABASE_URL=postgresql://village_ingest_login:x@db/v" in result.stdout
+    assert "VILLAGE_MQTT_URL=mqtt://svc-ingest:y@broker:1883" in result.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused = subprocess.run(["sh", entrypoint, "env"], capture_output=True, text=True,
+                             env={**env, "SERVICE_ENV_DIR": str(empty)}, timeout=30)
+    assert refused.returncode == 1 and "db-roles" in refused.stderr
