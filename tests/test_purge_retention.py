@@ -18,6 +18,7 @@ from devices.registry import remove_device
 from ground.migrate import RecordRetention, record_retention_config
 from ingest.maintenance import Maintenance
 from ingest.settings import RetentionSettings
+from village.schema import migrate
 
 # docs/sql.md: every relation that holds rows about a device.
 SURFACE = ("devices", "readings", "events", "device_status", "dead_letters", "readings_hourly",
@@ -172,10 +173,16 @@ def test_records_expire_by_their_own_retention(database_url: str) -> None:
     assert open_alert == (1,)
 
 
-def test_migrate_schedules_the_records_retention_from_the_settings(database_url: str) -> None:
-    with psycopg.connect(database_url) as conn:
+def test_migrate_schedules_every_retention_from_the_settings(empty_database_url: str) -> None:
+    records = RecordRetention(timedelta(days=7), timedelta(days=70), timedelta(days=700))
+    migrate(empty_database_url, timedelta(days=400), records=records)
+    with psycopg.connect(empty_database_url) as conn:
         if storage_of(conn) != "timescale":
             pytest.skip("the plain path's retention runs in the ingest maintenance (above)")
         config = conn.execute("SELECT config FROM timescaledb_information.jobs"
                               " WHERE proc_name = 'village_prune_records_job'").fetchall()
-    assert config == [(record_retention_config(RecordRetention()),)]
+        raw = conn.execute("SELECT hypertable_name, config ->> 'drop_after'"
+                           " FROM timescaledb_information.jobs"
+                           " WHERE proc_name = 'policy_retention' ORDER BY 1").fetchall()
+    assert config == [(record_retention_config(records),)]
+    assert raw == [("events", "400 days"), ("readings", "400 days")]
