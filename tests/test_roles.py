@@ -40,10 +40,20 @@ def logins(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     return urls
 
 
-def _refused(url: str, statement: str) -> None:
-    with psycopg.connect(url, autocommit=True) as conn, pytest.raises(
-            (errors.InsufficientPrivilege, errors.ReadOnlySqlTransaction)):
-        conn.execute(statement)
+def refused(url: str, *statements: str) -> None:
+    """Each statement is refused to this login for want of privilege."""
+    for statement in statements:
+        with psycopg.connect(url, autocommit=True) as conn, pytest.raises(
+                (errors.InsufficientPrivilege, errors.ReadOnlySqlTransaction)):
+            conn.execute(statement)
+
+
+def insert_broadcast(conn: psycopg.Connection, broadcast_id: str) -> None:
+    """A broadcast row, as the broadcast service writes it."""
+    conn.execute("INSERT INTO broadcasts (broadcast_id, created_at, created_by, creator_role,"
+                 " priority, text, repeat, expires_at, scope, scope_label) VALUES (%s, %s,"
+                 " 'op', 'admin', 'alert', 'hi', 1, %s, '{}', 'county')",
+                 (broadcast_id, NOW, NOW))
 
 
 def test_ingest_writes_telemetry_and_deletes_nothing(logins: Logins) -> None:
@@ -66,17 +76,16 @@ def test_ingest_writes_telemetry_and_deletes_nothing(logins: Logins) -> None:
             conn.execute("SELECT village_apply_retention(interval '730 days')")
             conn.execute("SELECT village_prune_records(interval '1 day', interval '1 day',"
                          " interval '1 day')")
-    for statement in ("DELETE FROM devices WHERE device_id = 'wm-1'",
-                      "DELETE FROM readings",
-                      "UPDATE devices SET village = 'x'",
-                      "INSERT INTO alerts (fingerprint, rule, condition, severity, state, summary,"
-                      " started_at, fired_at) VALUES ('f', 'r', 'c', 'minor', 'firing', 's',"
-                      " now(), now())",
-                      "SELECT secret_hash FROM devices",
-                      "SELECT * FROM api_tokens",
-                      "DROP TABLE readings",
-                      "SELECT village_forget_device_rollups('wm-1')"):
-        _refused(url, statement)
+    refused(url, "DELETE FROM devices WHERE device_id = 'wm-1'",
+            "DELETE FROM readings",
+            "UPDATE devices SET village = 'x'",
+            "INSERT INTO alerts (fingerprint, rule, condition, severity, state, summary,"
+            " started_at, fired_at) VALUES ('f', 'r', 'c', 'minor', 'firing', 's',"
+            " now(), now())",
+            "SELECT secret_hash FROM devices",
+            "SELECT * FROM api_tokens",
+            "DROP TABLE readings",
+            "SELECT village_forget_device_rollups('wm-1')")
 
 
 def test_alerting_keeps_its_alerts_and_starts_broadcasts_only(logins: Logins) -> None:
@@ -93,25 +102,20 @@ def test_alerting_keeps_its_alerts_and_starts_broadcasts_only(logins: Logins) ->
                      " channel, status, attempts) VALUES (ARRAY[%s]::bigint[], 'g', 'firing', 0,"
                      " 'r', 'console', 'sent', 1)", (alert[0],))
         conn.execute("UPDATE alerting_watermarks SET position = %s", (NOW,))
-        conn.execute("INSERT INTO broadcasts (broadcast_id, created_at, created_by, creator_role,"
-                     " priority, text, repeat, expires_at, scope, scope_label) VALUES ('b1', %s,"
-                     " 'alerting', 'admin', 'alert', 'hi', 1, %s, '{}', 'county')", (NOW, NOW))
+        insert_broadcast(conn, "b1")
         conn.execute("SELECT * FROM readings, events, device_status LIMIT 1").fetchall()
-    for statement in ("INSERT INTO readings (device_id, metric, ts, value) VALUES"
-                      " ('wm-1', 'x', now(), 1)",
-                      "DELETE FROM devices",
-                      "DELETE FROM broadcasts",
-                      "INSERT INTO api_tokens (name, token_hash, role, created_by) VALUES"
-                      " ('x', repeat('a', 64), 'admin', 'x')"):
-        _refused(url, statement)
+    refused(url, "INSERT INTO readings (device_id, metric, ts, value) VALUES"
+            " ('wm-1', 'x', now(), 1)",
+            "DELETE FROM devices",
+            "DELETE FROM broadcasts",
+            "INSERT INTO api_tokens (name, token_hash, role, created_by) VALUES"
+            " ('x', repeat('a', 64), 'admin', 'x')")
 
 
 def test_broadcast_keeps_its_broadcasts_only(logins: Logins) -> None:
     url = logins["broadcast"]
     with psycopg.connect(url) as conn:
-        conn.execute("INSERT INTO broadcasts (broadcast_id, created_at, created_by, creator_role,"
-                     " priority, text, repeat, expires_at, scope, scope_label) VALUES ('b2', %s,"
-                     " 'op', 'admin', 'normal', 'hi', 1, %s, '{}', 'county')", (NOW, NOW))
+        insert_broadcast(conn, "b2")
         conn.execute("INSERT INTO broadcast_deliveries (broadcast_id, device_id, priority_rank,"
                      " expires_at, updated_at) VALUES ('b2', 'spk-1', 0, %s, %s)", (NOW, NOW))
         conn.execute("UPDATE broadcast_deliveries SET state = 'sent' WHERE broadcast_id = 'b2'")
@@ -119,11 +123,10 @@ def test_broadcast_keeps_its_broadcasts_only(logins: Logins) -> None:
         conn.execute("INSERT INTO dead_letters (topic, reason, detail, payload, payload_bytes)"
                      " VALUES ('t', 'r', 'd', '', 0)")
         conn.execute("SELECT * FROM broadcast_report, device_status LIMIT 1").fetchall()
-    for statement in ("UPDATE alerts SET state = 'resolved'",
-                      "DELETE FROM devices",
-                      "INSERT INTO events (device_id, ts, type, severity, body) VALUES"
-                      " ('wm-1', now(), 'x', 'minor', '{}')"):
-        _refused(url, statement)
+    refused(url, "UPDATE alerts SET state = 'resolved'",
+            "DELETE FROM devices",
+            "INSERT INTO events (device_id, ts, type, severity, body) VALUES"
+            " ('wm-1', now(), 'x', 'minor', '{}')")
 
 
 def test_api_manages_the_registry_tokens_and_acknowledgements(logins: Logins) -> None:
@@ -142,13 +145,12 @@ def test_api_manages_the_registry_tokens_and_acknowledgements(logins: Logins) ->
         conn.execute("INSERT INTO silences (matchers, starts_at, ends_at, created_by) VALUES"
                      " ('{}', %s, %s, 'x')", (NOW, NOW + timedelta(hours=1)))
         conn.execute("SELECT * FROM readings_daily, readings_hourly, dead_letters LIMIT 1")
-    for statement in ("INSERT INTO readings (device_id, metric, ts, value) VALUES"
-                      " ('wm-1', 'x', now(), 1)",
-                      "DELETE FROM readings",
-                      "DELETE FROM alerts",
-                      "UPDATE service_accounts SET secret_hash = 'x'",
-                      "CREATE TABLE mine (x integer)"):
-        _refused(url, statement)
+    refused(url, "INSERT INTO readings (device_id, metric, ts, value) VALUES"
+            " ('wm-1', 'x', now(), 1)",
+            "DELETE FROM readings",
+            "DELETE FROM alerts",
+            "UPDATE service_accounts SET secret_hash = 'x'",
+            "CREATE TABLE mine (x integer)")
 
 
 def test_grafana_reads_every_panel_and_cannot_write(logins: Logins) -> None:
@@ -160,10 +162,9 @@ def test_grafana_reads_every_panel_and_cannot_write(logins: Logins) -> None:
                                 timescaledb=storage == ("timescale",))
     assert len(results) > 45
     assert [(r.dashboard, r.panel, r.error) for r in results if r.error] == []
-    for statement in ("INSERT INTO dead_letters (topic, reason, detail, payload, payload_bytes)"
-                      " VALUES ('t', 'r', 'd', '', 0)",
-                      "DELETE FROM devices",
-                      "SELECT secret_hash FROM devices",
-                      "SELECT * FROM service_accounts",
-                      "SELECT * FROM api_tokens"):
-        _refused(url, statement)
+    refused(url, "INSERT INTO dead_letters (topic, reason, detail, payload, payload_bytes)"
+            " VALUES ('t', 'r', 'd', '', 0)",
+            "DELETE FROM devices",
+            "SELECT secret_hash FROM devices",
+            "SELECT * FROM service_accounts",
+            "SELECT * FROM api_tokens")
