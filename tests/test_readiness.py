@@ -10,8 +10,12 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
 from ground.health import all_pass, is_fresh, keep_ready_file, main
 from ground.local import MosquittoServer
+from village.cli import app
 
 
 def _wait_for(condition: object, timeout_s: float) -> bool:
@@ -61,10 +65,19 @@ def test_the_file_follows_the_checks(tmp_path: Path) -> None:
 
 def test_an_ingest_worker_is_ready_only_while_its_broker_is_there(
     database_url: str, mosquitto: MosquittoServer, tmp_path: Path, topic_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # As deployed: the worker logs in to the database as its own role.
+    monkeypatch.setenv("VILLAGE_DATABASE_URL", database_url)
+    roles = CliRunner().invoke(app, ["db", "roles", "--out", str(tmp_path / "credentials")])
+    assert roles.exit_code == 0, roles.output
+    db_env = (tmp_path / "credentials" / "ingest" / "db.env").read_text()
+    ingest_url = next(line.partition("=")[2] for line in db_env.splitlines()
+                      if line.startswith("VILLAGE_DATABASE_URL="))
+    assert "village_ingest_login" in ingest_url
     ready = tmp_path / "ready"
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("VILLAGE_")},
-           "VILLAGE_DATABASE_URL": database_url, "VILLAGE_MQTT_URL": mosquitto.url,
+           "VILLAGE_DATABASE_URL": ingest_url, "VILLAGE_MQTT_URL": mosquitto.url,
            "VILLAGE_TOPIC_PREFIX": topic_prefix, "VILLAGE_READY_FILE": str(ready),
            "VILLAGE_INGEST__CLIENT_ID": f"ingest-{topic_prefix}"}
     worker = subprocess.Popen([sys.executable, "-m", "village.cli", "ingest"], env=env,
