@@ -43,6 +43,14 @@ def drop_database(admin_url: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def refresh_rollups(conn: psycopg.Connection) -> None:
+    """Bring the rollups up to date as the service would: on plain PostgreSQL its refresh;
+    on TimescaleDB nothing, since the continuous aggregates answer in real time."""
+    storage = conn.execute("SELECT value FROM village_meta WHERE key = 'storage'").fetchone()
+    if storage == ("plain",):
+        conn.execute("SELECT village_refresh_rollups()")
+
+
 def seal_template(admin_url: str, name: str) -> None:
     """Let nobody connect to a template any more, so copying it never finds it in use (on
     TimescaleDB, its job scheduler would otherwise come and go at any time)."""

@@ -23,6 +23,7 @@ from alerting.operations import (
 from alerting.rules import load_rules
 from ground.principal import SYSTEM, Place, Principal, Role
 from tests.clock import COUNTY, SHIFTED_CLOCKS
+from tests.conftest import refresh_rollups
 
 from .fixtures import Recorder, add_devices, add_readings, recording_engine
 from .helpers import rule
@@ -267,9 +268,7 @@ def test_conductivity_against_the_probes_own_baseline(conn: psycopg.Connection) 
     today = datetime.now(UTC).astimezone(COUNTY).replace(hour=12, minute=0, second=0, microsecond=0)
     add_readings(conn, "wq-1", "conductivity_us_cm",
                  [(today - timedelta(days=d, hours=h), 790 + d + h) for d in range(2, 7) for h in (0, 6)])
-    storage = conn.execute("SELECT value FROM village_meta WHERE key = 'storage'").fetchone()
-    if storage == ("plain",):
-        conn.execute("SELECT village_refresh_rollups()")
+    refresh_rollups(conn)
     presets = [r for r in load_rules([]) if r.name == "wq-conductivity-baseline"]
     engine = recording_engine(presets)
     evaluate_cycle(conn, engine)

@@ -17,6 +17,7 @@ import psycopg
 from devices.catalogue import kind_named
 from devices.decode import Limits, Reading, decode_telemetry
 from devices.models import telemetry_model
+from tests.conftest import refresh_rollups
 
 DAYS = 8
 UPLOAD = 96  # reading sets per message, like an NB-IoT meter's daily upload
@@ -176,9 +177,7 @@ def fill(database_url: str, now: datetime) -> None:
                 (now - timedelta(minutes=minutes),),
             )
         _alerts_and_broadcasts(conn, now)
-        storage = conn.execute("SELECT value FROM village_meta WHERE key = 'storage'").fetchone()
-        if storage and storage[0] == "plain":
-            conn.execute("SELECT village_refresh_rollups()")
+        refresh_rollups(conn)
 
 
 # Alerts: one critical firing in Xi'an acknowledged after 12 minutes, one major in 李家村
