@@ -240,6 +240,9 @@ def test_a_batch_committed_late_is_still_judged(conn: psycopg.Connection, databa
     add_devices(conn, [("wq-1", "water_quality", "T1", "V1"), ("wq-2", "water_quality", "T1", "V1")])
     ph = rule({"threshold": {"above": 9}}, metric="ph", name="ph-high")
     engine = recording_engine([ph])
+    # The storage for these minutes exists before the slow writer starts: on TimescaleDB a
+    # chunk created in an open transaction holds every other writer until it commits.
+    add_readings(conn, "wq-2", "ph", [(minutes(-3), 7.0)])
     with psycopg.connect(database_url) as slow:  # a writer whose transaction stays open
         add_readings(slow, "wq-1", "ph", [(minutes(-2), 11.0)])  # received_at: its start
         add_readings(conn, "wq-2", "ph", [(minutes(-1), 7.0)])  # committed meanwhile
