@@ -53,7 +53,17 @@ def refresh_rollups(conn: psycopg.Connection) -> None:
 
 def seal_template(admin_url: str, name: str) -> None:
     """Let nobody connect to a template any more, so copying it never finds it in use (on
-    TimescaleDB, its job scheduler would otherwise come and go at any time)."""
+    TimescaleDB, its job scheduler would otherwise come and go at any time).
+
+    On TimescaleDB its jobs are unscheduled first: they run on the wall clock, and tests fix
+    "now" (a retention job would rightly delete data written as of a past instant). Tests
+    of the jobs run them with `CALL run_job(...)`.
+    """
+    with psycopg.connect(database_url_for(admin_url, name), autocommit=True) as conn:
+        if conn.execute("SELECT value FROM village_meta WHERE key = 'storage'").fetchone() == (
+                "timescale",):
+            conn.execute("SELECT alter_job(job_id, scheduled => false)"
+                         " FROM timescaledb_information.jobs")
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
         conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
