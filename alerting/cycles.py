@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import psycopg
 
 from alerting import store
-from alerting.dispatch import Send, plan
+from alerting.dispatch import Send, Target, plan
 from alerting.evaluate import (
     STREAM_TYPES,
     Outcome,
@@ -23,8 +23,8 @@ from alerting.evaluate import (
 from alerting.message import render
 from alerting.model import Sample, Subject, fingerprint
 from alerting.nightflow import evaluate_areas
-from alerting.notifiers.base import Message, Notifier, Recipient, send_with_retry
-from alerting.routing import Person, Routing, people_at
+from alerting.notifiers.base import Message, Notifier, send_with_retry
+from alerting.routing import Routing
 from alerting.signals import BASELINE, UNCHANGED
 
 BATCH_ROWS = 200_000  # rows read per streaming pass at most; the rest come next pass
@@ -32,8 +32,35 @@ HORIZON_MAX_LAG = timedelta(seconds=60)
 
 
 @dataclass
+class Cache:
+    """What the passes remember between them: the registry, the rows already read, and the
+    newest sample judged per rule and device. Losing it costs reads, never an alert."""
+
+    subjects: dict[str, Subject] = field(default_factory=dict)
+    subjects_loaded: float = float("-inf")
+    recent: store.Recent = field(default_factory=store.Recent)
+    judged: dict[str, datetime] = field(default_factory=dict)
+
+    def registry(self, conn: psycopg.Connection, refresh_s: float,
+                 unknown: bool = False) -> dict[str, Subject]:
+        """The registry, reloaded when stale or when a device was not in it."""
+        age = time.monotonic() - self.subjects_loaded
+        # an unknown device reloads at once, but at most once a second (a retired device's
+        # readings must not reload the whole registry on every pass)
+        if age > refresh_s or (unknown and age > 1.0):
+            self.subjects = store.load_subjects(conn)
+            self.subjects_loaded = time.monotonic()
+        return self.subjects
+
+    def forget_reads(self) -> None:
+        """Forget what was read: the next pass reads it again."""
+        self.recent, self.judged = store.Recent(), {}
+
+
+@dataclass(frozen=True)
 class Engine:
-    """What the cycles need besides a connection: rules, routing, channels, links."""
+    """What the cycles need besides a connection, fixed at start: rules, routing, channels,
+    links, timings; and the cache the passes keep (the one part that changes)."""
 
     book: RuleBook
     routing: Routing
@@ -45,20 +72,11 @@ class Engine:
     retry_backoff_s: float = 0.5
     registry_refresh_s: float = 10.0
     sleep: Callable[[float], None] = time.sleep
-    subjects: dict[str, Subject] = field(default_factory=dict)
-    subjects_loaded: float = float("-inf")
-    recent: store.Recent = field(default_factory=store.Recent)
-    judged: dict[str, datetime] = field(default_factory=dict)  # newest sample per rule/device
+    cache: Cache = field(default_factory=Cache, compare=False)
 
     def registry(self, conn: psycopg.Connection, unknown: bool = False) -> dict[str, Subject]:
-        """The registry, reloaded when stale or when a device was not in it."""
-        age = time.monotonic() - self.subjects_loaded
-        # an unknown device reloads at once, but at most once a second (a retired device's
-        # readings must not reload the whole registry on every pass)
-        if age > self.registry_refresh_s or (unknown and age > 1.0):
-            self.subjects = store.load_subjects(conn)
-            self.subjects_loaded = time.monotonic()
-        return self.subjects
+        """The registry as the cache holds it, reloaded when stale or missing a device."""
+        return self.cache.registry(conn, self.registry_refresh_s, unknown)
 
 
 def _horizon(conn: psycopg.Connection) -> datetime:
@@ -86,7 +104,7 @@ def evaluate_cycle(conn: psycopg.Connection, engine: Engine) -> int:
         return _evaluate(conn, engine)
     except BaseException:
         # nothing of the pass was stored: what memory says was read must be read again
-        engine.recent, engine.judged = store.Recent(), {}
+        engine.cache.forget_reads()
         raise
 
 
@@ -94,8 +112,8 @@ def _evaluate(conn: psycopg.Connection, engine: Engine) -> int:
     with conn.transaction():
         horizon = _horizon(conn)
         since = store.watermark(conn, "readings") - engine.overlap
-        engine.recent.forget_before(since)
-        fresh, newest = store.new_readings(conn, since, BATCH_ROWS, engine.recent)
+        engine.cache.recent.forget_before(since)
+        fresh, newest = store.new_readings(conn, since, BATCH_ROWS, engine.cache.recent)
         event_since = store.watermark(conn, "events") - engine.overlap
         events, newest_event = store.new_events(conn, event_since, BATCH_ROWS)
         known = engine.registry(conn)
@@ -157,8 +175,8 @@ def _unchanged(engine: Engine, condition_type: str, key: str,
     if unchanged is None or not times:
         return False
     first, last = min(times), max(times)
-    judged = engine.judged.get(key)
-    engine.judged[key] = max(last, judged) if judged else last
+    judged = engine.cache.judged.get(key)
+    engine.cache.judged[key] = max(last, judged) if judged else last
     return judged is not None and unchanged(judged, first, last)
 
 
@@ -191,54 +209,37 @@ class DispatchReport:
     muted: dict[int, str] = field(default_factory=dict)
 
 
-def _rung_people(send: Send, routing: Routing, now: datetime) -> list[Person]:
-    if not send.rungs:
-        return []
-    rungs = send.rungs[: send.level + 1] if send.action == "resolved" else (send.rungs[send.level],)
-    people: dict[str, Person] = {}
-    for rung in rungs:
-        for person in people_at(routing, rung, now):
-            people.setdefault(person.id, person)
-    return list(people.values())
-
-
-def _message(send: Send, engine: Engine, language: str, who: str, now: datetime) -> Message:
+def _message(send: Send, target: Target, engine: Engine, now: datetime) -> Message:
     views = [a.view for a in send.alerts]
-    title, text, alerts = render(views, send.action, language, engine.routing.zone,
-                                 lambda alert_id: engine.link(alert_id, who, now))
-    return Message(title, text, send.action, views[0].severity, language, tuple(alerts),
+    title, text, alerts = render(views, send.action, target.language, engine.routing.zone,
+                                 lambda alert_id: engine.link(alert_id, target.who, now))
+    return Message(title, text, send.action, views[0].severity, target.language, tuple(alerts),
                    send.place)
 
 
 def dispatch_cycle(conn: psycopg.Connection, engine: Engine, now: datetime) -> DispatchReport:
-    """Mute, deduplicate, group, send with retry, and record every attempt."""
+    """Plan (mute, deduplicate, group, resolve targets), then render, send with retry, and
+    record every attempt."""
     with conn.transaction():
         alerts = store.alerts_to_dispatch(conn)
         silences = store.active_silences(conn, now)
-    decided = plan(alerts, engine.routing, silences, now)
+    decided = plan(alerts, engine.routing, silences, now, engine.language)
     report = DispatchReport(groups=decided.sends, muted=decided.muted)
     if decided.quiet:
         with conn.transaction():
             store.close_quietly(conn, decided.quiet)
     for send in decided.sends:
-        targets: list[tuple[str, Person | None]] = [
-            (channel, person) for person in _rung_people(send, engine.routing, now)
-            for channel in person.channels
-        ] + [(name, None) for name in send.route.receivers]
         records = []
-        for receiver, person in targets:
-            language = (person.language if person else None) or engine.language
-            who = person.id if person else f"receiver:{receiver}"
-            message = _message(send, engine, language, who, now)
-            recipient = Recipient(person.id, person.name, person.phone, person.email,
-                                  dict(person.im)) if person else None
-            notifier = engine.notifiers[receiver]
-            delivery = send_with_retry(notifier, message, recipient, engine.retry_attempts,
+        for target in send.targets:
+            notifier = engine.notifiers[target.receiver]
+            delivery = send_with_retry(notifier, _message(send, target, engine, now),
+                                       target.recipient, engine.retry_attempts,
                                        engine.retry_backoff_s, engine.sleep)
             report.sent += delivery.ok
             report.failed += not delivery.ok
-            records.append((receiver, notifier.channel, person.id if person else None, delivery))
-        ids = [a.view.id for a in send.alerts]
+            person_id = target.recipient.person_id if target.recipient else None
+            records.append((target.receiver, notifier.channel, person_id, delivery))
+        ids = [a.view.alert_id for a in send.alerts]
         with conn.transaction():
             for receiver, channel, person_id, delivery in records:
                 store.record_notification(conn, ids, send.group_key, send.action, send.level,

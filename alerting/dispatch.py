@@ -1,5 +1,6 @@
-"""What to send now (pure): mute, then deduplicate against what each alert was already
-told (repeat interval, escalation), then group. The service sends and records the plan."""
+"""What to send now, and to whom (pure): mute, then deduplicate against what each alert was
+already told (repeat interval, escalation), then group, then resolve each group's targets
+(receiver, person, language). The dispatch cycle only renders, sends and records the plan."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from alerting.message import AlertView
+from alerting.model import AlertView
 from alerting.mute import Silence, muted
-from alerting.routing import Route, Routing, Rung, ladder, route_for
+from alerting.notifiers.base import Recipient
+from alerting.routing import Person, Route, Routing, Rung, ladder, people_at, route_for
 
 
 @dataclass(frozen=True)
@@ -18,9 +20,7 @@ class OpenAlert:
 
     view: AlertView
     labels: dict[str, str]
-    state: str
     created_at: datetime
-    acknowledged_at: datetime | None
     notified_level: int
     last_notified_at: datetime | None
     escalated_at: datetime | None
@@ -28,17 +28,33 @@ class OpenAlert:
 
 
 @dataclass(frozen=True)
+class Target:
+    """Where one copy of a notification goes: a receiver, the person it is addressed to
+    (None for a group channel such as a chat robot), and the language it is written in."""
+
+    receiver: str
+    recipient: Recipient | None
+    language: str
+
+    @property
+    def who(self) -> str:
+        """Whom the message's links are signed for."""
+        return self.recipient.person_id if self.recipient else f"receiver:{self.receiver}"
+
+
+@dataclass(frozen=True)
 class Send:
-    """One notification: an action, a rung of the ladder, and the alerts it lists."""
+    """One notification: an action, a rung of the ladder, the alerts it lists, and every
+    target it goes to."""
 
     group_key: str
     action: str
     level: int
-    rungs: tuple[Rung, ...]
     route: Route
     alerts: tuple[OpenAlert, ...]
     place: dict[str, str]
     kind: str | None
+    targets: tuple[Target, ...]
 
 
 @dataclass
@@ -66,9 +82,9 @@ def common_place(alerts: Iterable[OpenAlert]) -> dict[str, str]:
 
 
 def _due(alert: OpenAlert, route: Route, rungs: int, now: datetime) -> tuple[str, int] | None:
-    if alert.state == "resolved":
+    if alert.view.state == "resolved":
         return None if alert.resolved_notified else ("resolved", alert.notified_level)
-    if alert.acknowledged_at is not None:
+    if alert.view.acknowledged_at is not None:
         return None  # acknowledgement stops repeats and escalation
     if alert.notified_level < 0:
         return "firing", 0
@@ -83,24 +99,42 @@ def _due(alert: OpenAlert, route: Route, rungs: int, now: datetime) -> tuple[str
     return None
 
 
+def targets(rungs: Sequence[Rung], action: str, level: int, route: Route, routing: Routing,
+            now: datetime, language: str) -> tuple[Target, ...]:
+    """Each on-duty person of the rung (of every rung told, for a resolution) on each of
+    their channels, then the route's own receivers."""
+    told = rungs[: level + 1] if action == "resolved" else rungs[level: level + 1]
+    people: dict[str, Person] = {}
+    for rung in told:
+        for person in people_at(routing, rung, now):
+            people.setdefault(person.id, person)
+    return tuple(
+        Target(channel, Recipient(p.id, p.name, p.phone, p.email, dict(p.im)),
+               p.language or language)
+        for p in people.values() for channel in p.channels
+    ) + tuple(Target(name, None, language) for name in route.receivers)
+
+
 def plan(
-    alerts: Sequence[OpenAlert], routing: Routing, silences: Sequence[Silence], now: datetime
+    alerts: Sequence[OpenAlert], routing: Routing, silences: Sequence[Silence], now: datetime,
+    language: str = "zh",
 ) -> Plan:
-    """The notifications due at `now`, grouped by route, action, level and group labels."""
-    firing = [a.labels for a in alerts if a.state == "firing"]
+    """The notifications due at `now`, grouped by route, action, level and group labels,
+    each with its targets (written in `language` unless a person reads another)."""
+    firing = [a.labels for a in alerts if a.view.state == "firing"]
     groups: dict[str, tuple[Route, str, int, list[OpenAlert]]] = {}
     result = Plan([], [], {})
     ladders: dict[tuple[str | None, ...], int] = {}  # rungs per place and kind, this pass
     for alert in alerts:
-        if alert.state == "resolved" and alert.notified_level < 0:
-            result.quiet.append(alert.view.id)  # nobody heard it fire: nothing to take back
+        if alert.view.state == "resolved" and alert.notified_level < 0:
+            result.quiet.append(alert.view.alert_id)  # nobody heard it fire: nothing to take back
             continue
         route = route_for(routing.root, alert.labels)
-        if alert.state == "firing":  # a resolution of what was told is never muted
+        if alert.view.state == "firing":  # a resolution of what was told is never muted
             reason = "route" if route.mute else muted(alert.labels, now, silences, firing,
                                                       routing.inhibit)
             if reason is not None:
-                result.muted[alert.view.id] = reason
+                result.muted[alert.view.alert_id] = reason
                 continue
         place_key = (*(alert.labels.get(k) for k in PLACE_KEYS), alert.view.kind)
         if place_key not in ladders:
@@ -121,6 +155,8 @@ def plan(
         kind = kinds.pop() if len(kinds) == 1 else None
         ladder_of_group = tuple(ladder(place, kind, routing))
         members.sort(key=lambda a: (a.view.village or "", a.view.device_id or ""))
-        result.sends.append(Send(key, action, min(level, max(len(ladder_of_group) - 1, 0)),
-                                 ladder_of_group, route, tuple(members), place, kind))
+        level = min(level, max(len(ladder_of_group) - 1, 0))
+        result.sends.append(Send(key, action, level, route, tuple(members), place, kind,
+                                 targets(ladder_of_group, action, level, route, routing, now,
+                                         language)))
     return result

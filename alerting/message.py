@@ -4,11 +4,11 @@ since when, a link; resolved ones say what it was and how long it lasted (pure).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from alerting.model import AlertView
 from devices.catalogue import KIND_BY_NAME
 
 MAX_LISTED = 20  # a group lists this many alerts, then counts the rest
@@ -31,28 +31,6 @@ WORDS = {
            "since": "Since", "lasted": "Lasted", "link": "Open", "more": "and {n} more",
            "silent": "silent for {d}", "event": "device event", "count": "{n} alerts"},
 }
-
-
-@dataclass(frozen=True)
-class AlertView:
-    """What a message needs to know about one alert."""
-
-    id: int
-    rule: str
-    condition: str
-    severity: str
-    summary: str
-    device_id: str | None
-    kind: str | None
-    township: str | None
-    village: str | None
-    grid: str | None
-    metric: str | None
-    value: float | None
-    threshold: float | None
-    started_at: datetime
-    resolved_at: datetime | None
-    device_name: str | None = None
 
 
 def duration_text(seconds: float, language: str) -> str:
@@ -154,18 +132,18 @@ def render(
         if alert.resolved_at is not None:
             lasted = (alert.resolved_at - alert.started_at).total_seconds()
             lines.append(f"{words['lasted']}{sep}{duration_text(lasted, language)}")
-        url = link(alert.id)
+        url = link(alert.alert_id)
         if url:
             lines.append(f"{words['link']}{sep}{url}")
         lines.append("")
     if len(alerts) > MAX_LISTED:
         lines.append(words["more"].format(n=len(alerts) - MAX_LISTED))
     structured = [{
-        "id": a.id, "rule": a.rule, "severity": a.severity, "summary": a.summary,
+        "id": a.alert_id, "rule": a.rule, "severity": a.severity, "summary": a.summary,
         "device_id": a.device_id, "kind": a.kind, "township": a.township, "village": a.village,
         "grid": a.grid, "metric": a.metric, "value": a.value, "threshold": a.threshold,
         "started_at": a.started_at.isoformat(),
         "resolved_at": a.resolved_at.isoformat() if a.resolved_at else None,
-        "link": link(a.id),
+        "link": link(a.alert_id),
     } for a in alerts]
     return title, "\n".join(lines).rstrip(), structured

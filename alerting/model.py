@@ -97,3 +97,31 @@ class Transition:
     threshold: float | None
     alert_id: int | None = None
     metric: str | None = None
+
+
+@dataclass(frozen=True)
+class AlertView:
+    """An alert as people see it: in a message, on the phone page, from the API and the CLI."""
+
+    alert_id: int
+    rule: str
+    condition: str
+    severity: str
+    state: str
+    summary: str
+    device_id: str | None
+    device_name: str | None
+    kind: str | None
+    township: str | None
+    village: str | None
+    grid: str | None
+    metric: str | None
+    unit: str | None
+    value: float | None
+    threshold: float | None
+    last_value: float | None
+    started_at: datetime
+    resolved_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    ack_comment: str | None

@@ -1,18 +1,24 @@
-"""What people do with alerts: list, acknowledge, silence, check rules. The CLI and the
-API call these; authorization comes from the principal."""
+"""The alerts service: what people do with alerts (list, show with history, acknowledge,
+silence, check rules). The CLI, the API and the phone page call these; authorization comes
+from the principal, and refusals are the ground's kinds (NotFound, Denied, Invalid)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
+from alerting.files import load_rules
+from alerting.model import AlertView
 from alerting.rules import Rule, parse_rules
+from alerting.store import VIEW_COLUMNS, VIEW_FROM
+from devices.store import scope_conditions
+from ground.errors import Denied, Invalid, NotFound
 from ground.principal import Place, Principal, Role
 
 MAX_SILENCE = timedelta(days=30)
@@ -20,89 +26,112 @@ SILENCE_LABELS = frozenset({"rule", "severity", "condition", "kind", "device_id"
                             "village", "grid", "site", "gateway"})
 
 
-class AlertNotFound(LookupError):
+class AlertNotFound(NotFound, LookupError):
     """No such alert or silence (or not within the principal's scope)."""
 
 
-class AlertDenied(PermissionError):
+class AlertDenied(Denied, PermissionError):
     """The principal may not do this here."""
 
 
-class SilenceError(ValueError):
+class SilenceError(Invalid, ValueError):
     """A silence that cannot be made: unbounded, too long, or matching unknown labels."""
 
 
 @dataclass(frozen=True)
-class AlertRecord:
-    """An alert as people see it."""
+class AlertFilter:
+    """What an alert list asks for (every field optional)."""
 
-    id: int
-    rule: str
-    severity: str
-    state: str
-    condition: str
-    device_id: str | None
-    kind: str | None
-    township: str | None
-    village: str | None
-    grid: str | None
-    metric: str | None
-    summary: str
-    value: float | None
-    threshold: float | None
-    started_at: datetime
-    fired_at: datetime
-    resolved_at: datetime | None
-    acknowledged_at: datetime | None
-    acknowledged_by: str | None
-    ack_comment: str | None
+    state: str | None = None
+    severity: str | None = None
+    township: str | None = None
+    village: str | None = None
+    device_id: str | None = None
+    rule: str | None = None
+    acknowledged: bool | None = None
 
 
-_SELECT = (
-    "SELECT id, rule, severity, state, condition, device_id, kind, township, village, grid,"
-    " metric, summary, value, threshold, started_at, fired_at, resolved_at, acknowledged_at,"
-    " acknowledged_by, ack_comment FROM alerts"
-)
-
-StateFilter = Literal["open", "firing", "resolved", "all"]
-_STATE_WHERE: dict[str, str] = {
-    "open": "state = 'firing' AND acknowledged_at IS NULL",
-    "firing": "state = 'firing'",
-    "resolved": "state = 'resolved'",
-    "all": "true",
+# The CLI's names for the usual lists.
+STATE_FILTERS: dict[str, AlertFilter] = {
+    "open": AlertFilter(state="firing", acknowledged=False),
+    "firing": AlertFilter(state="firing"),
+    "resolved": AlertFilter(state="resolved"),
+    "all": AlertFilter(),
 }
+_VIEW = sql.SQL("SELECT " + VIEW_COLUMNS + VIEW_FROM)  # noqa: S608 - constants
 
 
-def list_alerts(
-    conn: psycopg.Connection, principal: Principal, state: StateFilter = "firing",
-    limit: int = 100,
-) -> list[AlertRecord]:
-    """Alerts within the principal's scope, newest first."""
-    scope = principal.scope
-    with conn.cursor(row_factory=class_row(AlertRecord)) as cur:
-        cur.execute(
-            _SELECT + " WHERE " + _STATE_WHERE[state]
-            + " AND (%(t)s::text IS NULL OR township = %(t)s)"
-            " AND (%(v)s::text IS NULL OR village = %(v)s)"
-            " ORDER BY started_at DESC, id DESC LIMIT %(limit)s",
-            {"t": scope.township, "v": scope.village, "limit": limit},
-        )
+def list_alerts(conn: psycopg.Connection, principal: Principal,
+                where: AlertFilter = STATE_FILTERS["firing"], limit: int = 100,
+                offset: int = 0) -> list[AlertView]:
+    """Alerts within the principal's scope matching the filter, newest first."""
+    columns = ("state", "severity", "township", "village", "device_id", "rule")
+    condition, params = scope_conditions(principal, "a", {c: getattr(where, c) for c in columns})
+    if where.acknowledged is not None:
+        condition = sql.SQL("{} AND (a.acknowledged_at IS NOT NULL) = %s").format(condition)
+        params.append(where.acknowledged)
+    query = sql.SQL("{} WHERE {} ORDER BY a.started_at DESC, a.id DESC LIMIT %s OFFSET %s").format(
+        _VIEW, condition)
+    with conn.cursor(row_factory=class_row(AlertView)) as cur:
+        cur.execute(query, [*params, limit, offset])
         return cur.fetchall()
 
 
-def get_alert(conn: psycopg.Connection, principal: Principal, alert_id: int) -> AlertRecord:
-    """One alert, if the principal can see it."""
-    with conn.cursor(row_factory=class_row(AlertRecord)) as cur:
-        cur.execute(_SELECT + " WHERE id = %s", (alert_id,))
-        alert = cur.fetchone()
+def find_alert(conn: psycopg.Connection, alert_id: int) -> AlertView | None:
+    """One alert whatever its scope, for a caller that checks it (a signed link does)."""
+    with conn.cursor(row_factory=class_row(AlertView)) as cur:
+        cur.execute(sql.SQL("{} WHERE a.id = %s").format(_VIEW), (alert_id,))
+        return cur.fetchone()
+
+
+def get_alert(conn: psycopg.Connection, principal: Principal, alert_id: int) -> AlertView:
+    """One alert, if the principal can see it (AlertNotFound otherwise)."""
+    alert = find_alert(conn, alert_id)
     if alert is None or not principal.covers(Place(alert.township, alert.village)):
         raise AlertNotFound(f"no alert {alert_id}")
     return alert
 
 
+def shown_alert(conn: psycopg.Connection, principal: Principal, alert_id: int) -> AlertView:
+    """One alert for a viewer: AlertNotFound if there is none, AlertDenied if it is outside
+    the principal's scope."""
+    alert = find_alert(conn, alert_id)
+    if alert is None:
+        raise AlertNotFound(f"alert {alert_id} not found")
+    if not principal.may(Role.VIEWER, Place(alert.township, alert.village)):
+        raise AlertDenied("outside your scope")
+    return alert
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One step of an alert's life: fired, acknowledged, escalated, resolved; and each message."""
+
+    at: datetime
+    what: str
+    detail: dict[str, Any]
+
+
+def alert_history(conn: psycopg.Connection, alert_id: int) -> list[HistoryEntry]:
+    """An alert's transitions, acknowledgements and notifications, oldest first."""
+    rows = conn.execute(
+        "SELECT at, to_state, jsonb_build_object('from', from_state, 'value', value,"
+        "  'detail', detail) FROM alert_transitions WHERE alert_id = %(id)s"
+        " UNION ALL SELECT acknowledged_at, 'acknowledged', jsonb_build_object("
+        "  'by', acknowledged_by, 'comment', comment) FROM alert_acks WHERE alert_id = %(id)s"
+        " UNION ALL SELECT created_at, 'notification', jsonb_build_object('action', action,"
+        "  'level', level, 'receiver', receiver, 'channel', channel, 'person_id', person_id,"
+        "  'status', status, 'attempts', attempts, 'error', error)"
+        " FROM notifications WHERE alert_ids @> ARRAY[%(id)s]::bigint[]"
+        " ORDER BY 1",
+        {"id": alert_id},
+    ).fetchall()
+    return [HistoryEntry(at, what, detail) for at, what, detail in rows]
+
+
 def acknowledge(
     conn: psycopg.Connection, principal: Principal, alert_id: int, comment: str, now: datetime
-) -> AlertRecord:
+) -> AlertView:
     """Acknowledge an alert (stops its repeats and escalation); a second ack is recorded too."""
     alert = get_alert(conn, principal, alert_id)
     if not principal.may(Role.CADRE, Place(alert.township, alert.village)):
@@ -178,15 +207,27 @@ def expire_silence(
                  " WHERE id = %s", (now, silence_id))
 
 
-def list_silences(conn: psycopg.Connection, now: datetime) -> list[SilenceRecord]:
-    """Silences in force now or still to come."""
+def silence_place(matchers: dict[str, str]) -> Place:
+    """The place a silence's matchers name (the county if none)."""
+    return Place(matchers.get("township"), matchers.get("village"))
+
+
+def list_silences(conn: psycopg.Connection, principal: Principal,
+                  now: datetime) -> list[SilenceRecord]:
+    """Silences in force now or still to come that touch the principal's scope."""
     rows = conn.execute(
         "SELECT id, kind, matchers, starts_at, ends_at, created_by, comment FROM silences"
         " WHERE ends_at > %s ORDER BY starts_at", (now,),
     ).fetchall()
-    return [SilenceRecord(r[0], r[1], dict(r[2]), r[3], r[4], r[5], r[6]) for r in rows]
+    silences = [SilenceRecord(r[0], r[1], dict(r[2]), r[3], r[4], r[5], r[6]) for r in rows]
+    return [s for s in silences if principal.overlaps(silence_place(s.matchers))]
 
 
-def check_rules(path: str) -> list[Rule]:
-    """Validate a rules file; RuleError names the rule and the field."""
-    return parse_rules(Path(path).read_text(encoding="utf-8"), path)
+def check_rules(text: str, source: str) -> list[Rule]:
+    """Validate a rules file's text (nothing is stored); RuleError names the rule and the field."""
+    return parse_rules(text, source)
+
+
+def active_rules(rules_files: list[str], presets: bool) -> list[Rule]:
+    """The rules the alerting service runs: the presets (if on), then the files in order."""
+    return load_rules(rules_files, presets)

@@ -9,11 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
-from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from alerting.notifiers.broadcast import BroadcastConfig
@@ -23,6 +21,7 @@ from alerting.notifiers.robots import RobotConfig
 from alerting.notifiers.sms import SmsConfig
 from alerting.notifiers.webhook import WebhookConfig
 from alerting.rules import SEVERITIES, parse_duration
+from ground.validation import first_error
 
 Level = Literal["grid", "village", "township", "county"]
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -244,17 +243,12 @@ class Routing:
     bureau_of_kind: dict[str, str]
 
 
-def _where(error: Any) -> str:
-    return ".".join(str(part) for part in error["loc"]) or "file"
-
-
 def build_routing(document: object, source: str = "routing") -> Routing:
     """Validate a routing document; RoutingError names the entry and the field."""
     try:
         model = RoutingModel.model_validate(document or {})
     except ValidationError as exc:
-        error = exc.errors()[0]
-        raise RoutingError(f"{source}: {_where(error)}: {error['msg']}") from None
+        raise RoutingError(f"{source}: {first_error(exc, 'file')}") from None
     names = {r.name for r in model.receivers}
     for i, person in enumerate(model.people):
         for channel in person.channels:
@@ -277,17 +271,6 @@ def build_routing(document: object, source: str = "routing") -> Routing:
     bureau_of_kind = {kind: bureau for bureau, kinds in model.bureaus.items() for kind in kinds}
     return Routing(zone, model.people, {r.name: r for r in model.receivers}, root,
                    model.inhibit, bureau_of_kind)
-
-
-def load_routing(path: str | None) -> Routing:
-    """The routing file, or the local default: everything printed on the console."""
-    if path is None:
-        return build_routing(CONSOLE_ONLY, "default routing")
-    try:
-        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise RoutingError(f"{path}: not valid YAML: {exc}") from None
-    return build_routing(document, path)
 
 
 CONSOLE_ONLY: dict[str, Any] = {

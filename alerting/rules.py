@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -20,6 +18,7 @@ from pydantic import (
 )
 
 from devices.catalogue import KIND_BY_NAME
+from ground.validation import field_path, first_error
 
 Severity = Literal["info", "minor", "major", "critical"]
 SEVERITIES: tuple[str, ...] = ("info", "minor", "major", "critical")
@@ -255,19 +254,13 @@ class Rule:
         return self.summary_zh if language == "zh" else self.summary_en
 
 
-def _location(error: Any, prefix: str = "") -> str:
-    return ".".join([prefix, *(str(part) for part in error["loc"])] if prefix
-                    else [str(part) for part in error["loc"]]) or "rule"
-
-
 def build_rule(raw: object, position: int) -> Rule:
     """Validate one YAML rule; RuleError names the rule and the field."""
     name = raw.get("name", f"#{position + 1}") if isinstance(raw, dict) else f"#{position + 1}"
     try:
         model = RuleModel.model_validate(raw)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        raise RuleError(f"rule {name}: {_location(error)}: {error['msg']}") from None
+        raise RuleError(f"rule {name}: {first_error(exc, 'rule')}") from None
     if len(model.condition) != 1:
         raise RuleError(
             f"rule {name}: condition: give exactly one of {', '.join(CONDITION_TYPES)}"
@@ -283,9 +276,8 @@ def build_rule(raw: object, position: int) -> Rule:
         condition = model_type.model_validate(body or {})
     except ValidationError as exc:
         error = exc.errors()[0]
-        raise RuleError(
-            f"rule {name}: {_location(error, 'condition.' + condition_type)}: {error['msg']}"
-        ) from None
+        where = field_path(["condition." + condition_type, *error["loc"]], "rule")
+        raise RuleError(f"rule {name}: {where}: {error['msg']}") from None
     rule = Rule(
         name=model.name, severity=model.severity, summary_zh=model.summary_zh,
         summary_en=model.summary_en, select=model.select, condition_type=condition_type,
@@ -332,19 +324,3 @@ def parse_rules(text: str, source: str) -> list[Rule]:
     return rules
 
 
-def preset_texts() -> dict[str, str]:
-    """The shipped preset files, by name."""
-    folder = resources.files("alerting") / "presets"
-    return {entry.name: entry.read_text(encoding="utf-8")
-            for entry in folder.iterdir() if entry.name.endswith(".yaml")}
-
-
-def load_rules(files: list[str], presets: bool = True) -> list[Rule]:
-    """The active rules: presets, then files in order; a same-named rule replaces it."""
-    by_name: dict[str, Rule] = {}
-    sources = sorted(preset_texts().items()) if presets else []
-    sources += [(path, Path(path).read_text(encoding="utf-8")) for path in files]
-    for source, text in sources:
-        for rule in parse_rules(text, source):
-            by_name[rule.name] = rule
-    return [rule for rule in by_name.values() if rule.enabled]

@@ -16,11 +16,10 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from alerting import store
 from alerting.cycles import Engine, dispatch_cycle, evaluate_cycle, night_flow_cycle, tick_cycle
 from alerting.evaluate import RuleBook
+from alerting.files import load_routing, load_rules
 from alerting.notifiers.base import Notifier
 from alerting.notifiers.broadcast import BroadcastStarter, ServiceStarter
 from alerting.notifiers.channels import build_notifiers
-from alerting.routing import load_routing
-from alerting.rules import load_rules
 from alerting.scheduler import start_jobs
 from alerting.settings import AlertingSettings
 from ground.links import LinkGrant, alert_link

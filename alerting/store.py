@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields
 from datetime import datetime, timedelta
-from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from alerting.dispatch import OpenAlert
 from alerting.evaluate import Outcome, Presence
-from alerting.message import AlertView
-from alerting.model import AlertState, Sample, Subject, Transition
+from alerting.model import AlertState, AlertView, Sample, Subject, Transition
 from alerting.mute import Silence
 from alerting.rules import Rule
 
@@ -268,26 +267,28 @@ def apply_outcome(
     return [alert_id for alert_id, _ in recorded]
 
 
-_SELECT_ALERTS = (
-    "SELECT a.id, a.rule, a.condition, a.severity, a.summary, a.device_id, a.kind, a.township,"
-    " a.village, a.grid, a.metric, a.value, a.threshold, a.started_at, a.resolved_at,"
-    " d.name, a.labels, a.state, a.created_at, a.acknowledged_at,"
-    " a.notified_level, a.last_notified_at, a.escalated_at, a.resolved_notified"
-    " FROM alerts a LEFT JOIN devices d USING (device_id)"
+# The columns of AlertView, in its order, from `alerts a` and the device and metric joined.
+VIEW_COLUMNS = (
+    "a.id AS alert_id, a.rule, a.condition, a.severity, a.state, a.summary, a.device_id,"
+    " d.name AS device_name, a.kind,"
+    " a.township, a.village, a.grid, a.metric, m.unit, a.value, a.threshold, a.last_value,"
+    " a.started_at, a.resolved_at, a.acknowledged_at, a.acknowledged_by, a.ack_comment"
 )
-
-
-def _open_alert_row(r: Any) -> OpenAlert:
-    view = AlertView(*r[:16])
-    return OpenAlert(view, dict(r[16]), r[17], r[18], r[19], r[20], r[21], r[22], r[23])
+VIEW_FROM = (
+    " FROM alerts a LEFT JOIN devices d ON d.device_id = a.device_id"
+    " LEFT JOIN metrics m ON m.kind = a.kind AND m.metric = a.metric"
+)
+_VIEW_WIDTH = len(fields(AlertView))
 
 
 def alerts_to_dispatch(conn: psycopg.Connection) -> list[OpenAlert]:
     """Firing alerts, and resolved ones whose resolution has not been told."""
     rows = conn.execute(
-        _SELECT_ALERTS + " WHERE a.state = 'firing' OR NOT a.resolved_notified ORDER BY a.id"
+        "SELECT " + VIEW_COLUMNS + ", a.labels, a.created_at, a.notified_level,"
+        " a.last_notified_at, a.escalated_at, a.resolved_notified" + VIEW_FROM
+        + " WHERE a.state = 'firing' OR NOT a.resolved_notified ORDER BY a.id"
     ).fetchall()
-    return [_open_alert_row(r) for r in rows]
+    return [OpenAlert(AlertView(*r[:_VIEW_WIDTH]), *r[_VIEW_WIDTH:]) for r in rows]
 
 
 def active_silences(conn: psycopg.Connection, now: datetime) -> list[Silence]:

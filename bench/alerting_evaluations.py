@@ -30,8 +30,8 @@ from alerting.evaluate import (  # noqa: E402
     evaluate_stream,
     evaluate_tick,
 )
+from alerting.files import load_rules  # noqa: E402
 from alerting.model import Sample, Subject  # noqa: E402
-from alerting.rules import load_rules  # noqa: E402
 from devices.catalogue import KIND_BY_NAME  # noqa: E402
 
 # The county's mix (domain notes: meters dominate, then cameras).

@@ -10,6 +10,8 @@ from typing import NewType, Self
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from devices.models import Priority
+from ground import errors
+from ground.errors import Denied, Invalid
 
 BroadcastId = NewType("BroadcastId", str)
 
@@ -17,15 +19,15 @@ DEFAULT_EXPIRES_IN_S = 3600
 STOP_SUFFIX = "-stop"  # a stop command's id is its broadcast's id plus this
 
 
-class BroadcastError(ValueError):
+class BroadcastError(Invalid, ValueError):
     """A broadcast request that cannot be carried out (unknown speakers, empty scope...)."""
 
 
-class BroadcastDenied(PermissionError):
+class BroadcastDenied(Denied, PermissionError):
     """The principal may not broadcast (or cancel) where the request asks."""
 
 
-class NotFound(LookupError):
+class NotFound(errors.NotFound, LookupError):
     """No such broadcast or schedule (or none the principal may see)."""
 
 

@@ -26,7 +26,7 @@ from broadcast.model import (
     Speaker,
 )
 from broadcast.schedule import DEFAULT_TIMEZONE, check_timezone, next_cron_fire
-from broadcast.scope import authorize, overlaps, resolve, scope_place
+from broadcast.scope import authorize, resolve, scope_place
 from broadcast.service import create_broadcast
 from ground.principal import Place, Principal, Role
 
@@ -69,8 +69,11 @@ def create_schedule(conn: psycopg.Connection, request: BroadcastRequest, princip
         raise BroadcastError("give either cron or at")
     if request.expires_at is not None:
         raise BroadcastError("a scheduled broadcast takes expires_in_s, not expires_at")
-    check_timezone(timezone)
-    first = at if cron is None else next_cron_fire(cron, timezone, now)
+    try:
+        check_timezone(timezone)
+        first = at if cron is None else next_cron_fire(cron, timezone, now)
+    except ValueError as exc:  # a bad cron expression or time zone
+        raise BroadcastError(str(exc)) from None
     targets = resolve(request.scope, store.load_speakers(conn), store.load_groups(conn))
     authorize(principal, request.scope, targets)
     row = conn.execute(
@@ -106,7 +109,7 @@ def list_schedules(conn: psycopg.Connection, principal: Principal) -> list[Sched
             f"SELECT {_COLUMNS} FROM broadcast_schedules WHERE enabled"  # noqa: S608 - constant
             " ORDER BY schedule_id").fetchall()
     speakers, groups = store.load_speakers(conn), store.load_groups(conn)
-    return [row for row in rows if overlaps(principal, _place_of(row, speakers, groups))]
+    return [row for row in rows if principal.overlaps(_place_of(row, speakers, groups))]
 
 
 def get_schedule(conn: psycopg.Connection, schedule_id: int,
@@ -124,7 +127,7 @@ def delete_schedule(conn: psycopg.Connection, schedule_id: int, principal: Princ
     row = get_schedule(conn, schedule_id, lock=True)
     place = None if row is None else _place_of(row, store.load_speakers(conn),
                                                store.load_groups(conn))
-    if place is None or not overlaps(principal, place):
+    if place is None or not principal.overlaps(place):
         raise NotFound(f"no schedule {schedule_id}")
     if not principal.may(Role.OPERATOR, place):
         raise BroadcastDenied(f"{principal.name} may not remove schedule {schedule_id}")

@@ -98,6 +98,3 @@ def authorize(principal: Principal, scope: Scope, targets: Iterable[Speaker]) ->
                 f" ({speaker.township}/{speaker.village})")
 
 
-def overlaps(principal: Principal, place: Place) -> bool:
-    """Whether a principal's scope and a place share any ground (for who sees what)."""
-    return principal.covers(place) or Principal("", principal.role, place).covers(principal.scope)

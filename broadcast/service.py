@@ -25,7 +25,7 @@ from broadcast.model import (
     NotFound,
     Scope,
 )
-from broadcast.scope import authorize, overlaps, resolve, scope_place
+from broadcast.scope import authorize, resolve, scope_place
 from ground.principal import Principal, Role
 
 STATES = [str(state) for state in DeliveryState]
@@ -85,7 +85,7 @@ def create_broadcast(conn: psycopg.Connection, request: BroadcastRequest, princi
 def _visible(conn: psycopg.Connection, broadcast_id: str, principal: Principal,
              for_update: bool = False) -> store.BroadcastRow:
     row = store.fetch_broadcast(conn, broadcast_id, for_update)
-    if row is None or not overlaps(principal, row.place):
+    if row is None or not principal.overlaps(row.place):
         raise NotFound(f"no broadcast {broadcast_id}")
     return row
 

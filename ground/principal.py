@@ -62,5 +62,9 @@ class Principal:
         """Whether this principal has at least `needed` over `place`."""
         return self.role >= needed and self.covers(place)
 
+    def overlaps(self, place: Place) -> bool:
+        """Whether this principal's scope and `place` share any ground (for who sees what)."""
+        return self.covers(place) or Principal("", self.role, place).covers(self.scope)
+
 
 SYSTEM = Principal("system", Role.ADMIN)

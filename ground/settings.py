@@ -14,6 +14,8 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from pydantic import BaseModel, ValidationError
 
+from ground.validation import field_path
+
 ENV_PREFIX = "VILLAGE_"
 Root = TypeVar("Root", bound=BaseModel)
 
@@ -106,6 +108,5 @@ def load(root: type[Root], **overrides: object) -> Root:
         return root(**overrides)
     except ValidationError as exc:
         error = exc.errors()[0]
-        location = "__".join(str(part) for part in error["loc"]) or "settings"
-        name = ENV_PREFIX + location.upper()
+        name = ENV_PREFIX + field_path(error["loc"], "settings", separator="__").upper()
         raise SettingsError(f"{name}: {error['msg']}") from None

@@ -23,6 +23,7 @@ import yaml
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from devices.catalogue import KIND_NAMES
+from ground.validation import first_error
 from simulators.device import SimDevice
 from simulators.faults import FaultWindow, faults_of
 
@@ -93,14 +94,6 @@ class Scenario(BaseModel):
     faults: list[FaultEntry] = Field(default_factory=list)
 
 
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    parts = [str(p) for p in error["loc"]
-             if not str(p).startswith(("function-", "lax-", "timedelta", "datetime"))]
-    where = "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in parts).lstrip(".")
-    return f"{where or 'scenario'}: {error['msg']}"
-
-
 def parse_scenario(text: str) -> Scenario:
     """Parse and validate a scenario; ScenarioError names the first bad field."""
     try:
@@ -110,7 +103,7 @@ def parse_scenario(text: str) -> Scenario:
     try:
         scenario = Scenario.model_validate(document if document is not None else {})
     except ValidationError as exc:
-        raise ScenarioError(_first_error(exc)) from None
+        raise ScenarioError(first_error(exc, 'scenario', brackets=True)) from None
     for index, entry in enumerate(scenario.faults):
         if entry.kind is not None and entry.kind not in KIND_NAMES:
             raise ScenarioError(f"faults[{index}].kind: unknown kind {entry.kind!r}"

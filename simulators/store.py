@@ -1,4 +1,4 @@
-"""The database side of the simulators: the registry (through devices/registry) and history rows.
+"""The database side of the simulators: the registry (through devices/store) and history rows.
 
 A thin adapter: populations come from and go to the `devices` table with the registry's
 own functions; `fill_history` writes generated readings and events straight into the
@@ -17,8 +17,8 @@ import orjson
 import psycopg
 
 from devices.decode import Limits
-from devices.registry import iter_devices, upsert_devices
 from devices.registry_csv import DeviceRow
+from devices.store import iter_devices, upsert_devices
 from simulators.device import CSV_COLUMNS, SimDevice
 from simulators.faults import FaultWindow
 from simulators.history import Backfill, history, readings_of

@@ -37,6 +37,22 @@ def test_roles_and_scopes(principal: Principal, needed: Role, place: Place, allo
     assert principal.may(needed, place) is allowed
 
 
+EAST = Principal("east-op", Role.OPERATOR, Place("East"))
+APPLE = Principal("apple-op", Role.OPERATOR, Place("East", "Apple"))
+
+
+@pytest.mark.parametrize(("principal", "place", "sees"), [
+    (EAST, COUNTY, True),
+    (EAST, Place("East", "Apple"), True),
+    (EAST, Place("West"), False),
+    (APPLE, Place("East"), True),
+    (APPLE, Place("East", "Birch"), False),
+    (Principal("county-op", Role.OPERATOR), Place("West", "Cedar"), True),
+])
+def test_who_sees_what_touches_their_scope(principal: Principal, place: Place, sees: bool) -> None:
+    assert principal.overlaps(place) is sees
+
+
 def test_a_signed_link_round_trips_and_expires() -> None:
     secret = b"k" * 32
     grant = LinkGrant(42, "p-7", NOW + timedelta(hours=24))

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from devices.registry import remove_device
+from devices.store import remove_device
 from ground.migrate import RecordRetention, record_retention_config
 from ingest.maintenance import Maintenance
 from ingest.settings import RetentionSettings

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from devices.registry import sync_catalogue
+from devices.store import sync_catalogue
 from ground.migrate import MigrationReport, RecordRetention
 from ground.migrate import migrate as run_migrations
 from ground.storage import StorageChoice

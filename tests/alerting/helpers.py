@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from alerting.model import Sample, Subject
+from alerting.model import AlertView, Sample, Subject
 from alerting.rules import Rule, build_rule
 
 T0 = datetime(2026, 7, 1, 8, 0, tzinfo=UTC)
@@ -35,3 +35,16 @@ def device(device_id: str = "wq-1", kind: str = "water_quality", township: str =
            village: str = "V1", **more: object) -> Subject:
     """A registry subject."""
     return Subject(device_id, kind, township, village, **more)  # type: ignore[arg-type]
+
+
+def alert_view(**fields: object) -> AlertView:
+    """A firing threshold alert on a water-quality probe, with these fields changed."""
+    values: dict[str, object] = {
+        "alert_id": 1, "rule": "r", "condition": "threshold", "severity": "critical",
+        "state": "firing", "summary": "s", "device_id": "d1", "device_name": None,
+        "kind": "water_quality", "township": "T1", "village": "V1", "grid": None,
+        "metric": "ph", "unit": None, "value": 9.5, "threshold": 8.5, "last_value": None,
+        "started_at": T0, "resolved_at": None, "acknowledged_at": None,
+        "acknowledged_by": None, "ack_comment": None,
+    }
+    return AlertView(**{**values, **fields})  # type: ignore[arg-type]

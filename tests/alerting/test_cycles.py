@@ -9,8 +9,10 @@ import psycopg
 import pytest
 
 from alerting.cycles import dispatch_cycle, evaluate_cycle, night_flow_cycle, tick_cycle
+from alerting.files import load_rules
 from alerting.notifiers.broadcast import ServiceStarter
 from alerting.operations import (
+    STATE_FILTERS,
     AlertDenied,
     AlertNotFound,
     SilenceError,
@@ -20,7 +22,6 @@ from alerting.operations import (
     list_alerts,
     list_silences,
 )
-from alerting.rules import load_rules
 from ground.principal import SYSTEM, Place, Principal, Role
 from tests.clock import COUNTY, SHIFTED_CLOCKS
 from tests.conftest import refresh_rollups
@@ -162,15 +163,15 @@ def test_acknowledging_stops_repeats_and_escalation_and_is_scoped(conn: psycopg.
     assert [g.action for g in dispatch_cycle(conn, engine, minutes(0.6)).groups] == ["repeat"]
     (alert,) = list_alerts(conn, Principal("v1", Role.VIEWER, Place("T1", "V1")))
     with pytest.raises(AlertDenied):  # sees it, may not act on it
-        acknowledge(conn, Principal("v1", Role.VIEWER, Place("T1", "V1")), alert.id, "", NOW)
+        acknowledge(conn, Principal("v1", Role.VIEWER, Place("T1", "V1")), alert.alert_id, "", NOW)
     with pytest.raises(AlertNotFound):  # another village's cadre does not even see it
-        acknowledge(conn, Principal("other", Role.CADRE, Place("T1", "V2")), alert.id, "", NOW)
-    acked = acknowledge(conn, Principal("王", Role.CADRE, Place("T1", "V1")), alert.id,
+        acknowledge(conn, Principal("other", Role.CADRE, Place("T1", "V2")), alert.alert_id, "", NOW)
+    acked = acknowledge(conn, Principal("王", Role.CADRE, Place("T1", "V1")), alert.alert_id,
                         "去现场看", minutes(0.7))
     assert (acked.acknowledged_by, acked.ack_comment) == ("王", "去现场看")
     assert dispatch_cycle(conn, engine, minutes(5)).sent == 0  # no repeat, no escalation
-    assert list_alerts(conn, SYSTEM, "open") == []
-    assert [a.id for a in list_alerts(conn, SYSTEM, "firing")] == [alert.id]
+    assert list_alerts(conn, SYSTEM, STATE_FILTERS["open"]) == []
+    assert [a.alert_id for a in list_alerts(conn, SYSTEM, STATE_FILTERS["firing"])] == [alert.alert_id]
 
 
 def test_silences_are_bounded_and_authorized(conn: psycopg.Connection) -> None:
@@ -188,9 +189,10 @@ def test_silences_are_bounded_and_authorized(conn: psycopg.Connection) -> None:
     with pytest.raises(AlertDenied):
         create_silence(conn, operator, {"kind": "camera"}, NOW, minutes(10), "", NOW)  # county-wide
     made = create_silence(conn, operator, {"township": "T1", "kind": "camera"}, NOW, minutes(10), "", NOW)
-    assert [s.id for s in list_silences(conn, NOW)] == [made.id]
+    assert [s.id for s in list_silences(conn, operator, NOW)] == [made.id]
+    assert list_silences(conn, Principal("v", Role.VIEWER, Place("T2")), NOW) == []  # not theirs
     expire_silence(conn, operator, made.id, minutes(1))
-    assert list_silences(conn, minutes(2)) == []
+    assert list_silences(conn, SYSTEM, minutes(2)) == []
 
 
 def test_the_broadcast_action_records_a_broadcast_for_the_village(conn: psycopg.Connection,

@@ -6,13 +6,16 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from alerting.message import AlertView, duration_text, render
+from alerting.message import duration_text, render
+
+from .helpers import alert_view
 
 ZONE = ZoneInfo("Asia/Shanghai")
 STARTED = datetime(2026, 7, 1, 2, 5, tzinfo=UTC)  # 10:05 in Shanghai
-ALERT = AlertView(7, "wq-turbidity-major", "threshold", "major", "浊度超过 1 NTU", "wq-0001",
-                  "water_quality", "东乡", "王村", "一组", "turbidity_ntu", 2.4, 1.0, STARTED, None,
-                  device_name="水厂出水口")
+ALERT = alert_view(alert_id=7, rule="wq-turbidity-major", severity="major",
+                   summary="浊度超过 1 NTU", device_id="wq-0001", township="东乡", village="王村",
+                   grid="一组", metric="turbidity_ntu", value=2.4, threshold=1.0,
+                   started_at=STARTED, device_name="水厂出水口")
 
 
 def link(alert_id: int) -> str:
@@ -38,7 +41,7 @@ def test_a_resolved_message_in_english_says_how_long_it_lasted():
 
 
 def test_a_group_lists_twenty_and_counts_the_rest():
-    cameras = [replace(ALERT, id=i, device_id=f"cam-{i:03d}", kind="camera", condition="stopped",
+    cameras = [replace(ALERT, alert_id=i, device_id=f"cam-{i:03d}", kind="camera", condition="stopped",
                        metric=None, value=900.0, threshold=300.0) for i in range(25)]
     title, text, alerts = render(cameras, "firing", "zh", ZONE, link)
     assert "（共 25 条）" in title and len(alerts) == 25

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from alerting.dispatch import OpenAlert, plan
-from alerting.message import AlertView
 from alerting.routing import RoutingError, build_routing, ladder, people_at, route_for
+
+from .helpers import alert_view
 
 NOW = datetime(2026, 7, 1, 2, 0, tzinfo=UTC)  # 10:00 in Asia/Shanghai, a Wednesday
 CONSOLE = [{"name": "c", "type": "console"}]
@@ -82,12 +83,12 @@ def test_on_duty_shifts_in_local_time():
 def alert(i: int, **overrides: Any) -> OpenAlert:
     labels = {"rule": "r", "severity": "critical", "condition": "threshold", "kind": "water_quality",
               "township": "T1", "village": "V1", "device_id": f"d{i}"}
-    view = AlertView(i, "r", "threshold", "critical", "s", f"d{i}", "water_quality", "T1", "V1", None,
-                     "ph", 9.5, 8.5, NOW, None)
-    fields: dict[str, Any] = {"view": view, "labels": labels, "state": "firing", "created_at": NOW,
-                              "acknowledged_at": None, "notified_level": -1, "last_notified_at": None,
+    on_view = {k: v for k, v in overrides.items() if k in ("state", "acknowledged_at")}
+    view = alert_view(alert_id=i, device_id=f"d{i}", started_at=NOW, **on_view)
+    fields: dict[str, Any] = {"view": view, "labels": labels, "created_at": NOW,
+                              "notified_level": -1, "last_notified_at": None,
                               "escalated_at": None, "resolved_notified": False}
-    return OpenAlert(**{**fields, **overrides})
+    return OpenAlert(**{**fields, **{k: v for k, v in overrides.items() if k not in on_view}})
 
 
 @pytest.mark.parametrize(("overrides", "at_minutes", "expected"), [
@@ -116,3 +117,23 @@ def test_alerts_of_one_rule_and_village_go_out_as_one_group():
     result = plan([alert(i) for i in range(5)], build_routing(DOC), [], NOW + timedelta(seconds=10))
     (send,) = result.sends
     assert len(send.alerts) == 5 and send.place == {"township": "T1", "village": "V1"}
+
+
+def test_the_plan_names_every_target_so_dispatch_only_renders_and_sends():
+    routing = build_routing({**DOC, "people": [
+        *DOC["people"], {**person("english-cadre", "village", township="T1", village="V1"),
+                         "language": "en"}],
+        "route": {**DOC["route"], "receivers": ["c"]}})
+    day = NOW + timedelta(seconds=10)
+    (send,) = plan([alert(1)], routing, [], day, "zh").sends
+    assert [(t.receiver, t.recipient and t.recipient.person_id, t.language, t.who)
+            for t in send.targets] == [
+        ("c", "cadre", "zh", "cadre"), ("c", "english-cadre", "en", "english-cadre"),
+        ("c", None, "zh", "receiver:c")]
+    night = NOW + timedelta(hours=13)  # 23:00 local: the night cadre is on duty too
+    (send,) = plan([alert(1)], routing, [], night, "zh").sends
+    assert [t.who for t in send.targets if t.recipient] == ["cadre", "night-cadre", "english-cadre"]
+    # A resolution after escalating to the township tells everyone who was told on the way.
+    resolved = alert(1, state="resolved", notified_level=1)
+    (send,) = plan([resolved], routing, [], day, "zh").sends
+    assert [t.who for t in send.targets] == ["cadre", "english-cadre", "office", "receiver:c"]

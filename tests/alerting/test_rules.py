@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from alerting.rules import RuleError, load_rules, parse_duration, parse_rules
+from alerting.files import load_rules
+from alerting.rules import RuleError, parse_duration, parse_rules
 from devices.catalogue import KIND_NAMES
 
 GOOD = """

@@ -11,8 +11,9 @@ from fastapi.testclient import TestClient
 
 from ground.links import LinkGrant, sign_link_token
 from ground.principal import Role
+from tests.alerting.helpers import alert_view
 from tests.api.conftest import NOW, TokenMaker, insert_alert
-from village.api.phone_page import AlertView, alert_page, sparkline
+from village.api.phone_page import alert_page, sparkline
 from village.settings import Settings, link_secret
 
 
@@ -99,8 +100,9 @@ def test_expired_links_are_gone(client: TestClient, settings: Settings, seeded: 
 
 
 def test_page_escapes_what_it_shows() -> None:
-    view = AlertView(1, "major", "firing", "<script>alert(1)</script>", "m-1", None, "t", "v",
-                     None, "flow_m3h", "m³/h", 1.0, 0.5, 1.0, NOW, None, None, None, None)
+    view = alert_view(severity="major", summary="<script>alert(1)</script>", device_id="m-1",
+                      kind="water_meter", township="t", village="v", metric="flow_m3h",
+                      unit="m³/h", value=1.0, threshold=0.5, last_value=1.0, started_at=NOW)
     html = alert_page(view, [], "/a/x")
     assert "<script>alert" not in html and "&lt;script&gt;" in html
 

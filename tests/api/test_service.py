@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 from ground.local import MosquittoServer, free_port
 from ground.settings import SettingsError
 from tests.api.conftest import TokenMaker, insert_alert
-from village.api import problems
 from village.api.app import create_app
 from village.api.prom import GAUGES, render
 from village.settings import Settings
@@ -84,15 +83,6 @@ def test_an_unexpected_error_reaches_no_client_as_a_trace(settings: Settings) ->
 def test_unknown_routes_and_methods_are_problems(client: TestClient) -> None:
     assert client.get("/nope").headers["content-type"] == "application/problem+json"
     assert client.delete("/healthz").status_code == 405
-
-
-@pytest.mark.parametrize("loc, expected", [
-    (("query", "limit"), "query.limit"),
-    (("body", "rows", 3, "kind"), "body.rows[3].kind"),
-    ((), ""),
-])
-def test_field_locations(loc: tuple[object, ...], expected: str) -> None:
-    assert problems._location(loc) == expected
 
 
 def test_no_secret_no_start_outside_development(database_url: str) -> None:

@@ -12,7 +12,7 @@ from broadcast.delivery import Happening, advance, plan_sends, retry_due
 from broadcast.model import BroadcastDenied, BroadcastError, BroadcastRequest, Scope, Speaker
 from broadcast.model import DeliveryState as S
 from broadcast.schedule import crontab_days, next_cron_fire
-from broadcast.scope import authorize, overlaps, resolve, scope_place
+from broadcast.scope import authorize, resolve, scope_place
 from ground.principal import COUNTY, Place, Principal, Role
 
 SPEAKERS = [
@@ -116,18 +116,6 @@ def test_operators_broadcast_only_within_their_scope(principal: Principal, scope
 def test_a_broadcast_lives_in_the_smallest_place_holding_its_targets(scope: Scope,
                                                                    place: Place) -> None:
     assert scope_place(scope, resolve(scope, SPEAKERS, GROUPS)) == place
-
-
-@pytest.mark.parametrize(("principal", "place", "sees"), [
-    (EAST_OPERATOR, COUNTY, True),
-    (EAST_OPERATOR, Place("East", "Apple"), True),
-    (EAST_OPERATOR, Place("West"), False),
-    (APPLE_OPERATOR, Place("East"), True),
-    (APPLE_OPERATOR, Place("East", "Birch"), False),
-    (COUNTY_OPERATOR, Place("West", "Cedar"), True),
-])
-def test_who_sees_a_broadcast(principal: Principal, place: Place, sees: bool) -> None:
-    assert overlaps(principal, place) is sees
 
 
 H = Happening

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from typer.testing import CliRunner, Result
 
-from devices.registry import add_device
 from devices.registry_csv import DeviceRow
+from devices.store import add_device
 from devices.topics import Channel, topic
 from ground.local import MosquittoServer
 from ground.settings import parse_mqtt_url

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from zoneinfo import ZoneInfo
+
+from alerting.model import AlertView
 
 COUNTY_TZ = ZoneInfo("Asia/Shanghai")
 # Nothing from outside: inline styles, inline SVG, forms posting back here only.
@@ -29,31 +30,6 @@ textarea{width:100%;box-sizing:border-box;font-size:16px;min-height:70px;margin:
 button{width:100%;font-size:18px;padding:12px;border:0;border-radius:8px;background:#16a34a;color:#fff}
 .done{background:#ecfdf5;border:1px solid #16a34a;border-radius:8px;padding:10px;margin-top:12px}
 """
-
-
-@dataclass(frozen=True)
-class AlertView:
-    """What the page shows of one alert."""
-
-    alert_id: int
-    severity: str
-    state: str
-    summary: str
-    device_id: str | None
-    device_name: str | None
-    township: str | None
-    village: str | None
-    grid: str | None
-    metric: str | None
-    unit: str | None
-    value: float | None
-    threshold: float | None
-    last_value: float | None
-    started_at: datetime
-    resolved_at: datetime | None
-    acknowledged_at: datetime | None
-    acknowledged_by: str | None
-    ack_comment: str | None
 
 
 def sparkline(points: Sequence[tuple[datetime, float]], threshold: float | None = None,

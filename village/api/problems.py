@@ -14,6 +14,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ground.errors import Conflict, Denied, Invalid, NotFound, Refused
+from ground.validation import field_path
+
 PROBLEM_TYPE = "application/problem+json"
 log = logging.getLogger(__name__)
 
@@ -58,14 +61,23 @@ def forbidden(detail: str = "outside your role or scope") -> Problem:
     return Problem(403, detail)
 
 
+# Every domain service's refusals, by kind, as HTTP statuses: the one table of the API.
+REFUSAL_STATUS: dict[type[Refused], int] = {NotFound: 404, Denied: 403, Conflict: 409, Invalid: 422}
+
+
+def refusal_status(exc: Refused) -> int:
+    """The status of a domain refusal: its kind's, found along its classes."""
+    return next(REFUSAL_STATUS[cls] for cls in type(exc).__mro__ if cls in REFUSAL_STATUS)
+
+
 @contextmanager
-def raised_as(statuses: Mapping[type[Exception], int], field: str | None = None) -> Iterator[None]:
-    """Turn a service's exceptions into problems with these statuses; a 422 names `field`."""
+def about(field: str) -> Iterator[None]:
+    """Domain refusals raised here that name no input are about this field of the body."""
     try:
         yield
-    except tuple(statuses) as exc:
-        status = statuses[type(exc)]
-        raise Problem(status, str(exc), field if status == 422 else None) from None
+    except Refused as exc:
+        exc.field = exc.field or field
+        raise
 
 
 _TITLES = {
@@ -86,22 +98,21 @@ def problem_response(status: int, detail: str | None, field: str | None = None,
                         headers=dict(headers) if headers else None)
 
 
-def _location(loc: tuple[Any, ...] | list[Any]) -> str:
-    # ("query", "limit") -> "query.limit"; ("body", "rows", 3, "kind") -> "body.rows[3].kind"
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Problem)
     return problem_response(exc.status, exc.detail, exc.field, exc.errors)
 
 
+async def _on_refused(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Refused)
+    status = refusal_status(exc)
+    field = f"body.{exc.field}" if exc.field else ("body" if status == 422 else None)
+    return problem_response(status, str(exc), field)
+
+
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [FieldError(field=_location(e.get("loc", ())), message=str(e.get("msg", "")))
+    errors = [FieldError(field=field_path(e.get("loc", ()), "", brackets=True), message=str(e.get("msg", "")))
               for e in exc.errors()]
     first = errors[0] if errors else None
     return problem_response(
@@ -130,6 +141,7 @@ async def _on_anything(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     """Route every error of the app through problem details."""
     app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(Refused, _on_refused)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(psycopg.DataError, _on_bad_value)

@@ -16,8 +16,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from devices.store import scope_conditions
 from ground.principal import Principal
-from village.api.device_store import conditions
 
 
 class Bucket(StrEnum):
@@ -196,7 +196,7 @@ def latest(conn: psycopg.Connection, principal: Principal, where: LatestFilter,
            after: str | None, limit: int) -> LatestValues:
     """The newest reading of every metric of a page of devices in scope (ordered by id)."""
     columns = ("kind", "township", "village", "device_id")
-    condition, params = conditions(principal, "d", {c: getattr(where, c) for c in columns}, after)
+    condition, params = scope_conditions(principal, "d", {c: getattr(where, c) for c in columns}, after)
     metric_filter = sql.SQL("AND m.metric = %s") if where.metric is not None else sql.SQL("")
     query = sql.SQL(
         "SELECT d.device_id, d.kind, d.township, d.village, m.metric, r.ts, r.value"
@@ -247,7 +247,7 @@ def by_place(conn: psycopg.Connection, principal: Principal, level: PlaceLevel, 
     if source.rollup is None:
         raise RangeError("query.bucket", "per-place aggregates take bucket 1h or 1d")
     check_range(start, end, bucket, limits)
-    condition, params = conditions(principal, "d", {"township": township})
+    condition, params = scope_conditions(principal, "d", {"township": township})
     village_column = sql.SQL("village" if level is PlaceLevel.VILLAGE else "NULL::text")
     query = sql.SQL(
         "WITH b AS ("

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, get_args
+from pathlib import Path
+from typing import Annotated
 
 import psycopg
 import typer
@@ -12,9 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from alerting.operations import (
-    AlertNotFound,
-    SilenceError,
-    StateFilter,
+    STATE_FILTERS,
     acknowledge,
     check_rules,
     create_silence,
@@ -27,7 +26,7 @@ from alerting.runner import AlertingUnavailable
 from ground.health import signal_readiness
 from ground.principal import Principal, Role
 from ground.settings import SettingsError
-from village.commands.output import settings_or_exit
+from village.commands.output import refusals, settings_or_exit
 from village.processes import start_alerting, stop_on_signals
 
 alerts_app = typer.Typer(help="List, acknowledge and silence alerts; run the alerting service.",
@@ -60,15 +59,14 @@ def list_command(
 ) -> None:
     """List alerts, newest first."""
 
-    states = get_args(StateFilter)
-    if state not in states:
-        errors.print(f"--state: one of {', '.join(states)}")
+    if state not in STATE_FILTERS:
+        errors.print(f"--state: one of {', '.join(STATE_FILTERS)}")
         raise typer.Exit(2)
     with _connect() as conn:
-        rows = list_alerts(conn, _principal("cli"), state, limit)  # type: ignore[arg-type]
+        rows = list_alerts(conn, _principal("cli"), STATE_FILTERS[state], limit)
     table = Table("id", "severity", "state", "rule", "device", "place", "value", "since", "ack")
     for a in rows:
-        table.add_row(str(a.id), a.severity, a.state, a.rule, a.device_id or "",
+        table.add_row(str(a.alert_id), a.severity, a.state, a.rule, a.device_id or "",
                       "/".join(p for p in (a.township, a.village) if p),
                       "" if a.value is None else f"{a.value:g}", _when(a.started_at),
                       a.acknowledged_by or "")
@@ -83,13 +81,9 @@ def ack_command(
 ) -> None:
     """Acknowledge an alert: its repeats and escalation stop."""
 
-    with _connect() as conn:
-        try:
-            alert = acknowledge(conn, _principal(by), alert_id, comment, datetime.now(UTC))
-        except AlertNotFound as exc:
-            errors.print(str(exc))
-            raise typer.Exit(1) from None
-    console.print(f"alert {alert.id} acknowledged by {alert.acknowledged_by} at "
+    with _connect() as conn, refusals():
+        alert = acknowledge(conn, _principal(by), alert_id, comment, datetime.now(UTC))
+    console.print(f"alert {alert.alert_id} acknowledged by {alert.acknowledged_by} at "
                   f"{_when(alert.acknowledged_at)}")
 
 
@@ -110,13 +104,9 @@ def silence_command(
         errors.print(f"bad --match or --for: {exc}")
         raise typer.Exit(2) from None
     now = datetime.now(UTC)
-    with _connect() as conn:
-        try:
-            silence = create_silence(conn, _principal(by), matchers, now, now + timedelta(seconds=seconds),
-                                     comment, now, "maintenance" if maintenance else "silence")
-        except SilenceError as exc:
-            errors.print(str(exc))
-            raise typer.Exit(2) from None
+    with _connect() as conn, refusals(2):
+        silence = create_silence(conn, _principal(by), matchers, now, now + timedelta(seconds=seconds),
+                                 comment, now, "maintenance" if maintenance else "silence")
     console.print(f"silence {silence.id} until {_when(silence.ends_at)}: {silence.matchers}")
 
 
@@ -125,7 +115,7 @@ def silences_command() -> None:
     """List silences in force or to come."""
 
     with _connect() as conn:
-        rows = list_silences(conn, datetime.now(UTC))
+        rows = list_silences(conn, _principal("cli"), datetime.now(UTC))
     table = Table("id", "kind", "matchers", "from", "until", "by", "comment")
     for s in rows:
         table.add_row(str(s.id), s.kind, " ".join(f"{k}={v}" for k, v in s.matchers.items()),
@@ -137,12 +127,8 @@ def silences_command() -> None:
 def unsilence_command(silence_id: int, by: str = typer.Option(...)) -> None:
     """End a silence now."""
 
-    with _connect() as conn:
-        try:
-            expire_silence(conn, _principal(by), silence_id, datetime.now(UTC))
-        except AlertNotFound as exc:
-            errors.print(str(exc))
-            raise typer.Exit(1) from None
+    with _connect() as conn, refusals():
+        expire_silence(conn, _principal(by), silence_id, datetime.now(UTC))
     console.print(f"silence {silence_id} ended")
 
 
@@ -169,7 +155,7 @@ def check_command(file: str) -> None:
     """Validate a rules file; an error names the rule and the field."""
 
     try:
-        rules = check_rules(file)
+        rules = check_rules(Path(file).read_text(encoding="utf-8"), file)
     except (RuleError, OSError) as exc:
         errors.print(f"[red]invalid:[/red] {exc}")
         raise typer.Exit(1) from None

@@ -20,7 +20,7 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from broadcast.model import BroadcastDenied, BroadcastRequest, NotFound
+from broadcast.model import BroadcastRequest
 from broadcast.schedules import create_schedule, delete_schedule, list_schedules
 from broadcast.service import (
     Report,
@@ -34,7 +34,7 @@ from broadcast.service import (
 from ground.health import signal_readiness
 from ground.principal import Principal, Role
 from ground.validation import first_error
-from village.commands.output import fail, out, settings_or_exit
+from village.commands.output import fail, out, refusals, settings_or_exit
 from village.processes import broadcast_daemon, stop_on_signals
 
 broadcast_app = typer.Typer(help="Loudspeaker broadcasts: send, follow, cancel, schedule.",
@@ -64,17 +64,14 @@ def _principal() -> Principal:
 
 @contextlib.contextmanager
 def _connection() -> Iterator[psycopg.Connection]:
-    """A connection whose service errors become one red line and exit status 1."""
-
+    """A connection whose service refusals become one red line and exit status 1."""
 
     settings = settings_or_exit()
     try:
-        with psycopg.connect(settings.database_url) as conn:
+        with refusals(), psycopg.connect(settings.database_url) as conn:
             yield conn
-    except (ValueError, BroadcastDenied, NotFound) as exc:
-        if isinstance(exc, ValidationError):
-            raise fail(first_error(exc, "request")) from None
-        raise fail(str(exc)) from None
+    except ValidationError as exc:
+        raise fail(first_error(exc, "request")) from None
 
 
 def _request(text: str | None, audio_url: str | None, priority: str, county: bool,

@@ -13,7 +13,7 @@ import psycopg
 import typer
 
 from devices.broker_access import SERVICE_ACCOUNTS, acl_text, passwd_lines, service_secret
-from devices.registry import broker_accounts, gateway_ids, service_hashes, store_service_hash
+from devices.store import broker_accounts, gateway_ids, service_hashes, store_service_hash
 from ground.settings import MqttEndpoint, format_mqtt_url, parse_mqtt_url
 from village.commands.devices import registry_connection
 from village.commands.output import err, fail, settings_or_exit

@@ -1,4 +1,7 @@
-"""`village devices ...`: the registry."""
+"""`village devices ...`: the registry, through the devices service (devices.service).
+
+The command line acts as the local administrator (`cli:<user>`, county-wide): whoever can
+run it on the server can reach the database directly anyway."""
 
 from __future__ import annotations
 
@@ -16,31 +19,11 @@ import psycopg
 import typer
 from rich.table import Table
 
-from devices.registry import (
-    DeviceRecord,
-    RegistryError,
-    add_device,
-    approve_device,
-    count_devices,
-    gateway_ids,
-    get_device,
-    iter_devices,
-    pending_devices,
-    presence,
-    recent_changes,
-    remove_device,
-    retire_device,
-    rotate_secret,
-    upsert_devices,
-)
-from devices.registry_csv import (
-    CsvFileError,
-    DeviceRow,
-    format_registry_csv,
-    parse_registry_csv,
-    row_from_cells,
-)
-from village.commands.output import err, fail, out, settings_or_exit
+from devices import service
+from devices.registry import DeviceInvalid, DeviceRecord, ImportRefused
+from devices.registry_csv import format_registry_csv
+from ground.principal import Principal, Role
+from village.commands.output import err, fail, out, refusals, settings_or_exit
 
 devices_app = typer.Typer(help="The device registry: import, list, retire, secrets, approval.",
                           no_args_is_help=True)
@@ -62,35 +45,26 @@ Tags = Annotated[str | None, typer.Option(help="key=value;key=value or a JSON ob
 Filter = Annotated[str | None, typer.Option()]
 
 
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
+def _principal() -> Principal:
+
+    return Principal(f"cli:{getpass.getuser()}", Role.ADMIN)
 
 
 @contextlib.contextmanager
 def registry_connection() -> Iterator[psycopg.Connection]:
-    """A connection to the configured database; a registry or connection error ends the command."""
+    """A connection to the configured database; a refusal or connection error ends the command."""
 
 
     settings = settings_or_exit()
     try:
-        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        with refusals(), psycopg.connect(settings.database_url, autocommit=True) as conn:
             yield conn
-    except RegistryError as exc:
-        raise fail(str(exc)) from None
     except psycopg.OperationalError as exc:
         raise fail(f"database: {str(exc).strip().splitlines()[0]}") from None
 
 
 def _given(**values: str | None) -> dict[str, str]:
     return {name: value for name, value in values.items() if value is not None}
-
-
-def _row(conn: psycopg.Connection, cells: dict[str, str]) -> DeviceRow:
-
-    try:
-        return row_from_cells(cells, gateway_ids(conn))
-    except ValueError as exc:
-        raise fail(str(exc)) from None
 
 
 @contextlib.contextmanager
@@ -119,27 +93,31 @@ def import_(
 ) -> None:
     """Validate every row, then add new devices and update known ones in place."""
 
-    with registry_connection() as conn:
+    def keep(secrets: list[tuple[str, str]]) -> None:
+        assert secrets_file is not None
+        writer = csv.writer(secrets_file, lineterminator="\n")
+        writer.writerow(("device_id", "secret"))
+        writer.writerows(secrets)
+        # On disk before the commit: a secret is never stored only as a hash.
+        secrets_file.flush()
+        os.fsync(secrets_file.fileno())
+
+    with registry_connection() as conn, _private_file(secrets_out) as secrets_file:
         try:
-            parsed = parse_registry_csv(file.read_bytes(), gateway_ids(conn))
-        except CsvFileError as exc:
+            result = service.import_registry(conn, _principal(), file.read_bytes(),
+                                     skip_invalid=skip_invalid, source="import",
+                                     issue_secrets=secrets_file is not None,
+                                     keep=keep if secrets_file is not None else None)
+        except ImportRefused as exc:
+            for problem in exc.problems:
+                err.print(f"{file}: {problem}", highlight=False, markup=False)
+            raise fail(f"{len(exc.problems)} problems; nothing imported"
+                       " (fix them, or --skip-invalid to import the good rows)") from None
+        except DeviceInvalid as exc:  # the file as a whole
             raise fail(f"{file}: {exc}") from None
-        for problem in parsed.problems:
-            err.print(f"{file}: {problem}", highlight=False, markup=False)
-        if parsed.problems and not skip_invalid:
-            raise fail(f"{len(parsed.problems)} problems; nothing imported"
-                        " (fix them, or --skip-invalid to import the good rows)")
-        with _private_file(secrets_out) as secrets_file, conn.transaction():
-            result = upsert_devices(conn, parsed.rows, parsed.columns, _actor(),
-                                    issue_secrets=secrets_file is not None)
-            if secrets_file is not None:
-                writer = csv.writer(secrets_file, lineterminator="\n")
-                writer.writerow(("device_id", "secret"))
-                writer.writerows(result.secrets)
-                # On disk before the commit: a secret is never stored only as a hash.
-                secrets_file.flush()
-                os.fsync(secrets_file.fileno())
-    skipped = f", {len(parsed.problems)} problems skipped" if parsed.problems else ""
+    for problem in result.problems:
+        err.print(f"{file}: {problem}", highlight=False, markup=False)
+    skipped = f", {len(result.problems)} problems skipped" if result.problems else ""
     err.print(f"{result.created} added, {result.updated} updated, {result.unchanged} unchanged"
               f"{skipped}", highlight=False)
     if secrets_out is not None:
@@ -159,13 +137,15 @@ def _registering(verb: str, done: str, help_text: str) -> Callable[..., None]:
                 installed_on: Installed = None, gateway: Gateway = None,
                 tags: Tags = None) -> None:
 
-        register = {"add": add_device, "approve": approve_device}[verb]
+        fields = _given(device_id=device_id, kind=kind, village=village, township=township,
+                        grid=grid, site=site, name=name, latitude=latitude,
+                        longitude=longitude, installed_on=installed_on, tags=tags,
+                        gateway_id=gateway)
         with registry_connection() as conn:
-            row = _row(conn, _given(device_id=device_id, kind=kind, village=village,
-                                    township=township, grid=grid, site=site, name=name,
-                                    latitude=latitude, longitude=longitude,
-                                    installed_on=installed_on, tags=tags, gateway_id=gateway))
-            secret = register(conn, row, _actor())
+            if verb == "add":
+                secret = service.register(conn, _principal(), fields, source="add")
+            else:
+                secret = service.approve(conn, _principal(), fields)
         err.print(f"{device_id} {done}; its secret, shown this once:", highlight=False)
         typer.echo(secret)
 
@@ -186,7 +166,7 @@ def pending() -> None:
 
 
     with registry_connection() as conn:
-        rows = pending_devices(conn)
+        rows = service.pending(conn, _principal())
     table = Table("device_id", "first seen", "last seen", "messages", "last topic")
     for p in rows:
         table.add_row(p.device_id, f"{p.first_seen:%Y-%m-%d %H:%M}" if p.first_seen else "",
@@ -236,9 +216,9 @@ def list_(kind: Filter = None, township: Filter = None, village: Filter = None,
                      lifecycle=lifecycle, gateway_id=gateway)
     shown = limit if limit is not None or output != "table" else TABLE_LIMIT
     with registry_connection() as conn:
-        records = list(iter_devices(conn, filters, shown))
-        total = count_devices(conn, filters) if output == "table" else len(records)
-    _print_records(records, output, total)
+        found = list(service.records(conn, _principal(), filters, shown))
+        total = service.count(conn, _principal(), filters) if output == "table" else len(found)
+    _print_records(found, output, total)
 
 
 @devices_app.command("export")
@@ -252,7 +232,7 @@ def export(kind: Filter = None, township: Filter = None, village: Filter = None,
     filters = _given(kind=kind, township=township, village=village, grid=grid, site=site,
                      lifecycle=lifecycle, gateway_id=gateway)
     with registry_connection() as conn:
-        text = format_registry_csv(record.row for record in iter_devices(conn, filters))
+        text = format_registry_csv(record.row for record in service.records(conn, _principal(), filters))
     if to is None:
         typer.echo(text, nl=False)
     else:
@@ -264,9 +244,7 @@ def show(device_id: str) -> None:
     """Everything the registry knows about one device, with its latest changes."""
 
     with registry_connection() as conn:
-        record = get_device(conn, device_id)
-        status = presence(conn, device_id)
-        changes = recent_changes(conn, device_id)
+        record, status, changes = service.history(conn, _principal(), device_id)
     for key, value in (record.as_dict() | status).items():
         out.print(f"{key:>13}: {'' if value is None else value}", highlight=False, markup=False)
     for at, action, actor, detail in changes:
@@ -279,7 +257,7 @@ def retire(device_id: str) -> None:
     """Retire a device: history kept, its messages refused, its broker login dropped."""
 
     with registry_connection() as conn:
-        retire_device(conn, device_id, _actor())
+        service.retire(conn, _principal(), device_id)
     err.print(f"{device_id} retired; run `village broker-config --reload` to drop its login",
               highlight=False)
 
@@ -293,10 +271,10 @@ def remove(device_id: str,
     if not purge:
         raise fail("remove deletes the device's whole history: say --purge, or use retire", 2)
     with registry_connection() as conn:
-        get_device(conn, device_id)
+        service.record(conn, _principal(), device_id)
         if not yes and not typer.confirm(f"Delete {device_id} and all its history?"):
             raise fail("nothing deleted")
-        deleted = remove_device(conn, device_id, _actor())
+        deleted = service.remove(conn, _principal(), device_id)
     err.print(f"{device_id} removed: " + ", ".join(f"{n} {t}" for t, n in deleted.items()),
               highlight=False)
 
@@ -306,7 +284,7 @@ def rotate(device_id: str) -> None:
     """Issue a new secret and print it once; the old one works until the broker reloads."""
 
     with registry_connection() as conn:
-        secret = rotate_secret(conn, device_id, _actor())
+        secret = service.rotate_secret(conn, _principal(), device_id)
     err.print(f"new secret for {device_id}, shown this once (then `village broker-config"
               " --reload`):", highlight=False)
     typer.echo(secret)

@@ -9,43 +9,29 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from alerting import operations
-from alerting.rules import RuleError, load_rules, parse_rules
-from broadcast.scope import overlaps
-from ground.principal import Place, Role
-from village.api import alert_store, audit
+from alerting.model import AlertView
+from alerting.rules import RuleError
+from village.api import audit
 from village.api.deps import Caller, Conn, Limit
-from village.api.problems import Problem, forbidden, not_found, raised_as
+from village.api.problems import Problem, about
 from village.api.telemetry import EARLIEST, LATEST
 
 router = APIRouter(tags=["alerts"])
 AlertId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-# The alerting service's exceptions, as problems.
-_STATUS: dict[type[Exception], int] = {
-    operations.AlertNotFound: 404, operations.AlertDenied: 403, operations.SilenceError: 422,
-}
 MAX_RULES_BYTES = 1024 * 1024
 
 
 class AlertDetail(BaseModel):
     """An alert and its history."""
 
-    alert: alert_store.AlertView
-    history: list[alert_store.HistoryEntry]
+    alert: AlertView
+    history: list[operations.HistoryEntry]
 
 
 class Acknowledgement(BaseModel):
     """Why (or what was done), in the cadre's words."""
 
     comment: str = Field("", max_length=1000)
-
-
-def _visible(conn: Conn, caller: Caller, alert_id: int) -> alert_store.AlertView:
-    view = alert_store.get_alert(conn, alert_id)
-    if view is None:
-        raise not_found(f"alert {alert_id}")
-    if not caller.may(Role.VIEWER, Place(view.township, view.village)):
-        raise forbidden("outside your scope")
-    return view
 
 
 @router.get("/alerts", summary="List alerts")
@@ -56,29 +42,28 @@ def list_alerts(
     severity: Literal["info", "minor", "major", "critical"] | None = None,
     township: str | None = None, village: str | None = None,
     device_id: str | None = None, rule: str | None = None, acknowledged: bool | None = None,
-) -> list[alert_store.AlertView]:
+) -> list[AlertView]:
     """Alerts in the caller's scope, newest first, filtered."""
-    where = alert_store.AlertFilter(state, severity, township, village, device_id, rule,
-                                    acknowledged)
-    return alert_store.list_alerts(conn, caller, where, limit, offset)
+    where = operations.AlertFilter(state, severity, township, village, device_id, rule,
+                                   acknowledged)
+    return operations.list_alerts(conn, caller, where, limit, offset)
 
 
 @router.get("/alerts/{alert_id}", summary="Show an alert with its history")
 def show_alert(alert_id: AlertId, conn: Conn, caller: Caller) -> AlertDetail:
     """The alert, its transitions, acknowledgements and notifications."""
-    view = _visible(conn, caller, alert_id)
-    return AlertDetail(alert=view, history=alert_store.alert_history(conn, alert_id))
+    view = operations.shown_alert(conn, caller, alert_id)
+    return AlertDetail(alert=view, history=operations.alert_history(conn, alert_id))
 
 
 @router.post("/alerts/{alert_id}/ack", summary="Acknowledge an alert")
-def acknowledge(alert_id: AlertId, body: Acknowledgement, conn: Conn, caller: Caller) -> alert_store.AlertView:
+def acknowledge(alert_id: AlertId, body: Acknowledgement, conn: Conn, caller: Caller) -> AlertView:
     """Acknowledge with a comment (a cadre over the alert's village): repeats stop."""
-    _visible(conn, caller, alert_id)
-    with raised_as(_STATUS):
-        operations.acknowledge(conn, caller, alert_id, body.comment.strip(), datetime.now(UTC))
+    operations.shown_alert(conn, caller, alert_id)
+    alert = operations.acknowledge(conn, caller, alert_id, body.comment.strip(), datetime.now(UTC))
     audit.record(conn, caller, "alert.acknowledge", f"alert:{alert_id}", None,
                  {"comment": body.comment.strip()})
-    return _visible(conn, caller, alert_id)
+    return alert
 
 
 class RuleCheck(BaseModel):
@@ -104,7 +89,7 @@ async def yaml_body(request: Request) -> str:
 def check_rules(text: Annotated[str, Depends(yaml_body)], caller: Caller) -> RuleCheck:
     """Parse a YAML rules file with the alerting service's strict rules (nothing is stored)."""
     try:
-        rules = parse_rules(text, "request")
+        rules = operations.check_rules(text, "request")
     except RuleError as exc:
         raise Problem(422, str(exc), "body") from None
     return RuleCheck(rules=[rule.name for rule in rules])
@@ -126,7 +111,7 @@ def list_rules(request: Request, caller: Caller) -> list[RuleInfo]:
     """The presets and the configured rule files, as the alerting service loads them."""
     alerting = request.app.state.settings.alerting
     try:
-        rules = load_rules(alerting.rules_files, alerting.presets)
+        rules = operations.active_rules(alerting.rules_files, alerting.presets)
     except (RuleError, OSError) as exc:
         raise Problem(409, f"the configured rules do not load: {exc}") from None
     return [RuleInfo(name=r.name, severity=r.severity, condition_type=r.condition_type,
@@ -147,15 +132,10 @@ class NewSilence(BaseModel):
     kind: Literal["silence", "maintenance"] = "silence"
 
 
-def _silence_place(matchers: dict[str, str]) -> Place:
-    return Place(matchers.get("township"), matchers.get("village"))
-
-
 @router.get("/silences", summary="List silences")
 def list_silences(conn: Conn, caller: Caller) -> list[operations.SilenceRecord]:
     """Silences in force or to come that touch the caller's scope."""
-    return [s for s in operations.list_silences(conn, datetime.now(UTC))
-            if overlaps(caller, _silence_place(s.matchers))]
+    return operations.list_silences(conn, caller, datetime.now(UTC))
 
 
 @router.post("/silences", status_code=201, summary="Create a silence")
@@ -164,11 +144,11 @@ def create_silence(body: NewSilence, conn: Conn, caller: Caller) -> operations.S
     now = datetime.now(UTC)
     if not EARLIEST <= (body.starts_at or now) <= body.ends_at <= LATEST:
         raise Problem(422, "times must be ordered and within reason", "body.ends_at")
-    with raised_as(_STATUS, "body.matchers"):
+    with about("matchers"):
         record = operations.create_silence(conn, caller, body.matchers, body.starts_at or now,
                                            body.ends_at, body.comment, now, body.kind)
     audit.record(conn, caller, "silence.create", f"silence:{record.id}",
-                 _silence_place(body.matchers), {"matchers": body.matchers})
+                 operations.silence_place(body.matchers), {"matchers": body.matchers})
     return record
 
 
@@ -176,6 +156,5 @@ def create_silence(body: NewSilence, conn: Conn, caller: Caller) -> operations.S
 def expire_silence(silence_id: Annotated[int, Path(ge=1, le=2**63 - 1)], conn: Conn,
                    caller: Caller) -> None:
     """End a silence now (an operator over the place it names)."""
-    with raised_as(_STATUS):
-        operations.expire_silence(conn, caller, silence_id, datetime.now(UTC))
+    operations.expire_silence(conn, caller, silence_id, datetime.now(UTC))
     audit.record(conn, caller, "silence.expire", f"silence:{silence_id}")

@@ -1,7 +1,8 @@
 """Broadcasts: send, list, show with the per-speaker report, cancel; schedules.
 
 Every route calls the broadcast service (broadcast.service, broadcast.schedules), which
-authorizes (an operator broadcasts only within their scope) and records its own audit.
+authorizes (an operator broadcasts only within their scope) and records its own audit; its
+refusals become problems through the API's one table (village.api.problems).
 """
 
 from __future__ import annotations
@@ -13,16 +14,13 @@ from fastapi import APIRouter, Path
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from broadcast import schedules, service, store
-from broadcast.model import BroadcastDenied, BroadcastError, BroadcastRequest, NotFound
+from broadcast.model import BroadcastRequest
 from broadcast.schedule import DEFAULT_TIMEZONE
 from village.api import audit
 from village.api.deps import Caller, Conn, Limit
-from village.api.problems import Problem, raised_as
+from village.api.problems import about
 
 router = APIRouter(tags=["broadcasts"])
-
-# The service's exceptions, as problems.
-_STATUS: dict[type[Exception], int] = {BroadcastError: 422, BroadcastDenied: 403, NotFound: 404}
 
 
 class BroadcastDetail(BaseModel):
@@ -40,7 +38,7 @@ def _now() -> datetime:
 def send(body: BroadcastRequest, conn: Conn, caller: Caller) -> service.Report:
     """Record a broadcast for the delivery daemon (operator over every target speaker)."""
     now = _now()
-    with raised_as(_STATUS, "body.scope"):
+    with about("scope"):
         broadcast_id = service.create_broadcast(conn, body, caller, now)
         report = service.delivery_report(conn, broadcast_id, caller, now)
     audit.record(conn, caller, "broadcast.send", f"broadcast:{broadcast_id}", None,
@@ -57,16 +55,14 @@ def list_(conn: Conn, caller: Caller, limit: Limit) -> list[service.Report]:
 @router.get("/broadcasts/{broadcast_id}", summary="Show a broadcast")
 def show(broadcast_id: str, conn: Conn, caller: Caller) -> BroadcastDetail:
     """A broadcast with its per-speaker report (who did not confirm)."""
-    with raised_as(_STATUS):
-        detail = service.show_broadcast(conn, broadcast_id, caller, _now())
+    detail = service.show_broadcast(conn, broadcast_id, caller, _now())
     return BroadcastDetail(broadcast=detail.broadcast, report=detail.report)
 
 
 @router.post("/broadcasts/{broadcast_id}/cancel", summary="Cancel a broadcast")
 def cancel(broadcast_id: str, conn: Conn, caller: Caller) -> service.Report:
     """Cancel: open deliveries stop; speakers already playing are sent `stop`."""
-    with raised_as(_STATUS):
-        report = service.cancel_broadcast(conn, broadcast_id, caller, _now())
+    report = service.cancel_broadcast(conn, broadcast_id, caller, _now())
     audit.record(conn, caller, "broadcast.cancel", f"broadcast:{broadcast_id}")
     return report
 
@@ -86,15 +82,9 @@ class NewSchedule(BaseModel):
 @router.post("/broadcast-schedules", status_code=201, summary="Schedule a broadcast")
 def schedule(body: NewSchedule, conn: Conn, caller: Caller) -> schedules.ScheduleRow:
     """Record a schedule; each firing is a broadcast with the creator's rights."""
-    with raised_as(_STATUS, "body"):
-        try:
-            schedule_id = schedules.create_schedule(
-                conn, body.request, caller, _now(), name=body.name, cron=body.cron, at=body.at,
-                timezone=body.timezone)
-        except BroadcastError:
-            raise
-        except ValueError as exc:  # a bad cron expression or time zone
-            raise Problem(422, str(exc), "body") from None
+    schedule_id = schedules.create_schedule(
+        conn, body.request, caller, _now(), name=body.name, cron=body.cron, at=body.at,
+        timezone=body.timezone)
     audit.record(conn, caller, "schedule.create", f"schedule:{schedule_id}", None,
                  {"name": body.name, "cron": body.cron})
     created = schedules.get_schedule(conn, schedule_id)
@@ -111,6 +101,5 @@ def list_schedules(conn: Conn, caller: Caller) -> list[schedules.ScheduleRow]:
 @router.delete("/broadcast-schedules/{schedule_id}", status_code=204, summary="Remove a schedule")
 def unschedule(schedule_id: Annotated[int, Path(ge=1, le=2**63 - 1)], conn: Conn, caller: Caller) -> None:
     """Disable a schedule (kept for the audit trail)."""
-    with raised_as(_STATUS):
-        schedules.delete_schedule(conn, schedule_id, caller, _now())
+    schedules.delete_schedule(conn, schedule_id, caller, _now())
     audit.record(conn, caller, "schedule.delete", f"schedule:{schedule_id}")

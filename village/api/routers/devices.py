@@ -1,4 +1,5 @@
-"""Devices: list with filters, show, and registry changes."""
+"""Devices: list with filters, show, and registry changes, through the devices service
+(devices.service), audited here."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict
 
-from village.api import device_changes, device_store
+from devices import service
+from devices.registry import DeviceFilter, DeviceView, ImportRefused
+from devices.registry_csv import RowProblem
+from ground.principal import Place
+from village.api import audit
 from village.api.deps import Caller, Conn, Limit
 from village.api.problems import FieldError, Problem
 
@@ -19,7 +24,7 @@ MAX_IMPORT_BYTES = 64 * 1024 * 1024  # about 300,000 rows
 class DevicePage(BaseModel):
     """A page of devices; pass `next_after` as `after` for the next one."""
 
-    items: list[device_store.DeviceRow]
+    items: list[DeviceView]
     next_after: str | None
 
 
@@ -33,18 +38,17 @@ def list_devices(
     after: Annotated[str | None, Query(description="the last device id of the previous page")] = None,
 ) -> DevicePage:
     """Devices in the caller's scope, filtered, ordered by id."""
-    where = device_store.DeviceFilter(
-        kind, township, village, grid, site, lifecycle,
-        None if status is None else status == "online")
-    rows = device_store.list_devices(conn, caller, where, after, limit)
+    where = DeviceFilter(kind, township, village, grid, site, lifecycle,
+                         None if status is None else status == "online")
+    rows = service.list_devices(conn, caller, where, after, limit)
     return DevicePage(items=rows,
                       next_after=rows[-1].device_id if len(rows) == limit else None)
 
 
 @router.get("/{device_id}", summary="Show a device")
-def show_device(device_id: str, conn: Conn, caller: Caller) -> device_store.DeviceRow:
+def show_device(device_id: str, conn: Conn, caller: Caller) -> DeviceView:
     """One device, if it is in the caller's scope."""
-    return device_store.visible_device(conn, caller, device_id)
+    return service.shown_device(conn, caller, device_id)
 
 
 class DeviceFields(BaseModel):
@@ -75,7 +79,7 @@ class NewDevice(DeviceFields):
 class Registered(BaseModel):
     """A new device and its broker secret: shown this once, only its hash is kept."""
 
-    device: device_store.DeviceRow
+    device: DeviceView
     secret: str
 
 
@@ -92,27 +96,31 @@ class ImportReport(BaseModel):
 @router.post("", status_code=201, summary="Register a device")
 def create_device(body: NewDevice, conn: Conn, caller: Caller) -> Registered:
     """Register a device (operator over its place); returns its broker secret once."""
-    secret = device_changes.create(conn, caller, body.model_dump(exclude_none=True))
-    row = device_store.get_device(conn, body.device_id)
-    assert row is not None
-    return Registered(device=row, secret=secret)
+    secret = service.register(conn, caller, body.model_dump(exclude_none=True), source="api")
+    device = service.shown_device(conn, caller, body.device_id)
+    audit.record(conn, caller, "device.create", f"device:{body.device_id}", device.place,
+                 {"kind": device.kind})
+    return Registered(device=device, secret=secret)
 
 
 @router.patch("/{device_id}", summary="Change a device")
-def update_device(device_id: str, body: DeviceFields, conn: Conn, caller: Caller) -> device_store.DeviceRow:
+def update_device(device_id: str, body: DeviceFields, conn: Conn, caller: Caller) -> DeviceView:
     """Change the given fields (operator over the old and the new place)."""
     changes = body.model_dump(exclude_unset=True)
     if not changes:
         raise Problem(422, "no field to change", "body")
-    device_changes.update(conn, caller, device_id, changes)
-    return device_store.visible_device(conn, caller, device_id)
+    row = service.update(conn, caller, device_id, changes)
+    audit.record(conn, caller, "device.update", f"device:{device_id}",
+                 Place(row.township, row.village), {"fields": sorted(changes)})
+    return service.shown_device(conn, caller, device_id)
 
 
 @router.post("/{device_id}/retire", summary="Retire a device")
-def retire_device(device_id: str, conn: Conn, caller: Caller) -> device_store.DeviceRow:
+def retire_device(device_id: str, conn: Conn, caller: Caller) -> DeviceView:
     """Retire a device: its history stays, its messages are refused from now on."""
-    device_changes.retire(conn, caller, device_id)
-    return device_store.visible_device(conn, caller, device_id)
+    place = service.retire(conn, caller, device_id)
+    audit.record(conn, caller, "device.retire", f"device:{device_id}", place)
+    return service.shown_device(conn, caller, device_id)
 
 
 async def csv_body(request: Request) -> bytes:
@@ -135,7 +143,20 @@ def import_devices(
 ) -> ImportReport:
     """Validate every row of a registry CSV (docs/registry.md) and upsert them; a bad row
     stops the whole import unless `skip_invalid`."""
-    outcome = device_changes.import_csv(conn, caller, data, skip_invalid)
+    try:
+        outcome = service.import_registry(conn, caller, data, skip_invalid=skip_invalid,
+                                          source="api-import")
+    except ImportRefused as exc:
+        faults = _faults(exc.problems)
+        raise Problem(422, str(exc), faults[0].field, faults) from None
+    skipped = _faults(outcome.problems)
+    rows = outcome.created + outcome.updated + outcome.unchanged
+    audit.record(conn, caller, "device.import", f"devices:{rows}", None,
+                 {"created": outcome.created, "updated": outcome.updated, "skipped": len(skipped)})
     return ImportReport(created=outcome.created, updated=outcome.updated,
-                        unchanged=outcome.unchanged, skipped=outcome.skipped,
+                        unchanged=outcome.unchanged, skipped=skipped,
                         secrets=dict(outcome.secrets))
+
+
+def _faults(problems: list[RowProblem]) -> list[FieldError]:
+    return [FieldError(field=f"body.line[{p.line}]", message=str(p)) for p in problems]

@@ -14,9 +14,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from alerting import operations
+from alerting.model import AlertView
 from ground.links import LinkError, LinkExpired, LinkGrant, verify_link_token
 from ground.principal import Place, Principal, Role
-from village.api import alert_store, audit, telemetry
+from village.api import audit, telemetry
 from village.api.deps import Conn, api_settings
 from village.api.phone_page import CONTENT_SECURITY_POLICY, alert_page, refusal_page
 from village.api.settings import ApiSettings
@@ -50,7 +51,7 @@ def grant(token: str, request: Request) -> LinkGrant:
 Grant = Annotated[LinkGrant, Depends(grant)]
 
 
-def _history(conn: Conn, alert: alert_store.AlertView,
+def _history(conn: Conn, alert: AlertView,
              settings: ApiSettings) -> list[tuple[datetime, float]]:
     if alert.device_id is None or alert.metric is None:
         return []
@@ -64,7 +65,7 @@ def _history(conn: Conn, alert: alert_store.AlertView,
 def show(token: str, link: Grant, conn: Conn,
          settings: Annotated[ApiSettings, Depends(api_settings)]) -> HTMLResponse:
     """The alert of the link, its place, value and recent history, and the ack form."""
-    alert = alert_store.get_alert(conn, link.alert_id)
+    alert = operations.find_alert(conn, link.alert_id)
     if alert is None:
         return _html(refusal_page(expired=False), 404)
     return _html(alert_page(alert, _history(conn, alert, settings), f"/a/{token}"))
@@ -81,7 +82,7 @@ async def comment_form(request: Request) -> str:
 def acknowledge(token: str, link: Grant, comment: Annotated[str, Depends(comment_form)],
                 conn: Conn) -> Response:
     """Acknowledge the link's alert as the link's person, with the comment typed."""
-    alert = alert_store.get_alert(conn, link.alert_id)
+    alert = operations.find_alert(conn, link.alert_id)
     if alert is None:
         return _html(refusal_page(expired=False), 404)
     person = Principal(f"person:{link.person_id}", Role.CADRE, Place(alert.township, alert.village))

@@ -9,9 +9,9 @@ from typing import Annotated, TypeVar
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
+from devices.service import shown_device
 from village.api import telemetry
 from village.api.deps import Caller, Conn, Limit, api_settings
-from village.api.device_store import visible_device
 from village.api.problems import Problem
 from village.api.settings import ApiSettings
 from village.api.telemetry import Agg, Bucket, PlaceLevel, RangeError
@@ -84,7 +84,7 @@ def latest(
 @router.get("/devices/{device_id}/latest", summary="A device's latest values")
 def device_latest(device_id: str, conn: Conn, caller: Caller) -> list[telemetry.LatestValue]:
     """The device's newest value of each of its metrics."""
-    visible_device(conn, caller, device_id)
+    shown_device(conn, caller, device_id)
     found = telemetry.latest(conn, caller, telemetry.LatestFilter(device_id=device_id), None, 1)
     return found.values
 
@@ -96,7 +96,7 @@ def device_series(
     bucket: Bucket = Bucket.RAW, agg: Agg = Agg.AVG,
 ) -> Series:
     """One metric of a device over [from, to), raw or in buckets of 1 minute to 1 day."""
-    visible_device(conn, caller, device_id)
+    shown_device(conn, caller, device_id)
     points = _checked(lambda: telemetry.series(conn, device_id, metric, start, end, bucket, agg,
                                                bounds))
     return Series(device_id=device_id, metric=metric, bucket=bucket, agg=agg,
