@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 import psycopg
 
-from alerting import store
+from alerting import store, valve_action
 from alerting.dispatch import Send, Target, plan
 from alerting.evaluate import (
     STREAM_TYPES,
@@ -218,9 +218,10 @@ def _message(send: Send, target: Target, engine: Engine, now: datetime) -> Messa
 
 
 def dispatch_cycle(conn: psycopg.Connection, engine: Engine, now: datetime) -> DispatchReport:
-    """Plan (mute, deduplicate, group, resolve targets), then render, send with retry, and
-    record every attempt."""
+    """Run the rules' valve actions, plan (mute, deduplicate, group, resolve targets), then
+    render, send with retry, and record every attempt."""
     with conn.transaction():
+        valve_action.act(conn, engine.book.by_name, now)
         alerts = store.alerts_to_dispatch(conn)
         silences = store.active_silences(conn, now)
     decided = plan(alerts, engine.routing, silences, now, engine.language)

@@ -26,6 +26,11 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 
+# What a rule does to the valve of the meter it alerts on: nothing, close it at once, or
+# ask the on-duty person to confirm from the notification's link.
+CloseValve = Literal["off", "now", "confirm"]
+
+
 class RuleError(ValueError):
     """A rule file that cannot be used; the message names the rule and the field."""
 
@@ -228,6 +233,7 @@ class RuleModel(_Strict):
     select: Selector = Field(default_factory=Selector)
     condition: dict[str, Any]
     labels: dict[str, str] = Field(default_factory=dict)
+    close_valve: CloseValve = "off"
 
 
 @dataclass(frozen=True)
@@ -243,6 +249,7 @@ class Rule:
     condition: Any
     labels: tuple[tuple[str, str], ...] = ()
     enabled: bool = True
+    close_valve: CloseValve = "off"
 
     @property
     def metric(self) -> str | None:
@@ -282,9 +289,26 @@ def build_rule(raw: object, position: int) -> Rule:
         name=model.name, severity=model.severity, summary_zh=model.summary_zh,
         summary_en=model.summary_en, select=model.select, condition_type=condition_type,
         condition=condition, labels=tuple(sorted(model.labels.items())), enabled=model.enabled,
+        close_valve=model.close_valve,
     )
     _check_metric(rule)
+    _check_close_valve(rule)
     return rule
+
+
+# Alerts whose device may have its valve closed by the rule: leaks and bursts of a meter.
+VALVE_CONDITIONS = ("household_leak", "consumption", "event")
+VALVE_EVENTS = frozenset({"leak", "burst"})
+
+
+def _check_close_valve(rule: Rule) -> None:
+    if rule.close_valve == "off":
+        return
+    leak_events = rule.condition_type != "event" or set(rule.condition.types) <= VALVE_EVENTS
+    if (rule.select.kind != "water_meter" or rule.condition_type not in VALVE_CONDITIONS
+            or not leak_events):
+        raise RuleError(f"rule {rule.name}: close_valve: only for water_meter leak and burst"
+                        " rules (household_leak, consumption, or events leak/burst)")
 
 
 def _check_metric(rule: Rule) -> None:

@@ -1,4 +1,4 @@
-"""The delivery daemon: broadcast delivery over MQTT and the database (adapter).
+"""The delivery daemon: broadcasts and device commands over MQTT and the database (adapter).
 
 Three threads: paho's network loop hands acks and statuses to an inbox (nothing blocking
 in the callback); a listener waits for `NOTIFY village_broadcast`; one worker drains the
@@ -22,6 +22,7 @@ import psycopg
 from paho.mqtt.reasoncodes import ReasonCode
 
 from broadcast import store
+from broadcast.command_engine import CommandEngine
 from broadcast.engine import Engine
 from broadcast.inbound import Ack, BadMessage, Presence, decode
 from broadcast.settings import BroadcastSettings
@@ -80,8 +81,10 @@ class DaemonHandle:
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
-        self.engine = Engine(MqttPublisher(self._client, self._prefix),
-                             timedelta(seconds=config.retry_interval_s))
+        publisher = MqttPublisher(self._client, self._prefix)
+        retry = timedelta(seconds=config.retry_interval_s)
+        self.engine = Engine(publisher, retry)
+        self.commands = CommandEngine(publisher, retry)
         self._threads = [
             threading.Thread(target=self._work, name="broadcast-worker", daemon=True),
             threading.Thread(target=self._listen, name="broadcast-listen", daemon=True),
@@ -154,6 +157,7 @@ class DaemonHandle:
                 if woken or time.monotonic() >= next_cycle:
                     with conn.transaction():
                         self.engine.cycle(conn, datetime.now(UTC))
+                        self.commands.cycle(conn, datetime.now(UTC))
                     next_cycle = time.monotonic() + self._sweep_s
                     if self._subscribed.is_set():
                         self.ready.set()
@@ -208,8 +212,10 @@ class DaemonHandle:
                                       decoded.detail, decoded.payload)
             if presence:
                 self.engine.on_presence(conn, presence, now)
+                self.commands.on_presence(conn, presence, now)
             if acks:
                 self.engine.on_acks(conn, acks, now)
+                self.commands.on_acks(conn, acks, now)
         for message in messages:
             if message.qos > 0:
                 self._client.ack(message.mid, message.qos)

@@ -84,24 +84,7 @@ class Engine:
         """Record acknowledgements (in arrival order); the number of deliveries changed."""
         plays = [ack for ack in acks if not ack.command_id.endswith(STOP_SUFFIX)]
         pairs = list(dict.fromkeys((ack.command_id, ack.device_id) for ack in plays))
-        rows = {(row.broadcast_id, row.device_id): row
-                for row in store.deliveries_of_pairs(conn, pairs)}
-        states = {key: S(row.state) for key, row in rows.items()}
-        reasons: dict[tuple[str, str], str | None] = {}
-        times: dict[tuple[str, str], datetime] = {}
-        confirmed_at: dict[tuple[str, str], datetime] = {}
-        for ack in plays:
-            key = (ack.command_id, ack.device_id)
-            new = advance(states[key], ack.happening) if key in states else None
-            if new is None:
-                continue
-            states[key], times[key] = new, ack.received_at
-            reasons[key] = ack.reason
-            if new in CONFIRMED:
-                confirmed_at.setdefault(key, ack.received_at)
-        changes = [Change(b, d, S(rows[b, d].state), states[b, d], times[b, d],
-                                reason=reasons[b, d], accepted_at=confirmed_at.get((b, d)))
-                   for (b, d) in times if states[b, d] != S(rows[b, d].state)]
+        changes = ack_changes(store.deliveries_of_pairs(conn, pairs), plays)
         changed = store.apply(conn, changes)
         finished = [c.device_id for c in changes if c.new not in IN_PROGRESS]
         if finished:
@@ -111,12 +94,7 @@ class Engine:
     def on_presence(self, conn: psycopg.Connection, updates: Iterable[Presence],
                     now: datetime) -> None:
         """Note who came and went: those back get what waits for them, at once."""
-        back: list[str] = []
-        gone: list[str] = []
-        for update in updates:
-            if self.presence.get(update.device_id) != update.online:
-                (back if update.online else gone).append(update.device_id)
-            self.presence[update.device_id] = update.online
+        back, gone = note_presence(self.presence, updates)
         if gone:
             rows = store.deliveries(conn, states=[S.SENT], device_ids=gone, lock=True)
             store.apply(conn, changes_for(rows, Happening.WENT_OFFLINE, now))
@@ -161,10 +139,7 @@ class Engine:
             self._send(conn, held, now)
 
     def _online(self, conn: psycopg.Connection, device_ids: Sequence[str]) -> set[str]:
-        """Who is online: what their retained status said, else what the registry view says."""
-        unknown = [d for d in device_ids if d not in self.presence]
-        online = store.online_in_registry(conn, unknown) if unknown else set()
-        return online | {d for d in device_ids if self.presence.get(d)}
+        return online_of(conn, self.presence, device_ids)
 
     def _send(self, conn: psycopg.Connection, rows: Sequence[DeliveryRow],
               now: datetime) -> None:
@@ -206,3 +181,45 @@ def _play_payload(row: store.BroadcastRow) -> bytes:
         text=row.text, audio_url=row.audio_url, volume_pct=row.volume_pct, repeat=row.repeat,
         expires_at=row.expires_at,
     ).to_payload()
+
+
+# ---- shared with the device command engine ----
+
+def ack_changes(rows: Iterable[DeliveryRow], acks: Sequence[Ack]) -> list[Change]:
+    """What acknowledgements (in arrival order) do to these deliveries: each delivery's last
+    state, the reason it came with, and when it first confirmed."""
+    found = {(row.broadcast_id, row.device_id): row for row in rows}
+    states = {key: S(row.state) for key, row in found.items()}
+    latest: dict[tuple[str, str], Ack] = {}
+    confirmed_at: dict[tuple[str, str], datetime] = {}
+    for ack in acks:
+        key = (ack.command_id, ack.device_id)
+        new = advance(states[key], ack.happening) if key in states else None
+        if new is None:
+            continue
+        states[key], latest[key] = new, ack
+        if new in CONFIRMED:
+            confirmed_at.setdefault(key, ack.received_at)
+    return [Change(c, d, S(found[c, d].state), states[c, d], ack.received_at,
+                   reason=ack.reason, accepted_at=confirmed_at.get((c, d)))
+            for (c, d), ack in latest.items() if states[c, d] != S(found[c, d].state)]
+
+
+def note_presence(known: dict[str, bool], updates: Iterable[Presence],
+                  ) -> tuple[list[str], list[str]]:
+    """Record who is online; (those back online, those gone offline) against what was known."""
+    back: list[str] = []
+    gone: list[str] = []
+    for update in updates:
+        if known.get(update.device_id) != update.online:
+            (back if update.online else gone).append(update.device_id)
+        known[update.device_id] = update.online
+    return back, gone
+
+
+def online_of(conn: psycopg.Connection, known: dict[str, bool],
+              device_ids: Sequence[str]) -> set[str]:
+    """Who is online: what their retained status said, else what the registry view says."""
+    unknown = [d for d in device_ids if d not in known]
+    online = store.online_in_registry(conn, unknown) if unknown else set()
+    return online | {d for d in device_ids if known.get(d)}

@@ -166,6 +166,15 @@ def mark_cancelled(conn: psycopg.Connection, broadcast_id: str, by: str, at: dat
 
 
 _DELIVERY_COLUMNS = ", ".join(DeliveryRow.__slots__)
+# The tables of deliveries written and read here, each with its command id column: a
+# broadcast's (its play command's id) and a device command's (which has no priority).
+DELIVERY_TABLES = {"broadcast_deliveries": "broadcast_id",
+                   "device_command_deliveries": "command_id"}
+DELIVERY_COLUMNS = {
+    "broadcast_deliveries": _DELIVERY_COLUMNS,
+    "device_command_deliveries": ("command_id AS broadcast_id, device_id, state,"
+                                  " 0 AS priority_rank, last_sent_at"),
+}
 
 # A delivery that was published and then cancelled, whose `stop` has not gone out yet.
 _STOP_PENDING = "state = 'cancelled' AND attempts > 0 AND stop_sent_at IS NULL"
@@ -193,14 +202,15 @@ def deliveries(conn: psycopg.Connection, broadcast_id: str | None = None,
         return cur.execute(_DELIVERIES + (" FOR UPDATE" if lock else ""), params).fetchall()
 
 
-def deliveries_of_pairs(conn: psycopg.Connection,
-                        pairs: Sequence[tuple[str, str]]) -> list[DeliveryRow]:
-    """The deliveries of these (broadcast, speaker) pairs that exist, locked."""
+def deliveries_of_pairs(conn: psycopg.Connection, pairs: Sequence[tuple[str, str]],
+                        table: str = "broadcast_deliveries") -> list[DeliveryRow]:
+    """The deliveries of these (command id, device) pairs that exist, locked."""
+    key = DELIVERY_TABLES[table]
     with conn.cursor(row_factory=class_row(DeliveryRow)) as cur:
         return cur.execute(
-            f"SELECT {_DELIVERY_COLUMNS} FROM broadcast_deliveries d"  # noqa: S608 - constant columns
-            " JOIN unnest(%s::text[], %s::text[]) AS p(broadcast_id, device_id)"
-            " USING (broadcast_id, device_id) FOR UPDATE OF d",
+            f"SELECT {DELIVERY_COLUMNS[table]} FROM {table} d"  # noqa: S608 - constant names
+            f" JOIN unnest(%s::text[], %s::text[]) AS p({key}, device_id)"
+            f" USING ({key}, device_id) FOR UPDATE OF d",
             ([b for b, _ in pairs], [d for _, d in pairs])).fetchall()
 
 
@@ -247,14 +257,18 @@ def claim_new(conn: psycopg.Connection, now: datetime) -> list[BroadcastRow]:
             f" RETURNING {_BROADCAST_COLUMNS}", (now,)).fetchall()
 
 
-def apply(conn: psycopg.Connection, changes: Sequence[Change]) -> int:
+
+
+def apply(conn: psycopg.Connection, changes: Sequence[Change],
+          table: str = "broadcast_deliveries") -> int:
     """Write state changes in one statement; a row that moved meanwhile is left alone."""
     if not changes:
         return 0
+    key = DELIVERY_TABLES[table]
     final = [str(state) for state in FINAL]
     with conn.cursor() as cur:
         cur.execute(
-            "UPDATE broadcast_deliveries d SET"
+            f"UPDATE {table} d SET"  # noqa: S608 - table and key come from DELIVERY_TABLES
             " state = c.new,"
             " reason = coalesce(c.reason, d.reason),"
             " attempts = d.attempts + c.sent::int,"
@@ -267,7 +281,7 @@ def apply(conn: psycopg.Connection, changes: Sequence[Change]) -> int:
             " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
             "             %s::bool[], %s::timestamptz[], %s::timestamptz[])"
             "      AS c(broadcast_id, device_id, old, new, reason, sent, at, accepted_at)"
-            " WHERE d.broadcast_id = c.broadcast_id AND d.device_id = c.device_id"
+            f" WHERE d.{key} = c.broadcast_id AND d.device_id = c.device_id"
             " AND d.state = c.old",
             (final,
              [c.broadcast_id for c in changes], [c.device_id for c in changes],

@@ -63,6 +63,8 @@ SERVICE_ACCOUNTS: tuple[ServiceAccount, ...] = (
         Grant(WRITE, Channel.COMMAND), Grant(READ, Channel.COMMAND_ACK))),
     ServiceAccount("api", "sends operators' broadcasts and commands", (
         Grant(WRITE, Channel.COMMAND), Grant(READ, Channel.COMMAND_ACK))),
+    # Its right is the dynamic security plugin's control topic, granted by the plugin.
+    ServiceAccount("access", "keeps the broker's logins in line with the registry", ()),
 )
 
 # Every device: publish its own reports, read its own commands.
@@ -89,7 +91,8 @@ def _checked_prefix(prefix: str) -> str:
     return prefix
 
 
-def _checked_name(name: str) -> str:
+def checked_name(name: str) -> str:
+    """The name, if it may be a broker username; BrokerAccessError if not."""
     # The contract's id pattern has no whitespace, '#', '+', '%' or '/', so a name cannot
     # add a line, widen a topic or smuggle a pattern into either file.
     if not is_valid_device_id(name):
@@ -111,7 +114,7 @@ def acl_text(prefix: str, gateway_ids: Iterable[str]) -> str:
         lines += ["", f"# {account.purpose}", f"user {account.username}"]
         lines += [_rule("topic", grant, prefix, "+") for grant in account.grants]
     for gateway_id in gateway_ids:
-        lines += ["", f"user {_checked_name(gateway_id)}"]
+        lines += ["", f"user {checked_name(gateway_id)}"]
         lines += [_rule("topic", grant, prefix, gateway_id) for grant in GATEWAY_GRANTS]
     return "\n".join(lines) + "\n"
 
@@ -119,7 +122,7 @@ def acl_text(prefix: str, gateway_ids: Iterable[str]) -> str:
 def passwd_lines(accounts: Iterable[tuple[str, str]]) -> Iterator[str]:
     """Mosquitto password file lines `name:$7$...` from (username, stored hash) pairs."""
     for name, hashed in accounts:
-        name = _checked_name(name)
+        name = checked_name(name)
         try:
             check_hash_format(hashed)
         except ValueError as exc:

@@ -16,6 +16,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
+from devices.access_queue import queue_grants, queue_revokes
 from devices.catalogue import KINDS
 from devices.credentials import generate_secret, hash_secret
 from devices.registry import (
@@ -114,6 +115,7 @@ def upsert_devices(conn: psycopg.Connection, rows: Sequence[DeviceRow], columns:
             _upsert_sql(present), (actor, json.dumps({"source": source}))).fetchall()]
         if secrets:
             _log(conn, [device_id for device_id, _ in secrets], "secret_issued", actor)
+            queue_grants(conn, secrets)
         _check_gateways(conn)
     created = actions.count("created")
     updated = len(actions) - created
@@ -241,11 +243,12 @@ def retire_device(conn: psycopg.Connection, device_id: str, actor: str) -> None:
             get_device(conn, device_id)  # raises if unknown
             raise DeviceConflict(f"{device_id!r} is already retired")
         _log(conn, [device_id], "retired", actor)
+        queue_revokes(conn, [device_id])
 
 
 def rotate_secret(conn: psycopg.Connection, device_id: str, actor: str) -> str:
     """Issue a new secret for a device and return it (shown once); the old one stops working
-    at the next `broker-config --reload`."""
+    within seconds with live access, else at the next `broker-config --reload`."""
     secret = generate_secret()
     with conn.transaction():
         _lock(conn)
@@ -255,6 +258,7 @@ def rotate_secret(conn: psycopg.Connection, device_id: str, actor: str) -> str:
         if found is None:
             raise DeviceNotFound(f"{device_id!r} is not registered")
         _log(conn, [device_id], "secret_issued", actor, {"rotated": True})
+        queue_grants(conn, [(device_id, secret)])
     return secret
 
 
@@ -273,6 +277,7 @@ def remove_device(conn: psycopg.Connection, device_id: str, actor: str) -> dict[
     with conn.transaction():
         _lock(conn)
         get_device(conn, device_id)
+        queue_revokes(conn, [device_id])
         for table in _history_tables(conn):
             cursor = conn.execute(sql.SQL("DELETE FROM {} WHERE device_id = %s").format(
                 sql.Identifier(table)), (device_id,))

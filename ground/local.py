@@ -55,19 +55,29 @@ def wait_for_port(port: int, timeout_s: float = 15.0, host: str = "127.0.0.1") -
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s} s")
 
 
+DYNSEC_PLUGIN = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
+
+
 def mosquitto_conf(
     port: int,
     data_dir: Path,
     password_file: Path | None = None,
     acl_file: Path | None = None,
     extra: str = "",
+    dynsec_file: Path | None = None,
 ) -> str:
-    """A Mosquitto configuration for a broker on loopback that loses no QoS 1 message."""
-    auth = (
-        f"allow_anonymous false\npassword_file {password_file}\n"
-        if password_file
-        else "allow_anonymous true\n"
-    )
+    """A Mosquitto configuration for a broker on loopback that loses no QoS 1 message.
+
+    Logins come from a password file, or from the dynamic security plugin's config file
+    (which the plugin rewrites on every change), or nowhere (anonymous).
+    """
+    if dynsec_file:
+        auth = (f"allow_anonymous false\nplugin {DYNSEC_PLUGIN}\n"
+                f"plugin_opt_config_file {dynsec_file}\n")
+    elif password_file:
+        auth = f"allow_anonymous false\npassword_file {password_file}\n"
+    else:
+        auth = "allow_anonymous true\n"
     acl = f"acl_file {acl_file}\n" if acl_file else ""
     # Started as root, Mosquitto switches to the `mosquitto` user, which cannot write our data
     # directory: persistence would silently fail. Stay the user that started it.
@@ -88,6 +98,7 @@ class MosquittoServer:
     password_file: Path | None = None
     acl_file: Path | None = None
     extra_conf: str = ""
+    dynsec_file: Path | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -108,7 +119,8 @@ class MosquittoServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         stop_stale_servers(self.conf_path)
         self.conf_path.write_text(mosquitto_conf(
-            self.port, self.data_dir, self.password_file, self.acl_file, self.extra_conf))
+            self.port, self.data_dir, self.password_file, self.acl_file, self.extra_conf,
+            self.dynsec_file))
         self.process = _spawn([binary, "-c", str(self.conf_path)],
                               self.data_dir / "mosquitto.log", self.port)
         return self

@@ -9,9 +9,12 @@ database's set-up in docs/deploy.md). Roles belong to the server, grants to the 
   secret hashes); Grafana logs in with it. Every service role is a member.
 - `village_ingest`: writes readings, events, presence, pending devices and dead letters,
   and runs the plain path's maintenance functions; deletes nothing.
-- `village_alerting`: its alert tables, and the broadcasts an alert starts.
-- `village_broadcast`: its broadcast tables, and dead letters for answers it refuses.
-- `village_api`: the registry, tokens and audit, acknowledgements and silences, broadcasts.
+- `village_alerting`: its alert tables, and the broadcasts and device commands an alert
+  starts.
+- `village_broadcast`: its broadcast and device command tables, and dead letters for
+  answers it refuses.
+- `village_api`: the registry (and its queue of broker grants), tokens and audit,
+  acknowledgements and silences, broadcasts and device commands.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ import psycopg
 from psycopg import sql
 
 READER = "village_reader"
-# Readable by no service but the API (token check) and the migration role.
-SECRET_TABLES = ("api_tokens", "service_accounts")
+# Readable by no service but the API (token check, the registry's broker grants) and the
+# migration role. The access queue holds new device secrets in plain until the broker has them.
+SECRET_TABLES = ("api_tokens", "service_accounts", "broker_access_queue")
 SECRET_COLUMNS = {"devices": ("secret_hash",)}
 ALL_DML = ("SELECT", "INSERT", "UPDATE", "DELETE")
 WRITE_NO_DELETE = ("SELECT", "INSERT", "UPDATE")
@@ -31,6 +35,7 @@ WRITE_NO_DELETE = ("SELECT", "INSERT", "UPDATE")
 OWNER_ONLY_FUNCTIONS = ("village_forget_device_rollups",)
 BROADCAST_TABLES = ("broadcasts", "broadcast_deliveries", "broadcast_audit", "broadcast_schedules",
                     "broadcast_groups")
+COMMAND_TABLES = ("device_commands", "device_command_deliveries")
 
 
 @dataclass(frozen=True)
@@ -53,16 +58,17 @@ SERVICE_ROLES = (
         **{table: ALL_DML for table in ("alert_states", "alerts", "alert_transitions", "alert_acks",
                                         "silences", "notifications", "alerting_watermarks")},
         **{table: WRITE_NO_DELETE for table in ("broadcasts", "broadcast_deliveries",
-                                                "broadcast_audit")},
+                                                "broadcast_audit", *COMMAND_TABLES)},
     }),
     ServiceRole("village_broadcast", {
-        **{table: ALL_DML for table in BROADCAST_TABLES},
+        **{table: ALL_DML for table in (*BROADCAST_TABLES, *COMMAND_TABLES)},
         "dead_letters": ("INSERT",),
     }),
     ServiceRole("village_api", {
         **{table: ALL_DML for table in ("devices", "device_changes", "pending_devices",
                                         "api_tokens", "api_audit", "alert_acks", "silences",
-                                        *BROADCAST_TABLES)},
+                                        *BROADCAST_TABLES, *COMMAND_TABLES)},
+        "broker_access_queue": ("SELECT", "INSERT"),
         **{table: WRITE_NO_DELETE for table in ("alerts", "alert_transitions")},
     }),
 )

@@ -85,7 +85,9 @@ def test_ingest_writes_telemetry_and_deletes_nothing(logins: Logins) -> None:
             "SELECT secret_hash FROM devices",
             "SELECT * FROM api_tokens",
             "DROP TABLE readings",
-            "SELECT village_forget_device_rollups('wm-1')")
+            "SELECT village_forget_device_rollups('wm-1')",
+            "UPDATE device_command_deliveries SET state = 'done'",
+            "SELECT secret FROM broker_access_queue")
 
 
 def test_alerting_keeps_its_alerts_and_starts_broadcasts_only(logins: Logins) -> None:
@@ -119,6 +121,12 @@ def test_broadcast_keeps_its_broadcasts_only(logins: Logins) -> None:
         conn.execute("INSERT INTO broadcast_deliveries (broadcast_id, device_id, priority_rank,"
                      " expires_at, updated_at) VALUES ('b2', 'spk-1', 0, %s, %s)", (NOW, NOW))
         conn.execute("UPDATE broadcast_deliveries SET state = 'sent' WHERE broadcast_id = 'b2'")
+        conn.execute("INSERT INTO device_commands (command_id, created_at, created_by,"
+                     " creator_role, why, op, args, expires_at, selection) VALUES ('c1', %s, 'op',"
+                     " 'admin', 'leak', 'set_valve', '{}', %s, 'wm-1')", (NOW, NOW))
+        conn.execute("INSERT INTO device_command_deliveries (command_id, device_id, expires_at,"
+                     " updated_at) VALUES ('c1', 'wm-1', %s, %s)", (NOW, NOW))
+        conn.execute("UPDATE device_command_deliveries SET state = 'sent'")
         conn.execute("INSERT INTO broadcast_groups VALUES ('school', 'spk-1')")
         conn.execute("INSERT INTO dead_letters (topic, reason, detail, payload, payload_bytes)"
                      " VALUES ('t', 'r', 'd', '', 0)")
@@ -167,4 +175,5 @@ def test_grafana_reads_every_panel_and_cannot_write(logins: Logins) -> None:
             "DELETE FROM devices",
             "SELECT secret_hash FROM devices",
             "SELECT * FROM service_accounts",
+            "SELECT secret FROM broker_access_queue",
             "SELECT * FROM api_tokens")

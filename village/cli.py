@@ -13,6 +13,7 @@ from village.commands import (
     broker,
     dashboards,
     db,
+    device_commands,
     devices,
     ingest,
     simulate,
@@ -51,8 +52,8 @@ def migrate() -> None:
     )
 
 
-for command_module in (ingest, up, devices, broker, simulate, alerts, broadcast, dashboards, api,
-                       db):
+for command_module in (ingest, up, devices, device_commands, broker, simulate, alerts, broadcast,
+                       dashboards, api, db):
     command_module.register(app)
 
 

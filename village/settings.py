@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from alerting.settings import AlertingSettings
 from broadcast.settings import BroadcastSettings
 from dashboards.settings import GrafanaSettings
+from devices.access_settings import AccessSettings
 from devices.contract import DEFAULT_TOPIC_PREFIX, TOPIC_PREFIX_PATTERN
 from ground.settings import MqttEndpoint, SettingsError, load, parse_mqtt_url
 from ground.storage import StorageChoice
@@ -52,6 +53,7 @@ class Settings(BaseSettings):
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     broadcast: BroadcastSettings = Field(default_factory=BroadcastSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings)
     grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
 
     @field_validator("database_url")

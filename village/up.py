@@ -4,7 +4,9 @@ With no configuration it starts a private Mosquitto (embedded amqtt where there 
 PostgreSQL under a data directory, migrates, registers a handful of simulated devices of
 every kind, and runs every service. `VILLAGE_DATABASE_URL` / `VILLAGE_MQTT_URL`, when set,
 are used instead of the private servers. Long-running parts are `Component`s with start
-and stop, listed in `SERVICES`: ingest, alerting, broadcast, the API and the simulators.
+and stop, listed in `SERVICES`: the access daemon, ingest, alerting, broadcast, the API and
+the simulators. Its Mosquitto runs with authentication on: every service and every
+simulated device logs in as itself.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.live import Live
 
+from devices.access_sync import AccessDaemon
 from ground.local import (
     AmqttServer,
     MosquittoServer,
@@ -38,7 +41,8 @@ from ingest.service import default_client_id
 from simulators.build import DEFAULT_INTERVALS_S
 from simulators.fleet import SimulatedFleet
 from simulators.population import PopulationSpec, generate_population
-from simulators.store import register
+from simulators.store import append_secrets, read_secrets, register
+from village.commands.broker import DYNSEC_FILE, write_broker_config
 from village.processes import broadcast_daemon, ingest_worker, start_alerting, stop_on_signals
 from village.schema import migrate_as_configured
 from village.settings import Settings
@@ -70,6 +74,13 @@ class Stack:
     console: Console
     running: list[Component] = field(default_factory=list)
     figures: Callable[[], str] = lambda: ""
+    service_urls: dict[str, str] = field(default_factory=dict)  # each service's own login
+
+    def for_service(self, service: str) -> Settings:
+        """The settings a service runs with: its own broker login where the broker has them."""
+        url = self.service_urls.get(service)
+        return self.settings if url is None else self.settings.model_copy(
+            update={"mqtt_url": url})
 
     def add(self, component: Component) -> None:
         """Start a component and remember it for the stop."""
@@ -118,7 +129,9 @@ def _start_broker(stack: Stack, wanted: LocalBroker) -> None:
     broker: MosquittoServer | AmqttServer
     if choose_broker(wanted, mosquitto_binary(), amqtt_installed()) is LocalBroker.MOSQUITTO:
         broker = MosquittoServer(data_dir=(stack.data_dir / "mosquitto").resolve())
-        where = f"{broker.url} (Mosquitto, data in {broker.data_dir})"
+        _broker_logins(stack, broker)
+        where = (f"{broker.url} (Mosquitto, data in {broker.data_dir}; logins from the "
+                 "registry, kept live by its dynamic security plugin)")
     else:
         broker = AmqttServer(data_dir=(stack.data_dir / "amqtt").resolve())
         where = (f"{broker.url} (embedded amqtt, MQTT 3.1.1: for trying things only; it "
@@ -129,6 +142,18 @@ def _start_broker(stack: Stack, wanted: LocalBroker) -> None:
 
     stack.add(Component("broker", where, start, broker.stop))
     stack.settings = stack.settings.model_copy(update={"mqtt_url": broker.url})
+
+
+def _broker_logins(stack: Stack, broker: MosquittoServer) -> None:
+    """Authentication on: the plugin's file and the ACL written from the registry, each
+    service logging in as itself (its env file)."""
+    conf = broker.data_dir / "logins"
+    broker.acl_file, broker.dynsec_file = conf / "acl", conf / DYNSEC_FILE
+    with psycopg.connect(stack.settings.database_url, autocommit=True) as conn:
+        write_broker_config(conn, conf, stack.settings.topic_prefix, parse_mqtt_url(broker.url),
+                            rotate_services=False, dynsec=True)
+    for env in conf.glob("*.env"):
+        stack.service_urls[env.stem] = env.read_text().rsplit("VILLAGE_MQTT_URL=", 1)[1].strip()
 
 
 def _start_database(stack: Stack) -> None:
@@ -180,7 +205,7 @@ def _migrate(stack: Stack) -> None:
 
 
 def ingest_component(stack: Stack) -> Component:
-    settings = stack.settings
+    settings = stack.for_service("ingest")
     worker = ingest_worker(settings, settings.ingest.client_id or default_client_id(1),
                            log=lambda line: stack.console.print(f"[yellow]ingest: {line}"))
     thread = threading.Thread(target=worker.run, name="ingest", daemon=True)
@@ -207,12 +232,15 @@ def simulators_component(stack: Stack) -> Component:
     spec = PopulationSpec(townships=1, villages=2, meters=8, probes=2, cameras=3, barns=2,
                           speakers=3, gateways=True)
     devices = generate_population(spec, seed=1)
+    secrets_file = stack.data_dir / "simulated-device-secrets.csv"
     with psycopg.connect(stack.settings.database_url) as conn:
-        register(conn, devices)
+        # Each simulated device logs in with its own secret, kept here across runs.
+        append_secrets(secrets_file, register(conn, devices, issue_secrets=True).secrets)
+    passwords = read_secrets(secrets_file)
     # Short intervals so the live figures move; the real ones are minutes to a day. No
     # NB-IoT meters: they upload once a day and would look silent on the live screen.
     fleet = SimulatedFleet(parse_mqtt_url(stack.settings.mqtt_url), stack.settings.topic_prefix,
-                           devices, seed=1, nb_iot_share=0,
+                           devices, seed=1, nb_iot_share=0, passwords=passwords,
                            intervals_s=dict.fromkeys(DEFAULT_INTERVALS_S, 5.0))
     kinds = sorted({device.kind for device in devices})
 
@@ -238,17 +266,29 @@ def _started_on_demand(name: str, where: str, begin: Callable[[], _Stoppable]) -
     return Component(name, where, lambda: handles.append(begin()), stop)
 
 
+def access_component(stack: Stack) -> Component | None:
+    """The access daemon, where `village up` runs Mosquitto with the dynamic security plugin."""
+    if "access" not in stack.service_urls:
+        return None  # an outside broker, or amqtt: no plugin to drive
+    settings = stack.for_service("access")
+    daemon = AccessDaemon.build(settings.database_url, settings.mqtt, settings.topic_prefix,
+                                settings.access,
+                                log=lambda line: stack.console.print(f"[yellow]access: {line}"))
+    return Component("access", f"broker logins kept live, client {settings.access.client_id}",
+                     daemon.start, daemon.stop)
+
+
 def alerting_component(stack: Stack) -> Component | None:
     """Alerting, printing what it would send unless a routing file is set."""
     if not stack.settings.alerting.enabled:
         return None
-    settings = stack.settings
+    settings = stack.for_service("alerting")
     where = settings.alerting.routing_file or "notifications printed on the console"
     return _started_on_demand("alerting", where, lambda: start_alerting(settings))
 
 
 def broadcast_component(stack: Stack) -> Component:
-    handle = broadcast_daemon(stack.settings)
+    handle = broadcast_daemon(stack.for_service("broadcast"))
 
     def start() -> None:
         handle.start()
@@ -258,7 +298,7 @@ def broadcast_component(stack: Stack) -> Component:
 
 
 def api_component(stack: Stack) -> Component:
-    settings = stack.settings
+    settings = stack.for_service("api")
 
     def start() -> _Stoppable:
         from village.api.serve import start as start_api  # start-up cost: FastAPI, uvicorn
@@ -285,7 +325,7 @@ def _share_link_secret(stack: Stack) -> None:
 # The long-running services, started in this order after the broker, database and schema.
 # A factory returns None for a part switched off by its settings.
 SERVICES: list[Callable[[Stack], Component | None]] = [
-    ingest_component, alerting_component, broadcast_component, api_component,
+    access_component, ingest_component, alerting_component, broadcast_component, api_component,
     simulators_component,
 ]
 
@@ -309,9 +349,9 @@ def run_up(settings: Settings, data_dir: Path, console: Console,
     stop = threading.Event()
     try:
         with stop_on_signals(stop):
-            _start_broker(stack, broker)
             _start_database(stack)
             _migrate(stack)
+            _start_broker(stack, broker)  # after the schema: its logins come from the registry
             _share_link_secret(stack)
             for factory in SERVICES:
                 if stop.is_set():

@@ -38,6 +38,7 @@ class WaterMeterPhysics:
         self.daily_m3 = rng.uniform(0.12, 0.45)  # a rural household, m³ per day
         self.leak_m3h = rng.uniform(0.004, 0.02)
         self.valve_open = True
+        self.valve_stuck = False  # a seized valve: set_valve is rejected with the reason
         self._installed = start - timedelta(days=rng.uniform(0, 6 * 365))
         self._rssi = rng.uniform(-110, -75)
         self._raised: set[tuple[str, datetime]] = set()
@@ -45,6 +46,8 @@ class WaterMeterPhysics:
 
     def _set_valve(self, command: CommandBase, now: datetime) -> str | None:
         assert isinstance(command, SetValveCommand)
+        if self.valve_stuck:
+            return "valve seized: it did not move"
         self.valve_open = command.open
         return None
 

@@ -11,6 +11,8 @@ import psycopg
 import pytest
 from typer.testing import CliRunner, Result
 
+from devices.access_settings import AccessSettings
+from devices.access_sync import AccessDaemon
 from devices.registry_csv import DeviceRow
 from devices.store import add_device
 from devices.topics import Channel, topic
@@ -64,6 +66,7 @@ class Deployment:
     secrets: dict[str, str]
     village: Village
     sessions: list[Session] = field(default_factory=list)
+    daemon: AccessDaemon | None = None  # with the dynamic security plugin
 
     @property
     def pid_file(self) -> Path:
@@ -102,23 +105,55 @@ class Deployment:
         time.sleep(0.5)
 
 
+def _deployed(village: Village, database_url: str, prefix: str, tmp_path: Path,
+              monkeypatch: pytest.MonkeyPatch, dynsec: bool) -> Iterator[Deployment]:
+    server = MosquittoServer(data_dir=tmp_path / "broker")
+    conf = tmp_path / "conf"
+    server.acl_file = conf / "acl"
+    if dynsec:
+        server.dynsec_file = conf / "dynamic-security.json"
+    else:
+        server.password_file = conf / "passwd"
+    server.extra_conf = f"pid_file {server.data_dir / 'mosquitto.pid'}\n"
+    monkeypatch.setenv("VILLAGE_TOPIC_PREFIX", prefix)
+    monkeypatch.setenv("VILLAGE_MQTT_URL", server.url)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        secrets = {row.device_id: add_device(conn, row, "test") for row in DEVICES}
+    result = village("broker-config", "--out", str(conf), *(["--dynsec"] if dynsec else []))
+    assert result.exit_code == 0, result.output
+    server.start()
+    deployed = Deployment(server, conf, prefix, secrets, village)
+    if dynsec:
+        deployed.daemon = AccessDaemon.build(
+            database_url, parse_mqtt_url(deployed.service_url("access")), prefix,
+            AccessSettings(client_id=f"access-{prefix}"))
+        deployed.daemon.start()
+    yield deployed
+    for session in deployed.sessions:
+        session.close()
+    if deployed.daemon is not None:
+        deployed.daemon.stop()
+    deployed.server.kill()
+
+
 @pytest.fixture
 def deployment(village: Village, database_url: str, topic_prefix: str, tmp_path: Path,
                monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
     """Devices registered, broker files generated, a broker started with them."""
-    server = MosquittoServer(data_dir=tmp_path / "broker")
-    conf = tmp_path / "conf"
-    server.password_file, server.acl_file = conf / "passwd", conf / "acl"
-    server.extra_conf = f"pid_file {server.data_dir / 'mosquitto.pid'}\n"
-    monkeypatch.setenv("VILLAGE_TOPIC_PREFIX", topic_prefix)
-    monkeypatch.setenv("VILLAGE_MQTT_URL", server.url)
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        secrets = {row.device_id: add_device(conn, row, "test") for row in DEVICES}
-    result = village("broker-config", "--out", str(conf))
-    assert result.exit_code == 0, result.output
-    server.start()
-    deployed = Deployment(server, conf, topic_prefix, secrets, village)
-    yield deployed
-    for session in deployed.sessions:
-        session.close()
-    server.kill()
+    yield from _deployed(village, database_url, topic_prefix, tmp_path, monkeypatch, False)
+
+
+@pytest.fixture
+def live(village: Village, database_url: str, topic_prefix: str, tmp_path: Path,
+         monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
+    """Devices registered, a broker running the dynamic security plugin, the access daemon."""
+    yield from _deployed(village, database_url, topic_prefix, tmp_path, monkeypatch, True)
+
+
+@pytest.fixture(params=["files", "dynsec"])
+def any_deployment(request: pytest.FixtureRequest, village: Village, database_url: str,
+                   topic_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                   ) -> Iterator[Deployment]:
+    """A deployment of each kind: passwd and ACL files, then the dynamic security plugin."""
+    yield from _deployed(village, database_url, topic_prefix, tmp_path, monkeypatch,
+                         request.param == "dynsec")

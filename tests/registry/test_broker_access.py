@@ -1,4 +1,5 @@
-"""A private Mosquitto started with the files `village broker-config` writes from the registry."""
+"""A private Mosquitto started with what `village broker-config` writes from the registry:
+passwd and ACL files, or the dynamic security plugin's file (then kept live by the daemon)."""
 
 from __future__ import annotations
 
@@ -11,74 +12,74 @@ from tests.registry.mqtt_session import Session
 
 
 def test_a_device_publishes_its_telemetry_and_receives_its_commands(
-        deployment: Deployment) -> None:
-    ingest = deployment.service("ingest")
-    share = f"$share/ingest/{deployment.prefix}/+/telemetry"
+        any_deployment: Deployment) -> None:
+    ingest = any_deployment.service("ingest")
+    share = f"$share/ingest/{any_deployment.prefix}/+/telemetry"
     assert ingest.subscribe(share) == [1]
-    broadcast = deployment.service("broadcast")
-    meter = deployment.device("wm-b1")
+    broadcast = any_deployment.service("broadcast")
+    meter = any_deployment.device("wm-b1")
     assert meter.connack == "Success"
-    assert meter.subscribe(deployment.topic("wm-b1", Channel.COMMAND)) == [1]
-    assert meter.publish(deployment.topic("wm-b1", Channel.TELEMETRY), b'{"total_m3": 1}') in ACCEPTED
-    assert ingest.wait_for(1) == [(deployment.topic("wm-b1", Channel.TELEMETRY), b'{"total_m3": 1}')]
-    assert broadcast.publish(deployment.topic("wm-b1", Channel.COMMAND), b'{"op": "x"}') in ACCEPTED
-    assert meter.wait_for(1) == [(deployment.topic("wm-b1", Channel.COMMAND), b'{"op": "x"}')]
+    assert meter.subscribe(any_deployment.topic("wm-b1", Channel.COMMAND)) == [1]
+    assert meter.publish(any_deployment.topic("wm-b1", Channel.TELEMETRY), b'{"total_m3": 1}') in ACCEPTED
+    assert ingest.wait_for(1) == [(any_deployment.topic("wm-b1", Channel.TELEMETRY), b'{"total_m3": 1}')]
+    assert broadcast.publish(any_deployment.topic("wm-b1", Channel.COMMAND), b'{"op": "x"}') in ACCEPTED
+    assert meter.wait_for(1) == [(any_deployment.topic("wm-b1", Channel.COMMAND), b'{"op": "x"}')]
     for channel in (Channel.EVENT, Channel.STATUS, Channel.COMMAND_ACK):
-        assert meter.publish(deployment.topic("wm-b1", channel)) in ACCEPTED
+        assert meter.publish(any_deployment.topic("wm-b1", channel)) in ACCEPTED
 
 
 def test_a_device_cannot_speak_as_another_nor_read_anothers_commands(
-        deployment: Deployment) -> None:
-    ingest = deployment.service("ingest")
-    ingest.subscribe(f"{deployment.prefix}/#")
-    broadcast = deployment.service("broadcast")
-    meter = deployment.device("wm-b1")
-    other = deployment.device("wm-b2")
-    other.subscribe(deployment.topic("wm-b2", Channel.COMMAND))
+        any_deployment: Deployment) -> None:
+    ingest = any_deployment.service("ingest")
+    ingest.subscribe(f"{any_deployment.prefix}/#")
+    broadcast = any_deployment.service("broadcast")
+    meter = any_deployment.device("wm-b1")
+    other = any_deployment.device("wm-b2")
+    other.subscribe(any_deployment.topic("wm-b2", Channel.COMMAND))
     for channel in (Channel.TELEMETRY, Channel.EVENT, Channel.STATUS, Channel.COMMAND_ACK,
                     Channel.COMMAND, Channel.GATEWAY_TELEMETRY):
-        assert meter.publish(deployment.topic("wm-b2", channel)) == NOT_AUTHORIZED, channel
+        assert meter.publish(any_deployment.topic("wm-b2", channel)) == NOT_AUTHORIZED, channel
     # Not even its own gateway topic: only gateways carry other devices' readings.
-    assert meter.publish(deployment.topic("wm-b1", Channel.GATEWAY_TELEMETRY)) == NOT_AUTHORIZED
-    assert meter.publish(f"{deployment.prefix}/wm-b1/other") == NOT_AUTHORIZED
+    assert meter.publish(any_deployment.topic("wm-b1", Channel.GATEWAY_TELEMETRY)) == NOT_AUTHORIZED
+    assert meter.publish(f"{any_deployment.prefix}/wm-b1/other") == NOT_AUTHORIZED
     # Mosquitto 2.0.11 grants the SUBSCRIBE, then filters every delivery by the read rules.
-    meter.subscribe(deployment.topic("wm-b2", Channel.COMMAND))
-    meter.subscribe(f"{deployment.prefix}/+/cmd")
-    assert broadcast.publish(deployment.topic("wm-b2", Channel.COMMAND), b"for b2") in ACCEPTED
-    assert other.wait_for(1) == [(deployment.topic("wm-b2", Channel.COMMAND), b"for b2")]
+    meter.subscribe(any_deployment.topic("wm-b2", Channel.COMMAND))
+    meter.subscribe(f"{any_deployment.prefix}/+/cmd")
+    assert broadcast.publish(any_deployment.topic("wm-b2", Channel.COMMAND), b"for b2") in ACCEPTED
+    assert other.wait_for(1) == [(any_deployment.topic("wm-b2", Channel.COMMAND), b"for b2")]
     time.sleep(0.5)
     assert meter.messages == []
     assert ingest.messages == []  # nothing forged reached the platform, and ingest reads no cmd
 
 
-def test_a_gateway_publishes_for_its_children(deployment: Deployment) -> None:
-    ingest = deployment.service("ingest")
-    ingest.subscribe(f"$share/ingest/{deployment.prefix}/+/gateway/telemetry")
-    gateway = deployment.device("gw-b1")
-    gateway_topic = deployment.topic("gw-b1", Channel.GATEWAY_TELEMETRY)
+def test_a_gateway_publishes_for_its_children(any_deployment: Deployment) -> None:
+    ingest = any_deployment.service("ingest")
+    ingest.subscribe(f"$share/ingest/{any_deployment.prefix}/+/gateway/telemetry")
+    gateway = any_deployment.device("gw-b1")
+    gateway_topic = any_deployment.topic("gw-b1", Channel.GATEWAY_TELEMETRY)
     assert gateway.publish(gateway_topic, b'{"wm-b3": {"total_m3": 2}}') in ACCEPTED
     assert ingest.wait_for(1) == [(gateway_topic, b'{"wm-b3": {"total_m3": 2}}')]
 
 
-def test_services_have_only_the_rights_of_their_job(deployment: Deployment) -> None:
-    ingest = deployment.service("ingest")
+def test_services_have_only_the_rights_of_their_job(any_deployment: Deployment) -> None:
+    ingest = any_deployment.service("ingest")
     assert ingest.connack == "Success"
-    assert ingest.publish(deployment.topic("wm-b1", Channel.COMMAND)) == NOT_AUTHORIZED
-    assert ingest.publish(deployment.topic("wm-b1", Channel.TELEMETRY)) == NOT_AUTHORIZED
-    broadcast = deployment.service("broadcast")
-    assert broadcast.publish(deployment.topic("wm-b1", Channel.TELEMETRY)) == NOT_AUTHORIZED
+    assert ingest.publish(any_deployment.topic("wm-b1", Channel.COMMAND)) == NOT_AUTHORIZED
+    assert ingest.publish(any_deployment.topic("wm-b1", Channel.TELEMETRY)) == NOT_AUTHORIZED
+    broadcast = any_deployment.service("broadcast")
+    assert broadcast.publish(any_deployment.topic("wm-b1", Channel.TELEMETRY)) == NOT_AUTHORIZED
     for name in ("alerting", "api"):
-        service = deployment.service(name)
-        assert service.publish(deployment.topic("wm-b1", Channel.COMMAND)) in ACCEPTED
-        assert service.publish(deployment.topic("wm-b1", Channel.STATUS)) == NOT_AUTHORIZED
+        service = any_deployment.service(name)
+        assert service.publish(any_deployment.topic("wm-b1", Channel.COMMAND)) in ACCEPTED
+        assert service.publish(any_deployment.topic("wm-b1", Channel.STATUS)) == NOT_AUTHORIZED
 
 
-def test_wrong_or_missing_credentials_are_refused(deployment: Deployment) -> None:
-    assert deployment.device("wm-b1", secret="not-the-secret").connack == NOT_AUTHORIZED
-    assert deployment.device("wm-b1", secret=deployment.secrets["wm-b2"]).connack == NOT_AUTHORIZED
-    assert deployment.device("wm-zz", secret="anything").connack == NOT_AUTHORIZED
-    anonymous = Session(parse_mqtt_url(deployment.server.url), "anon").connect()
-    deployment.sessions.append(anonymous)
+def test_wrong_or_missing_credentials_are_refused(any_deployment: Deployment) -> None:
+    assert any_deployment.device("wm-b1", secret="not-the-secret").connack == NOT_AUTHORIZED
+    assert any_deployment.device("wm-b1", secret=any_deployment.secrets["wm-b2"]).connack == NOT_AUTHORIZED
+    assert any_deployment.device("wm-zz", secret="anything").connack == NOT_AUTHORIZED
+    anonymous = Session(parse_mqtt_url(any_deployment.server.url), "anon").connect()
+    any_deployment.sessions.append(anonymous)
     assert anonymous.connack == NOT_AUTHORIZED
 
 

@@ -19,12 +19,13 @@ from psycopg_pool import ConnectionPool
 
 from ground.mqtt import ClientOptions, build_client, connect_async
 from village.api import problems
-from village.api.routers import alerts, broadcasts, devices, health, phone, telemetry
+from village.api.routers import alerts, broadcasts, commands, devices, health, phone, telemetry
 from village.settings import Settings, link_secret
 
 DOCS_ASSETS = "/docs-assets"
-ROUTERS = (health.router, devices.router, telemetry.router, alerts.router, broadcasts.router,
-           phone.router)
+# Device commands before devices: `/devices/commands/...` is not a device id.
+ROUTERS = (health.router, commands.router, devices.router, telemetry.router, alerts.router,
+           broadcasts.router, phone.router)
 
 
 @asynccontextmanager

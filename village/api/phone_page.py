@@ -74,8 +74,10 @@ def _page(title: str, body: str) -> str:
             f"<body><main>{body}</main></body></html>")
 
 
-def alert_page(alert: AlertView, history: Sequence[tuple[datetime, float]], action: str) -> str:
-    """The page for one alert: what, where, the value and its history, and the ack form."""
+def alert_page(alert: AlertView, history: Sequence[tuple[datetime, float]], action: str,
+               close_valve: str | None = None) -> str:
+    """The page for one alert: what, where, the value and its history, the ack form, and the
+    button that closes the meter's valve where the rule asks the person to confirm it."""
     place = " / ".join(escape(p) for p in (alert.township, alert.village, alert.grid) if p) or "—"
     device = escape(alert.device_name or alert.device_id or "—")
     if alert.device_name and alert.device_id:
@@ -107,6 +109,10 @@ def alert_page(alert: AlertView, history: Sequence[tuple[datetime, float]], acti
                'placeholder="例如：已到现场处理"></textarea>'
                '<button type="submit" id="ack">确认收到 <span style="font-size:14px">Acknowledge</span></button>'
                "</form>")
+    if close_valve is not None:
+        ack += (f'<form method="post" action="{escape(close_valve)}">'
+                '<button type="submit" id="close-valve">关闭阀门 '
+                '<span style="font-size:14px">Close the valve</span></button></form>')
     line = sparkline(history, alert.threshold)
     if line:
         line += '<div class="en">近 24 小时 · last 24 hours (红线：阈值 red: threshold)</div>'

@@ -1,8 +1,10 @@
-"""`village broker-config`: the broker's password and ACL files, and the services' env files."""
+"""`village broker-config`: the broker's logins (passwd file, or the dynamic security plugin's
+file), its ACL file, and the services' env files; `village broker-access`: the access daemon."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 from collections.abc import Iterable
@@ -12,11 +14,17 @@ from typing import Annotated
 import psycopg
 import typer
 
+from devices.access_queue import set_live_access
+from devices.access_sync import AccessDaemon
 from devices.broker_access import SERVICE_ACCOUNTS, acl_text, passwd_lines, service_secret
+from devices.dynsec import plugin_config
 from devices.store import broker_accounts, gateway_ids, service_hashes, store_service_hash
 from ground.settings import MqttEndpoint, format_mqtt_url, parse_mqtt_url
 from village.commands.devices import registry_connection
 from village.commands.output import err, fail, settings_or_exit
+from village.processes import stop_on_signals
+
+DYNSEC_FILE = "dynamic-security.json"
 
 
 def _write_atomically(path: Path, chunks: Iterable[str], mode: int,
@@ -49,11 +57,12 @@ def _env_password(path: Path, username: str) -> str | None:
 
 
 def write_broker_config(conn: psycopg.Connection, directory: Path, prefix: str,
-                        endpoint: MqttEndpoint, rotate_services: bool,
+                        endpoint: MqttEndpoint, rotate_services: bool, dynsec: bool = False,
                         env_dir: Path | None = None,
                         broker_group: int | None = None) -> tuple[int, int]:
-    """Write passwd, acl and one env file per service (`directory/<service>.env`, or
-    `env_dir/<service>/mqtt.env`); return (devices, gateways) written."""
+    """Write passwd (or the plugin's file), acl and one env file per service
+    (`directory/<service>.env`, or `env_dir/<service>/mqtt.env`); switch live access on or
+    off to match; return (devices, gateways) written."""
 
     directory.mkdir(parents=True, exist_ok=True)
     with conn.transaction():
@@ -74,13 +83,28 @@ def write_broker_config(conn: psycopg.Connection, directory: Path, prefix: str,
                                    f"VILLAGE_MQTT_URL={url}\n")
         logins.extend(broker_accounts(conn))
         gateways = sorted(gateway_ids(conn, active_only=True))
-        # The broker must read these two, and nobody else: its group, or only our user.
+        # The broker must read these, and nobody else: its group, or only our user.
         mode = 0o640 if broker_group is not None else 0o600
-        _write_atomically(directory / "passwd", passwd_lines(logins), mode, broker_group)
-        _write_atomically(directory / "acl", [acl_text(prefix, gateways)], mode, broker_group)
+        if dynsec:
+            _write_dynsec(directory / DYNSEC_FILE, prefix, logins, set(gateways),
+                          len(SERVICE_ACCOUNTS), mode, broker_group)
+            # The plugin gives each gateway its topic: the ACL file does not change with them.
+            _write_atomically(directory / "acl", [acl_text(prefix, [])], mode, broker_group)
+        else:
+            _write_atomically(directory / "passwd", passwd_lines(logins), mode, broker_group)
+            _write_atomically(directory / "acl", [acl_text(prefix, gateways)], mode,
+                              broker_group)
         for env_path, text in env_files.items():
             _write_atomically(env_path, [text], 0o600)
+        set_live_access(conn, dynsec)
     return len(logins) - len(SERVICE_ACCOUNTS), len(gateways)
+
+
+def _write_dynsec(path: Path, prefix: str, logins: list[tuple[str, str]], gateways: set[str],
+                  services: int, mode: int, group: int | None) -> None:
+    config = plugin_config(prefix, logins[:services],
+                           ((name, hashed, name in gateways) for name, hashed in logins[services:]))
+    _write_atomically(path, [json.dumps(config, indent=1)], mode, group)
 
 
 def broker_config(
@@ -94,8 +118,11 @@ def broker_config(
     rotate_services: Annotated[bool, typer.Option(help="issue new service secrets")] = False,
     broker_url: Annotated[str | None, typer.Option(
         help="the broker services connect to (default VILLAGE_MQTT_URL's host and port)")] = None,
+    dynsec: Annotated[bool, typer.Option(
+        help=f"write {DYNSEC_FILE} (the dynamic security plugin's file) instead of passwd,"
+             " and switch live access on (run before the broker starts)")] = False,
 ) -> None:
-    """Write the broker's password and ACL files from the registry, and the services' env files."""
+    """Write the broker's logins and ACL file from the registry, and the services' env files."""
 
     if reload and pid_file is None:
         raise fail("--reload needs --pid-file (Mosquitto's pid_file)", 2)
@@ -106,8 +133,9 @@ def broker_config(
         raise fail(f"--broker-url: {exc}", 2) from None
     with registry_connection() as conn:
         devices, gateways = write_broker_config(conn, directory, settings.topic_prefix, endpoint,
-                                                rotate_services, env_out, broker_group)
-    err.print(f"{directory}: passwd ({devices} devices), acl ({gateways} gateways),"
+                                                rotate_services, dynsec, env_out, broker_group)
+    logins = DYNSEC_FILE if dynsec else "passwd"
+    err.print(f"{directory}: {logins} ({devices} devices), acl ({gateways} gateways),"
               " one env file per service", highlight=False)
     if reload and pid_file is not None:
         _signal_broker(pid_file)
@@ -122,6 +150,18 @@ def _signal_broker(pid_file: Path) -> None:
     err.print(f"broker (pid {pid}) signalled to reload", highlight=False)
 
 
+def broker_access() -> None:
+    """Keep the dynamic security plugin's logins in line with the registry, within seconds."""
+    settings = settings_or_exit()
+    daemon = AccessDaemon.build(settings.database_url, settings.mqtt, settings.topic_prefix,
+                                settings.access, log=lambda line: err.print(line, highlight=False))
+    with stop_on_signals(daemon.sync.stop):
+        daemon.start()
+        daemon.sync.stop.wait()
+    daemon.stop()
+
+
 def register(app: typer.Typer) -> None:
-    """Add `village broker-config` to the `village` program."""
+    """Add `village broker-config` and `village broker-access` to the `village` program."""
     app.command("broker-config")(broker_config)
+    app.command("broker-access")(broker_access)

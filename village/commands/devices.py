@@ -19,6 +19,7 @@ import psycopg
 import typer
 from rich.table import Table
 
+from broadcast.command_store import last_valve
 from devices import service
 from devices.registry import DeviceInvalid, DeviceRecord, ImportRefused
 from devices.registry_csv import format_registry_csv
@@ -245,6 +246,9 @@ def show(device_id: str) -> None:
 
     with registry_connection() as conn:
         record, status, changes = service.history(conn, _principal(), device_id)
+        valve = last_valve(conn, device_id)
+    if valve is not None:  # as the meter last reported it
+        status |= {"valve_open": valve[0], "valve_seen_at": valve[1]}
     for key, value in (record.as_dict() | status).items():
         out.print(f"{key:>13}: {'' if value is None else value}", highlight=False, markup=False)
     for at, action, actor, detail in changes:
@@ -258,8 +262,8 @@ def retire(device_id: str) -> None:
 
     with registry_connection() as conn:
         service.retire(conn, _principal(), device_id)
-    err.print(f"{device_id} retired; run `village broker-config --reload` to drop its login",
-              highlight=False)
+    err.print(f"{device_id} retired; its broker login goes within seconds with live access,"
+              " else at `village broker-config --reload`", highlight=False)
 
 
 @devices_app.command("remove")
@@ -281,12 +285,13 @@ def remove(device_id: str,
 
 @devices_app.command("rotate-secret")
 def rotate(device_id: str) -> None:
-    """Issue a new secret and print it once; the old one works until the broker reloads."""
+    """Issue a new secret and print it once; the old one stops working within seconds with
+    live access, else when the broker reloads."""
 
     with registry_connection() as conn:
         secret = service.rotate_secret(conn, _principal(), device_id)
-    err.print(f"new secret for {device_id}, shown this once (then `village broker-config"
-              " --reload`):", highlight=False)
+    err.print(f"new secret for {device_id}, shown this once (without live access, then"
+              " `village broker-config --reload`):", highlight=False)
     typer.echo(secret)
 
 

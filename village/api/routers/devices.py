@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict
 
+from broadcast.command_store import last_valve
 from devices import service
 from devices.registry import DeviceFilter, DeviceView, ImportRefused
 from devices.registry_csv import RowProblem
@@ -45,10 +47,21 @@ def list_devices(
                       next_after=rows[-1].device_id if len(rows) == limit else None)
 
 
+@dataclass(frozen=True)
+class DeviceDetail(DeviceView):
+    """One device as its page shows it: with what it last reported of its valve, if any."""
+
+    valve_open: bool | None = None
+    valve_seen_at: datetime | None = None
+
+
 @router.get("/{device_id}", summary="Show a device")
-def show_device(device_id: str, conn: Conn, caller: Caller) -> DeviceView:
-    """One device, if it is in the caller's scope."""
-    return service.shown_device(conn, caller, device_id)
+def show_device(device_id: str, conn: Conn, caller: Caller) -> DeviceDetail:
+    """One device, if it is in the caller's scope, with its valve as last reported."""
+    view = service.shown_device(conn, caller, device_id)
+    valve = last_valve(conn, device_id)
+    return DeviceDetail(**asdict(view), valve_open=valve[0] if valve else None,
+                        valve_seen_at=valve[1] if valve else None)
 
 
 class DeviceFields(BaseModel):

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from alerting import operations
+from alerting import operations, valve_action
 from alerting.model import AlertView
 from ground.links import LinkError, LinkExpired, LinkGrant, verify_link_token
 from ground.principal import Place, Principal, Role
@@ -68,7 +68,9 @@ def show(token: str, link: Grant, conn: Conn,
     alert = operations.find_alert(conn, link.alert_id)
     if alert is None:
         return _html(refusal_page(expired=False), 404)
-    return _html(alert_page(alert, _history(conn, alert, settings), f"/a/{token}"))
+    close = (f"/a/{token}/close-valve" if alert.state == "firing"
+             and valve_action.proposed(conn, link.alert_id) else None)
+    return _html(alert_page(alert, _history(conn, alert, settings), f"/a/{token}", close))
 
 
 async def comment_form(request: Request) -> str:
@@ -90,6 +92,24 @@ def acknowledge(token: str, link: Grant, comment: Annotated[str, Depends(comment
     audit.record(conn, person, "alert.acknowledge", f"alert:{link.alert_id}", person.scope,
                  {"comment": comment, "via": "link"})
     # Post/redirect/get: reloading the page does not post again.
+    return RedirectResponse(f"/a/{token}", status_code=303, headers=_HEADERS)
+
+
+@router.post("/a/{token}/close-valve")
+def close_valve(token: str, link: Grant, conn: Conn) -> Response:
+    """Close the alert's meter valve as the link's person, where the rule asks for this."""
+    alert = operations.find_alert(conn, link.alert_id)
+    if alert is None:
+        return _html(refusal_page(expired=False), 404)
+    if alert.state == "firing" and valve_action.proposed(conn, link.alert_id):
+        # The rule's author allowed this action; the person confirms it for the alert's place.
+        person = Principal(f"person:{link.person_id}", Role.OPERATOR,
+                           Place(alert.township, alert.village))
+        command_id = valve_action.close_valve(conn, link.alert_id, person,
+                                              "confirmed from the notification's link",
+                                              datetime.now(UTC))
+        audit.record(conn, person, "alert.close_valve", f"alert:{link.alert_id}", person.scope,
+                     {"command": command_id, "via": "link"})
     return RedirectResponse(f"/a/{token}", status_code=303, headers=_HEADERS)
 
 
