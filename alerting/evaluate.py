@@ -3,7 +3,7 @@ and transitions out. Pure: no clock, no I/O."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -197,26 +197,39 @@ def evaluate_tick(
             counts = areas.setdefault((rule.name, _area(subject, rule.condition.area)), [0, 0])
             counts[0] += observe_stopped(seen.last_seen, seen.offline_at, limit, now).breach
             counts[1] += 1
-    for state in states.values():
-        gone = state.device_id is not None and state.device_id not in subjects
-        if gone and state.state != "inactive" and state.rule in book.by_name:
-            # retired (or deleted): nothing will ever clear it, so it ends here
-            run(book.by_name[state.rule], Subject(state.device_id, None, None, None), state,
-                [Observation(now, 0.0, False, True, None)], outcome)
+    end_gone_states(book, subjects.__contains__, states, now, outcome)
     by_name = {rule.name: rule for rule in outages}
     for (name, area), (silent, total) in areas.items():
         rule = by_name[name]
         obs = observe_outage(rule.condition, silent, total, now)
         run(rule, area, _state(states, rule, area), [obs], outcome)
-    for rule in book.of_type("event"):
-        for state in states.values():
-            if state.rule != rule.name or state.state != "firing":
-                continue
-            device = subjects.get(state.device_id or "")
-            expiry = observe_event_expiry(state.last_ts, rule.condition.resolve_after_s, now)
-            if device is not None and expiry is not None:
-                run(rule, device, state, [expiry], outcome)
+    expire_events(book, subjects.get, states, now, outcome)
     return outcome
+
+
+def end_gone_states(book: RuleBook, known: Callable[[str], bool],
+                    states: Mapping[str, AlertState], now: datetime, outcome: Outcome) -> None:
+    """End the open alerts of devices no longer in the registry."""
+    for state in states.values():
+        gone = state.device_id is not None and not known(state.device_id)
+        if gone and state.state != "inactive" and state.rule in book.by_name:
+            # retired (or deleted): nothing will ever clear it, so it ends here
+            run(book.by_name[state.rule], Subject(state.device_id, None, None, None), state,
+                [Observation(now, 0.0, False, True, None)], outcome)
+
+
+def expire_events(book: RuleBook, subject_of: Callable[[str], Subject | None],
+                  states: Mapping[str, AlertState], now: datetime, outcome: Outcome) -> None:
+    """Resolve event alerts whose events stopped coming for the rule's `resolve_after`."""
+    rules = {rule.name: rule for rule in book.of_type("event")}
+    for state in states.values():
+        rule = rules.get(state.rule)
+        if rule is None or state.state != "firing":
+            continue
+        device = subject_of(state.device_id or "")
+        expiry = observe_event_expiry(state.last_ts, rule.condition.resolve_after_s, now)
+        if device is not None and expiry is not None:
+            run(rule, device, state, [expiry], outcome)
 
 
 def _area(subject: Subject, level: str) -> Subject:

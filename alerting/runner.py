@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
@@ -17,6 +17,7 @@ from alerting import store
 from alerting.cycles import Engine, dispatch_cycle, evaluate_cycle, night_flow_cycle, tick_cycle
 from alerting.evaluate import RuleBook
 from alerting.files import load_routing, load_rules
+from alerting.metrics import AlertingMetrics
 from alerting.notifiers.base import Notifier
 from alerting.notifiers.broadcast import BroadcastStarter, ServiceStarter
 from alerting.notifiers.channels import build_notifiers
@@ -76,6 +77,7 @@ class AlertingHandle:
     pool: ConnectionPool
     scheduler: object
     engine: Engine
+    metrics: AlertingMetrics
 
     def stop(self) -> None:
         """Stop listening and scheduling, and wait for the passes in progress."""
@@ -98,9 +100,12 @@ def _guarded(name: str, work: Callable[[], object]) -> Callable[[], None]:
 def start(
     options: AlertingSettings, database_url: str, given: Collaborators,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    metrics: AlertingMetrics | None = None,
 ) -> AlertingHandle:
     """Start alerting: streaming on ingest commits, scheduled passes, dispatch."""
-    engine = build_engine(options, database_url, given)
+    metrics = metrics or AlertingMetrics()
+    built = build_engine(options, database_url, given)
+    engine = replace(built, notifiers=metrics.instrument(built.notifiers))
     pool = ConnectionPool(database_url, min_size=1, max_size=4, open=True,
                           kwargs={"autocommit": True})
     try:
@@ -140,16 +145,20 @@ def start(
 
     thread = threading.Thread(
         target=_listen, name="alerting-listen",
-        args=(database_url, stop_event, active, _guarded("streaming", stream),
+        args=(database_url, stop_event, active,
+              _guarded("streaming", metrics.timed("streaming", stream)),
               options.evaluate_interval_s), daemon=True,
     )
     thread.start()
     scheduler = start_jobs([
-        ("alerting-tick", _guarded("tick", tick), options.schedule_interval_s),
-        ("alerting-dispatch", _guarded("dispatch", dispatch), options.dispatch_interval_s),
-        ("alerting-night-flow", _guarded("night flow", nights), 3600.0),
+        ("alerting-tick", _guarded("tick", metrics.timed("tick", tick)),
+         options.schedule_interval_s),
+        ("alerting-dispatch", _guarded("dispatch", metrics.timed("dispatch", dispatch)),
+         options.dispatch_interval_s),
+        ("alerting-night-flow", _guarded("night flow", metrics.timed("night_flow", nights)),
+         3600.0),
     ])
-    return AlertingHandle(stop_event, thread, pool, scheduler, engine)
+    return AlertingHandle(stop_event, thread, pool, scheduler, engine, metrics)
 
 
 def _listen(database_url: str, stop: threading.Event, active: threading.Event,

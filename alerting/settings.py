@@ -44,3 +44,7 @@ class AlertingSettings(BaseModel):
     notify_timeout_s: float = Field(5, gt=0, le=120)
     retry_attempts: int = Field(3, ge=1, le=20)
     retry_backoff_s: float = Field(0.5, ge=0, le=600)
+    metrics_port: int = Field(
+        9102, ge=0, le=65535,
+        description="Prometheus metrics of `village alerts run` at :port/metrics; 0: not served",
+    )

@@ -141,8 +141,8 @@ def report(conn: psycopg.Connection, command_id: str) -> dict[str, Any]:
 def last_valve(conn: psycopg.Connection, device_id: str) -> tuple[bool, datetime] | None:
     """The valve position a meter last reported, and when; None if it never did."""
     row = conn.execute(
-        "SELECT value, ts FROM readings WHERE device_id = %s AND metric = 'valve_open'"
-        " ORDER BY ts DESC LIMIT 1", (device_id,)).fetchone()
+        "SELECT value, ts FROM latest_values WHERE device_id = %s AND metric = 'valve_open'",
+        (device_id,)).fetchone()
     return None if row is None else (bool(row[0]), row[1])
 
 

@@ -25,6 +25,7 @@ from broadcast import store
 from broadcast.command_engine import CommandEngine
 from broadcast.engine import Engine
 from broadcast.inbound import Ack, BadMessage, Presence, decode
+from broadcast.metrics import BroadcastMetrics
 from broadcast.settings import BroadcastSettings
 from devices.topics import Channel, subscription, topic
 from ground.mqtt import ClientOptions, build_client, connect_async, shared
@@ -61,7 +62,7 @@ class DaemonHandle:
     """A running delivery daemon."""
 
     def __init__(self, config: BroadcastSettings, *, broker: MqttEndpoint, database_url: str,
-                 prefix: str) -> None:
+                 prefix: str, metrics: BroadcastMetrics | None = None) -> None:
         self._broker = broker
         self._database_url = database_url
         self._share_group = config.share_group
@@ -85,6 +86,8 @@ class DaemonHandle:
         retry = timedelta(seconds=config.retry_interval_s)
         self.engine = Engine(publisher, retry)
         self.commands = CommandEngine(publisher, retry)
+        self.metrics = metrics or BroadcastMetrics()
+        self.metrics.watch(self._inbox.qsize)
         self._threads = [
             threading.Thread(target=self._work, name="broadcast-worker", daemon=True),
             threading.Thread(target=self._listen, name="broadcast-listen", daemon=True),
@@ -155,14 +158,17 @@ class DaemonHandle:
                 self._handle(conn, pending)
                 pending = []
                 if woken or time.monotonic() >= next_cycle:
-                    with conn.transaction():
-                        self.engine.cycle(conn, datetime.now(UTC))
-                        self.commands.cycle(conn, datetime.now(UTC))
+                    with self.metrics.pass_seconds.labels("cycle").time():
+                        with conn.transaction():
+                            self.engine.cycle(conn, datetime.now(UTC))
+                            self.commands.cycle(conn, datetime.now(UTC))
+                        self._committed()
                     next_cycle = time.monotonic() + self._sweep_s
                     if self._subscribed.is_set():
                         self.ready.set()
             except Exception:  # noqa: BLE001 - the daemon outlives any one bad pass
                 log.exception("broadcast daemon: a pass failed; retrying in a second")
+                self.engine.entered.clear()  # rolled back: none of it happened
                 if conn is not None:
                     with contextlib.suppress(psycopg.Error):
                         conn.close()
@@ -196,6 +202,7 @@ class DaemonHandle:
         """Apply a batch in one transaction, then acknowledge it to the broker."""
         if not messages:
             return
+        started = time.perf_counter()
         acks: list[Ack] = []
         presence: list[Presence] = []
         now = datetime.now(UTC)
@@ -216,9 +223,16 @@ class DaemonHandle:
             if acks:
                 self.engine.on_acks(conn, acks, now)
                 self.commands.on_acks(conn, acks, now)
+        self._committed()
         for message in messages:
             if message.qos > 0:
                 self._client.ack(message.mid, message.qos)
+        self.metrics.messages.inc(len(messages))
+        self.metrics.pass_seconds.labels("messages").observe(time.perf_counter() - started)
+
+    def _committed(self) -> None:
+        self.metrics.committed(self.engine.entered)
+        self.engine.entered.clear()
 
     # ---- the listener ----
 

@@ -9,6 +9,7 @@ row alone if it moved meanwhile.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -53,6 +54,9 @@ class Engine:
     presence: dict[str, bool] = field(default_factory=dict)
     # Each broadcast's play command with its expiry, kept while it may still be sent.
     _payloads: dict[str, tuple[datetime, bytes]] = field(default_factory=dict)
+    # States entered by the changes of the open transaction; the daemon counts them once it
+    # commits (and forgets them if it rolls back).
+    entered: Counter[str] = field(default_factory=Counter)
 
     # ---- what the daemon calls ----
 
@@ -85,7 +89,7 @@ class Engine:
         plays = [ack for ack in acks if not ack.command_id.endswith(STOP_SUFFIX)]
         pairs = list(dict.fromkeys((ack.command_id, ack.device_id) for ack in plays))
         changes = ack_changes(store.deliveries_of_pairs(conn, pairs), plays)
-        changed = store.apply(conn, changes)
+        changed = self._apply(conn, changes)
         finished = [c.device_id for c in changes if c.new not in IN_PROGRESS]
         if finished:
             self._release_held(conn, finished, now)
@@ -97,7 +101,7 @@ class Engine:
         back, gone = note_presence(self.presence, updates)
         if gone:
             rows = store.deliveries(conn, states=[S.SENT], device_ids=gone, lock=True)
-            store.apply(conn, changes_for(rows, Happening.WENT_OFFLINE, now))
+            self._apply(conn, changes_for(rows, Happening.WENT_OFFLINE, now))
         if back:
             self._send(conn, store.deliveries(conn, states=[S.OFFLINE, S.HELD], device_ids=back,
                                               unexpired_at=now, lock=True), now)
@@ -106,7 +110,8 @@ class Engine:
 
     def expire(self, conn: psycopg.Connection, now: datetime) -> int:
         """Close deliveries whose broadcast expired before they were confirmed."""
-        return store.apply(conn, changes_for(store.expired_open(conn, now), Happening.EXPIRE, now))
+        return self._apply(conn, changes_for(store.expired_open(conn, now), Happening.EXPIRE,
+                                             now))
 
     def send_stops(self, conn: psycopg.Connection, now: datetime) -> int:
         """Send `stop` to every speaker that was sent a broadcast since cancelled."""
@@ -124,12 +129,18 @@ class Engine:
                                                 lock=True)
                 if retry_due(row.last_sent_at, now, self.retry_interval)]
         online = self._online(conn, [row.device_id for row in rows])
-        store.apply(conn, changes_for([row for row in rows if row.device_id not in online],
+        self._apply(conn, changes_for([row for row in rows if row.device_id not in online],
                                       Happening.WENT_OFFLINE, now))
         self._send(conn, [row for row in rows if row.device_id in online], now)
         return len(rows)
 
     # ---- helpers ----
+
+    def _apply(self, conn: psycopg.Connection, changes: Sequence[Change]) -> int:
+        """Write state changes, noting the states entered until the daemon commits them."""
+        changed = store.apply(conn, changes)
+        self.entered.update(str(change.new) for change in changes)
+        return changed
 
     def _release_held(self, conn: psycopg.Connection, device_ids: Sequence[str],
                       now: datetime) -> None:
@@ -165,7 +176,7 @@ class Engine:
                 changes.append(Change(broadcast_id, row.device_id, old, new, now,
                                             sent=publish))
             # Written before the next broadcast is planned, so it sees these as busy.
-            store.apply(conn, changes)
+            self._apply(conn, changes)
 
     def _payload(self, conn: psycopg.Connection, broadcast_id: str) -> bytes:
         if broadcast_id not in self._payloads:

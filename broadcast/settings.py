@@ -20,3 +20,6 @@ class BroadcastSettings(BaseModel):
                                description="unacknowledged QoS 1 publishes kept open")
     ack_batch: int = Field(2000, ge=1, le=100_000,
                            description="acks and status changes applied per transaction")
+    metrics_port: int = Field(
+        9103, ge=0, le=65535,
+        description="Prometheus metrics of `village broadcast daemon` at :port/metrics; 0: not served")

@@ -89,17 +89,15 @@ def build(language: Language, datasource_uid: str) -> BuiltDashboard:
         Text("当前气体浓度 (mg/m³, NY/T 388)", "Gases now (mg/m³, NY/T 388)"),
         Query(
             f"""WITH {gas_limits_values()}
-SELECT DISTINCT ON (d.device_id, r.metric)
-       {DEVICE_LABEL} AS site, {SPECIES} AS species, r.metric,
-       round((r.value * g.mg_per_ppm)::numeric, 2) AS value, g.limit_mg_m3 AS limit,
-       round((r.value * g.mg_per_ppm / g.limit_mg_m3 * 100)::numeric, 1) AS pct_of_limit,
-       r.ts
-FROM readings r
-JOIN devices d ON d.device_id = r.device_id
-JOIN gas_limits g ON g.metric = r.metric AND g.species = {SPECIES}
-WHERE d.kind = 'barn' AND r.ts > $__timeTo()::timestamptz - INTERVAL '1 hour'
-  AND r.ts <= $__timeTo()::timestamptz AND {place_filter()}
-ORDER BY d.device_id, r.metric, r.ts DESC""",
+SELECT {DEVICE_LABEL} AS site, {SPECIES} AS species, l.metric,
+       round((l.value * g.mg_per_ppm)::numeric, 2) AS value, g.limit_mg_m3 AS limit,
+       round((l.value * g.mg_per_ppm / g.limit_mg_m3 * 100)::numeric, 1) AS pct_of_limit,
+       l.ts
+FROM latest_values l
+JOIN devices d ON d.device_id = l.device_id
+JOIN gas_limits g ON g.metric = l.metric AND g.species = {SPECIES}
+WHERE d.kind = 'barn' AND l.ts > $__timeTo()::timestamptz - INTERVAL '1 hour' AND {place_filter()}
+ORDER BY d.device_id, l.metric""",
             ("site", "species", "metric", "value", "limit", "pct_of_limit", "ts"),
         ),
         width=18,

@@ -263,13 +263,12 @@ suspects AS (
 
 
 def latest_battery() -> str:
-    """A CTE `battery(device_id, name, village, battery_v)`: each meter's latest voltage."""
+    """A CTE `battery(device_id, name, village, battery_v)`: each meter's latest voltage
+    (from latest_values: one row per meter; meters silent for three days are left out)."""
     return f"""battery AS (
-    SELECT DISTINCT ON (r.device_id) r.device_id, d.name, d.village, r.last AS battery_v
-    FROM readings_daily r
-    JOIN devices d ON d.device_id = r.device_id
-    WHERE r.metric = 'battery_v' AND d.kind = 'water_meter' AND {place_filter()}
-      AND r.bucket > $__timeTo()::timestamptz - INTERVAL '3 days'
-      AND r.bucket <= $__timeTo()::timestamptz
-    ORDER BY r.device_id, r.bucket DESC
+    SELECT l.device_id, d.name, d.village, l.value AS battery_v
+    FROM latest_values l
+    JOIN devices d ON d.device_id = l.device_id
+    WHERE l.metric = 'battery_v' AND d.kind = 'water_meter' AND {place_filter()}
+      AND l.ts > $__timeTo()::timestamptz - INTERVAL '3 days'
 )"""

@@ -37,7 +37,8 @@ REGISTRY_LOCK = 0x5245_4749  # "REGI": an arbitrary constant shared by every reg
 # A device's history, deleted by `remove --purge`; tables that do not exist (yet) are skipped.
 # The rollups (tables, or TimescaleDB continuous aggregates) go through
 # village_forget_device_rollups, which reaches the aggregates' materialized rows.
-HISTORY_TABLES = ("readings", "events", "device_presence", "dead_letters", "pending_devices")
+HISTORY_TABLES = ("readings", "events", "device_presence", "dead_letters", "pending_devices",
+                  "latest_values")
 _RECORD_COLUMNS = COLUMNS + ("firmware", "lifecycle", "created_at", "updated_at", "retired_at")
 _TEMP_TYPES = {"latitude": "double precision", "longitude": "double precision",
                "installed_on": "date", "tags": "jsonb"}

@@ -49,7 +49,7 @@ class ServiceRole:
 
 SERVICE_ROLES = (
     ServiceRole("village_ingest", {
-        "readings": WRITE_NO_DELETE, "events": WRITE_NO_DELETE,
+        "readings": WRITE_NO_DELETE, "events": WRITE_NO_DELETE, "latest_values": WRITE_NO_DELETE,
         "device_presence": WRITE_NO_DELETE, "pending_devices": WRITE_NO_DELETE,
         "dead_letters": ("INSERT",),
     }, functions=("village_ensure_partitions", "village_apply_retention",

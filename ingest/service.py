@@ -26,6 +26,7 @@ from ground.settings import MqttEndpoint
 from ingest.admit import RegisteredDevice
 from ingest.handoff import HandOff, Message
 from ingest.maintenance import Maintenance
+from ingest.metrics import IngestMetrics
 from ingest.mqtt import Subscriber
 from ingest.plan import (
     BatchPlan,
@@ -104,7 +105,8 @@ class Worker:
 
     def __init__(self, ingest: IngestSettings, retention: RetentionSettings, *,
                  broker: MqttEndpoint, database_url: str, prefix: str, client_id: str,
-                 log: Callable[[str], None] = lambda line: None) -> None:
+                 log: Callable[[str], None] = lambda line: None,
+                 metrics: IngestMetrics | None = None) -> None:
         self.client_id = client_id
         self.options = ingest
         self.policy = policy_from(ingest)
@@ -116,6 +118,8 @@ class Worker:
         self.writer = Writer(database_url)
         self._lookups = Writer(database_url)  # the planner's own connection
         self.stats = Stats()
+        self.metrics = metrics or IngestMetrics()
+        self.metrics.watch(lambda: self.subscriber.received, lambda: self.stats.messages)
         self.stop = threading.Event()
         self.maintenance = Maintenance(database_url, retention, self.stop, log)
         self._log = log
@@ -180,6 +184,7 @@ class Worker:
             give_up_at = planned.give_up_at
             if give_up_at is None and self.stop.is_set():
                 give_up_at = time.monotonic() + STOP_FLUSH_S
+            started = time.perf_counter()
             try:
                 result = self._retry(partial(self._write, planned), len(planned.messages),
                                      give_up_at)
@@ -200,6 +205,8 @@ class Worker:
             stats.duplicates += result.duplicates
             stats.events += result.events
             stats.dead_letters += result.dead_letters
+            self.metrics.batch_committed(len(planned.messages), planned.plan, result,
+                                         time.perf_counter() - started)
 
     def _retry(self, attempt: Callable[[], T], held: int, give_up_at: float | None) -> T:
         """Run `attempt` until the database takes it, backing off while it is unavailable."""
@@ -214,6 +221,7 @@ class Worker:
                     raise
                 self.stats.database_ok = False
                 self.stats.db_errors += 1
+                self.metrics.database_retries.inc()
                 self.stats.last_error = str(exc).strip().splitlines()[0] if str(exc) else ""
                 self._log(f"database unavailable ({type(exc).__name__}); holding {held} "
                           f"messages, retrying in {delay:.1f} s")

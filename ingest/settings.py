@@ -33,6 +33,10 @@ class IngestSettings(BaseModel):
     discovery: bool = Field(
         False, description="record unknown devices as pending for approval instead of refusing them"
     )
+    metrics_port: int = Field(
+        9101, ge=0, le=65535,
+        description="Prometheus metrics of worker slot n at :port+n-1/metrics; 0: not served",
+    )
 
 
 class RetentionSettings(BaseModel):

@@ -3,7 +3,8 @@
 Per batch: readings are copied straight into `readings`; a batch holding a duplicate, and
 the next few after it, go through a per-connection staging table and `INSERT ... ON
 CONFLICT DO NOTHING` instead (a reading sent twice is stored once), as events always do;
-presence and pending devices are upserted; dead letters are copied; a `pg_notify` tells
+each series' newest reading is merged into `latest_values` (ingest/latest.py); presence and
+pending devices are upserted; dead letters are copied; a `pg_notify` tells
 listeners (alerting) what was committed. The caller acknowledges the MQTT messages only after
 `write` returns, i.e. after COMMIT.
 """
@@ -19,6 +20,7 @@ import psycopg.errors
 from psycopg.types.json import Jsonb
 
 from ingest.admit import RegisteredDevice
+from ingest.latest import merge_latest
 from ingest.plan import BatchPlan
 
 NOTIFY_CHANNEL = "village_ingest"
@@ -198,6 +200,7 @@ class Writer:
             if plan.readings:
                 stored = self._store_readings(conn, cur, plan)
                 duplicates = len(plan.readings) - stored
+                merge_latest(cur, plan.readings)
             if plan.events:
                 with cur.copy("COPY stage_events FROM STDIN") as copy:
                     for event in plan.events:

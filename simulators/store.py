@@ -79,7 +79,8 @@ def fill_history(conn: psycopg.Connection, devices: Sequence[SimDevice], plan: B
                  faults: Iterable[tuple[str, FaultWindow]] = ()) -> Filled:
     """Register the devices and write their generated history, decoded as ingest decodes it.
 
-    For an empty history (fresh database): rows are COPYed, not merged.
+    For an empty history (fresh database): rows are COPYed, not merged; `latest_values`
+    takes each batch's newest values in the batch's transaction, as ingest does.
     """
     register(conn, devices)
     kinds = {device.device_id: device.kind for device in devices}
@@ -99,6 +100,9 @@ def fill_history(conn: psycopg.Connection, devices: Sequence[SimDevice], plan: B
                 for e in events:
                     copy.write_row((e.device_id, e.ts, e.type, e.severity,
                                     orjson.dumps(e.body).decode(), e.ts))
+            if readings:
+                # Their received_at is their ts: the merge reads this batch's rows back.
+                cursor.execute("SELECT village_merge_latest(%s)", (min(r.ts for r in readings),))
         readings_written += len(readings)
         events_written += len(events)
     return Filled(readings_written, events_written)

@@ -22,7 +22,7 @@ from village.schema import migrate
 
 # docs/sql.md: every relation that holds rows about a device.
 SURFACE = ("devices", "readings", "events", "device_status", "dead_letters", "readings_hourly",
-           "readings_daily")
+           "readings_daily", "latest_values")
 
 
 def storage_of(conn: psycopg.Connection) -> str:
@@ -77,6 +77,7 @@ def _add_history(conn: psycopg.Connection, device: str) -> None:
     conn.execute("INSERT INTO events (device_id, ts, type, severity, body)"
                  " VALUES (%s, now() - interval '50 days', 'leak', 'major', '{}')", (device,))
     conn.execute("INSERT INTO device_presence (device_id, last_seen) VALUES (%s, now())", (device,))
+    conn.execute("SELECT village_merge_latest()")
     conn.execute("INSERT INTO dead_letters (topic, device_id, reason, detail, payload,"
                  " payload_bytes) VALUES ('t', %s, 'r', 'd', '', 0)", (device,))
 

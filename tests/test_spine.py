@@ -106,6 +106,7 @@ def test_the_sql_surface_exists_with_its_columns(database_url: str) -> None:
     expected = {
         "devices": {"device_id", "kind", "village", "township", "grid", "site"},
         "readings": {"device_id", "metric", "ts", "value", "received_at"},
+        "latest_values": {"device_id", "metric", "ts", "value", "received_at"},
         "events": {"device_id", "ts", "type", "severity", "body", "received_at"},
         "device_status": {"device_id", "last_seen", "online", "firmware"},
         "dead_letters": {"topic", "payload", "reason", "received_at"},

@@ -50,6 +50,7 @@ def seed_registry(conn: psycopg.Connection) -> None:
                     ts = NOW - timedelta(hours=72 - hour)
                     copy.write_row((meter, "total_m3", ts, 100 + hour * 0.1))
                     copy.write_row((meter, "flow_m3h", ts, 0.1))
+    conn.execute("SELECT village_merge_latest()")
     refresh_rollups(conn)
 
 

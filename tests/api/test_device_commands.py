@@ -15,6 +15,8 @@ def _valves(database_url: str, *villages: str) -> None:
             conn.execute("INSERT INTO readings (device_id, metric, ts, value)"
                          " VALUES (%s, 'valve_open', %s, 1)",
                          (device_id("water_meter", village), NOW))
+        # Written without ingest: merged into latest_values as an import would be.
+        conn.execute("SELECT village_merge_latest()")
 
 
 def test_an_operator_closes_the_valves_of_a_village_in_their_township(

@@ -122,14 +122,20 @@ def test_page_size_is_bounded(client: TestClient, auth: TokenMaker) -> None:
     assert response.status_code == 422 and response.json()["field"] == "query.limit"
 
 
-def test_latest_sees_readings_the_rollups_have_not_yet(client: TestClient, auth: TokenMaker,
-                                                        seeded: str) -> None:
+def test_latest_shows_the_newest_merged_value_and_ignores_late_data(
+        client: TestClient, auth: TokenMaker, seeded: str) -> None:
     other = device_id("water_meter", "west-2")
     with psycopg.connect(seeded) as conn:
         conn.execute("INSERT INTO readings (device_id, metric, ts, value) VALUES"
-                     " (%s, 'total_m3', %s, 999), (%s, 'battery_v', %s, 3.3)",
-                     (METER, NOW + timedelta(minutes=5), other, NOW - timedelta(days=20)))
-    values = {(i["device_id"], i["metric"]): i["value"] for i in client.get(
-        "/telemetry/latest", params={"kind": "water_meter"}, headers=auth()).json()["items"]}
+                     " (%s, 'total_m3', %s, 999), (%s, 'battery_v', %s, 3.3),"
+                     " (%s, 'total_m3', %s, 1)",
+                     (METER, NOW + timedelta(minutes=5), other, NOW - timedelta(days=20),
+                      other, NOW - timedelta(days=20)))
+        conn.execute("SELECT village_merge_latest(now() - interval '1 minute')")
+    items = client.get("/telemetry/latest", params={"kind": "water_meter"},
+                       headers=auth()).json()["items"]
+    values = {(i["device_id"], i["metric"]): i["value"] for i in items}
     assert values[(METER, "total_m3")] == 999
     assert values[(other, "battery_v")] == 3.3
+    # A reading older than the stored newest one does not replace it.
+    assert values[(other, "total_m3")] == 100 + 71 * 0.1

@@ -95,7 +95,7 @@ def test_a_county_wide_emergency_to_400_speakers(
     register_speakers(database_url, rows)
     behaviours = {d: OFFLINE for d in offline} | {d: NEVER_ACK for d in silent}
     with fleet_of(rows, mosquitto, topic_prefix, behaviours) as fleet, \
-            daemon(settings_for(database_url, mosquitto, topic_prefix), 400):
+            daemon(settings_for(database_url, mosquitto, topic_prefix), 400) as handle:
         request = BroadcastRequest(scope=Scope.county(), text="山洪预警，请立即转移。",
                                    priority="emergency", volume_pct=100, expires_in_s=20)
         b = broadcast(database_url, request)
@@ -116,6 +116,12 @@ def test_a_county_wide_emergency_to_400_speakers(
             # Retried with the same id until expiry, and played once.
             assert unanswered["attempts"] >= 5
             assert log.started == [b] and log.duplicates == [b] * (unanswered["attempts"] - 1)
+    # The daemon's metrics counted each committed change by the state it entered.
+    changes = handle.metrics.registry.get_sample_value
+    assert changes("village_broadcast_delivery_changes_total", {"state": "done"}) == 390
+    assert changes("village_broadcast_delivery_changes_total", {"state": "offline"}) == 20
+    assert changes("village_broadcast_delivery_changes_total", {"state": "no_answer"}) == 10
+    assert (changes("village_broadcast_messages_handled_total", {}) or 0) >= 390
 
 
 def test_a_county_broadcast_over_the_embedded_mqtt_3_1_1_broker(

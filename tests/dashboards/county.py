@@ -177,6 +177,8 @@ def fill(database_url: str, now: datetime) -> None:
                 (now - timedelta(minutes=minutes),),
             )
         _alerts_and_broadcasts(conn, now)
+        # Rows written without ingest: merged into latest_values as an import would be.
+        conn.execute("SELECT village_merge_latest()")
         refresh_rollups(conn)
 
 

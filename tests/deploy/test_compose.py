@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from devices.broker_access import SERVICE_ACCOUNTS
 from ground.local import NO_LOSS_BROKER_SETTINGS
@@ -67,7 +68,8 @@ def filled_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def model(filled_env: Path) -> dict[str, Any]:
     """The normalised compose model (every profile), as Compose itself resolves it."""
-    result = compose(filled_env, "--profile", "simulators", "config", "--format", "json")
+    result = compose(filled_env, "--profile", "simulators", "--profile", "monitoring", "config",
+                     "--format", "json")
     assert result.returncode == 0, result.stderr
     return dict(json.loads(result.stdout))
 
@@ -325,3 +327,21 @@ def test_the_entrypoint_loads_every_credential_file_of_the_service(tmp_path: Pat
     refused = subprocess.run(["sh", entrypoint, "env"], capture_output=True, text=True,
                              env={**env, "SERVICE_ENV_DIR": str(empty)}, timeout=30)
     assert refused.returncode == 1 and "db-roles" in refused.stderr
+
+
+def test_prometheus_scrapes_each_process_at_its_configured_metrics_port(
+        model: dict[str, Any]) -> None:
+    mounted = {v["target"]: v["source"] for v in model["services"]["prometheus"]["volumes"]
+               if v["type"] == "bind"}
+    config = yaml.safe_load(Path(mounted["/etc/prometheus/prometheus.yml"]).read_text())
+    targets = {job["job_name"]: target for job in config["scrape_configs"]
+               for target in job["static_configs"][0]["targets"]}
+    defaults = Settings(development=True)
+    assert targets == {
+        "village-ingest": f"ingest:{defaults.ingest.metrics_port}",
+        "village-alerting": f"alerting:{defaults.alerting.metrics_port}",
+        "village-broadcast": f"broadcast:{defaults.broadcast.metrics_port}",
+        "village-api": "api:8000",
+    }
+    for service in ("ingest", "alerting", "broadcast", "api"):
+        assert service in model["services"], service

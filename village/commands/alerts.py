@@ -26,7 +26,7 @@ from alerting.runner import AlertingUnavailable
 from ground.health import signal_readiness
 from ground.principal import Principal, Role
 from ground.settings import SettingsError
-from village.commands.output import refusals, settings_or_exit
+from village.commands.output import metrics_served, refusals, settings_or_exit
 from village.processes import start_alerting, stop_on_signals
 
 alerts_app = typer.Typer(help="List, acknowledge and silence alerts; run the alerting service.",
@@ -145,9 +145,13 @@ def run_command() -> None:
     signal_readiness(settings.ready_file, settings.database_url, [handle.thread.is_alive], stop)
     errors.print(f"alerting: {len(handle.engine.book.rules)} rules, "
                  f"{len(handle.engine.notifiers)} receivers")
+    metrics = metrics_served(handle.metrics.registry, settings.alerting.metrics_port,
+                             "VILLAGE_ALERTING__METRICS_PORT")
     with stop_on_signals(stop):
         stop.wait()
     handle.stop()
+    if metrics is not None:
+        metrics.close()
 
 
 @rules_app.command("check")

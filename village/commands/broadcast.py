@@ -34,7 +34,7 @@ from broadcast.service import (
 from ground.health import signal_readiness
 from ground.principal import Principal, Role
 from ground.validation import first_error
-from village.commands.output import fail, out, refusals, settings_or_exit
+from village.commands.output import fail, metrics_served, out, refusals, settings_or_exit
 from village.processes import broadcast_daemon, stop_on_signals
 
 broadcast_app = typer.Typer(help="Loudspeaker broadcasts: send, follow, cancel, schedule.",
@@ -239,6 +239,8 @@ def daemon() -> None:
     """Run the delivery daemon in the foreground until interrupted."""
     settings = settings_or_exit()
     handle = broadcast_daemon(settings).start()
+    metrics = metrics_served(handle.metrics.registry, settings.broadcast.metrics_port,
+                             "VILLAGE_BROADCAST__METRICS_PORT")
     done = threading.Event()
     signal_readiness(settings.ready_file, settings.database_url, [handle.ready.is_set], done)
     try:
@@ -246,6 +248,8 @@ def daemon() -> None:
             done.wait()
     finally:
         handle.stop()
+        if metrics is not None:
+            metrics.close()
 
 
 def register(app: typer.Typer) -> None:

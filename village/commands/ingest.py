@@ -10,7 +10,7 @@ from rich.console import Console
 
 from ground.health import signal_readiness
 from ingest.service import Worker, default_client_id
-from village.commands.output import settings_or_exit
+from village.commands.output import metrics_served, settings_or_exit
 from village.processes import ingest_worker, stop_on_signals
 
 console = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -29,13 +29,20 @@ def ingest(
                f"MQTT 3.1.1: no shared subscription, holding at {settings.ingest.max_in_flight}")
     console.print(f"ingest worker [bold]{client_id}[/bold]: {settings.mqtt!r}, prefix "
                   f"{settings.topic_prefix!r}, {sharing}")
+    port = settings.ingest.metrics_port
+    metrics = metrics_served(running.metrics.registry, port + worker - 1 if port else 0,
+                             "VILLAGE_INGEST__METRICS_PORT")
     reporter = threading.Thread(target=_report, args=(running, status_every), daemon=True)
     signal_readiness(settings.ready_file, settings.database_url,
                      [running.subscriber.connected.is_set, lambda: running.stats.database_ok],
                      running.stop)
-    with stop_on_signals(running.stop):
-        reporter.start()
-        running.run()
+    try:
+        with stop_on_signals(running.stop):
+            reporter.start()
+            running.run()
+    finally:
+        if metrics is not None:
+            metrics.close()
     stats = running.stats
     console.print(f"stopped: {stats.messages} messages, {stats.readings} readings stored, "
                   f"{stats.dead_letters} dead letters")

@@ -6,9 +6,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
+from prometheus_client import CollectorRegistry
 from rich.console import Console
 
 from ground.errors import Refused
+from ground.metrics import MetricsServer, serve_metrics
 from ground.settings import SettingsError
 from village.settings import Settings, load_settings
 
@@ -38,3 +40,17 @@ def settings_or_exit() -> Settings:
     except SettingsError as exc:
         err.print(f"[red]configuration error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
+
+
+def metrics_served(registry: CollectorRegistry, port: int, setting: str) -> MetricsServer | None:
+    """Serve a process's metrics, saying where; a port already taken is a warning, not a
+    reason to stop the process (its data matters more than its metrics)."""
+    try:
+        server = serve_metrics(registry, port)
+    except OSError as exc:
+        err.print(f"[yellow]metrics not served: port {port}: {exc.strerror}; set {setting}"
+                  " (0: none)[/yellow]", highlight=False)
+        return None
+    if server is not None:
+        err.print(f"metrics at http://0.0.0.0:{server.port}/metrics", highlight=False)
+    return server

@@ -1,0 +1,458 @@
+"""Soak: ten counties on one box with everything running, reported every five minutes.
+
+    .venv/bin/python bench/soak.py [--counties 10] [--minutes 60] [--workers 2]
+
+A scratch database and a private Mosquitto (queue limits off: nothing may be dropped);
+`--counties` counties of about 18,500 devices each (15,000 meters, 3,000 cameras, 400
+loudspeakers, probes, barns; meters ride one gateway per village as the simulator
+multiplexes them) simulated at their real rates in child processes; the NB-IoT meters
+(`--burst-share` of them) upload their day at once (96 readings a message) at
+`--burst-at-s`; `--workers` ingest workers on one shared subscription, alerting with the
+presets, the broadcast daemon with one county emergency every `--emergency-every-s`, and
+the API answering a steady trickle of operator requests (a county's latest meter values,
+township by township). All are the real commands (`village ingest`, `village alerts run`,
+`village broadcast daemon`, `village api serve`) in processes of their own.
+
+Every `--report-every-s` it prints: messages published and committed, the backlog (what
+the broker stores, which grows when subscribers fall behind, and what workers hold),
+publish-to-commit p50/p99, alert pass p99 and reading-to-notification p99, each
+emergency's time until every speaker accepted, API p99, and every process's RSS and CPU,
+with the load average. At the end it stops the load, waits for ingest to drain, and checks
+that nothing was lost; `--summary FILE` writes the figures as JSON (the test reads it).
+
+Not a timed test: the targets (docs/ingest.md, "Soak") are read from its output. The
+machine is shared (2 cores): read every figure beside the load printed with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import orjson
+import psycopg
+from common import load
+from soak_parts import (
+    DAY_READINGS,
+    BrokerStore,
+    County,
+    county,
+    histogram_p99,
+    percentiles,
+    proc_stats,
+    run_burst,
+    run_fleet,
+    scrape,
+    total,
+)
+
+from broadcast.model import BroadcastRequest, Scope
+from broadcast.service import create_broadcast
+from ground.local import MosquittoServer, free_port, wait_for_port
+from ground.principal import SYSTEM, Place, Role
+from simulators.store import register
+from village.api.tokens import create_token
+from village.schema import migrate
+
+ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL",
+                           "postgresql://postgres@127.0.0.1:5432/postgres")
+PREFIX = "soak"
+SPAWN = multiprocessing.get_context("spawn")
+
+
+@dataclass
+class Stack:
+    """The processes under test and where their metrics are served."""
+
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    metrics: dict[str, int] = field(default_factory=dict)  # name -> metrics port
+    api_port: int = 0
+
+    def start(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+        """Run `village ARGV` with these settings, its output in a log file."""
+        log = (log_dir / f"{name}.log").open("wb")
+        self.processes[name] = subprocess.Popen([sys.executable, "-m", "village.cli", *argv],
+                                                env={**os.environ, **env}, stdout=log,
+                                                stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        """Ask every process to stop, then wait for it."""
+        for process in self.processes.values():
+            process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def start_stack(url: str, mqtt_url: str, workers: int, log_dir: Path) -> Stack:
+    """Ingest workers, alerting, the broadcast daemon and the API, each its own process."""
+    base = {"VILLAGE_DATABASE_URL": url, "VILLAGE_MQTT_URL": mqtt_url,
+            "VILLAGE_TOPIC_PREFIX": PREFIX, "VILLAGE_DEVELOPMENT": "true"}
+    stack = Stack(api_port=free_port())
+    for n in range(1, workers + 1):
+        stack.metrics[f"ingest-{n}"] = port = free_port()
+        stack.start(f"ingest-{n}", ["ingest", "--status-every", "60"], base | {
+            "VILLAGE_INGEST__CLIENT_ID": f"soak-ingest-{n}",
+            "VILLAGE_INGEST__METRICS_PORT": str(port)}, log_dir)
+    stack.metrics["alerting"] = port = free_port()
+    stack.start("alerting", ["alerts", "run"], base | {
+        "VILLAGE_ALERTING__METRICS_PORT": str(port)}, log_dir)
+    stack.metrics["broadcast"] = port = free_port()
+    stack.start("broadcast", ["broadcast", "daemon"], base | {
+        "VILLAGE_BROADCAST__CLIENT_ID": "soak-broadcast",
+        "VILLAGE_BROADCAST__METRICS_PORT": str(port)}, log_dir)
+    stack.start("api", ["api", "serve"], base | {"VILLAGE_API__PORT": str(stack.api_port)},
+                log_dir)
+    for port in (*stack.metrics.values(), stack.api_port):
+        wait_for_port(port, timeout_s=120)
+    return stack
+
+
+class Operators:
+    """A steady trickle of operator requests: one county's latest meter values at a time,
+    township by township, a page of 1,000 meters a request."""
+
+    def __init__(self, port: int, token: str, counties: list[County], every_s: float) -> None:
+        self._http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60,
+                                  headers={"Authorization": f"Bearer {token}"})
+        self._counties = counties
+        self._every_s = every_s
+        self.requests: list[float] = []  # seconds per request
+        self.sweeps: list[float] = []  # seconds per county (every page of every township)
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        """Begin asking."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop asking."""
+        self._stop.set()
+        self._thread.join(30)
+        self._http.close()
+
+    def _run(self) -> None:
+        turn = 0
+        while not self._stop.wait(self._every_s):
+            target = self._counties[turn % len(self._counties)]
+            turn += 1
+            started = time.perf_counter()
+            for township in target.townships:
+                after = None
+                while True:
+                    asked = time.perf_counter()
+                    response = self._http.get("/telemetry/latest", params={
+                        "kind": "water_meter", "township": township, "limit": "1000"}
+                        | ({"after": after} if after else {}))
+                    self.requests.append(time.perf_counter() - asked)
+                    if response.status_code != 200:
+                        self.errors += 1
+                        break
+                    after = response.json()["next_after"]
+                    if after is None:
+                        break
+            self.sweeps.append(time.perf_counter() - started)
+
+
+def emergency(url: str, target: County) -> str:
+    """A county-wide emergency to every loudspeaker of the county."""
+    request = BroadcastRequest(scope=Scope.of_speakers(*target.speakers),
+                               text="山洪预警，请立即转移。", priority="emergency",
+                               volume_pct=100, expires_in_s=600)
+    with psycopg.connect(url) as conn:
+        return create_broadcast(conn, request, SYSTEM, datetime.now(UTC))
+
+
+# Cameras publish a reading as they take it (meters send theirs later, through a gateway
+# or in a day's upload): their `ts` is the publish time. Read through the primary key
+# (device, metric, ts), not by scanning every reading of the interval (a burst is millions).
+# `received_at` is the storing transaction's start: this slightly understates commit time.
+_COMMIT_LAG = """
+SELECT percentile_cont(ARRAY[0.5, 0.99])
+       WITHIN GROUP (ORDER BY extract(epoch FROM received_at - ts)::float8)
+FROM readings
+WHERE device_id = ANY(%(cameras)s) AND metric = 'fps'
+  AND ts >= %(since)s::timestamptz - INTERVAL '10 minutes'
+  AND received_at >= %(since)s AND received_at < %(until)s
+"""
+_NOTIFY_LAG = """
+SELECT percentile_cont(0.99)
+       WITHIN GROUP (ORDER BY extract(epoch FROM n.sent_at - a.fired_at)::float8), count(*)
+FROM notifications n JOIN alerts a ON a.id = n.alert_ids[1]
+WHERE n.created_at >= %s AND n.created_at < %s AND n.sent_at IS NOT NULL
+  AND a.fired_at > n.created_at - INTERVAL '10 minutes'  -- fired by real-time readings
+"""
+_ACCEPTED = """
+SELECT count(d.accepted_at), count(*),
+       extract(epoch FROM max(d.accepted_at) - b.created_at)::float8
+FROM broadcast_deliveries d JOIN broadcasts b USING (broadcast_id)
+WHERE b.broadcast_id = %s GROUP BY b.created_at
+"""
+
+
+@dataclass
+class Probe:
+    """What the last report saw, so each report covers its own interval."""
+
+    at: float
+    db_at: datetime
+    samples: dict[str, dict]
+    cpu: dict[str, float]
+    requests: int = 0
+
+
+def report(url: str, stack: Stack, published: int, probe: Probe, operators: Operators,
+           emergencies: list[tuple[str, int]], pids: dict[str, int],
+           broker_store: BrokerStore, cameras: list[str]) -> tuple[Probe, dict]:
+    """Print one interval's figures; return the new probe and the figures."""
+    now = time.monotonic()
+    samples = {name: scrape(port) for name, port in stack.metrics.items()}
+    ingest = [s for name, s in samples.items() if name.startswith("ingest")]
+    committed = sum(total(s, "village_ingest_messages_committed_total") for s in ingest)
+    held = sum(total(s, "village_ingest_held_messages") for s in ingest)
+    with psycopg.connect(url, autocommit=True) as conn:
+        db_now = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+        lag = conn.execute(_COMMIT_LAG, {"cameras": cameras, "since": probe.db_at,
+                                         "until": db_now}).fetchone()[0] or [None, None]  # type: ignore[index]
+        notify = conn.execute(_NOTIFY_LAG, (probe.db_at, db_now)).fetchone()
+        accepted = [(county_index, conn.execute(_ACCEPTED, (b,)).fetchone())
+                    for b, county_index in emergencies]
+    alerting_before, alerting_after = probe.samples.get("alerting", {}), samples["alerting"]
+    tick = histogram_p99(alerting_before, alerting_after, "village_alerting_pass_seconds",
+                         **{"pass": "tick"})
+    stream = histogram_p99(alerting_before, alerting_after, "village_alerting_pass_seconds",
+                           **{"pass": "streaming"})
+    api_p50, api_p99 = percentiles(operators.requests[probe.requests:])
+    _, sweep_p99 = percentiles(operators.sweeps)
+    alive = {name: pid for name, pid in pids.items() if proc_stats(pid)[0] > 0}
+    cpu = {name: proc_stats(pid)[1] for name, pid in alive.items()}
+    rss = {name: proc_stats(pid)[0] for name, pid in alive.items()}
+    span = now - probe.at
+    figures = {
+        "published": published, "committed": committed, "held": held,
+        "broker_store": broker_store.count,
+        "commit_lag_p50_s": lag[0], "commit_lag_p99_s": lag[1],
+        "tick_p99_s": tick, "streaming_p99_s": stream,
+        "notifications": notify[1] if notify else 0,
+        "notify_p99_s": notify[0] if notify else None,
+        "api_p50_s": api_p50, "api_p99_s": api_p99, "county_sweep_p99_s": sweep_p99,
+        "emergencies": [{"county": c, "accepted": a[0], "speakers": a[1], "all_accepted_s":
+                         a[2] if a and a[0] == a[1] else None} for c, a in accepted if a],
+        "rss_mb": rss,
+        "cpu_pct": {n: 100 * (cpu[n] - probe.cpu.get(n, 0.0)) / span for n in cpu},
+    }
+    print(f"[{datetime.now(UTC):%H:%M:%S}] published {published:,}, ingest committed"
+          f" {committed:,.0f}; backlog: broker store {broker_store.count}, held in workers"
+          f" {held:,.0f};"
+          f" publish-to-commit p50 {_s(lag[0])} p99 {_s(lag[1])};"
+          f" alert pass p99 tick {_s(tick)} streaming {_s(stream)};"
+          f" notifications {figures['notifications']} p99 {_s(figures['notify_p99_s'])};"
+          f" API page p50 {_s(api_p50)} p99 {_s(api_p99)}, county sweep p99 {_s(sweep_p99)}"
+          f" ({operators.errors} errors); {load()}", flush=True)
+    for e in figures["emergencies"]:
+        print(f"    emergency to county {e['county']}: {e['accepted']}/{e['speakers']} accepted,"
+              f" all in {_s(e['all_accepted_s'])}", flush=True)
+    print("    " + ", ".join(f"{n} {rss[n]:.0f} MB {figures['cpu_pct'][n]:.0f}% CPU"
+                              for n in alive), flush=True)
+    return Probe(now, db_now, samples, cpu, len(operators.requests)), figures
+
+
+def _s(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds == float("inf"):
+        return "over the largest bucket"
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def open_files_limit(pid: int) -> int:
+    """A process's limit on open files (each MQTT connection takes one)."""
+    for row in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if row.startswith("Max open files"):
+            return int(row.split()[3])
+    return 0
+
+
+def drained(stack: Stack, settle_s: float = 5.0, timeout_s: float = 600.0) -> bool:
+    """Wait until every worker has committed all it received and nothing more arrives."""
+    deadline = time.monotonic() + timeout_s
+    last, since = -1.0, time.monotonic()
+    while time.monotonic() < deadline:
+        samples = [scrape(port) for name, port in stack.metrics.items()
+                   if name.startswith("ingest")]
+        received = sum(total(s, "village_ingest_messages_received_total") for s in samples)
+        committed = sum(total(s, "village_ingest_messages_committed_total") for s in samples)
+        if received != committed or received != last:
+            last, since = received, time.monotonic()
+        elif time.monotonic() - since >= settle_s:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def main() -> None:  # noqa: PLR0915 - one straight run, phase after phase
+    """Set up, run the load, report every interval, drain, check, tear down."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--counties", type=int, default=10)
+    parser.add_argument("--minutes", type=float, default=60)
+    parser.add_argument("--workers", type=int, default=2, help="ingest workers")
+    parser.add_argument("--report-every-s", type=float, default=300)
+    parser.add_argument("--burst-at-s", type=float, default=120,
+                        help="when the NB-IoT meters upload their day (negative: never)")
+    parser.add_argument("--burst-share", type=float, default=1.0,
+                        help="share of the meters that are NB-IoT (the rest ride gateways)")
+    parser.add_argument("--emergency-every-s", type=float, default=600)
+    parser.add_argument("--api-every-s", type=float, default=5)
+    parser.add_argument("--counties-per-simulator", type=int, default=2)
+    parser.add_argument("--summary", type=Path, help="write the figures here as JSON")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the scratch database, the broker's data and the logs")
+    args = parser.parse_args()
+    print(f"before: {load()}", flush=True)
+    name = f"village_soak_{os.getpid()}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    tmp = Path(tempfile.mkdtemp(prefix="soak-"))
+    broker = MosquittoServer(data_dir=tmp / "mosquitto", extra_conf="sys_interval 5\n").start()
+    broker_store = BrokerStore(broker.url)
+    stack = Stack()
+    children: list[multiprocessing.process.BaseProcess] = []
+    stop_fleets = SPAWN.Event()
+    summary: dict = {"counties": args.counties, "minutes": args.minutes, "reports": []}
+    try:
+        migrate(url, retention=timedelta(days=730))
+        started = time.perf_counter()
+        counties = [county(i, args.burst_share) for i in range(1, args.counties + 1)]
+        with psycopg.connect(url) as conn:
+            for c in counties:
+                register(conn, c.realtime + c.burst)
+        devices = sum(len(c.realtime) + len(c.burst) for c in counties)
+        burst_ids = [d.device_id for c in counties for d in c.burst]
+        cameras = [d.device_id for c in counties for d in c.realtime if d.kind == "camera"]
+        print(f"{args.counties} counties, {devices:,} devices registered in"
+              f" {time.perf_counter() - started:.0f} s; {len(burst_ids):,} NB-IoT meters; {load()}",
+              flush=True)
+        stack = start_stack(url, broker.url, args.workers, tmp)
+        with psycopg.connect(url) as conn:
+            _, token = create_token(conn, SYSTEM, "soak-operator", Role.ADMIN, Place())
+        counters, ready = [], []
+        per = max(1, args.counties_per_simulator)
+        for first in range(0, len(counties), per):
+            group = [d for c in counties[first:first + per] for d in c.realtime]
+            published, is_ready = SPAWN.Value("q", 0), SPAWN.Event()
+            child = SPAWN.Process(target=run_fleet, args=(broker.url, PREFIX, group, first,
+                                                          published, is_ready, stop_fleets))
+            child.start()
+            children.append(child)
+            counters.append(published)
+            ready.append(is_ready)
+        started = time.perf_counter()
+        connections = sum(1 for c in counties for d in c.realtime if d.gateway_id is None)
+        limit = open_files_limit(broker.process.pid if broker.process else 0)
+        print(f"{connections:,} device connections to the broker (its open-file limit"
+              f" {limit:,}); {load()}", flush=True)
+        for is_ready in ready:
+            if not is_ready.wait(900):
+                raise RuntimeError(f"the simulators did not connect all {connections:,} devices"
+                                   f" in 15 minutes (the broker may take {limit:,} at most)")
+        print(f"simulators connected in {time.perf_counter() - started:.0f} s; {load()}",
+              flush=True)
+        pids = {n: p.pid for n, p in stack.processes.items()} | {
+            "mosquitto": broker.process.pid if broker.process else 0} | {
+            f"simulator-{i + 1}": c.pid or 0 for i, c in enumerate(children)}
+        operators = Operators(stack.api_port, token, counties, args.api_every_s)
+        operators.start()
+        burst_published, burst_acked, burst_done = SPAWN.Value("q", 0), SPAWN.Value("q", 0), \
+            SPAWN.Event()
+        burst_child = None
+        emergencies: list[tuple[str, int]] = []
+        begin = time.monotonic()
+        with psycopg.connect(url) as conn:
+            db_begin = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
+        probe = Probe(begin, db_begin, {n: scrape(p) for n, p in stack.metrics.items()},
+                      {n: proc_stats(p)[1] for n, p in pids.items()})
+        end = begin + args.minutes * 60
+        next_report = begin + min(args.report_every_s, args.minutes * 60)
+        next_emergency = begin + min(30.0, args.emergency_every_s)
+        while (now := time.monotonic()) < end:
+            if burst_child is None and 0 <= args.burst_at_s <= now - begin and burst_ids:
+                burst_child = SPAWN.Process(target=run_burst, args=(
+                    broker.url, PREFIX, burst_ids, burst_published, burst_acked, burst_done))
+                burst_child.start()
+                children.append(burst_child)
+                print(f"NB-IoT burst: {len(burst_ids):,} meters upload their day; {load()}",
+                      flush=True)
+            if now >= next_emergency:
+                target = counties[len(emergencies) % len(counties)]
+                emergencies.append((emergency(url, target), target.index))
+                next_emergency += args.emergency_every_s
+            if now >= next_report:
+                published = sum(c.value for c in counters) + burst_published.value
+                probe, figures = report(url, stack, published, probe, operators, emergencies,
+                                        pids, broker_store, cameras)
+                summary["reports"].append(figures)
+                next_report += args.report_every_s
+            time.sleep(max(0.0, min(next_report, next_emergency, end) - time.monotonic()))
+        operators.stop()
+        stop_fleets.set()
+        if burst_child is not None:
+            burst_done.wait(900)
+        for child in children:
+            child.join(120)
+        started = time.perf_counter()
+        ok = drained(stack)
+        published = sum(c.value for c in counters) + burst_published.value
+        probe, figures = report(url, stack, published, probe, operators, emergencies, pids,
+                                broker_store, cameras)
+        summary["reports"].append(figures)
+        with psycopg.connect(url) as conn:
+            stored = conn.execute("SELECT count(*) FROM readings WHERE device_id = ANY(%s)",
+                                  (burst_ids,)).fetchone()[0]  # type: ignore[index]
+            dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]  # type: ignore[index]
+        summary.update({
+            "drained": ok, "drain_s": time.perf_counter() - started,
+            "burst_messages": burst_published.value, "burst_acknowledged": burst_acked.value,
+            "burst_readings_expected": len(burst_ids) * DAY_READINGS if burst_child else 0,
+            "burst_readings_stored": stored, "dead_letters": dead,
+            "api_requests": len(operators.requests), "api_errors": operators.errors,
+            "emergencies": len(emergencies),
+        })
+        print(f"drained: {ok} in {summary['drain_s']:.0f} s; NB-IoT readings stored"
+              f" {stored:,} of {summary['burst_readings_expected']:,}; dead letters {dead};"
+              f" API requests {len(operators.requests)} ({operators.errors} errors); {load()}",
+              flush=True)
+    finally:
+        stop_fleets.set()
+        for child in children:
+            child.join(30)
+            if child.is_alive():
+                child.kill()
+        stack.stop()
+        broker_store.close()
+        broker.stop()
+        if not args.keep:
+            with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            shutil.rmtree(tmp, ignore_errors=True)  # the broker's data and the processes' logs
+    if args.summary:
+        args.summary.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+
+
+if __name__ == "__main__":
+    main()
