@@ -49,6 +49,7 @@ class AlertFilter:
     device_id: str | None = None
     rule: str | None = None
     acknowledged: bool | None = None
+    kind: str | None = None
 
 
 # The CLI's names for the usual lists.
@@ -65,7 +66,7 @@ def list_alerts(conn: psycopg.Connection, principal: Principal,
                 where: AlertFilter = STATE_FILTERS["firing"], limit: int = 100,
                 offset: int = 0) -> list[AlertView]:
     """Alerts within the principal's scope matching the filter, newest first."""
-    columns = ("state", "severity", "township", "village", "device_id", "rule")
+    columns = ("state", "severity", "township", "village", "device_id", "rule", "kind")
     condition, params = scope_conditions(principal, "a", {c: getattr(where, c) for c in columns})
     if where.acknowledged is not None:
         condition = sql.SQL("{} AND (a.acknowledged_at IS NOT NULL) = %s").format(condition)

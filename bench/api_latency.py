@@ -16,23 +16,18 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import psycopg
-from common import load, peak_rss_mb
+from common import api_server, load, peak_rss_mb, scratch_database
 
-from ground.local import free_port, wait_for_port
 from ground.principal import SYSTEM, Place, Role
 from village.api.tokens import create_token
 from village.schema import migrate
 
-ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL",
-                           "postgresql://postgres@127.0.0.1:5432/postgres")
 TOWNSHIPS, VILLAGES_PER_TOWNSHIP, METERS_PER_VILLAGE = 3, 50, 100
 METERS = TOWNSHIPS * VILLAGES_PER_TOWNSHIP * METERS_PER_VILLAGE  # 15,000
 DAYS = 365
@@ -101,78 +96,66 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
-    name = f"village_bench_api_{os.getpid()}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    server = None
-    try:
-        print(f"before: {load()}", flush=True)
-        migrate(url, retention=timedelta(days=730))
-        started = time.perf_counter()
-        timings = fill(url)
-        print(f"filled {METERS} meters,"
-              f" {timings['readings']:,} readings in {time.perf_counter() - started:.0f} s"
-              f" (raw {timings['raw_s']:.0f} s, rollup+vacuum {timings['rollup_and_vacuum_s']:.0f} s);"
-              f" {load()}", flush=True)
-        with psycopg.connect(url) as conn:
-            _, admin = create_token(conn, SYSTEM, "bench-admin", Role.ADMIN, Place())
-            _, cadre = create_token(conn, SYSTEM, "bench-cadre", Role.CADRE,
-                                    Place("镇2", "镇2村17"))
-        port = free_port()
-        env = {**os.environ, "VILLAGE_DATABASE_URL": url, "VILLAGE_DEVELOPMENT": "true",
-               "VILLAGE_API__PORT": str(port), "VILLAGE_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}"}
-        server = subprocess.Popen([sys.executable, "-m", "village.cli", "api", "serve"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_for_port(port, timeout_s=30)
-        now = datetime.now(UTC)
-        window = {"from": (now - timedelta(days=30)).isoformat(), "to": now.isoformat()}
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
-            as_admin = {"Authorization": f"Bearer {admin}"}
-            as_cadre = {"Authorization": f"Bearer {cadre}"}
+    with scratch_database(f"village_bench_api_{os.getpid()}", keep=args.keep) as url:
+        fill_serve_and_measure(url, args.requests)
 
-            def latest_page(after: str | None = None, metric: str | None = None) -> httpx.Response:
-                params = ({"kind": "water_meter", "limit": "1000"} | ({"after": after} if after else {})
-                          | ({"metric": metric} if metric else {}))
-                return http.get("/telemetry/latest", params=params, headers=as_admin)
 
-            def sweep(metric: str | None) -> httpx.Response:
-                response, values = latest_page(metric=metric), 0
-                while True:
-                    body = response.json()
-                    values += len(body["items"])
-                    if body["next_after"] is None:
-                        break
-                    response = latest_page(body["next_after"], metric)
-                # Every meter has total_m3 and battery_v readings (and no other metric).
-                assert values == (1 if metric else 2) * METERS, values
-                return response
+def fill_serve_and_measure(url: str, requests: int) -> None:
+    """Fill the database, serve the API from it, and time the scenarios."""
+    print(f"before: {load()}", flush=True)
+    migrate(url, retention=timedelta(days=730))
+    started = time.perf_counter()
+    timings = fill(url)
+    print(f"filled {METERS} meters,"
+          f" {timings['readings']:,} readings in {time.perf_counter() - started:.0f} s"
+          f" (raw {timings['raw_s']:.0f} s, rollup+vacuum {timings['rollup_and_vacuum_s']:.0f} s);"
+          f" {load()}", flush=True)
+    with psycopg.connect(url) as conn:
+        _, admin = create_token(conn, SYSTEM, "bench-admin", Role.ADMIN, Place())
+        _, cadre = create_token(conn, SYSTEM, "bench-cadre", Role.CADRE,
+                                Place("镇2", "镇2村17"))
+    now = datetime.now(UTC)
+    window = {"from": (now - timedelta(days=30)).isoformat(), "to": now.isoformat()}
+    with api_server(url) as (base_url, pid), httpx.Client(base_url=base_url,
+                                                           timeout=60) as http:
+        as_admin = {"Authorization": f"Bearer {admin}"}
+        as_cadre = {"Authorization": f"Bearer {cadre}"}
 
-            measure("latest values (6 metrics), one page of 1,000 meters", latest_page,
-                    args.requests)
-            measure("latest values (6 metrics), all 15,000 meters (15 pages)",
-                    lambda: sweep(None), max(10, args.requests // 10))
-            measure("latest register (total_m3), all 15,000 meters (15 pages)",
-                    lambda: sweep("total_m3"), max(10, args.requests // 10))
-            measure("30-day daily consumption, one village (cadre token)", lambda: http.get(
-                "/telemetry/places", headers=as_cadre, params={
-                    "kind": "water_meter", "metric": "total_m3", "bucket": "1d", "agg": "delta"}
-                | window), args.requests)
-            measure("30-day daily series, one meter", lambda: http.get(
-                "/devices/wm-2-17-42/series", headers=as_admin, params={
-                    "metric": "total_m3", "bucket": "1d", "agg": "last"} | window), args.requests)
-            measure("30-day daily consumption per village, whole county", lambda: http.get(
-                "/telemetry/places", headers=as_admin, params={
-                    "kind": "water_meter", "metric": "total_m3", "bucket": "1d", "agg": "delta"}
-                | window), max(10, args.requests // 10))
-        print(f"API server peak RSS {peak_rss_mb(server.pid):.0f} MB; after: {load()}")
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(10)
-        if not args.keep:
-            with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        def latest_page(after: str | None = None, metric: str | None = None) -> httpx.Response:
+            params = ({"kind": "water_meter", "limit": "1000"} | ({"after": after} if after else {})
+                      | ({"metric": metric} if metric else {}))
+            return http.get("/telemetry/latest", params=params, headers=as_admin)
+
+        def sweep(metric: str | None) -> httpx.Response:
+            response, values = latest_page(metric=metric), 0
+            while True:
+                body = response.json()
+                values += len(body["items"])
+                if body["next_after"] is None:
+                    break
+                response = latest_page(body["next_after"], metric)
+            # Every meter has total_m3 and battery_v readings (and no other metric).
+            assert values == (1 if metric else 2) * METERS, values
+            return response
+
+        measure("latest values (6 metrics), one page of 1,000 meters", latest_page,
+                requests)
+        measure("latest values (6 metrics), all 15,000 meters (15 pages)",
+                lambda: sweep(None), max(10, requests // 10))
+        measure("latest register (total_m3), all 15,000 meters (15 pages)",
+                lambda: sweep("total_m3"), max(10, requests // 10))
+        measure("30-day daily consumption, one village (cadre token)", lambda: http.get(
+            "/telemetry/places", headers=as_cadre, params={
+                "kind": "water_meter", "metric": "total_m3", "bucket": "1d", "agg": "delta"}
+            | window), requests)
+        measure("30-day daily series, one meter", lambda: http.get(
+            "/devices/wm-2-17-42/series", headers=as_admin, params={
+                "metric": "total_m3", "bucket": "1d", "agg": "last"} | window), requests)
+        measure("30-day daily consumption per village, whole county", lambda: http.get(
+            "/telemetry/places", headers=as_admin, params={
+                "kind": "water_meter", "metric": "total_m3", "bucket": "1d", "agg": "delta"}
+            | window), max(10, requests // 10))
+        print(f"API server peak RSS {peak_rss_mb(pid):.0f} MB; after: {load()}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,18 @@ import path and they import this module as `common`.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import psycopg
+
+from ground.local import free_port, wait_for_port
+
+ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL",
+                           "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def load() -> str:
@@ -20,3 +31,33 @@ def peak_rss_mb(pid: int) -> float:
     """VmHWM of a running process: the most resident memory it ever had, in MB."""
     status = Path(f"/proc/{pid}/status").read_text()
     return int(next(row for row in status.splitlines() if row.startswith("VmHWM:")).split()[1]) / 1024
+
+
+@contextmanager
+def scratch_database(name: str, keep: bool = False) -> Iterator[str]:
+    """A new, empty database on TEST_DATABASE_ADMIN_URL (default the local server): its
+    URL; dropped afterwards unless `keep`."""
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        if not keep:
+            with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def api_server(database_url: str) -> Iterator[tuple[str, int]]:
+    """`village api serve` on this database in a child process: (its base URL, its pid)."""
+    port = free_port()
+    env = {**os.environ, "VILLAGE_DATABASE_URL": database_url, "VILLAGE_DEVELOPMENT": "true",
+           "VILLAGE_API__PORT": str(port), "VILLAGE_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}"}
+    server = subprocess.Popen([sys.executable, "-m", "village.cli", "api", "serve"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, timeout_s=30)
+        yield f"http://127.0.0.1:{port}", server.pid
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -26,7 +26,7 @@ from broadcast.model import (
     Speaker,
 )
 from broadcast.schedule import DEFAULT_TIMEZONE, check_timezone, next_cron_fire
-from broadcast.scope import authorize, resolve, scope_place
+from broadcast.scope import authorized_targets, resolve, scope_place
 from broadcast.service import create_broadcast
 from ground.principal import Place, Principal, Role
 
@@ -74,8 +74,8 @@ def create_schedule(conn: psycopg.Connection, request: BroadcastRequest, princip
         first = at if cron is None else next_cron_fire(cron, timezone, now)
     except ValueError as exc:  # a bad cron expression or time zone
         raise BroadcastError(str(exc)) from None
-    targets = resolve(request.scope, store.load_speakers(conn), store.load_groups(conn))
-    authorize(principal, request.scope, targets)
+    authorized_targets(principal, request.scope, store.load_speakers(conn),
+                       store.load_groups(conn))
     row = conn.execute(
         "INSERT INTO broadcast_schedules (name, created_at, created_by, creator_role,"
         " creator_township, creator_village, request, cron, run_at, timezone, next_fire_at)"

@@ -80,8 +80,16 @@ def scope_place(scope: Scope, targets: Iterable[Speaker]) -> Place:
     return Place(township)
 
 
-def authorize(principal: Principal, scope: Scope, targets: Iterable[Speaker]) -> None:
-    """Raise BroadcastDenied unless the principal is an operator over the scope and every target."""
+def authorized_targets(principal: Principal, scope: Scope, speakers: Iterable[Speaker],
+                       groups: Mapping[str, frozenset[str]]) -> list[Speaker]:
+    """The speakers a principal's broadcast to a scope reaches, authorized before anything
+    is looked up: BroadcastDenied unless it is an operator over the scope and every target.
+
+    A principal below the county learns nothing of what lies outside its scope: a speaker,
+    group or place there is refused exactly as one that does not exist, and a refusal names
+    only what the principal asked for. (BroadcastError, for an empty or unknown scope, is
+    only ever about what the principal may see.)
+    """
     if principal.role < Role.OPERATOR:
         raise BroadcastDenied(f"{principal.name} is not an operator")
     claimed = {
@@ -91,10 +99,25 @@ def authorize(principal: Principal, scope: Scope, targets: Iterable[Speaker]) ->
     }.get(scope.kind)
     if claimed is not None and not principal.covers(claimed):
         raise BroadcastDenied(f"{principal.name} may not broadcast to {scope.label()}")
-    for speaker in targets:
-        if not principal.may(Role.OPERATOR, Place(speaker.township, speaker.village)):
-            raise BroadcastDenied(
-                f"{principal.name} may not broadcast to speaker {speaker.device_id}"
-                f" ({speaker.township}/{speaker.village})")
+    if principal.covers(COUNTY):
+        return resolve(scope, speakers, groups)
+    outside = set()
+    mine = []
+    for speaker in speakers:
+        if principal.may(Role.OPERATOR, Place(speaker.township, speaker.village)):
+            mine.append(speaker)
+        else:
+            outside.add(speaker.device_id)
+    if scope.kind is ScopeKind.SPEAKERS:
+        refused = sorted(set(scope.speakers) - {speaker.device_id for speaker in mine})
+        if refused:
+            raise BroadcastDenied(f"{principal.name} may not broadcast to these speakers: "
+                                  f"{', '.join(refused[:10])}")
+    if scope.kind is ScopeKind.GROUP:
+        assert scope.group is not None
+        members = groups.get(scope.group)
+        if members is None or members & outside:
+            raise BroadcastDenied(f"{principal.name} may not broadcast to group {scope.group!r}")
+    return resolve(scope, mine, groups)
 
 

@@ -25,7 +25,7 @@ from broadcast.model import (
     NotFound,
     Scope,
 )
-from broadcast.scope import authorize, resolve, scope_place
+from broadcast.scope import authorized_targets, scope_place
 from ground.principal import Principal, Role
 
 STATES = [str(state) for state in DeliveryState]
@@ -67,8 +67,8 @@ def create_broadcast(conn: psycopg.Connection, request: BroadcastRequest, princi
 
     Raises BroadcastError (bad scope: unknown speakers, empty) or BroadcastDenied.
     """
-    targets = resolve(request.scope, store.load_speakers(conn), store.load_groups(conn))
-    authorize(principal, request.scope, targets)
+    targets = authorized_targets(principal, request.scope, store.load_speakers(conn),
+                                 store.load_groups(conn))
     if request.expiry(now) <= now:
         raise BroadcastError("the broadcast would expire before it is sent")
     broadcast_id = new_broadcast_id()
@@ -158,7 +158,6 @@ def set_group(conn: psycopg.Connection, name: str, device_ids: list[str], princi
     before = sorted(store.load_groups(conn).get(name, frozenset()))
     for members in (before, device_ids):
         if members:
-            scope = Scope.of_speakers(*members)
-            authorize(principal, scope, resolve(scope, speakers, {}))
+            authorized_targets(principal, Scope.of_speakers(*members), speakers, {})
     store.replace_group(conn, name, device_ids)
     store.audit(conn, principal, "group", now, detail={"group": name, "speakers": device_ids})

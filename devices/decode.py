@@ -13,7 +13,6 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any, NamedTuple
 
 import orjson
@@ -31,48 +30,9 @@ from devices.contract import (
 from devices.kind import DeviceKind
 from devices.metrics import MetricSpec
 from devices.models import Event, Status
+from devices.rejection import Reason, Rejection, shown
+from devices.storable import json_problem
 from ground.validation import first_error
-
-
-class Reason(StrEnum):
-    """Why something was dead-lettered; stored as text in `dead_letters.reason`."""
-
-    BAD_TOPIC = "bad_topic"
-    TOO_LARGE = "too_large"
-    NOT_UTF8 = "not_utf8"
-    INVALID_JSON = "invalid_json"
-    WRONG_SHAPE = "wrong_shape"
-    TOO_MANY_ENTRIES = "too_many_entries"
-    TOO_MANY_METRICS = "too_many_metrics"
-    BAD_TIMESTAMP = "bad_timestamp"
-    TS_IN_FUTURE = "ts_in_future"
-    TS_TOO_OLD = "ts_too_old"
-    BAD_METRIC_NAME = "bad_metric_name"
-    BAD_VALUE_TYPE = "bad_value_type"
-    NON_FINITE = "non_finite"
-    OUT_OF_RANGE = "out_of_range"
-    BAD_EVENT = "bad_event"
-    BAD_STATUS = "bad_status"
-    UNKNOWN_DEVICE = "unknown_device"
-    RETIRED_DEVICE = "retired_device"
-    FOREIGN_DEVICE = "foreign_device"
-    NOT_A_GATEWAY = "not_a_gateway"
-    STORAGE_REFUSED = "storage_refused"
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """One thing refused, with a reason code and a human-readable detail."""
-
-    reason: Reason
-    detail: str
-    entry: int | None = None
-    metric: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        """A JSON-ready form for `dead_letters.problems`."""
-        return {"reason": self.reason.value, "detail": self.detail, "entry": self.entry,
-                "metric": self.metric}
 
 
 class Reading(NamedTuple):
@@ -117,15 +77,6 @@ class Limits:
 
 
 RESERVED_KEYS = frozenset(("ts", "seq", "values"))
-_MAX_SHOWN = 60
-
-
-def shown(value: object) -> str:
-    """A short, escaped rendering of hostile input for a detail message."""
-    text = repr(value)
-    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
-
-
 def parse_json(payload: bytes, limits: Limits) -> Any | Rejection:
     """Parse a payload as UTF-8 JSON within the size limit."""
     if len(payload) > limits.max_payload_bytes:
@@ -196,7 +147,11 @@ def _ago(delta: timedelta) -> str:
 
 def _metric_value(name: str, raw: object, spec: MetricSpec | None) -> float | Rejection:
     if isinstance(raw, bool):
-        return 1.0 if raw else 0.0
+        # true/false is a boolean metric's value (an unknown metric may be one), never a number.
+        if spec is None or spec.boolean:
+            return 1.0 if raw else 0.0
+        return Rejection(Reason.BAD_VALUE_TYPE, f"{name} must be a number, got {str(raw).lower()}",
+                         metric=name)
     if not isinstance(raw, int | float):
         kind_of = "null" if raw is None else type(raw).__name__
         return Rejection(Reason.BAD_VALUE_TYPE, f"{name} must be a number, got {kind_of}",
@@ -207,6 +162,9 @@ def _metric_value(name: str, raw: object, spec: MetricSpec | None) -> float | Re
         value = math.inf
     if not math.isfinite(value):
         return Rejection(Reason.NON_FINITE, f"{name} is {value}; only finite numbers are stored",
+                         metric=name)
+    if spec is not None and spec.boolean and not spec.admits(value):
+        return Rejection(Reason.OUT_OF_RANGE, f"{name} must be 0 or 1 (false or true), got {value:g}",
                          metric=name)
     if spec is not None and not spec.admits(value):
         return Rejection(
@@ -224,14 +182,19 @@ class _Window:
 
     earliest: datetime
     latest: datetime
+    # The same range in epoch milliseconds, a little wider: only what falls inside takes
+    # the fast path (anything else, even beyond datetime's calendar, takes the careful one).
+    earliest_ms: int
+    latest_ms: int
 
 
 def _window(received_at: datetime, limits: Limits) -> _Window:
-    return _Window(received_at - limits.accepted_lateness, received_at + limits.future_tolerance)
+    earliest = received_at - limits.accepted_lateness
+    latest = received_at + limits.future_tolerance
+    return _Window(earliest, latest, math.floor(earliest.timestamp() * 1000) - 1,
+                   math.ceil(latest.timestamp() * 1000) + 1)
 
 
-# Epoch milliseconds beyond this are outside datetime's calendar: the slow path says so.
-_LARGEST_MS = 253_402_300_799_000  # 9999-12-31T23:59:59Z
 # Beyond this an int does not fit a float; such values take the slow path (refused).
 _LARGEST_INT = int(sys.float_info.max)
 _NO_METRICS: dict[str, MetricSpec] = {}
@@ -270,7 +233,7 @@ def _decode_reading_set(
             return
     raw_ts = entry.get("ts")
     ts: datetime | Rejection
-    if type(raw_ts) is int and -_LARGEST_MS < raw_ts < _LARGEST_MS:
+    if type(raw_ts) is int and window.earliest_ms <= raw_ts <= window.latest_ms:
         # The common firmware case (epoch ms), checked against the precomputed window.
         ts = datetime.fromtimestamp(raw_ts / 1000, UTC)
         if not window.earliest <= ts <= window.latest:
@@ -300,13 +263,14 @@ def _decode_reading_set(
         raw_type = type(raw)
         if raw_type is float or (raw_type is int and -_LARGEST_INT < raw < _LARGEST_INT):  # type: ignore[operator]
             value = float(raw)  # type: ignore[arg-type]
-            if math.isfinite(value) and (spec is None or spec.minimum <= value <= spec.maximum):
+            if math.isfinite(value) and (spec is None or (
+                    spec.minimum <= value <= spec.maximum and not spec.boolean)):
                 if spec is None and kind is not None:
                     out.unknown_metrics += 1
                 readings.append(Reading(device_id, name, ts, value))
                 continue
-        # Everything else (booleans, wrong types, non-finite, out of range) takes the
-        # careful path, which explains a refusal.
+        # Everything else (booleans, boolean metrics, wrong types, non-finite, out of range)
+        # takes the careful path, which explains a refusal.
         checked = _metric_value(name, raw, spec)
         if isinstance(checked, Rejection):
             out.rejections.append(Rejection(checked.reason, checked.detail, index, name))
@@ -357,6 +321,10 @@ def decode_events(
         if isinstance(ts, Rejection):
             out.rejections.append(Rejection(ts.reason, ts.detail, entry=index))
             continue
+        unstorable = json_problem(entry)
+        if unstorable:
+            out.rejections.append(Rejection(Reason.BAD_EVENT, f"event: {unstorable}", entry=index))
+            continue
         try:
             event = Event.model_validate({k: v for k, v in entry.items() if k != "ts"})
         except ValidationError as exc:
@@ -379,6 +347,9 @@ def decode_status(payload: bytes, limits: Limits) -> Status | Rejection:
                          f"{document.detail}")
     if not isinstance(document, dict):
         return Rejection(Reason.BAD_STATUS, "status must be online, offline or a JSON object")
+    unstorable = json_problem(document)
+    if unstorable:
+        return Rejection(Reason.BAD_STATUS, f"status: {unstorable}")
     try:
         return Status.model_validate(document)
     except ValidationError as exc:

@@ -17,7 +17,9 @@ class MetricSpec:
     boolean: bool = False
 
     def admits(self, value: float) -> bool:
-        """Whether a value is physically possible for this metric."""
+        """Whether a value is physically possible for this metric (0 or 1 if boolean)."""
+        if self.boolean:
+            return value in (0.0, 1.0)
         return self.minimum <= value <= self.maximum
 
 

@@ -107,6 +107,8 @@ class DeviceFilter:
     site: str | None = None
     lifecycle: str | None = None
     online: bool | None = None
+    search: str | None = None  # the start of an id or any part of a name
+    firmware: str | None = None
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,12 @@ import csv
 import io
 import json
 import math
+import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Set
+from collections.abc import Callable, Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import IO, Any
 
 from devices.broker_access import is_reserved_name
 from devices.catalogue import KIND_NAMES
@@ -175,13 +176,19 @@ CELL_PARSERS: dict[str, Callable[[str], Any]] = {
 }
 
 
-def decode_file(data: bytes) -> str:
-    """The file's text: UTF-8, a byte-order mark tolerated; CsvFileError names the bad line."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise CsvFileError(f"line {line}: not UTF-8 (save the file as UTF-8)") from None
+# Lines end in \n, \r\n or (old Mac spreadsheets) a lone \r: split after a lone \r too.
+_CR_LINE_END = re.compile(rb"(?<=\r)(?!\n)")
+
+
+def decoded_lines(file: IO[bytes]) -> Iterator[str]:
+    """The file's lines as text, read as they come: UTF-8, a byte-order mark tolerated;
+    CsvFileError names the first line that is not UTF-8."""
+    pieces = (piece for line in file for piece in _CR_LINE_END.split(line) if piece)
+    for number, line in enumerate(pieces, 1):
+        try:
+            yield line.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            raise CsvFileError(f"line {number}: not UTF-8 (save the file as UTF-8)") from None
 
 
 def _header(fields: list[str]) -> tuple[str, ...]:
@@ -248,10 +255,11 @@ def row_from_cells(cells: Mapping[str, str], registry_gateways: Set[str]) -> Dev
     return row
 
 
-def parse_registry_csv(data: bytes, registry_gateways: Set[str] = frozenset(),
+def parse_registry_csv(data: bytes | IO[bytes], registry_gateways: Set[str] = frozenset(),
                        ) -> ParsedFile:
-    """Validate every row of a registry file; `registry_gateways` are gateways already stored."""
-    reader = csv.reader(io.StringIO(decode_file(data), newline=""))
+    """Validate every row of a registry file (its bytes, or a binary file read as it goes);
+    `registry_gateways` are gateways already stored."""
+    reader = csv.reader(decoded_lines(io.BytesIO(data) if isinstance(data, bytes) else data))
     try:
         columns = _header(next(reader))
     except StopIteration:

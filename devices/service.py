@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
 import psycopg
 
@@ -191,7 +191,7 @@ class ImportOutcome:
     without_secret: list[str]
 
 
-def import_registry(conn: psycopg.Connection, principal: Principal, data: bytes, *,
+def import_registry(conn: psycopg.Connection, principal: Principal, data: bytes | IO[bytes], *,
                     skip_invalid: bool, source: str, issue_secrets: bool = True,
                     keep: Callable[[list[tuple[str, str]]], None] | None = None,
                     ) -> ImportOutcome:

@@ -386,6 +386,13 @@ def device_views(conn: psycopg.Connection, principal: Principal, where: DeviceFi
     if where.online is not None:
         condition = sql.SQL("{} AND coalesce(s.online, false) = %s").format(condition)
         params.append(where.online)
+    if where.search:
+        condition = sql.SQL("{} AND (d.device_id LIKE %s OR d.name ILIKE %s)").format(condition)
+        escaped = where.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params += [escaped + "%", "%" + escaped + "%"]
+    if where.firmware:
+        condition = sql.SQL("{} AND coalesce(s.firmware, d.firmware) = %s").format(condition)
+        params.append(where.firmware)
     query = sql.SQL("{} WHERE {} ORDER BY d.device_id LIMIT %s").format(_VIEW, condition)
     with conn.cursor(row_factory=class_row(DeviceView)) as cur:
         cur.execute(query, [*params, limit])

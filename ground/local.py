@@ -22,10 +22,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ground.mqtt import BROKER_MESSAGE_SIZE_LIMIT
+
 # Mosquitto's defaults (max_queued_messages 1000, max_inflight_messages 20) drop QoS 1
 # messages for a slow or absent persistent subscriber. These settings are the ones that
 # matter for losing nothing; the deployment's broker config carries the same.
-NO_LOSS_BROKER_SETTINGS = """\
+NO_LOSS_BROKER_SETTINGS = f"""\
 persistence true
 autosave_interval 10
 autosave_on_changes false
@@ -34,7 +36,7 @@ max_queued_bytes 0
 max_inflight_messages 0
 max_inflight_bytes 0
 persistent_client_expiration 14d
-message_size_limit 1048576
+message_size_limit {BROKER_MESSAGE_SIZE_LIMIT}
 """
 
 

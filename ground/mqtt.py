@@ -19,6 +19,11 @@ from ground.settings import MqttEndpoint
 
 # How long the broker keeps a disconnected persistent session (MQTT v5), in seconds.
 SESSION_EXPIRY_S = 14 * 24 * 3600
+# The largest payload the broker configurations we ship accept (Mosquitto's
+# `message_size_limit`; EMQX's default `max_packet_size` is the same 1 MiB). Ingest's own
+# limit must stay below it, so that an oversized payload reaches ingest and is
+# dead-lettered (`too_large`) instead of being dropped by the broker.
+BROKER_MESSAGE_SIZE_LIMIT = 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ database's set-up in docs/deploy.md). Roles belong to the server, grants to the 
   starts.
 - `village_broadcast`: its broadcast and device command tables, and dead letters for
   answers it refuses.
-- `village_api`: the registry (and its queue of broker grants), tokens and audit,
-  acknowledgements and silences, broadcasts and device commands.
+- `village_api`: the registry (and its queue of broker grants), tokens and audit, the
+  console's users, sessions and audio, acknowledgements and silences, broadcasts and device
+  commands.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ import psycopg
 from psycopg import sql
 
 READER = "village_reader"
-# Readable by no service but the API (token check, the registry's broker grants) and the
-# migration role. The access queue holds new device secrets in plain until the broker has them.
-SECRET_TABLES = ("api_tokens", "service_accounts", "broker_access_queue")
+# Readable by no service but the API (tokens, console sign-in, the registry's broker grants)
+# and the migration role. The access queue holds new device secrets in plain until the broker
+# has them.
+SECRET_TABLES = ("api_tokens", "service_accounts", "broker_access_queue", "console_users",
+                 "console_sessions")
 SECRET_COLUMNS = {"devices": ("secret_hash",)}
 ALL_DML = ("SELECT", "INSERT", "UPDATE", "DELETE")
 WRITE_NO_DELETE = ("SELECT", "INSERT", "UPDATE")
@@ -67,6 +70,7 @@ SERVICE_ROLES = (
     ServiceRole("village_api", {
         **{table: ALL_DML for table in ("devices", "device_changes", "pending_devices",
                                         "api_tokens", "api_audit", "alert_acks", "silences",
+                                        "console_users", "console_sessions", "console_audio",
                                         *BROADCAST_TABLES, *COMMAND_TABLES)},
         "broker_access_queue": ("SELECT", "INSERT"),
         **{table: WRITE_NO_DELETE for table in ("alerts", "alert_transitions")},

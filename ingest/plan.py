@@ -13,19 +13,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from devices.contract import is_valid_device_id
 from devices.decode import (
     Decoded,
     EventRecord,
     Limits,
     Reading,
-    Reason,
-    Rejection,
     decode_events,
     decode_status,
     decode_telemetry,
     parse_json,
     split_gateway,
 )
+from devices.rejection import Reason, Rejection
+from devices.storable import clean_text
 from devices.topics import Channel, Topic, TopicError, parse_topic
 from ingest.admit import Admitted, Registry, admit, admit_child, admit_gateway
 from ingest.handoff import Message
@@ -51,7 +52,20 @@ class Parsed:
 
 
 def parse(message: Message, prefix: str, limits: Limits) -> Parsed:
-    """Read a message's topic and (for JSON channels) its payload."""
+    """Read a message's topic and (for JSON channels) its payload; never raises."""
+    try:
+        return _parse(message, prefix, limits)
+    except Exception as exc:  # noqa: BLE001 - one message's bug must not stop the stream
+        return Parsed(message, rejection=internal_error(exc))
+
+
+def internal_error(exc: BaseException) -> Rejection:
+    """The refusal of a message whose handling raised: the exception's type, nothing of its
+    text (which may quote the payload, or a secret)."""
+    return Rejection(Reason.INTERNAL_ERROR, f"handling it raised {type(exc).__name__}")
+
+
+def _parse(message: Message, prefix: str, limits: Limits) -> Parsed:
     try:
         topic = parse_topic(prefix, message.topic)
     except TopicError as exc:
@@ -76,7 +90,9 @@ def referenced_devices(batch: Iterable[Parsed]) -> set[str]:
         ids.add(item.topic.device_id)
         if item.rejection is None and item.topic.channel is Channel.GATEWAY_TELEMETRY \
                 and isinstance(item.document, dict):
-            ids.update(item.document)
+            # Only keys that are device ids: anything else is refused, never looked up.
+            ids.update(key for key in item.document
+                       if isinstance(key, str) and is_valid_device_id(key))
     return ids
 
 
@@ -138,6 +154,7 @@ class BatchPlan:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     unknown_metrics: int = 0
     messages: int = 0
+    internal_errors: int = 0
     latest_received_at: datetime | None = None
 
 
@@ -162,12 +179,30 @@ def plan_batch(batch: Iterable[Parsed], registry: Registry, policy: Policy) -> B
         if item.rejection is not None:
             outcome.rejections.append(item.rejection)
         else:
-            assert item.topic is not None  # a parsed message without a rejection has a topic
-            _PLANNERS[item.topic.channel](item, registry, policy, plan, outcome)
+            _plan_guarded(item, registry, policy, plan, outcome)
         if outcome.rejections:
+            if outcome.rejections[0].reason is Reason.INTERNAL_ERROR:
+                plan.internal_errors += 1
             plan.dead_letters.append(
                 dead_letter(item, outcome.rejections, policy, partial=outcome.stored > 0))
     return plan
+
+
+def _plan_guarded(item: Parsed, registry: Registry, policy: Policy, plan: BatchPlan,
+                  outcome: _Outcome) -> None:
+    """Plan one message; if that raises, take back the rows it added and refuse it instead.
+
+    (Decoding comes before any presence is recorded, so what could remain is only that
+    earlier children of a gateway message were heard, which is true.)"""
+    assert item.topic is not None  # a parsed message without a rejection has a topic
+    readings, events, unknown = len(plan.readings), len(plan.events), plan.unknown_metrics
+    try:
+        _PLANNERS[item.topic.channel](item, registry, policy, plan, outcome)
+    except Exception as exc:  # noqa: BLE001 - one message's bug must not stop the stream
+        del plan.readings[readings:], plan.events[events:]
+        plan.unknown_metrics = unknown
+        outcome.stored = 0
+        outcome.rejections[:] = [internal_error(exc)]
 
 
 def _admitted(
@@ -242,8 +277,9 @@ def _plan_own(item: Parsed, registry: Registry, policy: Policy, plan: BatchPlan,
     admitted = _admitted(item, admit(registry, item.topic.device_id), policy, plan, outcome)
     if admitted is None:
         return
+    decoded = _OWN_DECODERS[item.topic.channel](admitted, item, policy)
     _heard(plan, admitted.device_id, item.message.received_at)
-    _take(_OWN_DECODERS[item.topic.channel](admitted, item, policy), plan, outcome)
+    _take(decoded, plan, outcome)
 
 
 def _plan_gateway(item: Parsed, registry: Registry, policy: Policy, plan: BatchPlan,
@@ -262,9 +298,9 @@ def _plan_gateway(item: Parsed, registry: Registry, policy: Policy, plan: BatchP
         if isinstance(child, Rejection):
             outcome.rejections.append(child)
             continue
+        decoded = decode_telemetry(child_id, document, child.kind, received_at, policy.limits)
         _heard(plan, child_id, received_at)
-        _take(decode_telemetry(child_id, document, child.kind, received_at, policy.limits),
-              plan, outcome, child=child_id)
+        _take(decoded, plan, outcome, child=child_id)
 
 
 def _plan_status(item: Parsed, registry: Registry, policy: Policy, plan: BatchPlan,
@@ -308,11 +344,12 @@ def dead_letter(item: Parsed, rejections: list[Rejection], policy: Policy,
     detail = first.detail if more == 0 else f"{first.detail} (and {more} more)"
     payload = item.message.payload
     return DeadLetter(
-        topic=item.message.topic,
+        topic=clean_text(item.message.topic),
         device_id=item.topic.device_id if item.topic else None,
         reason=first.reason.value,
-        detail=detail,
-        problems=[rejection.as_json() for rejection in rejections[:MAX_PROBLEMS]],
+        detail=clean_text(detail),
+        problems=[{**rejection.as_json(), "detail": clean_text(rejection.detail)}
+                  for rejection in rejections[:MAX_PROBLEMS]],
         partial=partial,
         payload=payload[: policy.dead_letter_payload_bytes],
         payload_bytes=len(payload),

@@ -21,10 +21,11 @@ from typing import TypeVar
 
 import psycopg
 
-from devices.decode import Limits, Reason, Rejection
+from devices.decode import Limits
 from ground.settings import MqttEndpoint
 from ingest.admit import RegisteredDevice
 from ingest.handoff import HandOff, Message
+from ingest.isolate import DeadLetterRefused, Isolation, is_data_error
 from ingest.maintenance import Maintenance
 from ingest.metrics import IngestMetrics
 from ingest.mqtt import Subscriber
@@ -32,13 +33,12 @@ from ingest.plan import (
     BatchPlan,
     Parsed,
     Policy,
-    dead_letter,
     parse,
     plan_batch,
     referenced_devices,
 )
 from ingest.settings import IngestSettings, RetentionSettings
-from ingest.writer import Writer, WriteResult, is_transient
+from ingest.writer import Writer, WriteResult
 
 T = TypeVar("T")
 
@@ -61,6 +61,8 @@ class Stats:
     duplicates: int = 0
     events: int = 0
     dead_letters: int = 0
+    internal_errors: int = 0  # messages whose handling raised (dead-lettered internal_error)
+    isolated: int = 0  # messages the database refused, found by splitting their batch
     batches: int = 0
     acked: int = 0
     db_errors: int = 0
@@ -93,6 +95,8 @@ class _Planned:
     messages: list[Message]
     plan: BatchPlan
     give_up_at: float | None
+    # Set once the database refused the batch for its data: written in parts from then on.
+    isolation: Isolation | None = None
 
 
 class Worker:
@@ -172,9 +176,14 @@ class Worker:
 
     def _plan(self, batch: list[Message], give_up_at: float | None) -> _Planned:
         parsed = [parse(message, self.prefix, self.policy.limits) for message in batch]
-        self._retry(lambda: self._refresh_registry(parsed), len(batch), give_up_at)
+        try:
+            self._retry(lambda: self._refresh_registry(parsed), len(batch), give_up_at)
+        except psycopg.Error as exc:
+            # Ids are checked before the lookup, so this should not happen; if it does, the
+            # batch is planned against the snapshot rather than stop the worker.
+            self._log(f"registry lookup refused ({type(exc).__name__}); using the snapshot")
         # The parsed documents are dropped here: they are the bulk of a batch's memory, and
-        # only the rare message-by-message path needs them again (it parses anew).
+        # only the rare isolation of a refused batch needs them again (it parses anew).
         return _Planned(batch, plan_batch(parsed, self._registry, self.policy), give_up_at)
 
     def _write_loop(self) -> None:
@@ -199,6 +208,11 @@ class Worker:
                 continue
             stats = self.stats
             stats.acked += self.subscriber.ack(planned.messages)
+            if planned.isolation is None:
+                stats.internal_errors += planned.plan.internal_errors
+            else:
+                stats.internal_errors += planned.isolation.internal_errors
+                stats.isolated += planned.isolation.refused
             stats.messages += len(planned.messages)
             stats.batches += 1
             stats.readings += result.readings
@@ -216,8 +230,11 @@ class Worker:
                 result = attempt()
                 self.stats.database_ok = True
                 return result
-            except psycopg.Error as exc:
-                if not is_transient(exc):
+            except (psycopg.Error, DeadLetterRefused) as exc:
+                # A data error is the caller's to handle; anything else from the database
+                # (down, or broken: a missing table, a refused dead letter) is waited out,
+                # holding the messages unacknowledged, rather than stopping the worker.
+                if is_data_error(exc):
                     raise
                 self.stats.database_ok = False
                 self.stats.db_errors += 1
@@ -237,34 +254,20 @@ class Worker:
             delay = min(delay * 2, MAX_BACKOFF_S)
 
     def _write(self, planned: _Planned) -> WriteResult:
-        try:
-            return self.writer.write(planned.plan)
-        except psycopg.Error as exc:
-            if is_transient(exc):
-                raise
-        # The database refused something in the data: store message by message, and
-        # dead-letter the ones it refuses, so one bad row cannot block the stream.
-        return self._write_one_by_one(planned.messages)
-
-    def _write_one_by_one(self, messages: list[Message]) -> WriteResult:
-        totals = [0, 0, 0, 0, 0]
-        for message in messages:
-            item = parse(message, self.prefix, self.policy.limits)
-            plan = plan_batch([item], self._registry, self.policy)
+        if planned.isolation is None:
             try:
-                result = self.writer.write(plan)
-            except psycopg.Error as exc:
-                if is_transient(exc):
+                return self.writer.write(planned.plan)
+            except Exception as exc:  # noqa: BLE001 - only data errors are handled here
+                if not is_data_error(exc):
                     raise
-                # If even the dead letter is refused, the database is broken, not the data.
-                try:
-                    result = self.writer.write(_refused(item, exc, self.policy))
-                except psycopg.Error as again:
-                    raise psycopg.OperationalError(f"cannot store a dead letter: {again}") from again
-            for index, value in enumerate((result.readings, result.duplicates, result.events,
-                                           result.dead_letters, result.presence)):
-                totals[index] += value
-        return WriteResult(*totals)
+                self._log(f"the database refused a batch of {len(planned.messages)} messages "
+                          f"({type(exc).__name__}); writing it in parts to find the message")
+            # The parsed documents were dropped after planning: parse this rare batch anew.
+            parsed = [parse(message, self.prefix, self.policy.limits)
+                      for message in planned.messages]
+            planned.isolation = Isolation(parsed, self.policy)
+        return planned.isolation.run(
+            lambda part: plan_batch(part, self._registry, self.policy), self.writer.write)
 
     def _refresh_registry(self, parsed: list[Parsed]) -> None:
         now = time.monotonic()
@@ -277,10 +280,3 @@ class Worker:
         misses = referenced_devices(parsed) - self._registry.keys()
         if misses:
             self._registry = {**self._registry, **self._lookups.lookup(misses)}
-
-
-def _refused(item: Parsed, exc: psycopg.Error, policy: Policy) -> BatchPlan:
-    detail = f"the database refused it: {str(exc).strip().splitlines()[0][:200]}"
-    letter = dead_letter(item, [Rejection(Reason.STORAGE_REFUSED, detail)], policy)
-    return BatchPlan(dead_letters=[letter], messages=1,
-                     latest_received_at=item.message.received_at)

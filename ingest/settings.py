@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ground.mqtt import BROKER_MESSAGE_SIZE_LIMIT
+
 
 class IngestSettings(BaseModel):
     """How an ingest worker subscribes, batches and holds messages."""
@@ -25,7 +27,11 @@ class IngestSettings(BaseModel):
         2 * 1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024,
         description="payload bytes per batch at most",
     )
-    max_payload_bytes: int = Field(256 * 1024, ge=1024, le=16 * 1024 * 1024)
+    max_payload_bytes: int = Field(
+        256 * 1024, ge=1024, lt=BROKER_MESSAGE_SIZE_LIMIT,
+        description="larger payloads are dead-lettered (too_large); must stay below the "
+                    "broker's limit, above which the broker refuses them itself",
+    )
     accepted_lateness_days: float = Field(30, gt=0, le=3650)
     future_tolerance_s: float = Field(600, ge=0, le=86_400)
     dead_letter_payload_bytes: int = Field(4096, ge=64, le=1024 * 1024)

@@ -104,11 +104,6 @@ class WriteResult:
     presence: int
 
 
-def is_transient(exc: BaseException) -> bool:
-    """Whether a database error means "try again later" rather than "this data is refused"."""
-    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
-
-
 class Writer:
     """Owns one connection to the database; reconnects on demand."""
 

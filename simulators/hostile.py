@@ -71,6 +71,19 @@ CASES: dict[str, Callable[[_Target], tuple[str, bytes]]] = {
                             orjson.dumps({t.metric: 1})),
     "gateway_for_foreign_device": lambda t: _raw(
         t, orjson.dumps({"zz-foreign-child": {t.metric: 1}}), Channel.GATEWAY_TELEMETRY),
+    # Each of these once stopped ingest for good (issue 12).
+    "ts_before_year_1": lambda t: _telemetry(t, {"ts": -62_135_596_800_001, t.metric: 1}),
+    "boolean_for_a_number": lambda t: _telemetry(t, {"ts": t.now.isoformat(), t.metric: True}),
+    "gateway_child_with_nul": lambda t: _raw(
+        t, b'{"zz-\\u0000": {"' + t.metric.encode() + b'": 1}}', Channel.GATEWAY_TELEMETRY),
+    "gateway_child_with_lone_surrogate": lambda t: _raw(
+        t, b'{"zz-\\ud800": {"' + t.metric.encode() + b'": 1}}', Channel.GATEWAY_TELEMETRY),
+    "event_with_nul": lambda t: _raw(
+        t, b'{"type": "reboot", "detail": {"note": "a\\u0000b"}}', Channel.EVENT),
+    "event_nested_deep": lambda t: _raw(
+        t, b'{"type": "reboot", "detail": ' + b"[" * 200 + b"]" * 200 + b"}", Channel.EVENT),
+    "status_with_nul": lambda t: _raw(
+        t, b'{"state": "online", "fw": "\\u0000"}', Channel.STATUS),
 }
 
 

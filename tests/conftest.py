@@ -20,6 +20,9 @@ import pytest
 from ground.local import AmqttServer, MosquittoServer, PostgresCluster
 from village.schema import migrate
 
+# The headless Chromium fixture, for every browser test.
+pytest_plugins = ["tests.browser"]
+
 ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 

@@ -176,4 +176,6 @@ def test_grafana_reads_every_panel_and_cannot_write(logins: Logins) -> None:
             "SELECT secret_hash FROM devices",
             "SELECT * FROM service_accounts",
             "SELECT secret FROM broker_access_queue",
-            "SELECT * FROM api_tokens")
+            "SELECT * FROM api_tokens",
+            "SELECT password_hash FROM console_users",
+            "SELECT csrf_token FROM console_sessions")

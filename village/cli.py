@@ -18,6 +18,7 @@ from village.commands import (
     ingest,
     simulate,
     up,
+    users,
 )
 from village.commands.output import err, settings_or_exit
 from village.schema import migrate_as_configured
@@ -53,7 +54,7 @@ def migrate() -> None:
 
 
 for command_module in (ingest, up, devices, device_commands, broker, simulate, alerts, broadcast,
-                       dashboards, api, db):
+                       dashboards, api, users, db):
     command_module.register(app)
 
 

@@ -21,6 +21,7 @@ from ground.settings import MqttEndpoint, SettingsError, load, parse_mqtt_url
 from ground.storage import StorageChoice
 from ingest.settings import IngestSettings, RetentionSettings
 from village.api.settings import ApiSettings
+from village.console.settings import ConsoleSettings
 
 DEVELOPMENT_LINK_SECRET = "development-only-alert-link-secret"
 
@@ -54,6 +55,7 @@ class Settings(BaseSettings):
     broadcast: BroadcastSettings = Field(default_factory=BroadcastSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
 
     @field_validator("database_url")

@@ -36,6 +36,7 @@ from ground.local import (
     postgres_can_reach,
     stand_in_for,
 )
+from ground.principal import Place, Principal, Role
 from ground.settings import parse_mqtt_url
 from ingest.service import default_client_id
 from simulators.build import DEFAULT_INTERVALS_S
@@ -43,6 +44,7 @@ from simulators.fleet import SimulatedFleet
 from simulators.population import PopulationSpec, generate_population
 from simulators.store import append_secrets, read_secrets, register
 from village.commands.broker import DYNSEC_FILE, write_broker_config
+from village.console.accounts import AccountError, create_user, enable_user, reset_password
 from village.processes import broadcast_daemon, ingest_worker, start_alerting, stop_on_signals
 from village.schema import migrate_as_configured
 from village.settings import Settings
@@ -309,6 +311,25 @@ def api_component(stack: Stack) -> Component:
                               start)
 
 
+DEVELOPMENT_ADMIN = "admin"
+
+
+def console_login(stack: Stack) -> None:
+    """Give the local console an admin with a fresh password for this run, and say where."""
+    password = secrets.token_urlsafe(12)
+    actor = Principal("village-up", Role.ADMIN)
+    with psycopg.connect(stack.settings.database_url) as conn:
+        try:
+            create_user(conn, actor, DEVELOPMENT_ADMIN, password, Role.ADMIN, Place(),
+                        "development admin")
+        except AccountError:  # made by an earlier run: a new password for this one
+            reset_password(conn, actor, DEVELOPMENT_ADMIN, password)
+            enable_user(conn, actor, DEVELOPMENT_ADMIN)
+    api = stack.settings.api
+    stack.console.print(f"console     http://{api.host}:{api.port}/console/  "
+                        f"(user {DEVELOPMENT_ADMIN}, password {password})")
+
+
 def _share_link_secret(stack: Stack) -> None:
     """One link key for the run, shared by alerting (signs) and the API (verifies).
 
@@ -359,6 +380,7 @@ def run_up(settings: Settings, data_dir: Path, console: Console,
                 component = factory(stack)
                 if component is not None:
                     stack.add(component)
+            console_login(stack)
             console.print(f"running; database {stack.settings.database_url}, broker "
                           f"{stack.settings.mqtt_url}. Ctrl-C stops everything.")
             _show_figures(stack, stop)

@@ -148,3 +148,14 @@ def test_silences(client: TestClient, auth: TokenMaker) -> None:
                          ).status_code == 403
     assert client.delete(f"/silences/{silence_id}", headers=operator).status_code == 204
     assert client.get("/silences", headers=operator).json() == []
+
+
+def test_a_phone_comment_with_a_nul_is_refused_naming_the_field(
+    client: TestClient, settings: Settings, seeded: str
+) -> None:
+    link = _link(settings, insert_alert(seeded), datetime.now(UTC) + timedelta(hours=1))
+    response = client.post(link, data={"comment": "马上\x00去"}, follow_redirects=False)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "body.comment"
+    with psycopg.connect(seeded) as conn:
+        assert conn.execute("SELECT count(*) FROM alert_acks").fetchone() == (0,)

@@ -44,7 +44,11 @@ def test_a_township_operator_broadcasts_only_in_the_township(client: TestClient,
                        json=_request({"kind": "county"})).status_code == 403
     assert client.post("/broadcasts", headers=auth(Role.CADRE, "east"),
                        json=_request({"kind": "township", "township": "east"})).status_code == 403
+    # Below the county, a speaker that does not exist is refused as one outside the scope.
     unknown = client.post("/broadcasts", headers=operator,
+                          json=_request({"kind": "speakers", "speakers": ["nope-01"]}))
+    assert unknown.status_code == 403
+    unknown = client.post("/broadcasts", headers=auth(Role.OPERATOR),
                           json=_request({"kind": "speakers", "speakers": ["nope-01"]}))
     assert unknown.status_code == 422 and unknown.json()["field"] == "body.scope"
     bad = client.post("/broadcasts", headers=operator,

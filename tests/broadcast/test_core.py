@@ -12,7 +12,7 @@ from broadcast.delivery import Happening, advance, plan_sends, retry_due
 from broadcast.model import BroadcastDenied, BroadcastError, BroadcastRequest, Scope, Speaker
 from broadcast.model import DeliveryState as S
 from broadcast.schedule import crontab_days, next_cron_fire
-from broadcast.scope import authorize, resolve, scope_place
+from broadcast.scope import authorized_targets, resolve, scope_place
 from ground.principal import COUNTY, Place, Principal, Role
 
 SPEAKERS = [
@@ -97,12 +97,12 @@ EAST_CADRE = Principal("east-cadre", Role.CADRE, Place("East"))
 ])
 def test_operators_broadcast_only_within_their_scope(principal: Principal, scope: Scope,
                                                      allowed: bool) -> None:
-    targets = resolve(scope, SPEAKERS, GROUPS)
     if allowed:
-        authorize(principal, scope, targets)
+        assert authorized_targets(principal, scope, SPEAKERS, GROUPS) == resolve(
+            scope, SPEAKERS, GROUPS)
     else:
         with pytest.raises(BroadcastDenied):
-            authorize(principal, scope, targets)
+            authorized_targets(principal, scope, SPEAKERS, GROUPS)
 
 
 @pytest.mark.parametrize(("scope", "place"), [

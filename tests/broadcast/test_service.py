@@ -82,6 +82,9 @@ def test_groups_are_scopes_and_follow_the_same_rules(conn: psycopg.Connection) -
     with pytest.raises(BroadcastDenied):  # nor may it delete a group reaching elsewhere
         set_group(conn, "mixed", [], EAST_OP, NOW)
     with pytest.raises(BroadcastError, match="no speaker group named 'choir'"):
+        create_broadcast(conn, notice(Scope.of_group("choir")), COUNTY_OP, NOW)
+    # Below the county, a group that does not exist is refused as one reaching elsewhere.
+    with pytest.raises(BroadcastDenied, match="may not broadcast to group 'choir'"):
         create_broadcast(conn, notice(Scope.of_group("choir")), EAST_OP, NOW)
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
@@ -45,6 +49,19 @@ def running_worker(settings: Settings) -> Iterator[Worker]:
         worker.stop.set()
         thread.join(30)
         assert not thread.is_alive(), "the worker did not stop"
+
+
+def start_ingest_process(database_url: str, mqtt_url: str, prefix: str, client_id: str,
+                         log: Path) -> subprocess.Popen[bytes]:
+    """`village ingest` as its own process, configured by the environment only."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VILLAGE_")}
+    env.update(VILLAGE_DATABASE_URL=database_url, VILLAGE_MQTT_URL=mqtt_url,
+               VILLAGE_TOPIC_PREFIX=prefix, VILLAGE_INGEST__CLIENT_ID=client_id,
+               VILLAGE_INGEST__SHARE_GROUP="kill9")
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "village.cli", "ingest",
+                                 "--status-every", "1"], env=env, cwd=log.parent,
+                                stdout=out, stderr=subprocess.STDOUT)
 
 
 def register(database_url: str, devices: Sequence[tuple[str, ...]]) -> None:

@@ -70,9 +70,28 @@ CASES: list[tuple[str, str, str, Channel, bytes, str, bool]] = [
     ("too many entries", "bad-24", "water_meter", Channel.TELEMETRY,
      orjson.dumps([{"total_m3": 1}] * 1001),
      "too_many_entries", False),
-    # Valid JSON that PostgreSQL's jsonb refuses: the batch is retried message by message.
-    ("event the database refuses", "bad-25", "camera", Channel.EVENT,
-     b'{"type": "motion", "detail": {"x": "a\\u0000b"}}', "storage_refused", False),
+    # Valid JSON that PostgreSQL's jsonb refuses: refused before it reaches the database.
+    ("event with a NUL", "bad-25", "camera", Channel.EVENT,
+     b'{"type": "motion", "detail": {"x": "a\\u0000b"}}', "bad_event", False),
+    # Each of these stopped the worker for good (it crash-looped on the redelivery).
+    ("ts below year 1", "bad-26", "water_meter", Channel.TELEMETRY,
+     b'{"ts": -62135596800001, "flow_m3h": 1}', "bad_timestamp", False),
+    ("gateway child key with a NUL, from a meter", "bad-27", "water_meter",
+     Channel.GATEWAY_TELEMETRY, b'{"wm-\\u0000": {"flow_m3h": 1}}', "not_a_gateway", False),
+    ("gateway child key with a lone surrogate", "bad-28", "gateway", Channel.GATEWAY_TELEMETRY,
+     b'{"wm-\\ud800": {"flow_m3h": 1}, "wm-\\u0000": {}}', "wrong_shape", False),
+    ("event with a lone surrogate in a key", "bad-29", "camera", Channel.EVENT,
+     b'{"type": "motion", "detail": {"\\udfff": 1}}', "bad_event", False),
+    ("event nested 40 deep", "bad-30", "camera", Channel.EVENT,
+     b'{"type": "motion", "detail": ' + b"[" * 40 + b"]" * 40 + b"}", "bad_event", False),
+    ("status firmware with a NUL", "bad-31", "camera", Channel.STATUS,
+     b'{"state": "online", "fw": "1.0\\u0000"}', "bad_status", False),
+    ("rssi true", "bad-32", "water_meter", Channel.TELEMETRY, b'{"rssi_dbm": true}',
+     "bad_value_type", False),
+    ("valve half open", "bad-33", "water_meter", Channel.TELEMETRY, b'{"valve_open": 0.5}',
+     "out_of_range", False),
+    ("valve open a denormal", "bad-34", "water_meter", Channel.TELEMETRY,
+     b'{"valve_open": 1e-320}', "out_of_range", False),
 ]
 
 

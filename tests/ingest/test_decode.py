@@ -94,6 +94,20 @@ def test_timestamps(raw: object, expected: datetime | Reason) -> None:
     ({f"m{i}": 1 for i in range(129)}, {}, [Reason.TOO_MANY_METRICS]),
     ({"ts": "later", "total_m3": 1}, {}, [Reason.BAD_TIMESTAMP]),
     ({"new_metric_v": 1}, {"new_metric_v": 1.0}, []),  # unknown metrics are kept
+    ({"new_flag": True}, {"new_flag": 1.0}, []),  # an unknown metric may be a boolean one
+    # Below year 1 in epoch milliseconds: refused, not raised (it stopped ingest once).
+    ({"ts": -62135596800001, "flow_m3h": 1}, {}, [Reason.BAD_TIMESTAMP]),
+    ({"ts": -62135596800000, "flow_m3h": 1}, {}, [Reason.TS_TOO_OLD]),
+    ({"ts": -(2**63), "flow_m3h": 1}, {}, [Reason.BAD_TIMESTAMP]),
+    ({"ts": 253402300800000, "flow_m3h": 1}, {}, [Reason.BAD_TIMESTAMP]),
+    # Booleans only for boolean metrics, and a boolean metric only 0 or 1.
+    ({"rssi_dbm": True}, {}, [Reason.BAD_VALUE_TYPE]),
+    ({"flow_m3h": False, "total_m3": 1}, {"total_m3": 1.0}, [Reason.BAD_VALUE_TYPE]),
+    ({"valve_open": 0.5}, {}, [Reason.OUT_OF_RANGE]),
+    ({"valve_open": 1e-320}, {}, [Reason.OUT_OF_RANGE]),
+    ({"valve_open": 0}, {"valve_open": 0.0}, []),
+    ({"valve_open": 1.0}, {"valve_open": 1.0}, []),
+    ({"valve_open": False}, {"valve_open": 0.0}, []),
     (7, {}, [Reason.WRONG_SHAPE]),
     ([], {}, []),
     ([{"total_m3": 1}] * 1001, {}, [Reason.TOO_MANY_ENTRIES]),
@@ -120,6 +134,14 @@ def test_a_bad_entry_in_an_array_names_its_index() -> None:
         (Reason.OUT_OF_RANGE, 1, "ph"), (Reason.WRONG_SHAPE, 2, None)]
 
 
+def nested(depth: int) -> object:
+    """A JSON value `depth` lists deep."""
+    value: object = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
 @pytest.mark.parametrize(("document", "types", "reasons"), [
     ({"type": "motion"}, ["motion"], []),
     ({"type": "tamper", "severity": "major", "snapshot_url": "https://x/y.jpg",
@@ -132,6 +154,14 @@ def test_a_bad_entry_in_an_array_names_its_index() -> None:
     ({"type": "motion", "severity": "apocalyptic"}, [], [Reason.BAD_EVENT]),
     ({"type": "motion", "ts": "soon"}, [], [Reason.BAD_TIMESTAMP]),
     ("motion", [], [Reason.WRONG_SHAPE]),
+    # What PostgreSQL's jsonb or UTF-8 cannot hold is refused before it reaches SQL.
+    ({"type": "motion", "detail": {"x": "a\x00b"}}, [], [Reason.BAD_EVENT]),
+    ({"type": "motion", "detail": {"\ud800": 1}}, [], [Reason.BAD_EVENT]),
+    ({"type": "motion", "snapshot_url": "https://x/\udfff"}, [], [Reason.BAD_EVENT]),
+    ({"type": "motion", "detail": {"v": float("nan")}}, [], [Reason.BAD_EVENT]),
+    ({"type": "motion", "detail": {"deep": nested(40)}}, [], [Reason.BAD_EVENT]),
+    ({"type": "motion", "detail": {"deep": nested(20), "text": "\u00e9\U0001f600"}},
+     ["motion"], []),
 ])
 def test_events(document: object, types: list[str], reasons: list[Reason]) -> None:
     decoded = decode_events("cam-1", document, NOW, LIMITS)
@@ -144,6 +174,9 @@ def test_events(document: object, types: list[str], reasons: list[Reason]) -> No
     (b'{"state": "online", "fw": "1.2.3", "ip": "10.1.2.3"}', "online"),
     (b'{"state": "asleep"}', Reason.BAD_STATUS), (b"maybe", Reason.BAD_STATUS),
     (b"[1]", Reason.BAD_STATUS),
+    (b'{"state": "online", "fw": "1.2\\u0000"}', Reason.BAD_STATUS),
+    (b'{"state": "online", "ip": "\\ud800"}', Reason.BAD_STATUS),
+    (b'{"state": "online", "note\\u0000": 1}', Reason.BAD_STATUS),
 ])
 def test_status(payload: bytes, state: str | Reason) -> None:
     result = decode_status(payload, LIMITS)
@@ -158,3 +191,11 @@ def test_gateway_split_refuses_children_that_are_not_device_ids() -> None:
     assert children == [("wm-1", {"total_m3": 1})]
     assert [r.reason for r in rejections] == [Reason.WRONG_SHAPE] * 2
     assert split_gateway([1])[1][0].reason is Reason.WRONG_SHAPE
+
+
+def test_gateway_split_refuses_children_with_nul_or_lone_surrogates() -> None:
+    children, rejections = split_gateway({"wm-\x00": {"flow_m3h": 1}, "wm-\ud800": {},
+                                          "wm-1": {}})
+    assert children == [("wm-1", {})]
+    assert [r.reason for r in rejections] == [Reason.WRONG_SHAPE] * 2
+    assert all("\x00" not in r.detail and "\ud800" not in r.detail for r in rejections)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -23,6 +20,7 @@ from tests.ingest.conftest import (
     register,
     running_worker,
     scalar,
+    start_ingest_process,
     wait_until,
 )
 from village.schema import migrate
@@ -57,19 +55,6 @@ def assert_each_reading_once(database_url: str, total: int) -> None:
         ).fetchone()
     assert row == (total, total, 0, total - 1)
     assert wrong == (0,)
-
-
-def start_ingest_process(database_url: str, mqtt_url: str, prefix: str, client_id: str,
-                         log: Path) -> subprocess.Popen[bytes]:
-    """`village ingest` as its own process, configured by the environment only."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VILLAGE_")}
-    env.update(VILLAGE_DATABASE_URL=database_url, VILLAGE_MQTT_URL=mqtt_url,
-               VILLAGE_TOPIC_PREFIX=prefix, VILLAGE_INGEST__CLIENT_ID=client_id,
-               VILLAGE_INGEST__SHARE_GROUP="kill9")
-    with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "village.cli", "ingest",
-                                 "--status-every", "1"], env=env, cwd=log.parent,
-                                stdout=out, stderr=subprocess.STDOUT)
 
 
 @pytest.mark.slow

@@ -114,6 +114,47 @@ def test_referenced_devices_include_gateway_children() -> None:
     assert referenced_devices(parsed) == {"gw-1", "wm-c1", "wm-9", "wm-1"}
 
 
+def test_referenced_devices_never_include_child_keys_that_are_not_device_ids() -> None:
+    # From a meter, which is no gateway: the keys must not reach the registry lookup.
+    parsed = [parse(message("sv/wm-1/gateway/telemetry",
+                            b'{"wm-\\u0000": {"flow_m3h": 1}, "wm-\\ud800": {}, "x": {}}'),
+                    "sv", Policy().limits)]
+    assert referenced_devices(parsed) == {"wm-1"}
+    result = plan_batch(parsed, REGISTRY, Policy())
+    assert [d.reason for d in result.dead_letters] == ["not_a_gateway"]
+
+
+def test_dead_letter_text_holds_no_nul_or_lone_surrogate() -> None:
+    result = plan(message("sv/wm-1/telemetry", b'{"a\\u0000": 1, "b\\ud800": 2}'),
+                  message("sv/gw-1/gateway/telemetry", b'{"wm-\\ud800": {}}'))
+    texts = [d.detail for d in result.dead_letters] + [
+        p["detail"] for d in result.dead_letters for p in d.problems]
+    assert len(result.dead_letters) == 2
+    assert all(t.encode("utf-8") and "\x00" not in t for t in texts)
+
+
+class _BrokenRegistry(dict[str, RegisteredDevice]):
+    """A registry that fails for one device id: a stand-in for any bug met while planning."""
+
+    def get(self, key: str, default: object = None) -> RegisteredDevice | None:  # type: ignore[override]
+        if key == "wm-1":
+            raise KeyError("boom: secret=hunter2")
+        return super().get(key)
+
+
+def test_a_message_whose_planning_raises_is_dead_lettered_and_the_batch_goes_on() -> None:
+    registry = _BrokenRegistry(REGISTRY)
+    parsed = [parse(m, "sv", Policy().limits) for m in (
+        message("sv/gw-1/gateway/telemetry", {"wm-c1": {"total_m3": 3}}),
+        message("sv/wm-1/telemetry", {"total_m3": 1}),
+        message("sv/wm-c2/telemetry", {"total_m3": 2}))]
+    result = plan_batch(parsed, registry, Policy())
+    assert [(r.device_id, r.value) for r in result.readings] == [("wm-c1", 3.0), ("wm-c2", 2.0)]
+    assert [(d.device_id, d.reason, d.detail) for d in result.dead_letters] == [
+        ("wm-1", "internal_error", "handling it raised KeyError")]
+    assert (result.internal_errors, result.messages) == (1, 3)
+
+
 def test_handoff_refuses_qos0_past_its_cap_but_never_qos1() -> None:
     handoff = HandOff(cap=2)
     for qos in (1, 1, 0, 1):

@@ -13,6 +13,7 @@ import threading
 import urllib.request
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ground.local import PostgresCluster, free_port, stop_stale_servers
@@ -51,6 +52,10 @@ def test_village_up_runs_everything_locally_and_stops_cleanly_on_ctrl_c(broker: 
         with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/readyz", timeout=10) as reply:
             assert reply.status == 200
         dead_letters = scalar(database_url, "SELECT count(*) FROM dead_letters")
+        login = re.search(r"console +(http://\S+/console/) +\(user (\w+), password (\S+)\)",
+                          "".join(lines))
+        assert login, "".join(lines)
+        assert console_sign_in(login.group(1), login.group(2), login.group(3)) == 303
         process.send_signal(signal.SIGINT)
         assert process.wait(60) == 0, "".join(lines)
     finally:
@@ -74,6 +79,18 @@ def test_village_up_runs_everything_locally_and_stops_cleanly_on_ctrl_c(broker: 
     assert kinds == ["barn", "camera", "gateway", "speaker", "water_meter", "water_quality"]
     assert dead_letters == 0  # the simulators and the ingest agree on the contract
     assert ("embedded amqtt, MQTT 3.1.1" in output) == (broker == "amqtt"), output
+
+
+def console_sign_in(url: str, name: str, password: str) -> int:
+    """Sign in to the console with the printed login; the answer's status (303: signed in)."""
+    with httpx.Client(base_url=url) as client:
+        page = client.get("sign-in")
+        token = re.search(r'name="form_token" value="([^"]+)"', page.text)
+        assert token, page.text
+        # The cookie is Secure: browsers return it to 127.0.0.1 over http, httpx does not.
+        cookie = page.headers["set-cookie"].split(";", 1)[0]
+        return client.post("sign-in", headers={"cookie": cookie}, data={
+            "name": name, "password": password, "form_token": token.group(1)}).status_code
 
 
 def cluster_dir_in(output: str) -> Path | None:

@@ -10,7 +10,7 @@ from importlib import resources
 from typing import Any
 from uuid import uuid4
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -18,8 +18,10 @@ from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
 from ground.mqtt import ClientOptions, build_client, connect_async
-from village.api import problems
+from village.api import deps, problems
+from village.api.body_limit import BodyLimit
 from village.api.routers import alerts, broadcasts, commands, devices, health, phone, telemetry
+from village.console import mount as console
 from village.settings import Settings, link_secret
 
 DOCS_ASSETS = "/docs-assets"
@@ -102,11 +104,16 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.link_secret = link_secret(settings)  # fails at start, not at the first phone tap
     problems.install(app)
     app.add_exception_handler(phone.Refused, phone.on_refused)
+    app.add_middleware(BodyLimit, default=settings.api.max_body_bytes,
+                       by_path={devices.IMPORT_PATH: settings.api.max_import_bytes})
     for router in ROUTERS:
-        app.include_router(router)
+        # The phone page refuses any malformed link itself (403), NUL or not.
+        checks = [] if router is phone.router else [Depends(deps.plain_input)]
+        app.include_router(router, dependencies=checks)
     assets = _swagger_assets()
     if assets is not None:
         app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
     app.add_api_route("/docs", _docs_page if assets else _docs_missing, include_in_schema=False)
+    console.install(app, settings.console)
     app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
     return app

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, NoReturn
 
+import orjson
 import psycopg
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -15,6 +16,48 @@ from village.api.settings import ApiSettings
 from village.api.tokens import authenticate
 
 _bearer = HTTPBearer(auto_error=False, description="an API token from `village tokens create`")
+
+
+async def plain_input(request: Request) -> None:
+    """Refuse a path or query parameter, or a JSON body field, holding a NUL: no text column
+    can store one, and it would otherwise surface as a database error that names no field."""
+    places = [(f"path.{name}", value) for name, value in request.path_params.items()]
+    places += [(f"query.{name}", value) for name, value in request.query_params.multi_items()]
+    for where, value in places:
+        if "\x00" in where or (isinstance(value, str) and "\x00" in value):
+            _refuse_nul(where)
+    if request.headers.get("content-type", "").startswith("application/json"):
+        body = await request.body()  # already read (and cached) by FastAPI: not read again
+        if b"\\u0000" in body:
+            try:
+                document = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                return  # FastAPI says what is wrong with it
+            field = _nul_in("body", document)
+            if field:
+                _refuse_nul(field)
+
+
+def _refuse_nul(where: str) -> NoReturn:
+    shown = where.replace("\x00", "\\0")
+    raise Problem(422, f"{shown}: contains a NUL character", shown)
+
+
+def _nul_in(where: str, value: object) -> str | None:
+    """The path (`body.tags.k`, `body.rows[3]`) of a string holding a NUL, if any."""
+    stack = [(where, value)]  # not recursive: a hostile body may nest a thousand deep
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str) and "\x00" in value:
+            return where
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if "\x00" in key:
+                    return f"{where}.{key}"
+                stack.append((f"{where}.{key}", item))
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{index}]", item) for index, item in enumerate(value))
+    return None
 
 
 def api_settings(request: Request) -> ApiSettings:

@@ -123,7 +123,9 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return problem_response(exc.status_code, str(exc.detail), headers=exc.headers)
+    # A 413 is always about the body (the body limit raises it while the body streams in).
+    field = "body" if exc.status_code == 413 else None
+    return problem_response(exc.status_code, str(exc.detail), field, headers=exc.headers)
 
 
 async def _on_bad_value(request: Request, exc: Exception) -> JSONResponse:

@@ -24,6 +24,14 @@ class ApiSettings(BaseModel):
     )
     max_points: int = Field(20_000, ge=10, le=1_000_000, description="most points in one series")
     pool_size: int = Field(8, ge=1, le=200, description="database connections held by the API")
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, le=64 * 1024 * 1024,
+        description="largest request body (JSON, YAML, a form); larger ones get 413 unread",
+    )
+    max_import_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024,
+        description="largest registry CSV upload (POST /devices/import), read as it streams",
+    )
 
     @model_validator(mode="after")
     def _page_sizes(self) -> "ApiSettings":

@@ -20,7 +20,8 @@ tokens_app = typer.Typer(help="API tokens: each has a role and a scope; shown on
 api_app = typer.Typer(help="The HTTP API.", no_args_is_help=True)
 
 
-def _cli_principal() -> Principal:
+def cli_principal() -> Principal:
+    """The principal the CLI acts as: the admin, named after the OS user."""
     # Whoever can run the CLI on the server can read its database URL: they act as admin.
     return Principal(f"cli:{getpass.getuser()}", Role.ADMIN)
 
@@ -56,7 +57,7 @@ def create(
     expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
     try:
         with psycopg.connect(settings.database_url) as conn:
-            info, secret = create_token(conn, _cli_principal(), name, parse_role(role),
+            info, secret = create_token(conn, cli_principal(), name, parse_role(role),
                                         Place(township, village), expires)
     except TokenError as exc:
         raise fail(str(exc)) from None
@@ -91,7 +92,7 @@ def revoke(name: str) -> None:
     settings = settings_or_exit()
     try:
         with psycopg.connect(settings.database_url) as conn:
-            revoke_token(conn, _cli_principal(), name)
+            revoke_token(conn, cli_principal(), name)
     except TokenError as exc:
         raise fail(str(exc)) from None
     out.print(f"token {name} revoked", highlight=False)

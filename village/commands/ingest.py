@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from ground.health import signal_readiness
-from ingest.service import Worker, default_client_id
+from ingest.service import Stats, Worker, default_client_id
 from village.commands.output import metrics_served, settings_or_exit
 from village.processes import ingest_worker, stop_on_signals
 
@@ -45,7 +45,14 @@ def ingest(
             metrics.close()
     stats = running.stats
     console.print(f"stopped: {stats.messages} messages, {stats.readings} readings stored, "
-                  f"{stats.dead_letters} dead letters")
+                  f"{stats.dead_letters} dead letters{_poison(stats, ', ')}")
+
+
+def _poison(stats: Stats, separator: str) -> str:
+    """The messages that raised or that the database refused, when there were any."""
+    return "".join(f"{separator}{count} {what}" for count, what in (
+        (stats.internal_errors, "internal errors"), (stats.isolated, "refused by the database"))
+        if count)
 
 
 def _report(worker: Worker, every_s: float) -> None:
@@ -62,6 +69,7 @@ def _report(worker: Worker, every_s: float) -> None:
             f"held {len(worker.handoff)}  broker {broker}[/]  database {database}[/]"
             + (f"  QoS 0 refused {worker.handoff.dropped_qos0}" if worker.handoff.dropped_qos0
                else "")
+            + _poison(stats, "  ")
             + (f"  last error: {stats.last_error}" if not stats.database_ok and stats.last_error
                else "")
         )

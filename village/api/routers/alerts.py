@@ -11,10 +11,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from alerting import operations
 from alerting.model import AlertView
 from alerting.rules import RuleError
+from devices.telemetry import EARLIEST, LATEST
 from village.api import audit
 from village.api.deps import Caller, Conn, Limit
 from village.api.problems import Problem, about
-from village.api.telemetry import EARLIEST, LATEST
 
 router = APIRouter(tags=["alerts"])
 AlertId = Annotated[int, Path(ge=1, le=2**63 - 1)]

@@ -15,11 +15,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from alerting import operations, valve_action
 from alerting.model import AlertView
+from devices import telemetry
 from ground.links import LinkError, LinkExpired, LinkGrant, verify_link_token
 from ground.principal import Place, Principal, Role
-from village.api import audit, telemetry
+from village.api import audit
 from village.api.deps import Conn, api_settings
 from village.api.phone_page import CONTENT_SECURITY_POLICY, alert_page, refusal_page
+from village.api.problems import Problem
 from village.api.settings import ApiSettings
 
 router = APIRouter(include_in_schema=False)
@@ -77,7 +79,10 @@ async def comment_form(request: Request) -> str:
     """The comment of the posted form (urlencoded), trimmed and bounded."""
     body = await request.body()
     form = parse_qs(body[: 16 * MAX_COMMENT].decode("utf-8", "replace"))
-    return form.get("comment", [""])[0].strip()[:MAX_COMMENT]
+    comment = form.get("comment", [""])[0].strip()[:MAX_COMMENT]
+    if "\x00" in comment:
+        raise Problem(422, "the comment holds a NUL character", "body.comment")
+    return comment
 
 
 @router.post("/a/{token}")

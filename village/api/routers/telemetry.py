@@ -9,12 +9,12 @@ from typing import Annotated, TypeVar
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
+from devices import telemetry
 from devices.service import shown_device
-from village.api import telemetry
+from devices.telemetry import Agg, Bucket, PlaceLevel, RangeError
 from village.api.deps import Caller, Conn, Limit, api_settings
 from village.api.problems import Problem
 from village.api.settings import ApiSettings
-from village.api.telemetry import Agg, Bucket, PlaceLevel, RangeError
 
 router = APIRouter(tags=["telemetry"])
 T = TypeVar("T")

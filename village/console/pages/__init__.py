@@ -1,0 +1,1 @@
+"""One module per console page; each is a view over the domain services."""
