@@ -35,8 +35,10 @@ from ground.principal import Principal
 
 REGISTRY_LOCK = 0x5245_4749  # "REGI": an arbitrary constant shared by every registry writer
 # A device's history, deleted by `remove --purge`; tables that do not exist (yet) are skipped.
+# The rollups (tables, or TimescaleDB continuous aggregates) go through
+# village_forget_device_rollups, which reaches the aggregates' materialized rows.
 HISTORY_TABLES = ("readings", "events", "device_presence", "dead_letters", "pending_devices",
-                  "readings_hourly", "readings_daily")
+                  "latest_values")
 _RECORD_COLUMNS = COLUMNS + ("firmware", "lifecycle", "created_at", "updated_at", "retired_at")
 _TEMP_TYPES = {"latitude": "double precision", "longitude": "double precision",
                "installed_on": "date", "tags": "jsonb"}
@@ -262,7 +264,6 @@ def rotate_secret(conn: psycopg.Connection, device_id: str, actor: str) -> str:
 
 
 def _history_tables(conn: psycopg.Connection) -> list[str]:
-    # Only plain and partitioned tables: on TimescaleDB the rollups are views over readings.
     found = conn.execute(
         "SELECT relname FROM pg_class WHERE relkind IN ('r', 'p')"
         " AND oid = ANY(ARRAY(SELECT to_regclass(name) FROM unnest(%s::text[]) AS name))",
@@ -282,6 +283,8 @@ def remove_device(conn: psycopg.Connection, device_id: str, actor: str) -> dict[
             cursor = conn.execute(sql.SQL("DELETE FROM {} WHERE device_id = %s").format(
                 sql.Identifier(table)), (device_id,))
             deleted[table] = cursor.rowcount
+        rollups = conn.execute("SELECT village_forget_device_rollups(%s)", (device_id,)).fetchone()
+        deleted["rollups"] = int(rollups[0]) if rollups else 0
         conn.execute("DELETE FROM devices WHERE device_id = %s", (device_id,))
         deleted["devices"] = 1
         _log(conn, [device_id], "removed", actor, {"deleted": deleted})

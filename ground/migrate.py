@@ -1,21 +1,25 @@
 """Versioned, idempotent schema migrations, safe to run from several processes at once.
 
 Each migration is `migrations/NNNN_name.sql` (both storage paths), optionally followed by
-`NNNN_name.timescale.sql` or `NNNN_name.plain.sql` for the path this database takes.
+`NNNN_name.timescale.sql` or `NNNN_name.plain.sql` for the path this database takes. After
+the migrations, every run re-applies the service roles' grants (ground.roles) and the
+storage policies (retention of raw data and of records).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
-from typing import Literal
 
 import psycopg
+from psycopg.types.json import Jsonb
 
-Storage = Literal["timescale", "plain"]
+from ground.roles import apply_grants
+from ground.storage import Storage, StorageChoice, StorageDecision, choose_storage, server_facts
 
 # An arbitrary constant shared by every process that migrates (pg_advisory_lock key).
 MIGRATION_LOCK = 0x5641_4C4C  # "VALL"
@@ -61,26 +65,14 @@ def load_migrations() -> list[Migration]:
     return migrations
 
 
-def detect_storage(conn: psycopg.Connection) -> Storage:
-    """TimescaleDB if the extension is installed or can be created (available and preloaded),
-    plain PostgreSQL otherwise."""
-    row = conn.execute(
-        "SELECT value FROM village_meta WHERE key = 'storage'"
-        if _table_exists(conn, "village_meta") else "SELECT NULL"
-    ).fetchone()
-    if row and row[0]:
-        return "timescale" if row[0] == "timescale" else "plain"
-    # Available is not enough: CREATE EXTENSION fails unless the library is preloaded.
-    usable = conn.execute(
-        "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
-        " AND (installed_version IS NOT NULL OR 'timescaledb' = ANY(string_to_array("
-        "replace(current_setting('shared_preload_libraries'), ' ', ''), ',')))"
-    ).fetchone()
-    return "timescale" if usable else "plain"
+@dataclass(frozen=True)
+class MigrationReport:
+    """What a migrate run found and did."""
 
-
-def _table_exists(conn: psycopg.Connection, name: str) -> bool:
-    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]  # type: ignore[index]
+    storage: Storage
+    applied: list[str]
+    current_version: int
+    reason: str = ""  # why this storage path (one line)
 
 
 class SchemaBehind(Exception):
@@ -111,7 +103,8 @@ def latest_version() -> int:
 
 def applied_versions(conn: psycopg.Connection) -> set[int]:
     """The versions the database has (none: never migrated)."""
-    if not _table_exists(conn, "schema_migrations"):
+    row = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+    if not (row and row[0]):
         return set()
     return {int(row[0]) for row in conn.execute("SELECT version FROM schema_migrations")}
 
@@ -129,44 +122,67 @@ def require_current_schema(conn: psycopg.Connection) -> None:
         raise SchemaBehind(max(applied, default=0), latest_version(), missing)
 
 
-@dataclass(frozen=True)
-class MigrationReport:
-    """What a migrate run found and did."""
+class MigrationError(Exception):
+    """A migration statement failed; the message is one line naming the migration and the
+    database's own error."""
 
-    storage: Storage
-    applied: list[str]
-    current_version: int
+
+@dataclass(frozen=True)
+class RecordRetention:
+    """How long the records beside the raw data are kept (each its own setting)."""
+
+    dead_letters: timedelta = timedelta(days=90)
+    alert_history: timedelta = timedelta(days=730)
+    broadcasts: timedelta = timedelta(days=730)
 
 
 Seed = Callable[[psycopg.Connection], None]
 
 
-def migrate(database_url: str, retention: timedelta, seed: Seed | None = None,
+def migrate(database_url: str, retention: timedelta, seed: Seed | None = None, *,
+            storage: StorageChoice = "auto", records: RecordRetention | None = None,
             up_to: int | None = None) -> MigrationReport:
     """Bring the schema to the newest version (or to `up_to`), run `seed` (in a transaction,
-    under the same lock), then apply the retention."""
+    under the same lock), then apply the grants and the retention.
+
+    Raises StorageError when the storage asked for cannot be had, MigrationError when a
+    statement fails; both carry one line.
+    """
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
         try:
-            return _migrate_locked(conn, retention, seed, up_to)
+            return _migrate_locked(conn, storage, retention, records or RecordRetention(), seed,
+                                   up_to)
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+            _unlock(conn)
 
 
-def _migrate_locked(conn: psycopg.Connection, retention: timedelta,
-                    seed: Seed | None, up_to: int | None) -> MigrationReport:
+def _unlock(conn: psycopg.Connection) -> None:
+    # A failed statement may have closed the connection, and the session's end has then
+    # released the lock: a second error here would only hide the first.
+    if conn.closed or conn.broken:
+        return
+    with contextlib.suppress(psycopg.Error):
+        conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+
+
+def _migrate_locked(conn: psycopg.Connection, requested: StorageChoice, retention: timedelta,
+                    records: RecordRetention, seed: Seed | None,
+                    up_to: int | None = None) -> MigrationReport:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version integer PRIMARY KEY, name text NOT NULL,"
         " applied_at timestamptz NOT NULL DEFAULT now())"
     )
-    storage = detect_storage(conn)
+    decision: StorageDecision = choose_storage(requested, server_facts(conn))
+    storage = decision.storage
     done = applied_versions(conn)
     applied: list[str] = []
     for migration in load_migrations():
         if migration.version in done or (up_to and migration.version > up_to):
             continue
-        with conn.transaction():
+        name = f"{migration.version:04d}_{migration.name}"
+        with _reported(f"migration {name}"), conn.transaction():
             if storage == "timescale":
                 conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
             conn.execute(migration.sql_for(storage).encode())
@@ -178,22 +194,47 @@ def _migrate_locked(conn: psycopg.Connection, retention: timedelta,
                 conn.execute(
                     "INSERT INTO village_meta VALUES ('storage', %s)", (storage,)
                 )
-        applied.append(f"{migration.version:04d}_{migration.name}")
+        applied.append(name)
     if seed is not None:
-        with conn.transaction():
+        with _reported("seeding the catalogue"), conn.transaction():
             seed(conn)
-    apply_storage_policies(conn, storage, retention)
-    return MigrationReport(storage, applied, schema_version(conn))
+    with _reported("granting the service roles"), conn.transaction():
+        apply_grants(conn)
+    with _reported("applying the retention"), conn.transaction():
+        apply_storage_policies(conn, storage, retention, records)
+    return MigrationReport(storage, applied, schema_version(conn), decision.reason)
 
 
-def apply_storage_policies(conn: psycopg.Connection, storage: Storage, retention: timedelta) -> None:
-    """Set the raw-data retention (and, on the plain path, prepare the coming partitions)."""
-    if storage == "timescale":
-        for table in ("readings", "events"):
-            conn.execute("SELECT remove_retention_policy(%s, if_exists => true)", (table,))
-            conn.execute("SELECT add_retention_policy(%s, %s)", (table, retention))
-    else:
+@contextlib.contextmanager
+def _reported(step: str) -> Iterator[None]:
+    try:
+        yield
+    except psycopg.Error as exc:
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise MigrationError(f"{step} failed: {first_line}") from exc
+
+
+def record_retention_config(records: RecordRetention) -> dict[str, str]:
+    """The intervals the retention of records runs with (arguments of village_prune_records)."""
+    return {"dead_letters": f"{records.dead_letters.total_seconds():.0f} seconds",
+            "alert_history": f"{records.alert_history.total_seconds():.0f} seconds",
+            "broadcasts": f"{records.broadcasts.total_seconds():.0f} seconds"}
+
+
+def apply_storage_policies(conn: psycopg.Connection, storage: Storage, retention: timedelta,
+                           records: RecordRetention) -> None:
+    """Set the raw-data retention and the records' retention on TimescaleDB (its jobs); on
+    the plain path, prepare the coming partitions (the ingest maintenance does the rest)."""
+    if storage == "plain":
         prepare_partitions(conn)
+        return
+    for table in ("readings", "events"):
+        conn.execute("SELECT remove_retention_policy(%s, if_exists => true)", (table,))
+        conn.execute("SELECT add_retention_policy(%s, %s)", (table, retention))
+    conn.execute("SELECT delete_job(job_id) FROM timescaledb_information.jobs"
+                 " WHERE proc_name = 'village_prune_records_job'")
+    conn.execute("SELECT add_job('village_prune_records_job', INTERVAL '1 hour', config => %s)",
+                 (Jsonb(record_retention_config(records)),))
 
 
 def prepare_partitions(conn: psycopg.Connection) -> int:

@@ -1,4 +1,5 @@
-"""Keeping the plain-PostgreSQL path current: rollups, partitions and retention.
+"""Keeping the plain-PostgreSQL path current: rollups, partitions and retention (of raw
+data, and of dead letters, alert history and broadcast records).
 
 Runs beside the writer in every worker, but only the worker holding an advisory lock does
 the work, so several workers never refresh the same rollups at once. On TimescaleDB the
@@ -37,6 +38,14 @@ def due(now: float, last_rollups: float, last_housekeeping: float,
         rollups=now - last_rollups >= retention.rollup_refresh_s,
         housekeeping=now - last_housekeeping >= retention.maintenance_interval_s,
     )
+
+
+def record_intervals(retention: RetentionSettings) -> tuple[timedelta, timedelta, timedelta]:
+    """The dead letters', alert history's and broadcasts' retention, as village_prune_records
+    takes them."""
+    return (timedelta(days=retention.dead_letter_days),
+            timedelta(days=retention.alert_history_days),
+            timedelta(days=retention.broadcast_days))
 
 
 class Maintenance:
@@ -93,6 +102,8 @@ class Maintenance:
                 prepare_partitions(conn)
                 keep = timedelta(days=self._retention.raw_days)
                 conn.execute("SELECT village_apply_retention(%s)", (keep,))
+                conn.execute("SELECT village_prune_records(%s, %s, %s)", record_intervals(
+                    self._retention))
                 last_housekeeping = now
             if jobs.rollups:
                 conn.execute("SELECT village_refresh_rollups()")

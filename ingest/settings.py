@@ -46,10 +46,14 @@ class IngestSettings(BaseModel):
 
 
 class RetentionSettings(BaseModel):
-    """How long raw data is kept, and how often rollups and retention run."""
+    """How long raw data and records are kept, and how often rollups and retention run."""
 
     model_config = ConfigDict(extra="forbid")
 
     raw_days: int = Field(730, ge=1, le=36_500)
+    dead_letter_days: int = Field(90, ge=1, le=36_500, description="refused messages kept")
+    alert_history_days: int = Field(
+        730, ge=1, le=36_500, description="resolved alerts and notifications kept")
+    broadcast_days: int = Field(730, ge=1, le=36_500, description="broadcasts and their audit kept")
     rollup_refresh_s: float = Field(15, gt=0, le=3600)
     maintenance_interval_s: float = Field(3600, gt=0, le=86_400)

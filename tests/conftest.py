@@ -46,12 +46,40 @@ def drop_database(admin_url: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def refresh_rollups(conn: psycopg.Connection) -> None:
+    """Bring the rollups up to date as the service would: on plain PostgreSQL its refresh;
+    on TimescaleDB nothing, since the continuous aggregates answer in real time."""
+    storage = conn.execute("SELECT value FROM village_meta WHERE key = 'storage'").fetchone()
+    if storage == ("plain",):
+        conn.execute("SELECT village_refresh_rollups()")
+
+
+def seal_template(admin_url: str, name: str) -> None:
+    """Let nobody connect to a template any more, so copying it never finds it in use (on
+    TimescaleDB, its job scheduler would otherwise come and go at any time).
+
+    On TimescaleDB its jobs are unscheduled first: they run on the wall clock, and tests fix
+    "now" (a retention job would rightly delete data written as of a past instant). Tests
+    of the jobs run them with `CALL run_job(...)`.
+    """
+    with psycopg.connect(database_url_for(admin_url, name), autocommit=True) as conn:
+        if conn.execute("SELECT value FROM village_meta WHERE key = 'storage'").fetchone() == (
+                "timescale",):
+            conn.execute("SELECT alter_job(job_id, scheduled => false)"
+                         " FROM timescaledb_information.jobs")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                     (name,))
+
+
 @pytest.fixture(scope="session")
 def migrated_template(worker_id: str) -> Iterator[str]:
     """A database migrated once per test process, copied for every test."""
     name = f"village_template_{worker_id}_{os.getpid()}"
     url = create_database(ADMIN_URL, name)
     migrate(url, retention=timedelta(days=730))
+    seal_template(ADMIN_URL, name)
     yield name
     drop_database(ADMIN_URL, name)
 

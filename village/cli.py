@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 import typer
 
+from ground.storage import StorageError
 from village.commands import (
     alerts,
     api,
     broadcast,
     broker,
     dashboards,
+    db,
     device_commands,
     devices,
     ingest,
@@ -23,7 +24,7 @@ from village.commands import (
 from village.commands.errors import CommandGroup
 from village.commands.output import err, settings_or_exit
 from village.logs import LogFormat, configure_logging
-from village.schema import migrate as run_migrations
+from village.schema import migrate_as_configured
 
 app = typer.Typer(
     name="village",
@@ -52,9 +53,12 @@ def village(
 def migrate() -> None:
     """Create or upgrade the database schema (idempotent; safe from several processes)."""
     settings = settings_or_exit(database=False)
-    report = run_migrations(
-        settings.database_url, timedelta(days=settings.retention.raw_days)
-    )
+    try:
+        report = migrate_as_configured(settings.database_url, settings.storage, settings.retention)
+    except StorageError as exc:
+        err.print(f"[red]migrate failed:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    err.print(f"storage: {report.storage} ({report.reason})", highlight=False)
     done = ", ".join(report.applied) if report.applied else "nothing to apply"
     err.print(
         f"schema at version {report.current_version} ({report.storage} storage): {done}",
@@ -63,7 +67,7 @@ def migrate() -> None:
 
 
 for command_module in (ingest, up, devices, device_commands, broker, simulate, alerts, broadcast,
-                       dashboards, api, users):
+                       dashboards, api, users, db):
     command_module.register(app)
 
 

@@ -6,6 +6,7 @@ process's `main()`, never at import. A bad setting fails at start with one line 
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from psycopg.conninfo import conninfo_to_dict
@@ -18,6 +19,7 @@ from dashboards.settings import GrafanaSettings
 from devices.access_settings import AccessSettings
 from devices.contract import DEFAULT_TOPIC_PREFIX, TOPIC_PREFIX_PATTERN
 from ground.settings import MqttEndpoint, SettingsError, load, parse_mqtt_url
+from ground.storage import StorageChoice
 from ingest.settings import IngestSettings, RetentionSettings
 from village.api.settings import ApiSettings
 from village.console.settings import ConsoleSettings
@@ -40,12 +42,18 @@ class Settings(BaseSettings):
     database_url: str = "postgresql://postgres@127.0.0.1:5432/village"
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     topic_prefix: str = DEFAULT_TOPIC_PREFIX
+    storage: StorageChoice = Field(
+        "auto", description="timescale, plain, or auto: TimescaleDB where it is preloaded"
+    )
     development: bool = Field(
         False, description="allow working defaults for secrets (never in production)"
     )
     debug: bool = Field(False, description="a failing command shows its traceback")
     log_format: LogFormat = Field(
         LogFormat.TEXT, description="text: one line per event; json: one object per line")
+    ready_file: Path | None = Field(
+        None, description="touched while a long-running service is connected and working"
+    )
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)

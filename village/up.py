@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
@@ -51,7 +50,7 @@ from village.commands.broker import DYNSEC_FILE, write_broker_config
 from village.console.accounts import AccountError, create_user, enable_user, reset_password
 from village.local_stack import LocalStack, announce
 from village.processes import broadcast_daemon, ingest_worker, start_alerting, stop_on_signals
-from village.schema import migrate
+from village.schema import migrate_as_configured
 from village.settings import Settings
 
 log = logging.getLogger("village.up")
@@ -206,8 +205,8 @@ def _cluster_dir(stack: Stack) -> Path:
 
 
 def _migrate(stack: Stack) -> None:
-    report = migrate(stack.settings.database_url,
-                     timedelta(days=stack.settings.retention.raw_days))
+    settings = stack.settings
+    report = migrate_as_configured(settings.database_url, settings.storage, settings.retention)
     done = ", ".join(report.applied) or "already current"
     log.info("schema      version %d, %s storage (%s)", report.current_version, report.storage,
              done)

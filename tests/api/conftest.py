@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from ground.local import free_port
 from ground.principal import SYSTEM, Place, Role
+from tests.conftest import refresh_rollups
 from village.api.app import create_app
 from village.api.serve import start
 from village.api.settings import ApiSettings
@@ -49,8 +50,8 @@ def seed_registry(conn: psycopg.Connection) -> None:
                     ts = NOW - timedelta(hours=72 - hour)
                     copy.write_row((meter, "total_m3", ts, 100 + hour * 0.1))
                     copy.write_row((meter, "flow_m3h", ts, 0.1))
-    conn.execute("SELECT village_refresh_rollups()")
     conn.execute("SELECT village_merge_latest()")
+    refresh_rollups(conn)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import psycopg
 from devices.catalogue import kind_named
 from devices.decode import Limits, Reading, decode_telemetry
 from devices.models import telemetry_model
+from tests.conftest import refresh_rollups
 
 DAYS = 8
 UPLOAD = 96  # reading sets per message, like an NB-IoT meter's daily upload
@@ -178,9 +179,7 @@ def fill(database_url: str, now: datetime) -> None:
         _alerts_and_broadcasts(conn, now)
         # Rows written without ingest: merged into latest_values as an import would be.
         conn.execute("SELECT village_merge_latest()")
-        storage = conn.execute("SELECT value FROM village_meta WHERE key = 'storage'").fetchone()
-        if storage and storage[0] == "plain":
-            conn.execute("SELECT village_refresh_rollups()")
+        refresh_rollups(conn)
 
 
 # Alerts: one critical firing in Xi'an acknowledged after 12 minutes, one major in 李家村

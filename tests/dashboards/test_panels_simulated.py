@@ -20,7 +20,7 @@ from simulators.history import Backfill
 from simulators.population import PopulationSpec, generate_population
 from simulators.store import fill_history
 from tests.clock import SHIFTED_CLOCKS
-from tests.conftest import ADMIN_URL, create_database, drop_database
+from tests.conftest import ADMIN_URL, create_database, drop_database, refresh_rollups
 from tests.dashboards.panel_rows import panel_rows
 
 DAYS = 2
@@ -53,7 +53,7 @@ def simulated_url(migrated_template: str, end: datetime) -> Iterator[str]:
     ]
     with psycopg.connect(url) as conn:
         fill_history(conn, DEVICES, Backfill(start=start, days=DAYS, seed=7), faults)
-        conn.execute("SELECT village_refresh_rollups()")
+        refresh_rollups(conn)
     yield url
     drop_database(ADMIN_URL, name)
 

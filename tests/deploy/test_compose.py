@@ -29,7 +29,10 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 APP_IMAGE = "smart-village-telemetry"
 PENDING = "org.smart-village.pending-command"
-SECRETS = ("POSTGRES_PASSWORD", "GRAFANA_DB_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "LINK_SECRET")
+SECRETS = ("POSTGRES_PASSWORD", "GRAFANA_DB_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "LINK_SECRET",
+           "DB_OWNER_PASSWORD")
+LONG_RUNNING = ("ingest", "broadcast", "alerting", "api")
+CREDENTIALS_MOUNT = "/run/village"
 
 
 def compose_cli() -> Path:
@@ -163,14 +166,18 @@ def test_service_settings_are_real_settings(model: dict[str, Any]) -> None:
         assert village - known == set(), name
 
 
+def _out_dir(service: dict[str, Any], option: str) -> tuple[str, str]:
+    """The directory a set-up service writes with `option`, and the volume behind it."""
+    argv = service["command"]
+    out_dir = argv[argv.index(option) + 1]
+    return out_dir, next(v["source"] for v in service["volumes"] if v["target"] == out_dir)
+
+
 def test_broker_files_flow_from_broker_config_to_mosquitto_and_services(
     model: dict[str, Any],
 ) -> None:
     services = model["services"]
-    argv = services["broker-config"]["command"]
-    out_dir = argv[argv.index("--out") + 1]
-    writer_volume = next(v["source"] for v in services["broker-config"]["volumes"]
-                         if v["target"] == out_dir)
+    out_dir, writer_volume = _out_dir(services["broker-config"], "--out")
     conf = (ROOT / "deploy/mosquitto/mosquitto.conf").read_text()
     for variant in ("mosquitto.conf", "mosquitto-demo.conf"):
         lines = (ROOT / "deploy/mosquitto" / variant).read_text().splitlines()
@@ -181,12 +188,79 @@ def test_broker_files_flow_from_broker_config_to_mosquitto_and_services(
                            if v.get("source") == writer_volume)
     assert f"password_file {mosquitto_mount}/passwd" in conf
     assert f"acl_file {mosquitto_mount}/acl" in conf
-    env_files = {f"{out_dir}/{account.service}.env" for account in SERVICE_ACCOUNTS}
-    for name in ("ingest", "broadcast", "alerting", "api"):
+    # passwd and acl: Mosquitto's group may read them, nobody else.
+    argv = services["broker-config"]["command"]
+    group = argv[argv.index("--broker-group") + 1]
+    assert group in services["broker-config"]["group_add"]
+    for name in LONG_RUNNING:
+        assert not any(v.get("source") == writer_volume for v in services[name]["volumes"]), name
+
+
+def test_each_service_reads_only_its_own_credentials(model: dict[str, Any]) -> None:
+    services = model["services"]
+    env_out, volume = _out_dir(services["broker-config"], "--env-out")
+    db_out, db_volume = _out_dir(services["db-roles"], "--out")
+    assert (env_out, volume) == (db_out, db_volume)
+    accounts = {account.service for account in SERVICE_ACCOUNTS}
+    for name in LONG_RUNNING:
         service = services[name]
-        assert service["environment"]["SERVICE_ENV_FILE"] in env_files, name
-        assert any(v.get("source") == writer_volume and v["target"] == out_dir
-                   for v in service["volumes"]), name
+        assert name in accounts, name
+        mounts = [v for v in service["volumes"] if v.get("source") == volume]
+        assert len(mounts) == 1, name
+        assert mounts[0]["volume"]["subpath"] == name and mounts[0]["read_only"], name
+        assert service["environment"]["SERVICE_ENV_DIR"] == mounts[0]["target"], name
+        # Its database login comes from its own db.env, never the owner's URL.
+        assert "VILLAGE_DATABASE_URL" not in service["environment"], name
+    for name, service in services.items():
+        if name not in ("broker-config", "db-roles"):
+            assert all(v.get("source") != volume or v.get("volume", {}).get("subpath")
+                       for v in service.get("volumes", [])), name
+    entrypoint = (ROOT / "deploy/entrypoint.sh").read_text()
+    assert '"$SERVICE_ENV_DIR"/*.env' in entrypoint
+
+
+def test_images_are_pinned_to_the_release_lines_the_docs_name(model: dict[str, Any]) -> None:
+    services = model["services"]
+    assert re.fullmatch(r"timescale/timescaledb:2\.28\.\d+-pg15", services["timescaledb"]["image"])
+    assert re.fullmatch(r"eclipse-mosquitto:2\.0\.\d+", services["mosquitto"]["image"])
+    assert re.fullmatch(r"grafana/grafana-oss:11\.6\.\d+", services["grafana"]["image"])
+    docs = (ROOT / "docs/deploy.md").read_text()
+    for name in ("timescaledb", "mosquitto", "grafana"):
+        assert services[name]["image"] in docs, name
+
+
+def test_devices_reach_the_broker_over_tls_only(model: dict[str, Any]) -> None:
+    mosquitto = model["services"]["mosquitto"]
+    published = {int(port["target"]) for port in mosquitto["ports"]}
+    assert published == {8883}
+    conf = (ROOT / "deploy/mosquitto/mosquitto.conf").read_text()
+    tls = conf[conf.index("listener 8883"):]
+    certs = next(v["target"] for v in mosquitto["volumes"] if v["target"].endswith("/certs"))
+    assert f"certfile {certs}/server.crt" in tls and f"keyfile {certs}/server.key" in tls
+    assert (ROOT / "deploy/mosquitto/certs/README.md").exists()
+
+
+def test_every_long_running_service_has_a_readiness_healthcheck(model: dict[str, Any]) -> None:
+    services = model["services"]
+    for name, service in services.items():
+        if service.get("restart") == "no" or service.get("profiles"):
+            continue  # set-up jobs exit; the demonstration simulators are no service
+        assert service.get("healthcheck", {}).get("test"), name
+    for name in ("ingest", "broadcast", "alerting"):
+        service = services[name]
+        test = service["healthcheck"]["test"]
+        ready_file = service["environment"]["VILLAGE_READY_FILE"]
+        assert test[:4] == ["CMD", "python", "-m", "ground.health"] and test[4] == ready_file, name
+
+
+def test_the_services_use_the_owner_and_their_own_logins_not_the_superuser(
+    model: dict[str, Any],
+) -> None:
+    for name, service in model["services"].items():
+        url = service.get("environment", {}).get("VILLAGE_DATABASE_URL", "")
+        assert not url.startswith("postgresql://postgres:"), name
+    init = (ROOT / "deploy/timescaledb/10-village-owner.sh").read_text()
+    assert "CREATE ROLE village_owner LOGIN CREATEROLE" in init
 
 
 def test_grafana_gets_the_built_provisioning(model: dict[str, Any]) -> None:
@@ -214,8 +288,8 @@ def test_every_file_mounted_from_the_repository_exists(model: dict[str, Any]) ->
 
 
 def test_more_ingest_workers_each_with_their_own_stable_client_id(filled_env: Path) -> None:
-    result = compose(filled_env, "-f", str(COMPOSE_FILE), "-f",
-                     str(ROOT / "deploy/compose.ingest-workers.yml"), "config", "--format", "json")
+    result = compose(filled_env, "-f", str(ROOT / "deploy/compose.ingest-workers.yml"), "config",
+                     "--format", "json")
     assert result.returncode == 0, result.stderr
     services = json.loads(result.stdout)["services"]
     workers = {n: s for n, s in services.items()
@@ -224,8 +298,8 @@ def test_more_ingest_workers_each_with_their_own_stable_client_id(filled_env: Pa
     ids = [s["environment"]["VILLAGE_INGEST__CLIENT_ID"] for s in workers.values()]
     assert len(set(ids)) == len(ids), ids
     for name, worker in workers.items():
-        assert set(worker["depends_on"]) == {"migrate", "mosquitto"}, name
-        assert worker["environment"]["SERVICE_ENV_FILE"].endswith("/ingest.env"), name
+        assert set(worker["depends_on"]) == {"db-roles", "mosquitto"}, name
+        assert worker["volumes"][0]["volume"]["subpath"] == "ingest", name
 
 
 def test_services_with_persistent_sessions_name_their_client_id(model: dict[str, Any]) -> None:
@@ -234,6 +308,25 @@ def test_services_with_persistent_sessions_name_their_client_id(model: dict[str,
     services = model["services"]
     assert services["ingest"]["environment"]["VILLAGE_INGEST__CLIENT_ID"]
     assert services["broadcast"]["environment"]["VILLAGE_BROADCAST__CLIENT_ID"]
+
+
+def test_the_entrypoint_loads_every_credential_file_of_the_service(tmp_path: Path) -> None:
+    own = tmp_path / "run"
+    own.mkdir()
+    (own / "db.env").write_text("VILLAGE_DATABASE_URL=postgresql://village_ingest_login:x@db/v\n")
+    (own / "mqtt.env").write_text("# comment\nVILLAGE_MQTT_URL=mqtt://svc-ingest:y@broker:1883\n")
+    entrypoint = str(ROOT / "deploy/entrypoint.sh")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SERVICE_ENV_DIR": str(own)}
+    result = subprocess.run(["sh", entrypoint, "env"], capture_output=True, text=True, env=env,
+                            timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "VILLAGE_DATABASE_URL=postgresql://village_ingest_login:x@db/v" in result.stdout
+    assert "VILLAGE_MQTT_URL=mqtt://svc-ingest:y@broker:1883" in result.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused = subprocess.run(["sh", entrypoint, "env"], capture_output=True, text=True,
+                             env={**env, "SERVICE_ENV_DIR": str(empty)}, timeout=30)
+    assert refused.returncode == 1 and "db-roles" in refused.stderr
 
 
 def test_prometheus_scrapes_each_process_at_its_configured_metrics_port(

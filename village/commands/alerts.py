@@ -24,6 +24,7 @@ from alerting.operations import (
 )
 from alerting.rules import RuleError, parse_duration
 from alerting.runner import AlertingUnavailable
+from ground.health import signal_readiness
 from ground.principal import Principal, Role
 from ground.settings import SettingsError
 from village.commands.output import err, fail, metrics_served, out, refusals, settings_or_exit
@@ -143,6 +144,7 @@ def run_command() -> None:
         err.print(f"[red]alerting:[/red] {exc}")
         raise typer.Exit(2) from None
     stop = threading.Event()
+    signal_readiness(settings.ready_file, settings.database_url, [handle.thread.is_alive], stop)
     metrics = metrics_served(handle.metrics.registry, settings.alerting.metrics_port,
                              "VILLAGE_ALERTING__METRICS_PORT")
     log.info("ready: %d rules, %d receivers, reading %s", len(handle.engine.book.rules),

@@ -32,6 +32,7 @@ from broadcast.service import (
     set_group,
     show_broadcast,
 )
+from ground.health import signal_readiness
 from ground.mqtt import check_reachable
 from ground.principal import Principal, Role
 from ground.validation import first_error
@@ -246,6 +247,7 @@ def daemon() -> None:
     metrics = metrics_served(handle.metrics.registry, settings.broadcast.metrics_port,
                              "VILLAGE_BROADCAST__METRICS_PORT")
     done = threading.Event()
+    signal_readiness(settings.ready_file, settings.database_url, [handle.ready.is_set], done)
     try:
         with stop_on_signals(done):
             while not handle.ready.wait(0.2):

@@ -31,9 +31,12 @@ log = logging.getLogger("village.access")
 DYNSEC_FILE = "dynamic-security.json"
 
 
-def _write_atomically(path: Path, chunks: Iterable[str], mode: int) -> None:
+def _write_atomically(path: Path, chunks: Iterable[str], mode: int,
+                      group: int | None = None) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    if group is not None:
+        os.fchown(fd, -1, group)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.writelines(chunks)
         handle.flush()
@@ -59,9 +62,11 @@ def _env_password(path: Path, username: str) -> str | None:
 
 def write_broker_config(conn: psycopg.Connection, directory: Path, prefix: str,
                         endpoint: MqttEndpoint, rotate_services: bool, dynsec: bool = False,
-                        ) -> tuple[int, int]:
-    """Write passwd (or the plugin's file), acl and one env file per service; switch live
-    access on or off to match; return (devices, gateways) written."""
+                        env_dir: Path | None = None,
+                        broker_group: int | None = None) -> tuple[int, int]:
+    """Write passwd (or the plugin's file), acl and one env file per service
+    (`directory/<service>.env`, or `env_dir/<service>/mqtt.env`); switch live access on or
+    off to match; return (devices, gateways) written."""
 
     directory.mkdir(parents=True, exist_ok=True)
     with conn.transaction():
@@ -69,7 +74,9 @@ def write_broker_config(conn: psycopg.Connection, directory: Path, prefix: str,
         logins: list[tuple[str, str]] = []
         env_files: dict[Path, str] = {}
         for account in SERVICE_ACCOUNTS:
-            env_path = directory / f"{account.service}.env"
+            env_path = (env_dir / account.service / "mqtt.env" if env_dir is not None
+                        else directory / f"{account.service}.env")
+            env_path.parent.mkdir(parents=True, exist_ok=True)
             decision = service_secret(stored.get(account.username),
                                       _env_password(env_path, account.username), rotate_services)
             if decision.new_hash is not None:
@@ -80,15 +87,17 @@ def write_broker_config(conn: psycopg.Connection, directory: Path, prefix: str,
                                    f"VILLAGE_MQTT_URL={url}\n")
         logins.extend(broker_accounts(conn))
         gateways = sorted(gateway_ids(conn, active_only=True))
-        # The broker runs as its own user and must read these; they hold no secret.
+        # The broker must read these, and nobody else: its group, or only our user.
+        mode = 0o640 if broker_group is not None else 0o600
         if dynsec:
             _write_dynsec(directory / DYNSEC_FILE, prefix, logins, set(gateways),
-                          len(SERVICE_ACCOUNTS))
+                          len(SERVICE_ACCOUNTS), mode, broker_group)
             # The plugin gives each gateway its topic: the ACL file does not change with them.
-            _write_atomically(directory / "acl", [acl_text(prefix, [])], 0o644)
+            _write_atomically(directory / "acl", [acl_text(prefix, [])], mode, broker_group)
         else:
-            _write_atomically(directory / "passwd", passwd_lines(logins), 0o644)
-            _write_atomically(directory / "acl", [acl_text(prefix, gateways)], 0o644)
+            _write_atomically(directory / "passwd", passwd_lines(logins), mode, broker_group)
+            _write_atomically(directory / "acl", [acl_text(prefix, gateways)], mode,
+                              broker_group)
         for env_path, text in env_files.items():
             _write_atomically(env_path, [text], 0o600)
         set_live_access(conn, dynsec)
@@ -96,14 +105,18 @@ def write_broker_config(conn: psycopg.Connection, directory: Path, prefix: str,
 
 
 def _write_dynsec(path: Path, prefix: str, logins: list[tuple[str, str]], gateways: set[str],
-                  services: int) -> None:
+                  services: int, mode: int, group: int | None) -> None:
     config = plugin_config(prefix, logins[:services],
                            ((name, hashed, name in gateways) for name, hashed in logins[services:]))
-    _write_atomically(path, [json.dumps(config, indent=1)], 0o644)
+    _write_atomically(path, [json.dumps(config, indent=1)], mode, group)
 
 
 def broker_config(
     directory: Annotated[Path, typer.Option("--out", help="where passwd, acl and *.env go")],
+    env_out: Annotated[Path | None, typer.Option(
+        help="write each service's env file to ENV_OUT/<service>/mqtt.env instead")] = None,
+    broker_group: Annotated[int | None, typer.Option(
+        help="group id the broker reads passwd and acl as (mode 0640; default 0600)")] = None,
     reload: Annotated[bool, typer.Option(help="signal Mosquitto to re-read the files")] = False,
     pid_file: Annotated[Path | None, typer.Option(help="Mosquitto's pid_file, for --reload")] = None,
     rotate_services: Annotated[bool, typer.Option(help="issue new service secrets")] = False,
@@ -124,7 +137,7 @@ def broker_config(
         raise fail(f"--broker-url: {exc}", 2) from None
     with registry_connection() as conn:
         devices, gateways = write_broker_config(conn, directory, settings.topic_prefix, endpoint,
-                                                rotate_services, dynsec)
+                                                rotate_services, dynsec, env_out, broker_group)
     logins = DYNSEC_FILE if dynsec else "passwd"
     err.print(f"{directory}: {logins} ({devices} devices), acl ({gateways} gateways),"
               " one env file per service", highlight=False)

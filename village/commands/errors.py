@@ -17,7 +17,7 @@ import psycopg.errors
 import typer
 from typer.core import TyperGroup
 
-from ground.migrate import SchemaBehind, require_current_schema
+from ground.migrate import MigrationError, SchemaBehind, require_current_schema
 from ground.mqtt import BrokerUnreachable
 from ground.settings import SettingsError
 from village.commands.output import err, load_with_local_stack
@@ -146,6 +146,14 @@ def _broker(exc: BrokerUnreachable) -> Failure:
                    "set VILLAGE_MQTT_URL", EXIT_UNAVAILABLE)
 
 
+def _migration(exc: MigrationError) -> Failure:
+    """A migration step the database refused: told as the database's own failure."""
+    cause = exc.__cause__
+    if isinstance(cause, psycopg.Error):
+        return explain(cause)
+    return Failure(f"migrate failed: {exc}", 1)
+
+
 def _database_other(exc: psycopg.Error) -> Failure:
     return Failure(f"database: {_reason(exc)} ({DEBUG_HINT})", EXIT_SOFTWARE)
 
@@ -153,6 +161,7 @@ def _database_other(exc: psycopg.Error) -> Failure:
 # Most specific first: the first class the exception is an instance of answers.
 _EXPLAIN: list[tuple[type[BaseException], Callable[[Any], Failure]]] = [
     (SchemaBehind, _schema_behind),
+    (MigrationError, _migration),
     (BrokerUnreachable, _broker),
     (psycopg.errors.InsufficientPrivilege, _permission),
     (psycopg.errors.UndefinedTable, _undefined),

@@ -8,6 +8,7 @@ import time
 
 import typer
 
+from ground.health import signal_readiness
 from ground.mqtt import check_reachable
 from ingest.service import Stats, Worker, default_client_id
 from village.commands.output import metrics_served, settings_or_exit
@@ -36,6 +37,9 @@ def ingest(
                              "VILLAGE_INGEST__METRICS_PORT")
     reporter = threading.Thread(target=_report, args=(running, settings, status_every),
                                 daemon=True)
+    signal_readiness(settings.ready_file, settings.database_url,
+                     [running.subscriber.connected.is_set, lambda: running.stats.database_ok],
+                     running.stop)
     try:
         with stop_on_signals(running.stop):
             reporter.start()
