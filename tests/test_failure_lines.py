@@ -95,6 +95,7 @@ COMMANDS = [
     _command("users enable duty", DB),
     _command("users disable duty", DB),
     _command("users list", DB),
+    _command("db roles --out {dir}/roles", DB),
 ]
 # These say what they start or make before a failure stops them.
 TELL_PROGRESS = ("up", "simulate")
