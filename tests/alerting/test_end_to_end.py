@@ -26,7 +26,8 @@ from simulators.fleet import SimulatedFleet
 from tests.ingest.conftest import ingest_settings, running_worker, wait_until
 from village.processes import start_alerting
 from village.settings import Settings
-from village.up import Stack, alerting_component
+from village.up import alerting_component
+from village.up_stack import Stack
 
 from .fixtures import add_devices, add_readings, two_level_routing
 from .receivers import http_receiver, smtp_receiver

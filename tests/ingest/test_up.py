@@ -18,7 +18,7 @@ import pytest
 
 from ground.local import PostgresCluster, free_port, stop_stale_servers
 from tests.ingest.conftest import scalar, wait_until
-from village.up import LocalBroker, UpError, choose_broker
+from village.up_stack import LocalBroker, UpError, choose_broker
 
 
 @pytest.mark.slow

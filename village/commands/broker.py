@@ -18,8 +18,9 @@ import typer
 from devices.access_queue import set_live_access
 from devices.access_sync import AccessDaemon
 from devices.broker_access import SERVICE_ACCOUNTS, acl_text, passwd_lines, service_secret
+from devices.broker_logins import broker_accounts, service_hashes, store_service_hash
 from devices.dynsec import plugin_config
-from devices.store import broker_accounts, gateway_ids, service_hashes, store_service_hash
+from devices.store import gateway_ids
 from ground.mqtt import check_reachable
 from ground.settings import MqttEndpoint, format_mqtt_url, parse_mqtt_url
 from village.commands.devices import registry_connection

@@ -10,7 +10,8 @@ from rich.console import Console
 
 from village.commands.output import settings_or_exit
 from village.local_stack import DATA_DIR
-from village.up import LocalBroker, run_up
+from village.up import run_up
+from village.up_stack import LocalBroker
 
 console = Console(stderr=True, soft_wrap=True, highlight=False)
 
