@@ -33,20 +33,18 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import orjson
 import psycopg
 from common import load
+from soak_load import Operators, emergency
 from soak_parts import (
     DAY_READINGS,
     BrokerStore,
-    County,
     county,
     histogram_p99,
     percentiles,
@@ -57,8 +55,6 @@ from soak_parts import (
     total,
 )
 
-from broadcast.model import BroadcastRequest, Scope
-from broadcast.service import create_broadcast
 from ground.local import MosquittoServer, free_port, wait_for_port
 from ground.principal import SYSTEM, Place, Role
 from simulators.store import register
@@ -119,63 +115,6 @@ def start_stack(url: str, mqtt_url: str, workers: int, log_dir: Path) -> Stack:
     for port in (*stack.metrics.values(), stack.api_port):
         wait_for_port(port, timeout_s=120)
     return stack
-
-
-class Operators:
-    """A steady trickle of operator requests: one county's latest meter values at a time,
-    township by township, a page of 1,000 meters a request."""
-
-    def __init__(self, port: int, token: str, counties: list[County], every_s: float) -> None:
-        self._http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60,
-                                  headers={"Authorization": f"Bearer {token}"})
-        self._counties = counties
-        self._every_s = every_s
-        self.requests: list[float] = []  # seconds per request
-        self.sweeps: list[float] = []  # seconds per county (every page of every township)
-        self.errors = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> None:
-        """Begin asking."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop asking."""
-        self._stop.set()
-        self._thread.join(30)
-        self._http.close()
-
-    def _run(self) -> None:
-        turn = 0
-        while not self._stop.wait(self._every_s):
-            target = self._counties[turn % len(self._counties)]
-            turn += 1
-            started = time.perf_counter()
-            for township in target.townships:
-                after = None
-                while True:
-                    asked = time.perf_counter()
-                    response = self._http.get("/telemetry/latest", params={
-                        "kind": "water_meter", "township": township, "limit": "1000"}
-                        | ({"after": after} if after else {}))
-                    self.requests.append(time.perf_counter() - asked)
-                    if response.status_code != 200:
-                        self.errors += 1
-                        break
-                    after = response.json()["next_after"]
-                    if after is None:
-                        break
-            self.sweeps.append(time.perf_counter() - started)
-
-
-def emergency(url: str, target: County) -> str:
-    """A county-wide emergency to every loudspeaker of the county."""
-    request = BroadcastRequest(scope=Scope.of_speakers(*target.speakers),
-                               text="山洪预警，请立即转移。", priority="emergency",
-                               volume_pct=100, expires_in_s=600)
-    with psycopg.connect(url) as conn:
-        return create_broadcast(conn, request, SYSTEM, datetime.now(UTC))
 
 
 # Cameras publish a reading as they take it (meters send theirs later, through a gateway
