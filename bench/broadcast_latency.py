@@ -25,13 +25,13 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
 import numpy as np
 import psycopg
+from common import wait_until
 
 from broadcast.model import BroadcastRequest, Scope
 from broadcast.service import create_broadcast
@@ -56,14 +56,6 @@ def _database(name: str, create: bool) -> str:
         if create:
             conn.execute(f'CREATE DATABASE "{name}"')
     return ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-
-
-def _wait(condition: Callable[[], object], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout_s} s for {what}")
-        time.sleep(0.05)
 
 
 def _fleet(broker_url: str, prefix: str, rows: list[tuple[str, str, str]],
@@ -102,7 +94,7 @@ def run(count: int, workdir: Path) -> None:
             fleet_s = time.monotonic() - started
             handle = broadcast_daemon(settings).start()
             try:
-                _wait(lambda: handle.ready.is_set() and len(handle.engine.presence) >= count,
+                wait_until(lambda: handle.ready.is_set() and len(handle.engine.presence) >= count,
                       120, "the daemon to hear every speaker's status")
                 request = BroadcastRequest(scope=Scope.county(), text="山洪预警，请立即转移。",
                                            priority="emergency", volume_pct=100,
@@ -111,7 +103,7 @@ def run(count: int, workdir: Path) -> None:
                 with psycopg.connect(url) as conn:
                     broadcast_id = create_broadcast(conn, request, SYSTEM, requested)
                 with psycopg.connect(url, autocommit=True) as conn:
-                    _wait(lambda: conn.execute(
+                    wait_until(lambda: conn.execute(
                         "SELECT count(*) = %s FROM broadcast_deliveries WHERE broadcast_id = %s"
                         " AND state = 'accepted'", (count, broadcast_id)).fetchone()[0],  # type: ignore[index]
                         120, "every speaker to accept")

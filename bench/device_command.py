@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
-from common import load
+from common import load, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -56,14 +56,6 @@ def _fleet(broker_url: str, prefix: str, ids: list[str], ready: Event, stop: Eve
         stop.wait()
     finally:
         fleet.stop()
-
-
-def _until(check: object, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout_s} s for {what}")
-        time.sleep(0.1)
 
 
 def run(count: int, workdir: Path) -> None:
@@ -96,7 +88,7 @@ def run(count: int, workdir: Path) -> None:
         fleet_s = time.monotonic() - started
         handle = broadcast_daemon(settings).start()
         try:
-            _until(lambda: handle.ready.is_set() and len(handle.commands.presence) >= count,
+            wait_until(lambda: handle.ready.is_set() and len(handle.commands.presence) >= count,
                    300, "every meter's status")
             requested = datetime.now(UTC)
             request = CommandRequest("set_valve", "bench: close every valve", {"open": False},
@@ -105,7 +97,7 @@ def run(count: int, workdir: Path) -> None:
                 command_id = send_command(conn, SYSTEM, request, requested)
             recorded_s = (datetime.now(UTC) - requested).total_seconds()
             with psycopg.connect(url, autocommit=True) as conn:
-                _until(lambda: conn.execute(
+                wait_until(lambda: conn.execute(
                     "SELECT count(*) = %s FROM device_command_deliveries WHERE command_id = %s"
                     " AND accepted_at IS NOT NULL", (count, command_id)).fetchone()[0],  # type: ignore[index]
                     600, "every meter to confirm")
