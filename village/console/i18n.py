@@ -136,6 +136,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "command": ("指令", "Command"),
     "command_done": ("已执行", "Done"),
     "why": ("原因说明（记入审计）", "Why (kept in the audit)"),
+    "why_column": ("事由", "Why"),
     "selection": ("下发对象", "Devices"),
     "command_selection": ("向筛选出的设备下发指令", "Command the devices selected"),
     "filters_not_applied": ("指令不按以下条件筛选", "Commands do not filter by"),
