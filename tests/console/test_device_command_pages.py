@@ -49,7 +49,7 @@ def test_an_operator_closes_a_valve_from_the_device_page_and_follows_the_answer(
     with psycopg.connect(seeded) as conn:
         audited = conn.execute("SELECT actor, target, township, village, detail->>'why'"
                                " FROM api_audit WHERE action = 'device.command'").fetchall()
-        command_id = conn.execute("SELECT command_id FROM device_commands").fetchone()[0]
+        (command_id,), = conn.execute("SELECT command_id FROM device_commands").fetchall()
     assert audited == [("user:op", f"command:{command_id}", "east", "east-1", "爆管抢修")]
     fragment = console.get(f"/console/devices/{METER}/commands").text
     row = re.search(rf'<tr id="command-{command_id}" data-state="(\w+)">(.*?)</tr>', fragment)
