@@ -78,7 +78,8 @@ def test_an_operator_closes_a_meters_valve_and_watches_it_done(
         Select(browser.find_element(By.ID, "set_valve-open")).select_by_value("false")
         browser.find_element(By.ID, "set_valve-why").send_keys("爆管，关阀抢修")
         browser.find_element(By.ID, "set_valve-send").click()
-        row = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#recent-commands tr[data-state]"),
+        row = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR,
+                                                     "#recent-commands tr[data-state]"),
                        "the command on the device page")
         browser.execute_script("window.notReloaded = true")
         assert "爆管，关阀抢修" in row[0].text and "关闭阀门" in row[0].text

@@ -28,13 +28,8 @@ from ground.errors import Denied
 from ground.principal import Place, Principal
 from village.api import audit
 from village.api.deps import Conn
-from village.console import web
-from village.console.command_forms import (
-    ARG_PREFIX,
-    DEFAULT_EXPIRY_MINUTES,
-    ops_offered,
-    request_from_form,
-)
+from village.console import command_forms, web
+from village.console.command_forms import DEFAULT_EXPIRY_MINUTES, ops_offered
 
 router = APIRouter(prefix=web.PREFIX, include_in_schema=False)
 PAGE_SIZE = 100
@@ -63,7 +58,7 @@ def send_and_audit(conn: Conn, principal: Principal, request: CommandRequest,
 def form_values(form: Mapping[str, Any]) -> dict[str, str]:
     """What was typed into a command form, to show it again with an error."""
     return {key: str(value) for key, value in form.items()
-            if key in ("op", "why", "expires_minutes") or key.startswith(ARG_PREFIX)}
+            if key in ("op", "why", "expires_minutes") or key.startswith(command_forms.ARG_PREFIX)}
 
 
 def device_panel(conn: Conn, principal: Principal, device: DeviceView) -> dict[str, Any]:
@@ -99,7 +94,7 @@ def selection(principal: Principal, chosen: Mapping[str, str]) -> dict[str, Any]
 
 def _selected(form: Mapping[str, Any]) -> tuple[CommandRequest, dict[str, str]]:
     filters = {name: str(form[name]) for name in SELECTING if form.get(name)}
-    return request_from_form(form, filters=filters), filters
+    return command_forms.request_from_form(form, filters=filters), filters
 
 
 def _confirm_page(request: Request, session: web.Session, form: Mapping[str, Any],

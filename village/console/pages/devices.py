@@ -21,13 +21,7 @@ from village.api.deps import Conn
 from village.console import web
 from village.console.charts import RANGES, chart_data
 from village.console.command_forms import request_from_form
-from village.console.pages.device_commands import (
-    device_panel,
-    form_values,
-    refusal_status,
-    selection,
-    send_and_audit,
-)
+from village.console.pages import device_commands
 
 router = APIRouter(prefix=web.PREFIX, include_in_schema=False)
 PAGE_SIZE = 100
@@ -56,7 +50,7 @@ def devices(request: Request, conn: Conn, session: web.SignedIn, q: Text = None,
                       next_after=rows[-1].device_id if len(rows) == PAGE_SIZE else None,
                       next_query=next_query,
                       may_import=session.user.principal.role >= Role.OPERATOR,
-                      selection=selection(session.user.principal, chosen))
+                      selection=device_commands.selection(session.user.principal, chosen))
 
 
 def _visible(conn: Conn, session: web.Session, device_id: str) -> DeviceView:
@@ -103,7 +97,8 @@ def _device_page(request: Request, conn: Conn, session: web.Session, device_id: 
         metric=chosen_metric, span=span, spans=list(RANGES), chart=chart,
         error=error or chart_error, dead_letters=dead, alerts=alerts, secret=secret,
         may_act=principal.may(Role.OPERATOR, device.place) and device.lifecycle == "active",
-        command_values=command_values or {}, **device_panel(conn, principal, device))
+        command_values=command_values or {},
+        **device_commands.device_panel(conn, principal, device))
 
 
 @router.get("/devices/{device_id}")
@@ -152,11 +147,13 @@ def command(request: Request, device_id: str, conn: Conn, session: web.SignedIn,
     service's rules); back to its page, where the answer fills in."""
     device = _visible(conn, session, device_id)
     try:
-        send_and_audit(conn, session.user.principal,
-                       request_from_form(form, device_ids=[device_id]), device.place)
+        device_commands.send_and_audit(conn, session.user.principal,
+                                       request_from_form(form, device_ids=[device_id]),
+                                       device.place)
     except (CommandError, CommandDenied) as exc:
         return _device_page(request, conn, session, device_id, error=str(exc),
-                            status=refusal_status(exc), command_values=form_values(form))
+                            status=device_commands.refusal_status(exc),
+                            command_values=device_commands.form_values(form))
     return web.redirect(f"/devices/{device_id}#commands")
 
 
@@ -165,4 +162,4 @@ def commands(request: Request, device_id: str, conn: Conn, session: web.SignedIn
     """The device's valve and newest commands alone, for the page's polling."""
     device = _visible(conn, session, device_id)
     return web.render(request, "device_commands.html", session, device=device,
-                      **device_panel(conn, session.user.principal, device))
+                      **device_commands.device_panel(conn, session.user.principal, device))
