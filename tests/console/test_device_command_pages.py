@@ -43,6 +43,8 @@ def test_an_operator_closes_a_valve_from_the_device_page_and_follows_the_answer(
     page = console.get(f"/console/devices/{METER}").text
     assert 'id="command-set_valve"' in page and 'data-open="true"' in page
     assert "关闭阀门" in page  # the argument's choices, in words
+    forged = console.post(f"/console/devices/{METER}/commands", data=_close("forged"))
+    assert forged.status_code == 403 and "CSRF" in forged.text and _commands(seeded) == []
     sent = console.post(f"/console/devices/{METER}/commands", data=_close(form_token(page)))
     assert sent.status_code == 303 and sent.headers["location"].endswith(f"{METER}#commands")
     assert _commands(seeded) == [("user:op", "set_valve", '{"open": false}', "爆管抢修")]
@@ -63,6 +65,10 @@ def test_an_operator_closes_a_valve_from_the_device_page_and_follows_the_answer(
     assert "hx-trigger" not in fragment  # answered: nothing more to wait for
     shown = console.get(f"/console/commands/{command_id}").text
     assert 'id="count-rejected" data-count="1"' in shown and "valve seized" in shown
+    assert "阀门控制: 关闭阀门" in shown
+    console.get("/console/lang/en")
+    english = console.get(f"/console/commands/{command_id}").text
+    assert "Valve: Close the valve" in english and "Rejected" in english
 
 
 def test_who_gets_a_command_form_and_who_is_refused(console: TestClient, make_user: UserMaker,
