@@ -5,6 +5,7 @@ all), and the commands one device was sent with what it answered."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -68,6 +69,27 @@ def sent_to_device(conn: psycopg.Connection, device_id: str,
             " FROM device_command_deliveries d JOIN device_commands c USING (command_id)"
             " WHERE d.device_id = %s ORDER BY c.created_at DESC LIMIT %s",
             (device_id, limit)).fetchall()
+
+
+def recent_commands(conn: psycopg.Connection, scope: Place, since: datetime,
+                    limit: int = 50) -> list[dict[str, Any]]:
+    """The newest commands since `since` whose every device lies within `scope` (those a
+    viewer there may follow), each with how many devices it went to, are done, are open."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT c.command_id, c.created_at, c.created_by, c.why, c.op, c.args, c.selection,"
+            " s.devices, s.done, s.open FROM device_commands c CROSS JOIN LATERAL ("
+            "  SELECT count(*) AS devices, count(*) FILTER (WHERE d.state = 'done') AS done,"
+            "  count(*) FILTER (WHERE d.state = ANY(%(open)s)) AS open,"
+            "  bool_and((%(township)s::text IS NULL OR v.township = %(township)s)"
+            "   AND (%(village)s::text IS NULL OR v.village = %(village)s)) AS within"
+            "  FROM device_command_deliveries d LEFT JOIN devices v ON v.device_id = d.device_id"
+            "  WHERE d.command_id = c.command_id) s"
+            " WHERE c.created_at >= %(since)s AND s.within"
+            " ORDER BY c.created_at DESC LIMIT %(limit)s",
+            {"since": since, "limit": limit, "township": scope.township,
+             "village": scope.village,
+             "open": [str(state) for state in DeliveryState if state not in FINAL]}).fetchall()
 
 
 def any_open(states: Sequence[str]) -> bool:

@@ -165,6 +165,10 @@ def test_a_selection_is_confirmed_with_its_count_then_followed_page_by_page(
     polled = console.get(command_page + "/deliveries", params={"state": "queued"}).text
     assert polled.startswith('<div id="deliveries"') and polled.count('<tr id="delivery-') == 100
     assert _commands(seeded)[0][0] == "user:op"
+    command_id = command_page.rsplit("/", 1)[1]
+    listed = console.get("/console/commands").text
+    row = re.search(rf'<tr id="listed-{command_id}">(.*?)</tr>', listed)
+    assert row and "<td>0/151</td><td>151</td>" in row.group(1) and "爆管抢修" in row.group(1)
 
 
 def test_a_selection_refused_names_why_and_sends_nothing(console: TestClient,
@@ -196,5 +200,8 @@ def test_a_selection_refused_names_why_and_sends_nothing(console: TestClient,
     token = form_token(console.get("/console/devices").text)
     sent = console.post("/console/commands", data=_close(token, kind="water_meter",
                                                          village="east-1", township="east"))
+    command_id = sent.headers["location"].rsplit("/", 1)[1]
+    assert f"listed-{command_id}" in console.get("/console/commands").text
     sign_in(console, "west_viewer")
     assert console.get(sent.headers["location"]).status_code == 403
+    assert f"listed-{command_id}" not in console.get("/console/commands").text

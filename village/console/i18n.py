@@ -140,6 +140,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "commands": ("设备指令", "Commands"),
     "command": ("指令", "Command"),
     "command_done": ("已执行", "Done"),
+    "last_days": ("近N天", "last N days"),
     "why": ("原因说明（记入审计）", "Why (kept in the audit)"),
     "why_column": ("事由", "Why"),
     "selection": ("下发对象", "Devices"),

@@ -6,6 +6,7 @@ and the CLI; the console only reads forms and shows the service's answers."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -15,6 +16,7 @@ from broadcast.command_reports import (
     CommandNotFound,
     any_open,
     delivery_page,
+    recent_commands,
     sent_to_device,
     state_counts,
     visible_command,
@@ -33,6 +35,7 @@ from village.console.command_forms import DEFAULT_EXPIRY_MINUTES, ops_offered
 
 router = APIRouter(prefix=web.PREFIX, include_in_schema=False)
 PAGE_SIZE = 100
+LISTED_DAYS = 90  # how far back the list of commands goes
 # The device list's filters a selection carries over (the rest cannot select devices).
 SELECTING = ("kind", "township", "village", "grid")
 _UNSELECTABLE = {"q": "search", "status": "status", "firmware": "firmware"}  # to words keys
@@ -131,6 +134,14 @@ def send(request: Request, conn: Conn, session: web.SignedIn, form: web.Form) ->
     except (CommandError, CommandDenied) as exc:
         return _confirm_page(request, session, form, refusal_status(exc), error=str(exc))
     return web.redirect(f"/commands/{command_id}")
+
+
+@router.get("/commands")
+def commands(request: Request, conn: Conn, session: web.SignedIn) -> Response:
+    """The newest commands the user may follow, with how far each has come."""
+    since = web.now() - timedelta(days=LISTED_DAYS)
+    return web.render(request, "commands.html", session, page="devices", days=LISTED_DAYS,
+                      commands=recent_commands(conn, session.user.principal.scope, since))
 
 
 def _command(request: Request, conn: Conn, session: web.Session, command_id: str,
