@@ -103,6 +103,9 @@ def test_an_operator_closes_a_meters_valve_and_watches_it_done(
         wait_for(lambda: browser.find_elements(By.ID, "count-done"), "the meter done", 30)
         assert browser.find_element(By.ID, "total").text == "1"
         screenshot(browser, "command")
+        browser.get(f"{live_server}/console/commands")
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#command-list tr[id^=listed-]")) == 2
+        screenshot(browser, "commands")
     with psycopg.connect(seeded) as conn:
         audited = conn.execute("SELECT actor, detail->>'why' FROM api_audit"
                                " WHERE action = 'device.command' ORDER BY id").fetchall()
