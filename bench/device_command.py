@@ -75,6 +75,8 @@ def run(count: int, workdir: Path) -> None:
                             [(d, f"T{n % 3}", f"V{n % 40}") for n, d in enumerate(ids)])
             cur.executemany("INSERT INTO readings (device_id, metric, ts, value)"
                             " VALUES (%s, 'valve_open', %s, 1)", [(d, now) for d in ids])
+            # Written without ingest: merged into latest_values as an import would be.
+            cur.execute("SELECT village_merge_latest()")
         prefix = "c" + uuid.uuid4().hex[:8]
         settings = Settings(database_url=url, mqtt_url=broker.url, topic_prefix=prefix,
                             broadcast=BroadcastSettings(client_id=f"bench-{prefix}"))

@@ -41,9 +41,12 @@ class CommandRow:
 _COMMAND_COLUMNS = ", ".join(CommandRow.__slots__)
 # The engine reads these as it reads a broadcast's: the command id in `broadcast_id`.
 _DELIVERY_COLUMNS = DELIVERY_COLUMNS[TABLE]
+# A meter has a valve once it has reported `valve_open`: latest_values holds that series'
+# newest reading (kept with the readings by ingest, and by `village_merge_latest` for any
+# other writer), so a county's selection reads one row per meter, not every partition.
 _TARGET = ("SELECT d.device_id, d.kind, d.township, d.village, d.lifecycle,"
-           " EXISTS (SELECT 1 FROM readings r WHERE r.device_id = d.device_id"
-           "         AND r.metric = 'valve_open') AS has_valve FROM devices d")
+           " v.device_id IS NOT NULL AS has_valve FROM devices d"
+           " LEFT JOIN latest_values v ON v.device_id = d.device_id AND v.metric = 'valve_open'")
 
 
 def targets(conn: psycopg.Connection, device_ids: Sequence[str] | None = None,

@@ -35,6 +35,8 @@ def test_retried_with_the_same_id_until_expiry_and_sent_again_when_back(
                          " (%s, 'water_meter', 'V')", (device_id,))
             conn.execute("INSERT INTO readings (device_id, metric, ts, value)"
                          " VALUES (%s, 'valve_open', %s, 1)", (device_id, T0))
+        # Written without ingest: merged into latest_values as an import would be.
+        conn.execute("SELECT village_merge_latest()")
         request = CommandRequest("set_valve", "test", {"open": False},
                                  device_ids=["wm-1", "wm-2", "wm-3"],
                                  expires_in=timedelta(minutes=1))

@@ -86,6 +86,8 @@ def _register_meters(database_url: str, ids: list[str], village: str,
             if with_valve:
                 conn.execute("INSERT INTO readings (device_id, metric, ts, value)"
                              " VALUES (%s, 'valve_open', %s, 1)", (device_id, NOW))
+        # Written without ingest: merged into latest_values as an import would be.
+        conn.execute("SELECT village_merge_latest()")
 
 
 def test_bad_input_is_refused_by_name_and_nothing_is_recorded(database_url: str,

@@ -1,0 +1,97 @@
+"""Benchmark: checking a device command's targets for a village and for the county's 15,000 meters.
+
+Over the API benchmark's year of data (`api_latency.fill`: 15,000 meters, daily register and
+weekly battery readings) plus 30 days of daily `valve_open` readings per meter, times
+`command_store.targets` (the devices a selection names, each with whether it has a valve)
+and `check_command` (what a confirmation page runs before sending `set_valve`), for one
+village (100 meters) and the whole county.
+
+Run: `.venv/bin/python bench/command_targets.py [--repeat 30] [--keep | --database URL]`.
+Not a test.
+Uses a scratch database on TEST_DATABASE_ADMIN_URL (default the local server), dropped after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+from api_latency import METERS, fill
+from common import load, scratch_database
+
+from broadcast import command_store
+from broadcast.command_service import CommandRequest, check_command
+from ground.principal import SYSTEM
+from village.schema import migrate
+
+VALVE_DAYS = 30
+SELECTIONS = {"village": {"kind": "water_meter", "village": "镇2村17"},
+              "county": {"kind": "water_meter"}}
+
+
+def add_valves(url: str) -> None:
+    """A daily `valve_open` reading per meter for the last VALVE_DAYS, merged as an import is."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO readings (device_id, metric, ts, value)"
+            " SELECT device_id, 'valve_open', date_trunc('day', now()) - n * INTERVAL '1 day', 1"
+            " FROM devices, generate_series(0, %s - 1) n", (VALVE_DAYS,))
+        conn.execute("SELECT village_merge_latest(now() - INTERVAL '1 hour')")
+        conn.execute("VACUUM ANALYZE")
+
+
+def measure(name: str, call: Callable[[], int], repeat: int) -> None:
+    """Time `repeat` calls after a warm-up; print p50, p99 and max."""
+    for _ in range(2):
+        call()
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        found = call()
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
+    print(f"{name} ({found} meters): n={repeat} p50 {statistics.median(times):.1f} ms,"
+          f" p99 {p99:.1f} ms, max {times[-1]:.1f} ms; {load()}", flush=True)
+
+
+def main() -> None:
+    """Fill a scratch database and time the checks."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--database", help="a database a --keep run filled: measure only")
+    args = parser.parse_args()
+    if args.database:
+        measure_checks(args.database, args.repeat)
+        return
+    with scratch_database(f"village_bench_targets_{os.getpid()}", keep=args.keep) as url:
+        print(f"before: {load()}", flush=True)
+        migrate(url, retention=timedelta(days=730))
+        started = time.perf_counter()
+        timings = fill(url)
+        add_valves(url)
+        print(f"filled {METERS} meters, {timings['readings']:,} readings and {VALVE_DAYS} days of"
+              f" valve readings in {time.perf_counter() - started:.0f} s; {load()}", flush=True)
+        measure_checks(url, args.repeat)
+
+
+def measure_checks(url: str, repeat: int) -> None:
+    """Time the targets and the whole check of each selection."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name, filters in SELECTIONS.items():
+            measure(f"targets, {name}",
+                    lambda f=filters: len(command_store.targets(conn, None, f)[0]), repeat)
+            request = CommandRequest("set_valve", "bench", {"open": False}, filters=filters)
+            measure(f"check_command set_valve, {name}",
+                    lambda r=request: len(check_command(conn, SYSTEM, r, datetime.now(UTC))[1]),
+                    repeat)
+
+
+if __name__ == "__main__":
+    main()
