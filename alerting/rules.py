@@ -301,12 +301,15 @@ VALVE_CONDITIONS = ("household_leak", "consumption", "event")
 VALVE_EVENTS = frozenset({"leak", "burst"})
 
 
-def _check_close_valve(rule: Rule) -> None:
-    if rule.close_valve == "off":
-        return
+def leak_or_burst(rule: Rule) -> bool:
+    """Whether the rule's alerts are a meter's leak or burst (whose valve one may close)."""
     leak_events = rule.condition_type != "event" or set(rule.condition.types) <= VALVE_EVENTS
-    if (rule.select.kind != "water_meter" or rule.condition_type not in VALVE_CONDITIONS
-            or not leak_events):
+    return (rule.select.kind == "water_meter" and rule.condition_type in VALVE_CONDITIONS
+            and leak_events)
+
+
+def _check_close_valve(rule: Rule) -> None:
+    if rule.close_valve != "off" and not leak_or_burst(rule):
         raise RuleError(f"rule {rule.name}: close_valve: only for water_meter leak and burst"
                         " rules (household_leak, consumption, or events leak/burst)")
 

@@ -67,6 +67,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "acknowledge": ("确认", "Acknowledge"),
     "silence": ("静默", "Silence"),
     "silence_until": ("静默至", "Silence until"),
+    "close_valve": ("关闭该水表阀门", "Close the valve"),
     "timeline": ("时间线", "Timeline"),
     "readings": ("读数", "Readings"),
     "devices_by_place": ("各地设备", "Devices by place"),
