@@ -33,12 +33,15 @@ from devices.dynsec import (
     CONTROL_TOPIC,
     NOT_FOUND,
     RESPONSE_TOPIC,
+    Change,
     Grant,
     Revoke,
+    Role,
     device_usernames,
     grant_commands,
     list_clients_command,
     revoke_commands,
+    role_commands,
     stale_logins,
 )
 from ground.mqtt import ClientOptions, build_client, connect_async
@@ -185,9 +188,7 @@ class AccessSync:
         commands: list[dict[str, Any]] = []
         owners: list[int] = []  # the index in `taken` each command came from
         for index, item in enumerate(taken):
-            change = item.change
-            built = (grant_commands(self.prefix, change, exists=False)
-                     if isinstance(change, Grant) else revoke_commands(change))
+            built = self._commands(item.change)
             commands += built
             owners += [index] * len(built)
         responses = self.channel.send(commands)
@@ -208,6 +209,13 @@ class AccessSync:
         access_queue.done(conn, [row_id for item in taken for row_id in item.ids])
         self.stats.applied += len(taken)
         return len(taken)
+
+    def _commands(self, change: Change) -> list[dict[str, Any]]:
+        if isinstance(change, Grant):
+            return grant_commands(self.prefix, change, exists=False)
+        if isinstance(change, Role):
+            return role_commands(self.prefix, change)
+        return revoke_commands(change)
 
     def reconcile(self, conn: psycopg.Connection) -> None:
         """Drop the broker's device logins the registry does not grant; count the missing."""

@@ -54,7 +54,26 @@ class Revoke:
     gateway: bool = False
 
 
-Change = Grant | Revoke
+@dataclass(frozen=True)
+class Role:
+    """A device with a login became a gateway (or stopped being one): its rights change,
+    its secret does not."""
+
+    device_id: str
+    gateway: bool
+
+
+Change = Grant | Revoke | Role
+
+
+def superseding(earlier: Change | None, later: Change) -> Change:
+    """What one device's queued changes come to, applied in order: the later one, except
+    that a role change keeps a secret not yet granted (and a login not yet revoked)."""
+    if isinstance(later, Role) and isinstance(earlier, Grant):
+        return Grant(earlier.device_id, earlier.secret, later.gateway)
+    if isinstance(later, Role) and isinstance(earlier, Revoke):
+        return Revoke(earlier.device_id, gateway=True)  # a role created meanwhile goes too
+    return later
 
 
 def gateway_role(device_id: str) -> str:
@@ -107,6 +126,18 @@ def revoke_commands(revoke: Revoke) -> list[dict[str, Any]]:
     if revoke.gateway:
         commands.append({"command": "deleteRole", "rolename": gateway_role(name)})
     return commands
+
+
+def role_commands(prefix: str, role: Role) -> list[dict[str, Any]]:
+    """Commands that give a device's login its gateway role, or take it away (the plugin
+    closes its session, and it logs in again with its rights)."""
+    name = checked_name(role.device_id)
+    modify = {"command": "modifyClient", "username": name,
+              "roles": [{"rolename": r} for r in _roles(name, role.gateway)]}
+    if role.gateway:
+        return [{"command": "createRole", "rolename": gateway_role(name),
+                 "acls": _gateway_acls(prefix, name)}, modify]
+    return [modify, {"command": "deleteRole", "rolename": gateway_role(name)}]
 
 
 def list_clients_command() -> dict[str, Any]:
