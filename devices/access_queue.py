@@ -82,11 +82,16 @@ def set_live_access(conn: psycopg.Connection, on: bool) -> None:
             conn.execute("DELETE FROM broker_access_queue")
 
 
-def take(conn: psycopg.Connection, limit: int) -> list[Queued]:
-    """The oldest queued changes, one per device (its latest), at most `limit` rows read."""
+def take(conn: psycopg.Connection, devices: int) -> list[Queued]:
+    """What is queued for the `devices` devices changed most recently, one change each (what
+    its rows come to). Newest first, so that one device added or retired during a bulk
+    import of thousands waits for one control message, not for the whole import."""
     rows = conn.execute(
-        "SELECT id, device_id, action, secret, gateway FROM broker_access_queue"
-        " ORDER BY id LIMIT %s", (limit,)).fetchall()
+        "WITH picked AS (SELECT device_id, max(id) AS last FROM broker_access_queue"
+        "  GROUP BY device_id ORDER BY last DESC LIMIT %s)"
+        " SELECT q.id, q.device_id, q.action, q.secret, q.gateway"
+        " FROM broker_access_queue q JOIN picked USING (device_id) ORDER BY q.id",
+        (devices,)).fetchall()
     latest: dict[str, Queued] = {}
     for row_id, device_id, action, secret, gateway in rows:
         earlier = latest.pop(device_id, None)

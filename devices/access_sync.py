@@ -35,6 +35,7 @@ from devices.dynsec import (
     RESPONSE_TOPIC,
     Change,
     Grant,
+    Pacing,
     Revoke,
     Role,
     device_usernames,
@@ -154,6 +155,10 @@ class AccessSync:
     log: Callable[[str], None] = lambda line: None
     stats: SyncStats = field(default_factory=SyncStats)
     stop: threading.Event = field(default_factory=threading.Event)
+    pacing: Pacing = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pacing = Pacing(self.settings.batch, self.settings.message_target_s)
 
     def run(self) -> None:
         """Serve until stopped: wake on each notification, retry while the broker is away."""
@@ -181,8 +186,8 @@ class AccessSync:
             pass
 
     def apply_batch(self, conn: psycopg.Connection) -> int:
-        """Apply up to `batch` queued changes; return how many (0: the queue is empty)."""
-        taken = access_queue.take(conn, self.settings.batch)
+        """Apply the next message's worth of queued changes; return how many (0: none)."""
+        taken = access_queue.take(conn, self.pacing.size())
         if not taken:
             return 0
         commands: list[dict[str, Any]] = []
@@ -191,7 +196,7 @@ class AccessSync:
             built = self._commands(item.change)
             commands += built
             owners += [index] * len(built)
-        responses = self.channel.send(commands)
+        responses = self._paced_send(commands)
         retry: list[dict[str, Any]] = []
         for owner, command, response in zip(owners, commands, responses, strict=False):
             error = _error(response)
@@ -202,13 +207,19 @@ class AccessSync:
                 self.stats.failed += 1
                 self.log(f"{command['command']} {change.device_id}: {error}")
         if retry:
-            for command, response in zip(retry, self.channel.send(retry), strict=False):
+            for command, response in zip(retry, self._paced_send(retry), strict=False):
                 if (error := _error(response)) is not None:
                     self.stats.failed += 1
                     self.log(f"{command['command']} {command['username']}: {error}")
         access_queue.done(conn, [row_id for item in taken for row_id in item.ids])
         self.stats.applied += len(taken)
         return len(taken)
+
+    def _paced_send(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        started = time.monotonic()
+        responses = self.channel.send(commands)
+        self.pacing.observe(len(commands), time.monotonic() - started)
+        return responses
 
     def _commands(self, change: Change) -> list[dict[str, Any]]:
         if isinstance(change, Grant):
@@ -225,10 +236,12 @@ class AccessSync:
         broker = device_usernames(answer)
         granted = access_queue.granted_device_ids(conn)
         stale = stale_logins(broker, granted)
-        for start in range(0, len(stale), self.settings.batch):
-            chunk = stale[start:start + self.settings.batch]
-            self.channel.send([command for device_id in chunk
-                               for command in revoke_commands(Revoke(device_id))])
+        start = 0
+        while start < len(stale):
+            chunk = stale[start:start + self.pacing.size()]
+            self._paced_send([command for device_id in chunk
+                              for command in revoke_commands(Revoke(device_id))])
+            start += len(chunk)
         self.stats.stale_dropped += len(stale)
         missing = granted - broker - access_queue.queued_device_ids(conn)
         self.stats.missing = len(missing)

@@ -76,6 +76,34 @@ def superseding(earlier: Change | None, later: Change) -> Change:
     return later
 
 
+@dataclass
+class Pacing:
+    """How many changes go into one control message: as many as the broker applies in about
+    `target_s`, at most `most`. Mosquitto 2.0.x's plugin rewrites its whole file after
+    every command (not once per message), so a command costs time in proportion to the
+    logins held, and the single-threaded broker serves nobody else meanwhile: a fixed batch
+    that is quick at 1,000 logins would hold the broker for minutes at 150,000."""
+
+    most: int
+    target_s: float = 1.0
+    first: int = 10  # before anything is measured
+    per_command_s: float | None = None
+
+    def size(self) -> int:
+        """Changes for the next message."""
+        if self.per_command_s is None:
+            return min(self.most, self.first)
+        return max(1, min(self.most, int(self.target_s / self.per_command_s)))
+
+    def observe(self, commands: int, seconds: float) -> None:
+        """The broker answered `commands` commands in `seconds` (smoothed over messages)."""
+        if commands <= 0:
+            return
+        measured = seconds / commands
+        known = self.per_command_s
+        self.per_command_s = measured if known is None else (known + measured) / 2
+
+
 def gateway_role(device_id: str) -> str:
     """The plugin role that lets one gateway publish on its gateway topic."""
     return GATEWAY_ROLE_PREFIX + device_id

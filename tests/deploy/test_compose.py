@@ -234,6 +234,7 @@ def test_the_broker_runs_the_plugin_from_broker_configs_seed_and_access_keeps_it
     assert not mounts[data].get("read_only")
     # The image's plugin path (eclipse-mosquitto installs it in /usr/lib).
     assert _conf_value(conf, "plugin") == "/usr/lib/mosquitto_dynamic_security.so"
+    assert _conf_value(conf, "set_tcp_nodelay") == "true"  # the plugin's answers at once
     # The access daemon runs with its own logins (access.env: svc-access) once the broker is up.
     access = services["access"]
     assert access["command"] == ["village", "broker-access"]
