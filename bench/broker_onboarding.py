@@ -58,9 +58,10 @@ def _import(conn: psycopg.Connection, rows: list[DeviceRow]) -> dict[str, str]:
     return dict(upsert_devices(conn, rows, COLUMNS, "bench", issue_secrets=True).secrets)
 
 
-def _all_log_in(endpoint: MqttEndpoint, secrets: dict[str, str], timeout_s: float) -> None:
+def _all_log_in(endpoint: MqttEndpoint, secrets: dict[str, str], timeout_s: float) -> int:
+    """Wait until a sample of these devices (the last always among them) logs in; its size."""
     sample = random.Random(1).sample(sorted(secrets), min(SAMPLE, len(secrets)))
-    sample.append(max(secrets))
+    sample += [max(secrets)] if secrets else []
     deadline = time.monotonic() + timeout_s
     for device_id in sample:
         while True:
@@ -71,6 +72,7 @@ def _all_log_in(endpoint: MqttEndpoint, secrets: dict[str, str], timeout_s: floa
             if time.monotonic() > deadline:
                 raise SystemExit(f"{device_id} cannot log in after {timeout_s} s")
             time.sleep(0.05)
+    return len(sample)
 
 
 def _one_device_logs_in(conn: psycopg.Connection, endpoint: MqttEndpoint, device_id: str,
@@ -107,10 +109,10 @@ def main() -> None:
             written = time.perf_counter() - started
             server.start()
             endpoint = parse_mqtt_url(server.url)
-            _all_log_in(endpoint, held, 120)
+            sampled = _all_log_in(endpoint, held, 120)
             file_s = time.perf_counter() - started
             print(f"file: {args.held} logins written in {written:.1f} s; broker started and a"
-                  f" sample of {SAMPLE + 1} logged in after {file_s:.1f} s  [{load()}]")
+                  f" sample of {sampled} logged in after {file_s:.1f} s  [{load()}]")
 
             access_env = (work / "conf" / "access.env").read_text().splitlines()[-1]
             daemon = AccessDaemon.build(url, parse_mqtt_url(access_env.partition("=")[2]),
