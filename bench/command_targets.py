@@ -17,6 +17,7 @@ import argparse
 import os
 import statistics
 import time
+import timeit
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -34,30 +35,37 @@ SELECTIONS = {"village": {"kind": "water_meter", "village": "镇2村17"},
               "county": {"kind": "water_meter"}}
 
 
-def add_valves(url: str) -> None:
-    """A daily `valve_open` reading per meter for the last VALVE_DAYS, merged as an import is."""
+def add_valves(url: str) -> int:
+    """A daily `valve_open` reading per meter for the last VALVE_DAYS, merged as an import
+    is; how many readings."""
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
+        added = conn.execute(
             "INSERT INTO readings (device_id, metric, ts, value)"
             " SELECT device_id, 'valve_open', date_trunc('day', now()) - n * INTERVAL '1 day', 1"
-            " FROM devices, generate_series(0, %s - 1) n", (VALVE_DAYS,))
+            " FROM devices, generate_series(0, %s - 1) n", (VALVE_DAYS,)).rowcount
         conn.execute("SELECT village_merge_latest(now() - INTERVAL '1 hour')")
         conn.execute("VACUUM ANALYZE")
+    return added
 
 
 def measure(name: str, call: Callable[[], int], repeat: int) -> None:
-    """Time `repeat` calls after a warm-up; print p50, p99 and max."""
-    for _ in range(2):
-        call()
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        found = call()
-        times.append((time.perf_counter() - started) * 1000)
-    times.sort()
-    p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
+    """Time `repeat` calls after a warm-up (which says how many meters); print p50 and max."""
+    found = call()
+    times = sorted(1000 * t for t in timeit.repeat(call, number=1, repeat=repeat))
     print(f"{name} ({found} meters): n={repeat} p50 {statistics.median(times):.1f} ms,"
-          f" p99 {p99:.1f} ms, max {times[-1]:.1f} ms; {load()}", flush=True)
+          f" max {times[-1]:.1f} ms; {load()}", flush=True)
+
+
+def measure_checks(url: str, repeat: int) -> None:
+    """Time the targets and the whole check of each selection."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name, filters in SELECTIONS.items():
+            measure(f"targets, {name}",
+                    lambda f=filters: len(command_store.targets(conn, None, f)[0]), repeat)
+            request = CommandRequest("set_valve", "bench", {"open": False}, filters=filters)
+            measure(f"check_command set_valve, {name}",
+                    lambda r=request: len(check_command(conn, SYSTEM, r, datetime.now(UTC))[1]),
+                    repeat)
 
 
 def main() -> None:
@@ -71,26 +79,12 @@ def main() -> None:
         measure_checks(args.database, args.repeat)
         return
     with scratch_database(f"village_bench_targets_{os.getpid()}", keep=args.keep) as url:
-        print(f"before: {load()}", flush=True)
         migrate(url, retention=timedelta(days=730))
         started = time.perf_counter()
-        timings = fill(url)
-        add_valves(url)
-        print(f"filled {METERS} meters, {timings['readings']:,} readings and {VALVE_DAYS} days of"
-              f" valve readings in {time.perf_counter() - started:.0f} s; {load()}", flush=True)
+        readings = fill(url)["readings"] + add_valves(url)
+        print(f"filled {METERS} meters with {readings:,} readings in"
+              f" {time.perf_counter() - started:.0f} s; {load()}", flush=True)
         measure_checks(url, args.repeat)
-
-
-def measure_checks(url: str, repeat: int) -> None:
-    """Time the targets and the whole check of each selection."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        for name, filters in SELECTIONS.items():
-            measure(f"targets, {name}",
-                    lambda f=filters: len(command_store.targets(conn, None, f)[0]), repeat)
-            request = CommandRequest("set_valve", "bench", {"open": False}, filters=filters)
-            measure(f"check_command set_valve, {name}",
-                    lambda r=request: len(check_command(conn, SYSTEM, r, datetime.now(UTC))[1]),
-                    repeat)
 
 
 if __name__ == "__main__":
