@@ -8,11 +8,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime, timedelta
 
+import numpy as np
 import psycopg
 from psycopg.types.json import Jsonb
 
 from alerting.dispatch import OpenAlert
-from alerting.evaluate import Outcome, Presence
+from alerting.columnar import NEVER, Fleet, PresenceColumns
+from alerting.evaluate import Outcome
 from alerting.model import AlertState, AlertView, Sample, Subject, Transition
 from alerting.mute import Silence
 from alerting.rules import Rule
@@ -140,16 +142,29 @@ def new_events(
     return events, (rows[-1][3] if rows else None)
 
 
-def presence(conn: psycopg.Connection) -> dict[str, Presence]:
-    """When each active device was last heard, and when it reported itself offline."""
-    # A device never heard counts its silence from when it was registered.
-    rows = conn.execute(
-        "SELECT d.device_id, coalesce(p.last_seen, d.created_at),"
-        " CASE WHEN p.reported_state = 'offline' THEN coalesce(p.state_changed_at, p.last_seen) END"
-        " FROM devices d LEFT JOIN device_presence p USING (device_id)"
-        " WHERE d.lifecycle = 'active'"
-    ).fetchall()
-    return {r[0]: Presence(r[1], r[2]) for r in rows}
+def presence_columns(conn: psycopg.Connection, fleet: Fleet) -> PresenceColumns:
+    """When each device of the fleet was last heard, and when it reported itself offline,
+    in microseconds since the epoch (NEVER where not); rows in the fleet's order."""
+    last_seen = np.full(len(fleet), NEVER, dtype=np.int64)
+    offline_at = np.full(len(fleet), NEVER, dtype=np.int64)
+    rows = fleet.rows
+    # A device never heard counts its silence from when it was registered. Exact
+    # microseconds: extract() gives a numeric, not a float.
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT d.device_id,"
+            " (extract(epoch FROM coalesce(p.last_seen, d.created_at)) * 1000000)::bigint,"
+            " (extract(epoch FROM CASE WHEN p.reported_state = 'offline'"
+            "  THEN coalesce(p.state_changed_at, p.last_seen) END) * 1000000)::bigint"
+            " FROM devices d LEFT JOIN device_presence p USING (device_id)"
+            " WHERE d.lifecycle = 'active'")
+        for device_id, seen, offline in cur:
+            row = rows.get(device_id)
+            if row is not None:  # registered since the fleet was loaded: the next pass
+                last_seen[row] = seen
+                if offline is not None:
+                    offline_at[row] = offline
+    return PresenceColumns(last_seen, offline_at)
 
 
 _SELECT_STATES = ("SELECT fingerprint, rule, device_id, state, active_since, last_ts, value,"
