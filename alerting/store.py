@@ -24,13 +24,14 @@ DeviceSeries = dict[str, dict[str, Sequence[Sample]]]
 
 def load_subjects(conn: psycopg.Connection) -> dict[str, Subject]:
     """Every active device of the registry, with its place and tags."""
+    # Most devices have no tags: leaving their '{}' undecoded saves most of the read.
     rows = conn.execute(
-        "SELECT device_id, kind, township, village, grid, site, gateway_id, tags"
-        " FROM devices WHERE lifecycle = 'active'"
+        "SELECT device_id, kind, township, village, grid, site, gateway_id,"
+        " CASE WHEN tags <> '{}' THEN tags END FROM devices WHERE lifecycle = 'active'"
     ).fetchall()
     return {
         r[0]: Subject(r[0], r[1], r[2], r[3], r[4], r[5], r[6] or (r[0] if r[1] == "gateway" else None),
-                      tuple(sorted((str(k), str(v)) for k, v in (r[7] or {}).items())))
+                      tuple(sorted((str(k), str(v)) for k, v in r[7].items())) if r[7] else ())
         for r in rows
     }
 
@@ -147,23 +148,23 @@ def presence_columns(conn: psycopg.Connection, fleet: Fleet) -> PresenceColumns:
     in microseconds since the epoch (NEVER where not); rows in the fleet's order."""
     last_seen = np.full(len(fleet), NEVER, dtype=np.int64)
     offline_at = np.full(len(fleet), NEVER, dtype=np.int64)
-    rows = fleet.rows
-    # A device never heard counts its silence from when it was registered. Exact
-    # microseconds: extract() gives a numeric, not a float.
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT d.device_id,"
-            " (extract(epoch FROM coalesce(p.last_seen, d.created_at)) * 1000000)::bigint,"
-            " (extract(epoch FROM CASE WHEN p.reported_state = 'offline'"
-            "  THEN coalesce(p.state_changed_at, p.last_seen) END) * 1000000)::bigint"
-            " FROM devices d LEFT JOIN device_presence p USING (device_id)"
-            " WHERE d.lifecycle = 'active'")
-        for device_id, seen, offline in cur:
-            row = rows.get(device_id)
-            if row is not None:  # registered since the fleet was loaded: the next pass
-                last_seen[row] = seen
-                if offline is not None:
-                    offline_at[row] = offline
+    row_of = fleet.rows.get
+    # A device never heard counts its silence from when it was registered. date_part()'s
+    # float8 seconds, times a million, round back to the exact microsecond until 2106 (two
+    # roundings, under half a microsecond together) at half the cost of extract()'s numeric.
+    found = conn.execute(
+        "SELECT d.device_id, (date_part('epoch', coalesce(p.last_seen, d.created_at))"
+        "  * 1000000)::bigint,"
+        " (date_part('epoch', CASE WHEN p.reported_state = 'offline'"
+        "  THEN coalesce(p.state_changed_at, p.last_seen) END) * 1000000)::bigint"
+        " FROM devices d LEFT JOIN device_presence p USING (device_id)"
+        " WHERE d.lifecycle = 'active'").fetchall()
+    for device_id, seen, offline in found:
+        row = row_of(device_id)
+        if row is not None:  # registered since the fleet was loaded: the next pass
+            last_seen[row] = seen
+            if offline is not None:
+                offline_at[row] = offline
     return PresenceColumns(last_seen, offline_at)
 
 
