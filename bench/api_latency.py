@@ -7,7 +7,8 @@ meter. The data is generated inside PostgreSQL (INSERT ... SELECT over generate_
 `readings` (monthly partitions prepared first), `readings_daily` and `latest_values`. The API runs as
 `village api serve` in a child process; requests are sequential from this process.
 
-Run: `.venv/bin/python bench/api_latency.py [--requests 200] [--keep]`. Not a test.
+Run: `.venv/bin/python bench/api_latency.py [--requests 200] [--keep | --database URL]`.
+Not a test.
 Uses a scratch database on TEST_DATABASE_ADMIN_URL (default the local server), dropped after.
 """
 
@@ -95,7 +96,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--database", help="a database a --keep run filled: measure only")
     args = parser.parse_args()
+    if args.database:
+        serve_and_measure(args.database, args.requests)
+        return
     with scratch_database(f"village_bench_api_{os.getpid()}", keep=args.keep) as url:
         fill_serve_and_measure(url, args.requests)
 
@@ -110,9 +115,14 @@ def fill_serve_and_measure(url: str, requests: int) -> None:
           f" {timings['readings']:,} readings in {time.perf_counter() - started:.0f} s"
           f" (raw {timings['raw_s']:.0f} s, rollup+vacuum {timings['rollup_and_vacuum_s']:.0f} s);"
           f" {load()}", flush=True)
+    serve_and_measure(url, requests)
+
+
+def serve_and_measure(url: str, requests: int) -> None:
+    """Serve the API from a filled database and time the scenarios."""
     with psycopg.connect(url) as conn:
-        _, admin = create_token(conn, SYSTEM, "bench-admin", Role.ADMIN, Place())
-        _, cadre = create_token(conn, SYSTEM, "bench-cadre", Role.CADRE,
+        _, admin = create_token(conn, SYSTEM, f"bench-admin-{os.getpid()}", Role.ADMIN, Place())
+        _, cadre = create_token(conn, SYSTEM, f"bench-cadre-{os.getpid()}", Role.CADRE,
                                 Place("镇2", "镇2村17"))
     now = datetime.now(UTC)
     window = {"from": (now - timedelta(days=30)).isoformat(), "to": now.isoformat()}
