@@ -152,13 +152,14 @@ def presence_columns(conn: psycopg.Connection, fleet: Fleet) -> PresenceColumns:
     # A device never heard counts its silence from when it was registered. date_part()'s
     # float8 seconds, times a million, round back to the exact microsecond until 2106 (two
     # roundings, under half a microsecond together) at half the cost of extract()'s numeric.
-    found = conn.execute(
-        "SELECT d.device_id, (date_part('epoch', coalesce(p.last_seen, d.created_at))"
-        "  * 1000000)::bigint,"
-        " (date_part('epoch', CASE WHEN p.reported_state = 'offline'"
-        "  THEN coalesce(p.state_changed_at, p.last_seen) END) * 1000000)::bigint"
-        " FROM devices d LEFT JOIN device_presence p USING (device_id)"
-        " WHERE d.lifecycle = 'active'").fetchall()
+    with conn.cursor(binary=True) as cur:
+        found = cur.execute(
+            "SELECT d.device_id, (date_part('epoch', coalesce(p.last_seen, d.created_at))"
+            "  * 1000000)::bigint,"
+            " (date_part('epoch', CASE WHEN p.reported_state = 'offline'"
+            "  THEN coalesce(p.state_changed_at, p.last_seen) END) * 1000000)::bigint"
+            " FROM devices d LEFT JOIN device_presence p USING (device_id)"
+            " WHERE d.lifecycle = 'active'").fetchall()
     for device_id, seen, offline in found:
         row = row_of(device_id)
         if row is not None:  # registered since the fleet was loaded: the next pass
