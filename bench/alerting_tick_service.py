@@ -35,14 +35,16 @@ MIX = (("water_meter", 80), ("camera", 16), ("water_quality", 1), ("barn", 1), (
 
 def fill(url: str, count: int) -> None:
     """`count` devices and their presence: most heard within their kind's limit."""
-    cases = " ".join(f"WHEN i %% 100 < {sum(n for _, n in MIX[:k + 1])} THEN '{kind}'"
-                     for k, (kind, _) in enumerate(MIX))
+    # The kind from i % 100 by the mix's cumulative shares (80 meters, then 16 cameras, ...).
+    bounds = [sum(n for _, n in MIX[:k + 1]) for k in range(len(MIX))]
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO devices (device_id, kind, township, village, created_at)"
-            f" SELECT format('d-%%s', lpad(i::text, 7, '0')), CASE {cases} END,"
-            " format('T%%s', i %% 30), format('V%%s', i %% 600), now() - interval '30 days'"
-            " FROM generate_series(0, %s - 1) i", (count,))
+            " SELECT format('d-%%s', lpad(i::text, 7, '0')),"
+            "  (%s::text[])[array_position(ARRAY(SELECT i %% 100 < b FROM unnest(%s::int[]) b),"
+            "  true)], format('T%%s', i %% 30), format('V%%s', i %% 600),"
+            "  now() - interval '30 days' FROM generate_series(0, %s - 1) i",
+            ([kind for kind, _ in MIX], bounds, count))
         # One in fifty silent for up to three days; a few never heard at all.
         conn.execute(
             "INSERT INTO device_presence (device_id, last_seen)"
