@@ -1,6 +1,6 @@
 """Alerting benchmark: the service's time pass (`tick_cycle`) over a registry in PostgreSQL.
 
-    .venv/bin/python bench/alerting_tick_service.py [--devices 1000000] [--keep]
+    .venv/bin/python bench/alerting_tick_service.py [--devices 1000000]
 
 What `village alerts run` does every `schedule_interval_s`, with the preset rules: read
 the registry (cached, as columns), every device's presence as microsecond arrays and the
@@ -68,29 +68,28 @@ def main() -> None:
     """Fill a scratch database, run the passes, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--devices", type=int, default=1_000_000)
-    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
-    args = parser.parse_args()
+    count = parser.parse_args().devices
     print(f"before: {load()}", flush=True)
-    with scratch_database(f"village_bench_tick_{os.getpid()}", keep=args.keep) as url:
+    with scratch_database(f"village_bench_tick_{os.getpid()}") as url:
         migrate(url, retention=timedelta(days=730))
         started = time.perf_counter()
-        fill(url, args.devices)
-        print(f"filled {args.devices:,} devices in {time.perf_counter() - started:.0f} s;"
+        fill(url, count)
+        print(f"filled {count:,} devices in {time.perf_counter() - started:.0f} s;"
               f" {load()}", flush=True)
         engine = Engine(RuleBook(load_rules([])), build_routing({}), {},
                         link=lambda alert_id, who, now: None, registry_refresh_s=3600)
         now = datetime.now(UTC)
         with psycopg.connect(url, autocommit=True) as conn:
             timed_pass(conn, engine, now, "first pass (registry read, alerts opened)",
-                       args.devices)
+                       count)
             rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             print(f"peak memory after the first pass (max RSS) {rss_mb:.0f} MB", flush=True)
             for second in (1, 2):
                 timed_pass(conn, engine, now + timedelta(seconds=second),
-                           "a pass from the cached registry", args.devices)
+                           "a pass from the cached registry", count)
             engine.cache.subjects_loaded = float("-inf")  # as after registry_refresh_s
             timed_pass(conn, engine, now + timedelta(seconds=3),
-                       "a pass after a registry reload", args.devices)
+                       "a pass after a registry reload", count)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory (max RSS) {rss_mb:.0f} MB; {load()}")
 
