@@ -12,8 +12,8 @@ import numpy as np
 import psycopg
 from psycopg.types.json import Jsonb
 
-from alerting.dispatch import OpenAlert
 from alerting.columnar import NEVER, Fleet, PresenceColumns
+from alerting.dispatch import OpenAlert
 from alerting.evaluate import Outcome
 from alerting.model import AlertState, AlertView, Sample, Subject, Transition
 from alerting.mute import Silence
