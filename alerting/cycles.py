@@ -7,11 +7,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from alerting import store, valve_action
-from alerting.columnar import Fleet, evaluate_tick_columns
 from alerting.dispatch import Send, Target, plan
 from alerting.evaluate import STREAM_TYPES, Outcome, RuleBook, evaluate_events, evaluate_stream
 from alerting.message import render
@@ -20,6 +20,9 @@ from alerting.nightflow import evaluate_areas
 from alerting.notifiers.base import Message, Notifier, send_with_retry
 from alerting.routing import Routing
 from alerting.signals import BASELINE, UNCHANGED
+
+if TYPE_CHECKING:  # numpy is for the alerting process only, not every CLI command
+    from alerting.columnar import Fleet
 
 BATCH_ROWS = 200_000  # rows read per streaming pass at most; the rest come next pass
 HORIZON_MAX_LAG = timedelta(seconds=60)
@@ -34,7 +37,7 @@ class Cache:
     subjects_loaded: float = float("-inf")
     recent: store.Recent = field(default_factory=store.Recent)
     judged: dict[str, datetime] = field(default_factory=dict)
-    columns: Fleet | None = None  # the registry as columns, built again after each reload
+    columns: Fleet | None = None  # the registry as columns (alerting.tick), after each reload
 
     def registry(self, conn: psycopg.Connection, refresh_s: float,
                  unknown: bool = False) -> dict[str, Subject]:
@@ -47,13 +50,6 @@ class Cache:
             self.subjects_loaded = time.monotonic()
             self.columns = None
         return self.subjects
-
-    def fleet(self, conn: psycopg.Connection, refresh_s: float) -> Fleet:
-        """The registry as columns (kind, place and tag codes) for the time pass."""
-        subjects = self.registry(conn, refresh_s)
-        if self.columns is None:
-            self.columns = Fleet.of(subjects.values())
-        return self.columns
 
     def forget_reads(self) -> None:
         """Forget what was read: the next pass reads it again."""
@@ -181,21 +177,6 @@ def _unchanged(engine: Engine, condition_type: str, key: str,
     judged = engine.cache.judged.get(key)
     engine.cache.judged[key] = max(last, judged) if judged else last
     return judged is not None and unchanged(judged, first, last)
-
-
-def tick_cycle(conn: psycopg.Connection, engine: Engine, now: datetime) -> Outcome:
-    """Conditions of time at `now`: stopped reporting, area outages, events gone quiet.
-
-    Over columns (`alerting.columnar`): a fleet of a million is a few arrays, not a million
-    objects; tests prove it decides what `evaluate_tick` decides.
-    """
-    with conn.transaction():
-        fleet = engine.cache.fleet(conn, engine.registry_refresh_s)
-        states = store.load_states(conn)
-        outcome = evaluate_tick_columns(engine.book, fleet, store.presence_columns(conn, fleet),
-                                        store.stale_after(conn), states, now)
-        store.apply_outcome(conn, outcome, engine.book.by_name, engine.language)
-    return outcome
 
 
 def night_flow_cycle(conn: psycopg.Connection, engine: Engine, now: datetime) -> Outcome:

@@ -8,11 +8,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime, timedelta
 
-import numpy as np
 import psycopg
 from psycopg.types.json import Jsonb
 
-from alerting.columnar import NEVER, Fleet, PresenceColumns
 from alerting.dispatch import OpenAlert
 from alerting.evaluate import Outcome
 from alerting.model import AlertState, AlertView, Sample, Subject, Transition
@@ -141,32 +139,6 @@ def new_events(
     for device_id, ts, kind, _ in rows:
         events[device_id].append((ts, kind))
     return events, (rows[-1][3] if rows else None)
-
-
-def presence_columns(conn: psycopg.Connection, fleet: Fleet) -> PresenceColumns:
-    """When each device of the fleet was last heard, and when it reported itself offline,
-    in microseconds since the epoch (NEVER where not); rows in the fleet's order."""
-    last_seen = np.full(len(fleet), NEVER, dtype=np.int64)
-    offline_at = np.full(len(fleet), NEVER, dtype=np.int64)
-    row_of = fleet.rows.get
-    # A device never heard counts its silence from when it was registered. date_part()'s
-    # float8 seconds, times a million, round back to the exact microsecond until 2106 (two
-    # roundings, under half a microsecond together) at half the cost of extract()'s numeric.
-    with conn.cursor(binary=True) as cur:
-        found = cur.execute(
-            "SELECT d.device_id, (date_part('epoch', coalesce(p.last_seen, d.created_at))"
-            "  * 1000000)::bigint,"
-            " (date_part('epoch', CASE WHEN p.reported_state = 'offline'"
-            "  THEN coalesce(p.state_changed_at, p.last_seen) END) * 1000000)::bigint"
-            " FROM devices d LEFT JOIN device_presence p USING (device_id)"
-            " WHERE d.lifecycle = 'active'").fetchall()
-    for device_id, seen, offline in found:
-        row = row_of(device_id)
-        if row is not None:  # registered since the fleet was loaded: the next pass
-            last_seen[row] = seen
-            if offline is not None:
-                offline_at[row] = offline
-    return PresenceColumns(last_seen, offline_at)
 
 
 _SELECT_STATES = ("SELECT fingerprint, rule, device_id, state, active_since, last_ts, value,"

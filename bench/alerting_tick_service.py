@@ -23,10 +23,11 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from common import load, scratch_database
 
-from alerting.cycles import Engine, tick_cycle
+from alerting.cycles import Engine
 from alerting.evaluate import RuleBook
 from alerting.files import load_rules
 from alerting.routing import build_routing
+from alerting.tick import tick_cycle
 from village.schema import migrate
 
 # Ten counties' mix, as bench/alerting_time_pass.py: per 100 devices.

@@ -12,9 +12,9 @@ import psycopg
 import pytest
 
 from alerting import store
-from alerting.cycles import tick_cycle
 from alerting.evaluate import Presence, RuleBook, evaluate_tick
 from alerting.files import load_rules
+from alerting.tick import tick_cycle
 from tests.alerting.test_columnar import same
 
 from .fixtures import add_devices, recording_engine
