@@ -26,6 +26,8 @@ from alerting.nightflow import evaluate_areas
 from alerting.notifiers.base import Message, Notifier, send_with_retry
 from alerting.routing import Routing
 from alerting.signals import BASELINE, UNCHANGED
+from devices import status_history_store
+from devices.status_history import after_silence
 
 BATCH_ROWS = 200_000  # rows read per streaming pass at most; the rest come next pass
 HORIZON_MAX_LAG = timedelta(seconds=60)
@@ -181,13 +183,18 @@ def _unchanged(engine: Engine, condition_type: str, key: str,
 
 
 def tick_cycle(conn: psycopg.Connection, engine: Engine, now: datetime) -> Outcome:
-    """Conditions of time at `now`: stopped reporting and events gone quiet."""
+    """Conditions of time at `now`: stopped reporting and events gone quiet; and devices
+    silent past their kind's limit go offline in the status history."""
     with conn.transaction():
         known = engine.registry(conn)
         states = store.load_states(conn)
-        outcome = evaluate_tick(engine.book, known, store.presence(conn), store.stale_after(conn),
-                                states, now)
+        presence, stale = store.presence(conn), store.stale_after(conn)
+        outcome = evaluate_tick(engine.book, known, presence, stale, states, now)
         store.apply_outcome(conn, outcome, engine.book.by_name, engine.language)
+        status_history_store.record(conn, after_silence(
+            status_history_store.recorded_online(conn),
+            {device_id: seen.last_seen for device_id, seen in presence.items()},
+            {device_id: stale[s.kind] for device_id, s in known.items() if s.kind in stale}, now))
     return outcome
 
 
