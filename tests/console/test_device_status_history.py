@@ -26,7 +26,7 @@ LIMIT_S = 2  # the meters' silence limit in this test, to keep it short
 
 def changes(database_url: str, meter: str) -> list[tuple[bool, str]]:
     with psycopg.connect(database_url) as conn:
-        return [tuple(r) for r in conn.execute(  # type: ignore[misc]
+        return [tuple(r) for r in conn.execute(
             "SELECT online, reason FROM device_status_changes WHERE device_id = %s ORDER BY at",
             (meter,))]
 
