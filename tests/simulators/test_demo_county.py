@@ -5,6 +5,7 @@ ingest would, and judged by the preset rules, with and without the scenario's fa
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from alerting.evaluate import RuleBook, evaluate_events, evaluate_stream
@@ -30,7 +31,7 @@ def fired_within(minutes: int, with_faults: bool) -> set[str]:
         for device_id, window in demo.demo_faults(devices, START):
             built.by_id[device_id].faults.add(window)
     kinds = {d.device_id: d.kind for d in devices}
-    series: dict[str, dict[str, list[Sample]]] = defaultdict(lambda: defaultdict(list))
+    series: dict[str, dict[str, Sequence[Sample]]] = defaultdict(lambda: defaultdict(list))
     events: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
     now = START
     while now < START + timedelta(minutes=minutes):
@@ -39,7 +40,7 @@ def fired_within(minutes: int, with_faults: bool) -> set[str]:
                     for m in model.poll(now)]
         readings, records = readings_of(messages, kinds, now, Limits())
         for r in readings:
-            series[r.device_id][r.metric].append(Sample(r.ts, r.value))
+            series[r.device_id][r.metric] = [*series[r.device_id][r.metric], Sample(r.ts, r.value)]
         for e in records:
             events[e.device_id].append((e.ts, e.type))
     subjects = {d.device_id: Subject(d.device_id, d.kind, d.township, d.village, d.grid, d.site,
