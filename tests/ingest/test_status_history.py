@@ -1,0 +1,46 @@
+"""Ingest records what a device says of its presence in the status history: a Last Will
+makes it offline at once, its birth message brings it back. Real Mosquitto and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+
+from devices.topics import Channel, topic
+from ground.local import MosquittoServer
+from ground.mqtt import ClientOptions, Will, build_client, connect_async
+from ground.settings import parse_mqtt_url
+from tests.ingest.conftest import ingest_settings, register, rows, running_worker, wait_until
+
+
+def history(database_url: str) -> list[tuple[bool, str]]:
+    return [(bool(r[0]), str(r[1])) for r in rows(
+        database_url, "SELECT online, reason FROM device_status_changes WHERE device_id = 'cam-1'"
+        " ORDER BY at, id")]
+
+
+def test_a_last_will_then_a_birth_message(database_url: str, mosquitto: MosquittoServer,
+                                          topic_prefix: str) -> None:
+    register(database_url, [("cam-1", "camera")])
+    endpoint = parse_mqtt_url(mosquitto.url)
+    status_topic = topic(topic_prefix, "cam-1", Channel.STATUS)
+    options = ClientOptions(client_id="cam-1", persistent_session=False, keepalive_s=5,
+                            will=Will(status_topic, b"offline"))
+    with running_worker(ingest_settings(database_url, mosquitto.url, topic_prefix)):
+        for _ in range(2):
+            device = build_client(endpoint, options)
+            connected = threading.Event()
+            device.on_connect = lambda *args, done=connected: done.set()
+            connect_async(device, endpoint, options)
+            device.loop_start()
+            assert connected.wait(10)
+            device.publish(status_topic, b"online", qos=1, retain=True).wait_for_publish(10)
+            device.publish(topic(topic_prefix, "cam-1", Channel.TELEMETRY), b'{"fps": 25}',
+                           qos=1).wait_for_publish(10)
+            wait_until(lambda: history(database_url)[-1:] == [(True, "reported_online")],
+                       what="the camera online")
+            # Gone without a DISCONNECT: the broker publishes its Last Will.
+            device.loop_stop()
+            device.socket().close()  # type: ignore[union-attr]
+            wait_until(lambda: history(database_url)[-1:] == [(False, "reported_offline")],
+                       timeout_s=30, what="the Last Will to make it offline")
+    assert history(database_url) == [(True, "reported_online"), (False, "reported_offline")] * 2
