@@ -16,7 +16,7 @@ meters and 5% of the cameras offline). A year of data, generated inside PostgreS
   a dozen per device) and 5,000 dead letters.
 
 Pages: the overview and its map data (every device), the firing alerts, the device list
-(first page, a later page, a search), and a device page with a 30-day chart. The API (which
+(first page, a later page, a search), and a device page with a 30-day and a 365-day chart. The API (which
 serves the console) runs as `village api serve` in a child process; requests are sequential
 from this process over loopback, so a time is the server's time plus a local round trip.
 Weight is what a browser downloads for a page and its assets, as sent (gzip) and unpacked.
@@ -58,6 +58,7 @@ PAGES = {
     "devices, a later page": "/console/devices?after=wm-2-30-01",
     "devices, search": "/console/devices?q=wm-2-17",
     "device page, 30-day chart": f"/console/devices/{METER}?metric=total_m3&span=30d",
+    "device page, 365-day chart": f"/console/devices/{METER}?metric=total_m3&span=365d",
 }
 WEIGHED = {"sign-in": "/console/sign-in", "overview": "/console/", "alerts": "/console/alerts",
            "devices": "/console/devices",
@@ -122,10 +123,15 @@ _YEAR = [
     " min(value), max(value), avg(value), min(value), max(value) FROM readings"
     " WHERE device_id IN (SELECT device_id FROM devices WHERE village = %(village)s)"
     " GROUP BY 1, 2, 3",
-    # Registers only grow: a bucket's first is its min and its last its max.
+    # Registers only grow: a bucket's first is its min and its last its max. Outside the
+    # measured village a day holds one reading: its own rollup.
     "INSERT INTO readings_daily SELECT device_id, metric, date_trunc('day', ts, 'Asia/Shanghai'),"
     " count(*), min(value), max(value), avg(value), min(value), max(value) FROM readings"
+    " WHERE device_id IN (SELECT device_id FROM devices WHERE village = %(village)s)"
     " GROUP BY 1, 2, 3",
+    "INSERT INTO readings_daily SELECT device_id, metric, date_trunc('day', ts, 'Asia/Shanghai'),"
+    " 1, value, value, value, value, value FROM readings"
+    " WHERE device_id IN (SELECT device_id FROM devices WHERE village <> %(village)s)",
     "UPDATE rollup_watermarks SET refreshed_to = now()",
     "SELECT village_merge_latest()",
 ]
