@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from ground.principal import Role
 from tests.console.conftest import UserMaker, form_token, sign_in
+from village.console.pages.signin import cookies_refused_here
 from village.console.sessions import find_session
 
 
@@ -109,3 +110,21 @@ def test_the_audit_page_shows_admins_everything_and_others_their_scope(
     sign_in(console, "cadre")
     own_scope = console.get("/console/audit").text
     assert "user:cadre" in own_scope and "user:admin1" not in own_scope
+
+
+def test_browsers_keep_secure_cookies_over_http_only_on_loopback() -> None:
+    assert not cookies_refused_here("https", "console.example.cn", secure_cookie=True)
+    assert not cookies_refused_here("http", "localhost", secure_cookie=True)
+    assert not cookies_refused_here("http", "127.0.0.1", secure_cookie=True)
+    assert not cookies_refused_here("http", "::1", secure_cookie=True)
+    assert cookies_refused_here("http", "192.168.1.20", secure_cookie=True)
+    assert cookies_refused_here("http", "console.example.cn", secure_cookie=True)
+    assert not cookies_refused_here("http", "192.168.1.20", secure_cookie=False)
+
+
+def test_the_sign_in_page_says_when_plain_http_from_another_machine_cannot_sign_in(
+        console: TestClient) -> None:
+    from_afar = console.get("http://192.168.1.20/console/sign-in")
+    assert 'id="https-needed"' in from_afar.text and "SECURE_COOKIE" in from_afar.text
+    from_here = console.get("http://127.0.0.1/console/sign-in")
+    assert 'id="https-needed"' not in from_here.text

@@ -18,6 +18,11 @@ WORDS: dict[str, tuple[str, str]] = {
     "name": ("用户名", "User name"),
     "password": ("密码", "Password"),
     "wrong_password": ("用户名或密码错误", "Wrong user name or password"),
+    "https_needed": ("此连接未加密，浏览器不会保存登录凭据，无法登录。请用 https 访问；"
+                     "仅在可信内网可由管理员设置 VILLAGE_CONSOLE__SECURE_COOKIE=false。",
+                     "This connection is not encrypted, so the browser will not keep the sign-in"
+                     " cookie. Use https; on a trusted network an administrator may set"
+                     " VILLAGE_CONSOLE__SECURE_COOKIE=false."),
     "locked": ("尝试次数过多，账号已锁定至", "Too many attempts; locked until"),
     "switch_language": ("English", "中文"),
     "not_allowed": ("无权执行此操作", "Not allowed"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from datetime import timedelta
 from typing import Annotated
@@ -27,11 +28,27 @@ def _safe_next(target: str | None) -> str:
     return web.PREFIX + "/"
 
 
+def cookies_refused_here(scheme: str, host: str | None, secure_cookie: bool) -> bool:
+    """Whether a browser will drop this console's cookies: Secure ones over plain http are kept
+    only for loopback addresses, so signing in from another machine needs https (or the
+    setting turned off on a trusted network)."""
+    if not secure_cookie or scheme != "http":
+        return False
+    if host is None or host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
+
 def _sign_in_page(request: Request, next_: str | None, error: str | None = None,
                   status: int = 200) -> Response:
     token = secrets.token_urlsafe(24)
+    refused = cookies_refused_here(request.url.scheme, request.url.hostname,
+                                   web.console_settings(request).secure_cookie)
     response = web.render(request, "sign_in.html", None, status, next=_safe_next(next_),
-                          form_token=token, error=error)
+                          form_token=token, error=error, https_needed=refused)
     _set_cookie(request, response, SIGN_IN_COOKIE, token, 600)
     return response
 
@@ -54,6 +71,8 @@ def sign_in_submit(request: Request, conn: Conn, name: Annotated[str, FormField(
                    next: Annotated[str, FormField()] = "") -> Response:  # noqa: A002
     """Check the password; on success start a session and go where the user was going."""
     if not csrf_matches(request.cookies.get(SIGN_IN_COOKIE, ""), form_token or None):
+        # Without its cookie the form cannot be told from a forgery; over plain http from
+        # another machine that is the browser refusing Secure cookies, which the page explains.
         return _sign_in_page(request, next, "not_allowed", 403)
     settings = web.console_settings(request)
     now = web.now()
