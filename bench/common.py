@@ -50,10 +50,12 @@ def scratch_database(name: str, keep: bool = False) -> Iterator[str]:
 
 @contextmanager
 def api_server(database_url: str) -> Iterator[tuple[str, int]]:
-    """`village api serve` on this database in a child process: (its base URL, its pid)."""
+    """`village api serve` on this database in a child process: (its base URL, its pid).
+    The API starts only with a broker to reach: the local one unless VILLAGE_MQTT_URL says."""
     port = free_port()
-    env = {**os.environ, "VILLAGE_DATABASE_URL": database_url, "VILLAGE_DEVELOPMENT": "true",
-           "VILLAGE_API__PORT": str(port), "VILLAGE_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}"}
+    env = {"VILLAGE_MQTT_URL": "mqtt://127.0.0.1:1883", **os.environ,
+           "VILLAGE_DATABASE_URL": database_url, "VILLAGE_DEVELOPMENT": "true",
+           "VILLAGE_API__PORT": str(port)}
     server = subprocess.Popen([sys.executable, "-m", "village.cli", "api", "serve"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -21,7 +21,12 @@ serves the console) runs as `village api serve` in a child process; requests are
 from this process over loopback, so a time is the server's time plus a local round trip.
 Weight is what a browser downloads for a page and its assets, as sent (gzip) and unpacked.
 
-Run: `.venv/bin/python bench/console_pages.py [--requests 100] [--keep]`. Not a test.
+The map data is measured as a page is (requests in a row, which the server's 10-second map
+cache answers), spaced past the cache (each answer starts a read of the database behind
+it), and the read itself, timed in this process: what a scope's first request waits.
+
+Run: `.venv/bin/python bench/console_pages.py [--requests 100] [--keep]`, or measure a
+kept database again with `--database URL`. Not a test.
 Uses a scratch database on TEST_DATABASE_ADMIN_URL (default the local server), dropped after.
 """
 
@@ -30,6 +35,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import statistics
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -41,6 +47,7 @@ from psycopg import sql
 
 from ground.principal import SYSTEM, Place, Role
 from village.console.accounts import create_user
+from village.console.pages.overview import MAP_FRESH_S, read_map
 from village.console.sessions import start_session
 from village.schema import migrate
 
@@ -166,28 +173,34 @@ FIGURES = {"townships": TOWNSHIPS, "villages": VILLAGES, "meters": METERS_PER_VI
            "resolved": RESOLVED, "dead_letters": DEAD_LETTERS}
 
 
-def fill(url: str) -> dict[str, int]:
-    """The fleet, a year of data and records; the row counts of what was made."""
+def fill(url: str) -> None:
+    """The fleet, a year of data and records."""
     with psycopg.connect(url, autocommit=True) as conn:
         for statement in _FLEET + _YEAR + _RECORDS:
             conn.execute(statement, FIGURES)
         conn.execute("VACUUM ANALYZE")
-        counts = {}
+
+
+def counts(url: str) -> dict[str, int]:
+    """The row counts of what the database holds."""
+    found = {}
+    with psycopg.connect(url) as conn:
         for table in ("devices", "readings", "readings_hourly", "readings_daily", "alerts",
                       "device_status_changes", "dead_letters"):
             row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
                 sql.Identifier(table))).fetchone()
-            counts[table] = int(row[0]) if row else 0
-        counts["measured village readings"] = int(conn.execute(
-            "SELECT count(*) FROM readings r JOIN devices d USING (device_id)"
-            " WHERE d.village = %s", (MEASURED_VILLAGE,)).fetchone()[0])  # type: ignore[index]
-    return counts
+            found[table] = int(row[0]) if row else 0
+        row = conn.execute("SELECT count(*) FROM readings r JOIN devices d USING (device_id)"
+                           " WHERE d.village = %s", (MEASURED_VILLAGE,)).fetchone()
+        found[f"readings of {MEASURED_VILLAGE}"] = int(row[0]) if row else 0
+    return found
 
 
 def signed_in(url: str) -> str:
     """A session cookie of a county admin."""
     with psycopg.connect(url) as conn:
-        user = create_user(conn, SYSTEM, "bench", "bench password", Role.ADMIN, Place())
+        user = create_user(conn, SYSTEM, f"bench-{os.getpid()}", "bench password", Role.ADMIN,
+                           Place())
         cookie, _ = start_session(conn, user, datetime.now(UTC), timedelta(hours=2))
     return cookie
 
@@ -205,34 +218,67 @@ def weight(http: httpx.Client, path: str) -> tuple[float, float]:
     return sent / 1024, unpacked / 1024
 
 
+def measure_map_spaced(http: httpx.Client, url: str, count: int) -> None:
+    """Map requests spaced past the server's cache (each starts a read behind its answer),
+    and the read itself, timed here: what a scope's first request after a start waits."""
+    times = []
+    for _ in range(count):
+        time.sleep(MAP_FRESH_S + 0.2)
+        started = time.perf_counter()
+        http.get("/console/map.json").raise_for_status()
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    print(f"overview map data, one request every {MAP_FRESH_S + 0.2:.1f} s: n={count}"
+          f" p50 {statistics.median(times):.1f} ms, max {times[-1]:.1f} ms; {load()}")
+    reads = []
+    with psycopg.connect(url) as conn:
+        for _ in range(count):
+            started = time.perf_counter()
+            read_map(conn, SYSTEM, 0.0)
+            reads.append((time.perf_counter() - started) * 1000)
+    reads.sort()
+    print(f"overview map data read from the database (query, gzip, tag; in this process):"
+          f" n={count} p50 {statistics.median(reads):.1f} ms, max {reads[-1]:.1f} ms;"
+          f" {load()}", flush=True)
+
+
+def measure_pages(url: str, requests: int) -> None:
+    """Serve the console from the database and time and weigh its pages."""
+    print("  " + ", ".join(f"{table} {n:,}" for table, n in counts(url).items()))
+    print(f"  a year for every meter at one register reading a day; {MEASURED_VILLAGE}"
+          " (100 meters, 20 cameras) at the real rates (15 min, 1 h)", flush=True)
+    cookie = signed_in(url)
+    with api_server(url) as (base_url, pid), httpx.Client(
+            base_url=base_url, timeout=60, headers={"cookie": f"village_session={cookie}"}) as http:
+        print(f"sequential requests from one client, {requests} a page after 3 warm-up ones,"
+              " as a county admin:")
+        for label, path in PAGES.items():
+            measure(label, lambda path=path: http.get(path), requests)
+        measure_map_spaced(http, url, max(3, requests // 10))
+        print("page weight (page + assets + data it fetches), KB sent gzip / unpacked:")
+        for label, path in WEIGHED.items():
+            sent, unpacked = weight(http, path)
+            print(f"  {label}: {sent:.0f} KB / {unpacked:.0f} KB", flush=True)
+        print(f"API server peak RSS {peak_rss_mb(pid):.0f} MB; after: {load()}")
+
+
 def main() -> None:
-    """Fill a scratch database, serve the console from it, and time the pages."""
+    """Fill a scratch database (or take a filled one), serve the console, time the pages."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--database", help="a database this benchmark filled and kept")
     args = parser.parse_args()
+    print(f"before: {load()}", flush=True)
+    if args.database:
+        measure_pages(args.database, args.requests)
+        return
     with scratch_database(f"village_bench_console_{os.getpid()}", args.keep) as url:
-        print(f"before: {load()}", flush=True)
         migrate(url, retention=timedelta(days=730))
         started = time.perf_counter()
-        counts = fill(url)
-        print(f"filled in {time.perf_counter() - started:.0f} s; {load()}")
-        print("  " + ", ".join(f"{table} {n:,}" for table, n in counts.items()))
-        print(f"  a year for every meter at one register reading a day; {MEASURED_VILLAGE}"
-              f" (100 meters, 20 cameras) at the real rates (15 min, 1 h)", flush=True)
-        cookie = signed_in(url)
-        with api_server(url) as (base_url, pid), httpx.Client(
-                base_url=base_url, timeout=60,
-                headers={"cookie": f"village_session={cookie}"}) as http:
-            print(f"sequential requests from one client, {args.requests} a page after 3"
-                  " warm-up ones, as a county admin:")
-            for label, path in PAGES.items():
-                measure(label, lambda path=path: http.get(path), args.requests)
-            print("page weight (page + assets + data it fetches), KB sent gzip / unpacked:")
-            for label, path in WEIGHED.items():
-                sent, unpacked = weight(http, path)
-                print(f"  {label}: {sent:.0f} KB / {unpacked:.0f} KB", flush=True)
-            print(f"API server peak RSS {peak_rss_mb(pid):.0f} MB; after: {load()}")
+        fill(url)
+        print(f"filled in {time.perf_counter() - started:.0f} s; {load()}", flush=True)
+        measure_pages(url, args.requests)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,15 @@ view says, villages' extents, and the map served again from its tag."""
 
 from __future__ import annotations
 
+import orjson
 import psycopg
 from fastapi.testclient import TestClient
 
-from ground.principal import Role
+from ground.principal import SYSTEM, Role
 from tests.api.conftest import device_id
 from tests.console.conftest import UserMaker, place_devices, sign_in
+from tests.ingest.conftest import wait_until
+from village.console.pages.overview import MAP_FRESH_S, MapCache
 
 
 def test_a_township_operator_sees_its_devices_coloured_by_status(
@@ -27,7 +30,8 @@ def test_a_township_operator_sees_its_devices_coloured_by_status(
                   for village in ("east-1", "east-2"))
     east.remove(device_id("speaker", "east-1"))  # no position: not on the map
     assert sorted(data["ids"]) == east
-    assert data["kinds"] == ["speaker", "water_meter", "water_quality"]
+    assert data["kinds"] == ["barn", "camera", "gateway", "speaker", "water_meter",
+                             "water_quality"]  # every kind, the markers' by index
     shown = {i: (data["kinds"][k], on, lat) for i, k, on, lat in zip(
         data["ids"], data["kind"], data["online"], data["lat"], strict=True)}
     assert shown[heard] == ("water_meter", 1, 30.139)  # 30 + 0.02 + 0.001 * ascii('w')
@@ -39,15 +43,32 @@ def test_a_township_operator_sees_its_devices_coloured_by_status(
     assert 'id="summary"' in page and "east-2" in page and "west-1" not in page
 
 
-def test_the_map_is_read_once_for_a_while_and_a_browser_revalidates_it(
+def test_the_map_is_served_from_its_tag_and_read_anew_behind_the_answer(
         console: TestClient, make_user: UserMaker, database_url: str) -> None:
     place_devices(database_url)
     make_user("admin")
     sign_in(console, "admin")
-    first = console.get("/console/map.json")
+    first = console.get("/console/map.json", headers={"accept-encoding": "gzip"})
+    assert first.headers["content-encoding"] == "gzip" and len(first.json()["ids"]) == 12
     tag = first.headers["etag"]
     assert console.get("/console/map.json", headers={"if-none-match": tag}).status_code == 304
     with psycopg.connect(database_url) as conn:
-        conn.execute("UPDATE devices SET latitude = NULL")
-    # Read moments ago: the same document, until it is older than MAP_FRESH_S.
+        conn.execute("UPDATE devices SET latitude = NULL WHERE village = 'west-1'")
+    # Read moments ago: the same document.
     assert console.get("/console/map.json").content == first.content
+
+
+def test_a_stale_map_is_served_once_more_while_it_is_read_anew(
+        console: TestClient, database_url: str) -> None:
+    place_devices(database_url)
+    cache = MapCache(console.app.state.pool)  # type: ignore[attr-defined]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        first = cache.get(conn, SYSTEM, 100.0)
+        assert len(orjson.loads(first.body)["ids"]) == 12
+        conn.execute("UPDATE devices SET latitude = NULL WHERE village = 'west-1'")
+        assert cache.get(conn, SYSTEM, 100.0 + MAP_FRESH_S - 1) is first
+        assert cache.get(conn, SYSTEM, 100.0 + MAP_FRESH_S) is first  # stale: read behind
+        wait_until(lambda: cache.get(conn, SYSTEM, 100.0 + MAP_FRESH_S) is not first,
+                   what="the new map")
+        newer = cache.get(conn, SYSTEM, 100.0 + MAP_FRESH_S)
+    assert len(orjson.loads(newer.body)["ids"]) == 9 and newer.etag != first.etag

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import logging
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from psycopg import sql
+from psycopg_pool import ConnectionPool
 
 from broadcast import service as broadcasts
 from ground.principal import Principal
@@ -19,6 +22,7 @@ from village.api.deps import Conn
 from village.console import web
 from village.console.scoped import place_level, within
 
+log = logging.getLogger("village.console")
 router = APIRouter(prefix=web.PREFIX, include_in_schema=False)
 SEVERITIES = ("critical", "major", "minor", "info")
 IN_PROGRESS = ("new", "active")
@@ -94,7 +98,8 @@ def summary(conn: psycopg.Connection, principal: Principal, now: datetime) -> Su
                    _dead_letters(conn, principal, now - timedelta(hours=1)))
 
 
-# Every positioned device in scope as columns (kinds by index), and each village's extent,
+# Every positioned device in scope as columns (kinds by index into every kind), and each
+# village's extent,
 # built by PostgreSQL as one JSON text: no row reaches Python. Positions to 1e-5 degree (a
 # metre), in float arithmetic.
 _MAP = """
@@ -103,7 +108,7 @@ WITH shown AS (
            round(s.longitude * 1e5) / 1e5 AS lon, s.online, s.kind, s.township, s.village
     FROM device_status s WHERE s.lifecycle = 'active' AND s.latitude IS NOT NULL AND {cond}
 ), kinds AS (
-    SELECT coalesce(array_agg(DISTINCT kind ORDER BY kind), '{{}}') AS names FROM shown
+    SELECT array_agg(kind ORDER BY kind) AS names FROM device_kinds
 ), places AS (
     SELECT township, village, min(lat) AS south, min(lon) AS west, max(lat) AS north,
            max(lon) AS east
@@ -123,14 +128,16 @@ SELECT json_build_object(
                    ORDER BY township, village), '[]') FROM places)
 )::text FROM shown
 """
-MAP_FRESH_S = 10.0  # how long one scope's map is served again before it is read anew
+MAP_FRESH_S = 10.0  # how long one scope's map is served before it is read anew
+GZIP_LEVEL = 4  # as the console's other responses (village/console/mount.py)
 
 
 @dataclass(frozen=True)
 class MapData:
-    """A scope's map document, its entity tag, and when it was read."""
+    """A scope's map document (plain and gzip-packed once), its entity tag, when it was read."""
 
     body: bytes
+    packed: bytes
     etag: str
     read_at: float
 
@@ -143,17 +150,52 @@ def map_data(conn: psycopg.Connection, principal: Principal) -> bytes:
     return str(row[0]).encode()
 
 
-def cached_map(conn: psycopg.Connection, principal: Principal, cache: dict[Any, MapData],
-               clock: float) -> MapData:
-    """The scope's map as read at most MAP_FRESH_S ago: a county's map is read once for every
-    operator who opens the overview meanwhile (markers follow statuses judged over minutes)."""
-    key = (principal.scope.township, principal.scope.village)
-    found = cache.get(key)
-    if found is None or clock - found.read_at >= MAP_FRESH_S:
-        body = map_data(conn, principal)
-        found = MapData(body, '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"', clock)
-        cache[key] = found
-    return found
+def read_map(conn: psycopg.Connection, principal: Principal, clock: float) -> MapData:
+    """The scope's map as the database has it now, packed and tagged."""
+    body = map_data(conn, principal)
+    return MapData(body, gzip.compress(body, GZIP_LEVEL),
+                   '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"', clock)
+
+
+class MapCache:
+    """Each scope's map, read at most every MAP_FRESH_S and shared by everyone in the scope.
+    A stale map is served while a thread reads it anew, so only a scope's first request
+    waits for the database (a county's map is 18,000 rows; markers follow statuses that are
+    judged over minutes)."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+        self._maps: dict[tuple[str | None, str | None], MapData] = {}
+        self._reading: set[tuple[str | None, str | None]] = set()
+        self._lock = threading.Lock()
+
+    def get(self, conn: psycopg.Connection, principal: Principal, clock: float) -> MapData:
+        """The scope's map: read now if there is none, else the one held (refreshed behind
+        the answer when it is older than MAP_FRESH_S)."""
+        key = (principal.scope.township, principal.scope.village)
+        with self._lock:
+            found = self._maps.get(key)
+            refresh = (found is not None and clock - found.read_at >= MAP_FRESH_S
+                       and key not in self._reading)
+            if refresh:
+                self._reading.add(key)
+        if found is None:
+            found = self._maps[key] = read_map(conn, principal, clock)
+        elif refresh:
+            threading.Thread(target=self._refresh, args=(key, principal, clock),
+                             name="console-map", daemon=True).start()
+        return found
+
+    def _refresh(self, key: tuple[str | None, str | None], principal: Principal,
+                 clock: float) -> None:
+        try:
+            with self._pool.connection() as conn:
+                self._maps[key] = read_map(conn, principal, clock)
+        except psycopg.Error as exc:  # the held map is served until a later read succeeds
+            log.warning("console map not refreshed: %s", str(exc).strip().splitlines()[0])
+        finally:
+            with self._lock:
+                self._reading.discard(key)
 
 
 @router.get("/")
@@ -177,9 +219,13 @@ def device_map(request: Request, conn: Conn, session: web.SignedIn) -> Response:
     """The map's devices and places in the user's scope; 304 when the browser has them."""
     state = request.app.state
     if not hasattr(state, "console_maps"):
-        state.console_maps = {}
-    found = cached_map(conn, session.user.principal, state.console_maps, time.monotonic())
-    headers = {"ETag": found.etag, "Cache-Control": "private, no-cache"}
+        state.console_maps = MapCache(state.pool)
+    found = state.console_maps.get(conn, session.user.principal, time.monotonic())
+    headers = {"ETag": found.etag, "Cache-Control": "private, no-cache",
+               "Vary": "Accept-Encoding"}
     if request.headers.get("if-none-match") == found.etag:
         return Response(status_code=304, headers=headers)
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        return Response(found.packed, media_type="application/json",
+                        headers={**headers, "Content-Encoding": "gzip"})
     return Response(found.body, media_type="application/json", headers=headers)
