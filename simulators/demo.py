@@ -15,15 +15,14 @@ POPULATION = PopulationSpec(townships=1, villages=2, meters=8, probes=2, cameras
                             speakers=3, gateways=True)
 SEED = 1
 # Offsets from the start. A probe's contamination fires the critical turbidity alert within
-# about three minutes (then the chlorine one); a meter's burst and a camera's tamper are
-# device events, alerts at once; a camera off the network goes offline by its Last Will,
-# is found silent five minutes later, and comes back.
+# about three minutes (then the chlorine one); a camera's tamper is a device event, an alert
+# at once; a camera off the network goes offline by its Last Will and comes back. (Here the
+# meters ride on gateways, which carry their readings but not their events.)
 SCENARIO = """
 faults:
   - {fault: contamination, kind: water_quality, count: 1, at: 1m, duration: 30m, ramp: 0s}
-  - {fault: burst, kind: water_meter, count: 1, at: 2m, duration: 10m}
-  - {fault: tamper, kind: camera, count: 1, at: 3m, duration: 1m}
-  - {fault: offline, kind: camera, count: 1, at: 4m, duration: 10m}
+  - {fault: tamper, devices: [cam-0003], at: 2m, duration: 1m}
+  - {fault: offline, devices: [cam-0002], at: 4m, duration: 10m}
 """
 
 
