@@ -47,7 +47,8 @@ from psycopg import sql
 
 from ground.principal import SYSTEM, Place, Role
 from village.console.accounts import create_user
-from village.console.pages.overview import MAP_FRESH_S, read_map
+from village.console.pages.overview import read_map
+from village.console.scope_cache import FRESH_S
 from village.console.sessions import start_session
 from village.schema import migrate
 
@@ -223,18 +224,18 @@ def measure_map_spaced(http: httpx.Client, url: str, count: int) -> None:
     and the read itself, timed here: what a scope's first request after a start waits."""
     times = []
     for _ in range(count):
-        time.sleep(MAP_FRESH_S + 0.2)
+        time.sleep(FRESH_S + 0.2)
         started = time.perf_counter()
         http.get("/console/map.json").raise_for_status()
         times.append((time.perf_counter() - started) * 1000)
     times.sort()
-    print(f"overview map data, one request every {MAP_FRESH_S + 0.2:.1f} s: n={count}"
+    print(f"overview map data, one request every {FRESH_S + 0.2:.1f} s: n={count}"
           f" p50 {statistics.median(times):.1f} ms, max {times[-1]:.1f} ms; {load()}")
     reads = []
     with psycopg.connect(url) as conn:
         for _ in range(count):
             started = time.perf_counter()
-            read_map(conn, SYSTEM, 0.0)
+            read_map(conn, SYSTEM)
             reads.append((time.perf_counter() - started) * 1000)
     reads.sort()
     print(f"overview map data read from the database (query, gzip, tag; in this process):"

@@ -11,7 +11,8 @@ from ground.principal import SYSTEM, Role
 from tests.api.conftest import device_id
 from tests.console.conftest import UserMaker, place_devices, sign_in
 from tests.ingest.conftest import wait_until
-from village.console.pages.overview import MAP_FRESH_S, MapCache
+from village.console.pages.overview import read_map
+from village.console.scope_cache import FRESH_S, ScopeCache
 
 
 def test_a_township_operator_sees_its_devices_coloured_by_status(
@@ -61,14 +62,14 @@ def test_the_map_is_served_from_its_tag_and_read_anew_behind_the_answer(
 def test_a_stale_map_is_served_once_more_while_it_is_read_anew(
         console: TestClient, database_url: str) -> None:
     place_devices(database_url)
-    cache = MapCache(console.app.state.pool)  # type: ignore[attr-defined]
+    cache = ScopeCache("map", console.app.state.pool, read_map)  # type: ignore[attr-defined]
     with psycopg.connect(database_url, autocommit=True) as conn:
         first = cache.get(conn, SYSTEM, 100.0)
         assert len(orjson.loads(first.body)["ids"]) == 12
         conn.execute("UPDATE devices SET latitude = NULL WHERE village = 'west-1'")
-        assert cache.get(conn, SYSTEM, 100.0 + MAP_FRESH_S - 1) is first
-        assert cache.get(conn, SYSTEM, 100.0 + MAP_FRESH_S) is first  # stale: read behind
-        wait_until(lambda: cache.get(conn, SYSTEM, 100.0 + MAP_FRESH_S) is not first,
+        assert cache.get(conn, SYSTEM, 100.0 + FRESH_S - 1) is first
+        assert cache.get(conn, SYSTEM, 100.0 + FRESH_S) is first  # stale: read behind
+        wait_until(lambda: cache.get(conn, SYSTEM, 100.0 + FRESH_S) is not first,
                    what="the new map")
-        newer = cache.get(conn, SYSTEM, 100.0 + MAP_FRESH_S)
+        newer = cache.get(conn, SYSTEM, 100.0 + FRESH_S)
     assert len(orjson.loads(newer.body)["ids"]) == 9 and newer.etag != first.etag

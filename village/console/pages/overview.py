@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import logging
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,15 +12,14 @@ import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from psycopg import sql
-from psycopg_pool import ConnectionPool
 
 from broadcast import service as broadcasts
 from ground.principal import Principal
 from village.api.deps import Conn
 from village.console import web
+from village.console.scope_cache import ScopeCache
 from village.console.scoped import place_level, within
 
-log = logging.getLogger("village.console")
 router = APIRouter(prefix=web.PREFIX, include_in_schema=False)
 SEVERITIES = ("critical", "major", "minor", "info")
 IN_PROGRESS = ("new", "active")
@@ -88,13 +85,15 @@ def _dead_letters(conn: psycopg.Connection, principal: Principal, since: datetim
     return int(row[0]) if row else 0
 
 
-def summary(conn: psycopg.Connection, principal: Principal, now: datetime) -> Summary:
-    """Devices by kind and place, firing alerts, broadcasts in progress, dead letters."""
-    level = place_level(principal)
+def summary(conn: psycopg.Connection, principal: Principal, now: datetime,
+            counted: tuple[list[Count], list[Count]]) -> Summary:
+    """Devices by kind and place (as counted), firing alerts, broadcasts in progress, dead
+    letters."""
     in_progress = [r for r in broadcasts.list_broadcasts(conn, principal, now, 20)
                    if r.status in IN_PROGRESS]
-    by_kind, by_place = _counts(conn, principal, level)
-    return Summary(by_kind, by_place, level, _firing(conn, principal), in_progress,
+    by_kind, by_place = counted
+    return Summary(by_kind, by_place, place_level(principal), _firing(conn, principal),
+                   in_progress,
                    _dead_letters(conn, principal, now - timedelta(hours=1)))
 
 
@@ -128,18 +127,16 @@ SELECT json_build_object(
                    ORDER BY township, village), '[]') FROM places)
 )::text FROM shown
 """
-MAP_FRESH_S = 10.0  # how long one scope's map is served before it is read anew
 GZIP_LEVEL = 4  # as the console's other responses (village/console/mount.py)
 
 
 @dataclass(frozen=True)
 class MapData:
-    """A scope's map document (plain and gzip-packed once), its entity tag, when it was read."""
+    """A scope's map document, plain and gzip-packed once, and its entity tag."""
 
     body: bytes
     packed: bytes
     etag: str
-    read_at: float
 
 
 def map_data(conn: psycopg.Connection, principal: Principal) -> bytes:
@@ -150,77 +147,55 @@ def map_data(conn: psycopg.Connection, principal: Principal) -> bytes:
     return str(row[0]).encode()
 
 
-def read_map(conn: psycopg.Connection, principal: Principal, clock: float) -> MapData:
+def read_map(conn: psycopg.Connection, principal: Principal) -> MapData:
     """The scope's map as the database has it now, packed and tagged."""
     body = map_data(conn, principal)
     return MapData(body, gzip.compress(body, GZIP_LEVEL),
-                   '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"', clock)
+                   '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"')
 
 
-class MapCache:
-    """Each scope's map, read at most every MAP_FRESH_S and shared by everyone in the scope.
-    A stale map is served while a thread reads it anew, so only a scope's first request
-    waits for the database (a county's map is 18,000 rows; markers follow statuses that are
-    judged over minutes)."""
+@dataclass(frozen=True)
+class Caches:
+    """The overview's figures over the whole fleet, per scope (village/console/scope_cache.py)."""
 
-    def __init__(self, pool: ConnectionPool) -> None:
-        self._pool = pool
-        self._maps: dict[tuple[str | None, str | None], MapData] = {}
-        self._reading: set[tuple[str | None, str | None]] = set()
-        self._lock = threading.Lock()
+    counts: ScopeCache[tuple[list[Count], list[Count]]]
+    maps: ScopeCache[MapData]
 
-    def get(self, conn: psycopg.Connection, principal: Principal, clock: float) -> MapData:
-        """The scope's map: read now if there is none, else the one held (refreshed behind
-        the answer when it is older than MAP_FRESH_S)."""
-        key = (principal.scope.township, principal.scope.village)
-        with self._lock:
-            found = self._maps.get(key)
-            refresh = (found is not None and clock - found.read_at >= MAP_FRESH_S
-                       and key not in self._reading)
-            if refresh:
-                self._reading.add(key)
-        if found is None:
-            found = self._maps[key] = read_map(conn, principal, clock)
-        elif refresh:
-            threading.Thread(target=self._refresh, args=(key, principal, clock),
-                             name="console-map", daemon=True).start()
-        return found
 
-    def _refresh(self, key: tuple[str | None, str | None], principal: Principal,
-                 clock: float) -> None:
-        try:
-            with self._pool.connection() as conn:
-                self._maps[key] = read_map(conn, principal, clock)
-        except psycopg.Error as exc:  # the held map is served until a later read succeeds
-            log.warning("console map not refreshed: %s", str(exc).strip().splitlines()[0])
-        finally:
-            with self._lock:
-                self._reading.discard(key)
+def _caches(request: Request) -> Caches:
+    state = request.app.state
+    if not hasattr(state, "console_overview"):
+        state.console_overview = Caches(
+            ScopeCache("device counts", state.pool,
+                       lambda conn, principal: _counts(conn, principal, place_level(principal))),
+            ScopeCache("map", state.pool, read_map))
+    caches: Caches = state.console_overview
+    return caches
+
+
+def _summary(request: Request, conn: Conn, principal: Principal) -> Summary:
+    counted = _caches(request).counts.get(conn, principal, time.monotonic())
+    return summary(conn, principal, web.now(), counted)
 
 
 @router.get("/")
 def overview(request: Request, conn: Conn, session: web.SignedIn) -> Response:
     """The overview page."""
-    principal = session.user.principal
     return web.render(request, "overview.html", session, page="overview",
-                      summary=summary(conn, principal, web.now()))
+                      summary=_summary(request, conn, session.user.principal))
 
 
 @router.get("/overview/summary")
 def overview_summary(request: Request, conn: Conn, session: web.SignedIn) -> Response:
     """The overview's figures alone, for the page's periodic refresh."""
-    principal = session.user.principal
     return web.render(request, "overview_summary.html", session,
-                      summary=summary(conn, principal, web.now()))
+                      summary=_summary(request, conn, session.user.principal))
 
 
 @router.get("/map.json")
 def device_map(request: Request, conn: Conn, session: web.SignedIn) -> Response:
     """The map's devices and places in the user's scope; 304 when the browser has them."""
-    state = request.app.state
-    if not hasattr(state, "console_maps"):
-        state.console_maps = MapCache(state.pool)
-    found = state.console_maps.get(conn, session.user.principal, time.monotonic())
+    found = _caches(request).maps.get(conn, session.user.principal, time.monotonic())
     headers = {"ETag": found.etag, "Cache-Control": "private, no-cache",
                "Vary": "Accept-Encoding"}
     if request.headers.get("if-none-match") == found.etag:
