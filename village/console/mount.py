@@ -16,6 +16,7 @@ from village.console.pages import (
     alerts,
     audit,
     broadcasts,
+    device_commands,
     device_import,
     devices,
     overview,
@@ -25,7 +26,7 @@ from village.console.pages import (
 from village.console.settings import ConsoleSettings
 
 PAGES = (signin.router, users.router, overview.router, alerts.router, broadcasts.router,
-         device_import.router, devices.router, audit.router, audio.router)
+         device_import.router, devices.router, device_commands.router, audit.router, audio.router)
 STATIC = web.PREFIX + "/static"
 
 

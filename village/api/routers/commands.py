@@ -13,8 +13,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from broadcast import command_store
+from broadcast.command_reports import visible_command
 from broadcast.command_service import DEFAULT_EXPIRY, MAX_EXPIRY, CommandRequest, send_command
-from ground.principal import Place, Role
 from village.api import audit
 from village.api.deps import Caller, Conn
 from village.api.problems import Problem
@@ -74,8 +74,5 @@ def send(body: NewCommand, conn: Conn, caller: Caller) -> CommandReport:
 @router.get("/{command_id}", summary="Follow a device command")
 def show(command_id: str, conn: Conn, caller: Caller) -> CommandReport:
     """The command and each device's state and reason (for callers who see every device)."""
-    report = _report(conn, command_id)
-    places = {(d["township"], d["village"]) for d in command_store.places(conn, command_id)}
-    if not all(caller.may(Role.VIEWER, Place(t, v)) for t, v in places):
-        raise Problem(403, "needs role viewer over every device of this command")
-    return report
+    visible_command(conn, caller, command_id)
+    return _report(conn, command_id)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from alerting import operations
+from broadcast.device_command import CommandDenied, CommandError
 from devices import service, status_history_store
 from devices.registry import DeviceDenied, DeviceFilter, DeviceNotFound, DeviceView
 from devices.telemetry import LatestFilter, RangeError, latest
@@ -19,6 +20,8 @@ from village.api import audit
 from village.api.deps import Conn
 from village.console import web
 from village.console.charts import RANGES, chart_data
+from village.console.command_forms import request_from_form
+from village.console.pages import device_commands
 
 router = APIRouter(prefix=web.PREFIX, include_in_schema=False)
 PAGE_SIZE = 100
@@ -46,7 +49,8 @@ def devices(request: Request, conn: Conn, session: web.SignedIn, q: Text = None,
                           "SELECT kind FROM device_kinds ORDER BY kind").fetchall()],
                       next_after=rows[-1].device_id if len(rows) == PAGE_SIZE else None,
                       next_query=next_query,
-                      may_import=session.user.principal.role >= Role.OPERATOR)
+                      may_import=session.user.principal.role >= Role.OPERATOR,
+                      selection=device_commands.selection(session.user.principal, chosen))
 
 
 def _visible(conn: Conn, session: web.Session, device_id: str) -> DeviceView:
@@ -71,7 +75,8 @@ def _chart(request: Request, conn: Conn, device: DeviceView, metric: str | None,
 
 def _device_page(request: Request, conn: Conn, session: web.Session, device_id: str,
                  metric: str | None = None, span: str = "1d", secret: str | None = None,
-                 error: str | None = None, status: int = 200) -> Response:
+                 error: str | None = None, status: int = 200,
+                 command_values: dict[str, str] | None = None) -> Response:
     device = _visible(conn, session, device_id)
     principal = session.user.principal
     metrics = [r[0] for r in conn.execute(
@@ -92,7 +97,9 @@ def _device_page(request: Request, conn: Conn, session: web.Session, device_id: 
         status_changes=status_history_store.recent(conn, device_id), metrics=metrics,
         metric=chosen_metric, span=span, spans=list(RANGES), chart=chart,
         error=error or chart_error, dead_letters=dead, alerts=alerts, secret=secret,
-        may_act=principal.may(Role.OPERATOR, device.place) and device.lifecycle == "active")
+        may_act=principal.may(Role.OPERATOR, device.place) and device.lifecycle == "active",
+        command_values=command_values or {},
+        **device_commands.device_panel(conn, principal, device))
 
 
 @router.get("/devices/{device_id}")
@@ -132,3 +139,28 @@ def rotate_secret(request: Request, device_id: str, conn: Conn, session: web.Sig
     secret = service.rotate_secret(conn, principal, device_id)
     audit.record(conn, principal, "device.rotate_secret", f"device:{device_id}", row.place)
     return _device_page(request, conn, session, device_id, secret=secret)
+
+
+@router.post("/devices/{device_id}/commands")
+def command(request: Request, device_id: str, conn: Conn, session: web.SignedIn,
+            form: web.Form) -> Response:
+    """Send one of its kind's commands to the device (checked and audited by the command
+    service's rules); back to its page, where the answer fills in."""
+    device = _visible(conn, session, device_id)
+    try:
+        device_commands.send_and_audit(conn, session.user.principal,
+                                       request_from_form(form, device_ids=[device_id]),
+                                       device.place)
+    except (CommandError, CommandDenied) as exc:
+        return _device_page(request, conn, session, device_id, error=str(exc),
+                            status=device_commands.refusal_status(exc),
+                            command_values=device_commands.form_values(form))
+    return web.redirect(f"/devices/{device_id}#commands")
+
+
+@router.get("/devices/{device_id}/commands")
+def commands(request: Request, device_id: str, conn: Conn, session: web.SignedIn) -> Response:
+    """The device's valve and newest commands alone, for the page's polling."""
+    device = _visible(conn, session, device_id)
+    return web.render(request, "device_commands.html", session, device=device,
+                      **device_commands.device_panel(conn, session.user.principal, device))
