@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 
+import psycopg
+
 from devices.topics import Channel, topic
 from ground.local import MosquittoServer
 from ground.mqtt import ClientOptions, Will, build_client, connect_async
@@ -44,3 +46,13 @@ def test_a_last_will_then_a_birth_message(database_url: str, mosquitto: Mosquitt
             wait_until(lambda: history(database_url)[-1:] == [(False, "reported_offline")],
                        timeout_s=30, what="the Last Will to make it offline")
     assert history(database_url) == [(True, "reported_online"), (False, "reported_offline")] * 2
+
+
+def test_transitions_are_kept_as_long_as_the_alert_history(database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO device_status_changes (device_id, at, online, reason) VALUES"
+                     " ('cam-1', now() - interval '40 days', false, 'silent'),"
+                     " ('cam-1', now() - interval '20 days', true, 'heard_again')")
+        conn.execute("SELECT village_prune_records(interval '1 day', interval '30 days',"
+                     " interval '1 day')")
+    assert history(database_url) == [(True, "heard_again")]
