@@ -3,15 +3,18 @@ makes it offline at once, its birth message brings it back. Real Mosquitto and P
 
 from __future__ import annotations
 
-import threading
-
 import psycopg
 
-from devices.topics import Channel, topic
 from ground.local import MosquittoServer
-from ground.mqtt import ClientOptions, Will, build_client, connect_async
-from ground.settings import parse_mqtt_url
-from tests.ingest.conftest import ingest_settings, register, rows, running_worker, wait_until
+from tests.ingest.conftest import (
+    camera_comes_online,
+    ingest_settings,
+    register,
+    rows,
+    running_worker,
+    vanish,
+    wait_until,
+)
 
 
 def history(database_url: str) -> list[tuple[bool, str]]:
@@ -23,26 +26,12 @@ def history(database_url: str) -> list[tuple[bool, str]]:
 def test_a_last_will_then_a_birth_message(database_url: str, mosquitto: MosquittoServer,
                                           topic_prefix: str) -> None:
     register(database_url, [("cam-1", "camera")])
-    endpoint = parse_mqtt_url(mosquitto.url)
-    status_topic = topic(topic_prefix, "cam-1", Channel.STATUS)
-    options = ClientOptions(client_id="cam-1", persistent_session=False, keepalive_s=5,
-                            will=Will(status_topic, b"offline"))
     with running_worker(ingest_settings(database_url, mosquitto.url, topic_prefix)):
         for _ in range(2):
-            device = build_client(endpoint, options)
-            connected = threading.Event()
-            device.on_connect = lambda *args, done=connected: done.set()
-            connect_async(device, endpoint, options)
-            device.loop_start()
-            assert connected.wait(10)
-            device.publish(status_topic, b"online", qos=1, retain=True).wait_for_publish(10)
-            device.publish(topic(topic_prefix, "cam-1", Channel.TELEMETRY), b'{"fps": 25}',
-                           qos=1).wait_for_publish(10)
+            device = camera_comes_online(mosquitto.url, topic_prefix, "cam-1")
             wait_until(lambda: history(database_url)[-1:] == [(True, "reported_online")],
                        what="the camera online")
-            # Gone without a DISCONNECT: the broker publishes its Last Will.
-            device.loop_stop()
-            device.socket().close()  # type: ignore[union-attr]
+            vanish(device)
             wait_until(lambda: history(database_url)[-1:] == [(False, "reported_offline")],
                        timeout_s=30, what="the Last Will to make it offline")
     assert history(database_url) == [(True, "reported_online"), (False, "reported_offline")] * 2
