@@ -61,27 +61,3 @@ BEGIN
     RETURN removed + n;
 END $$;
 
--- The status view gains each device's position, so the console's map reads one view
--- instead of joining the registry a second time (new columns go last, as a view allows).
-CREATE OR REPLACE VIEW device_status AS
-SELECT d.device_id,
-       d.kind,
-       d.township,
-       d.village,
-       d.grid,
-       d.site,
-       d.lifecycle,
-       p.last_seen,
-       p.reported_state,
-       p.state_changed_at,
-       coalesce(d.lifecycle = 'active'
-                AND coalesce(p.reported_state, 'online') = 'online'
-                AND p.last_seen > now() - make_interval(secs => k.stale_after_s),
-                false) AS online,
-       coalesce(p.firmware, d.firmware) AS firmware,
-       p.ip,
-       d.latitude,
-       d.longitude
-FROM devices d
-JOIN device_kinds k ON k.kind = d.kind
-LEFT JOIN device_presence p ON p.device_id = d.device_id;

@@ -98,14 +98,14 @@ def summary(conn: psycopg.Connection, principal: Principal, now: datetime,
 
 
 # Every positioned device in scope as columns (kinds by index into every kind), and each
-# village's extent,
-# built by PostgreSQL as one JSON text: no row reaches Python. Positions to 1e-5 degree (a
-# metre), in float arithmetic.
+# village's extent, built by PostgreSQL as one JSON text: no row reaches Python. Positions
+# to 1e-5 degree (a metre), in float arithmetic.
 _MAP = """
 WITH shown AS (
-    SELECT s.device_id, round(s.latitude * 1e5) / 1e5 AS lat,
-           round(s.longitude * 1e5) / 1e5 AS lon, s.online, s.kind, s.township, s.village
-    FROM device_status s WHERE s.lifecycle = 'active' AND s.latitude IS NOT NULL AND {cond}
+    SELECT s.device_id, round(d.latitude * 1e5) / 1e5 AS lat,
+           round(d.longitude * 1e5) / 1e5 AS lon, s.online, s.kind, s.township, s.village
+    FROM device_status s JOIN devices d ON d.device_id = s.device_id
+    WHERE s.lifecycle = 'active' AND d.latitude IS NOT NULL AND {cond}
 ), kinds AS (
     SELECT array_agg(kind ORDER BY kind) AS names FROM device_kinds
 ), places AS (
