@@ -21,7 +21,8 @@ RUN pip install . \
     && useradd --system --uid 10001 --home-dir /var/lib/village village \
     # Mount points of the shared volumes, owned by the service user so a fresh named
     # volume starts writable for it.
-    && mkdir -p /var/lib/village/broker /var/lib/village/grafana \
+    && mkdir -p /var/lib/village/broker /var/lib/village/credentials \
+       /var/lib/village/grafana /var/lib/village/simulators \
     && chown -R village:village /var/lib/village
 
 COPY deploy/entrypoint.sh /usr/local/bin/village-entrypoint

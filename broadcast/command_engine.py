@@ -8,6 +8,7 @@ broker in their persistent session and published again when they come back.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,6 +34,8 @@ class CommandEngine:
     retry_interval: timedelta
     presence: dict[str, bool] = field(default_factory=dict)
     _payloads: dict[str, tuple[datetime, bytes]] = field(default_factory=dict)
+    # States entered by the open transaction's changes, counted by the daemon once committed.
+    entered: Counter[str] = field(default_factory=Counter)
 
     def cycle(self, conn: psycopg.Connection, now: datetime) -> None:
         """Dispatch new commands, then expire, retry, and resend to those back online."""
@@ -41,14 +44,14 @@ class CommandEngine:
             self._payloads[row.command_id] = (row.expires_at, _payload(row))
             self._send(conn, command_store.deliveries(conn, row.command_id, [S.QUEUED]), now)
         expired = changes_for(command_store.expired_open(conn, now), Happening.EXPIRE, now)
-        store.apply(conn, expired, _TABLE)
+        self._apply(conn, expired)
         command_store.record_alert_outcomes(conn, expired)
         due = [row for row in command_store.deliveries(conn, states=[S.SENT], unexpired_at=now)
                if retry_due(row.last_sent_at, now, self.retry_interval)]
         offline = command_store.deliveries(conn, states=[S.OFFLINE], unexpired_at=now)
         online = self._online(conn, [row.device_id for row in due + offline])
-        store.apply(conn, changes_for([r for r in due if r.device_id not in online],
-                                      Happening.WENT_OFFLINE, now), _TABLE)
+        self._apply(conn, changes_for([r for r in due if r.device_id not in online],
+                                      Happening.WENT_OFFLINE, now))
         self._send(conn, [r for r in due + offline if r.device_id in online], now)
 
     def on_acks(self, conn: psycopg.Connection, acks: Sequence[Ack], now: datetime) -> int:
@@ -56,7 +59,7 @@ class CommandEngine:
         pairs = list(dict.fromkeys((ack.command_id, ack.device_id) for ack in acks))
         changes = ack_changes(store.deliveries_of_pairs(conn, pairs, _TABLE), acks)
         command_store.record_alert_outcomes(conn, changes)
-        return store.apply(conn, changes, _TABLE)
+        return self._apply(conn, changes)
 
     def on_presence(self, conn: psycopg.Connection, updates: Iterable[Presence],
                     now: datetime) -> None:
@@ -64,10 +67,15 @@ class CommandEngine:
         back, gone = note_presence(self.presence, updates)
         if gone:
             rows = command_store.deliveries(conn, states=[S.SENT], device_ids=gone)
-            store.apply(conn, changes_for(rows, Happening.WENT_OFFLINE, now), _TABLE)
+            self._apply(conn, changes_for(rows, Happening.WENT_OFFLINE, now))
         if back:
             self._send(conn, command_store.deliveries(conn, states=[S.OFFLINE], device_ids=back,
                                                       unexpired_at=now), now)
+
+    def _apply(self, conn: psycopg.Connection, changes: Sequence[Change]) -> int:
+        changed = store.apply(conn, changes, _TABLE)
+        self.entered.update(str(change.new) for change in changes)
+        return changed
 
     def _online(self, conn: psycopg.Connection, device_ids: Sequence[str]) -> set[str]:
         return online_of(conn, self.presence, device_ids)
@@ -85,7 +93,7 @@ class CommandEngine:
                 continue
             self.publisher.publish(row.device_id, self._payload(conn, row.broadcast_id))
             changes.append(Change(row.broadcast_id, row.device_id, old, new, now, sent=True))
-        store.apply(conn, changes, _TABLE)
+        self._apply(conn, changes)
 
     def _payload(self, conn: psycopg.Connection, command_id: str) -> bytes:
         if command_id not in self._payloads:

@@ -169,6 +169,7 @@ class DaemonHandle:
             except Exception:  # noqa: BLE001 - the daemon outlives any one bad pass
                 log.exception("broadcast daemon: a pass failed; retrying in a second")
                 self.engine.entered.clear()  # rolled back: none of it happened
+                self.commands.entered.clear()
                 if conn is not None:
                     with contextlib.suppress(psycopg.Error):
                         conn.close()
@@ -231,8 +232,9 @@ class DaemonHandle:
         self.metrics.pass_seconds.labels("messages").observe(time.perf_counter() - started)
 
     def _committed(self) -> None:
-        self.metrics.committed(self.engine.entered)
+        self.metrics.committed(self.engine.entered, self.commands.entered)
         self.engine.entered.clear()
+        self.commands.entered.clear()
 
     # ---- the listener ----
 

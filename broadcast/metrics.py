@@ -1,4 +1,5 @@
-"""The broadcast daemon's Prometheus metrics: delivery changes, what it holds, its passes."""
+"""The broadcast daemon's Prometheus metrics: delivery changes of broadcasts and of device
+commands, what it holds, its passes."""
 
 from __future__ import annotations
 
@@ -20,6 +21,11 @@ class BroadcastMetrics:
             "village_broadcast_delivery_changes",
             "delivery state changes committed, by the state entered (sent, accepted, done, ...)",
             ["state"], registry=on)
+        self.command_deliveries = Counter(
+            "village_command_delivery_changes",
+            "device command delivery state changes committed, by the state entered"
+            " (sent, accepted, done, rejected, offline, expired, ...)",
+            ["state"], registry=on)
         self.messages = Counter("village_broadcast_messages_handled",
                                 "acks and statuses applied and acknowledged", registry=on)
         self.held = Gauge("village_broadcast_held_messages",
@@ -32,7 +38,9 @@ class BroadcastMetrics:
         """Read the worker's inbox size at each scrape."""
         self.held.set_function(held)
 
-    def committed(self, entered: Tally[str]) -> None:
-        """Count the state changes of a committed transaction."""
-        for state, count in entered.items():
-            self.deliveries.labels(state).inc(count)
+    def committed(self, broadcasts: Tally[str], commands: Tally[str]) -> None:
+        """Count the state changes of a committed transaction, by the state entered."""
+        for counter, entered in ((self.deliveries, broadcasts),
+                                 (self.command_deliveries, commands)):
+            for state, count in entered.items():
+                counter.labels(state).inc(count)

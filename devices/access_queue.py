@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from devices.dynsec import Change, Grant, Revoke
+from devices.dynsec import Change, Grant, Revoke, Role, superseding
 
 CHANNEL = "broker_access"  # NOTIFY channel: the daemon wakes at once
 _NOTIFY = ("SELECT pg_notify('broker_access', '')"
@@ -55,6 +55,23 @@ def queue_revokes(conn: psycopg.Connection, device_ids: Sequence[str]) -> None:
     conn.execute(_NOTIFY)
 
 
+def queue_kind_changes(conn: psycopg.Connection, kinds: Iterable[tuple[str, str]]) -> None:
+    """Before devices take these (device_id, kind) pairs: queue a role change for each
+    active one with a login that becomes a gateway or stops being one."""
+    pairs = list(kinds)
+    if not pairs:
+        return
+    conn.execute(
+        "INSERT INTO broker_access_queue (device_id, action, gateway)"
+        " SELECT k.device_id, 'role', k.kind = 'gateway'"
+        " FROM unnest(%s::text[], %s::text[]) AS k(device_id, kind)"
+        " JOIN devices d USING (device_id) WHERE d.lifecycle = 'active'"
+        "  AND d.secret_hash IS NOT NULL AND (d.kind = 'gateway') <> (k.kind = 'gateway')"
+        "  AND EXISTS (SELECT 1 FROM broker_live_access)",
+        ([device_id for device_id, _ in pairs], [kind for _, kind in pairs]))
+    conn.execute(_NOTIFY)
+
+
 def set_live_access(conn: psycopg.Connection, on: bool) -> None:
     """Switch queueing on (a broker with the plugin) or off (files), dropping what is queued."""
     with conn.transaction():
@@ -65,16 +82,23 @@ def set_live_access(conn: psycopg.Connection, on: bool) -> None:
             conn.execute("DELETE FROM broker_access_queue")
 
 
-def take(conn: psycopg.Connection, limit: int) -> list[Queued]:
-    """The oldest queued changes, one per device (its latest), at most `limit` rows read."""
+def take(conn: psycopg.Connection, devices: int) -> list[Queued]:
+    """What is queued for the `devices` devices changed most recently, one change each (what
+    its rows come to). Newest first, so that one device added or retired during a bulk
+    import of thousands waits for one control message, not for the whole import."""
     rows = conn.execute(
-        "SELECT id, device_id, action, secret, gateway FROM broker_access_queue"
-        " ORDER BY id LIMIT %s", (limit,)).fetchall()
+        "WITH picked AS (SELECT device_id, max(id) AS last FROM broker_access_queue"
+        "  GROUP BY device_id ORDER BY last DESC LIMIT %s)"
+        " SELECT q.id, q.device_id, q.action, q.secret, q.gateway"
+        " FROM broker_access_queue q JOIN picked USING (device_id) ORDER BY q.id",
+        (devices,)).fetchall()
     latest: dict[str, Queued] = {}
     for row_id, device_id, action, secret, gateway in rows:
         earlier = latest.pop(device_id, None)
         change: Change = (Grant(device_id, secret, gateway) if action == "grant"
+                          else Role(device_id, gateway) if action == "role"
                           else Revoke(device_id, gateway))
+        change = superseding(earlier.change if earlier else None, change)
         latest[device_id] = Queued([*(earlier.ids if earlier else []), row_id], change)
     return list(latest.values())
 

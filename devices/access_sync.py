@@ -33,12 +33,16 @@ from devices.dynsec import (
     CONTROL_TOPIC,
     NOT_FOUND,
     RESPONSE_TOPIC,
+    Change,
     Grant,
+    Pacing,
     Revoke,
+    Role,
     device_usernames,
     grant_commands,
     list_clients_command,
     revoke_commands,
+    role_commands,
     stale_logins,
 )
 from ground.mqtt import ClientOptions, build_client, connect_async
@@ -151,6 +155,10 @@ class AccessSync:
     log: Callable[[str], None] = lambda line: None
     stats: SyncStats = field(default_factory=SyncStats)
     stop: threading.Event = field(default_factory=threading.Event)
+    pacing: Pacing = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pacing = Pacing(self.settings.batch, self.settings.message_target_s)
 
     def run(self) -> None:
         """Serve until stopped: wake on each notification, retry while the broker is away."""
@@ -178,19 +186,17 @@ class AccessSync:
             pass
 
     def apply_batch(self, conn: psycopg.Connection) -> int:
-        """Apply up to `batch` queued changes; return how many (0: the queue is empty)."""
-        taken = access_queue.take(conn, self.settings.batch)
+        """Apply the next message's worth of queued changes; return how many (0: none)."""
+        taken = access_queue.take(conn, self.pacing.size())
         if not taken:
             return 0
         commands: list[dict[str, Any]] = []
         owners: list[int] = []  # the index in `taken` each command came from
         for index, item in enumerate(taken):
-            change = item.change
-            built = (grant_commands(self.prefix, change, exists=False)
-                     if isinstance(change, Grant) else revoke_commands(change))
+            built = self._commands(item.change)
             commands += built
             owners += [index] * len(built)
-        responses = self.channel.send(commands)
+        responses = self._paced_send(commands)
         retry: list[dict[str, Any]] = []
         for owner, command, response in zip(owners, commands, responses, strict=False):
             error = _error(response)
@@ -201,13 +207,26 @@ class AccessSync:
                 self.stats.failed += 1
                 self.log(f"{command['command']} {change.device_id}: {error}")
         if retry:
-            for command, response in zip(retry, self.channel.send(retry), strict=False):
+            for command, response in zip(retry, self._paced_send(retry), strict=False):
                 if (error := _error(response)) is not None:
                     self.stats.failed += 1
                     self.log(f"{command['command']} {command['username']}: {error}")
         access_queue.done(conn, [row_id for item in taken for row_id in item.ids])
         self.stats.applied += len(taken)
         return len(taken)
+
+    def _paced_send(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        started = time.monotonic()
+        responses = self.channel.send(commands)
+        self.pacing.observe(len(commands), time.monotonic() - started)
+        return responses
+
+    def _commands(self, change: Change) -> list[dict[str, Any]]:
+        if isinstance(change, Grant):
+            return grant_commands(self.prefix, change, exists=False)
+        if isinstance(change, Role):
+            return role_commands(self.prefix, change)
+        return revoke_commands(change)
 
     def reconcile(self, conn: psycopg.Connection) -> None:
         """Drop the broker's device logins the registry does not grant; count the missing."""
@@ -217,10 +236,12 @@ class AccessSync:
         broker = device_usernames(answer)
         granted = access_queue.granted_device_ids(conn)
         stale = stale_logins(broker, granted)
-        for start in range(0, len(stale), self.settings.batch):
-            chunk = stale[start:start + self.settings.batch]
-            self.channel.send([command for device_id in chunk
-                               for command in revoke_commands(Revoke(device_id))])
+        start = 0
+        while start < len(stale):
+            chunk = stale[start:start + self.pacing.size()]
+            self._paced_send([command for device_id in chunk
+                              for command in revoke_commands(Revoke(device_id))])
+            start += len(chunk)
         self.stats.stale_dropped += len(stale)
         missing = granted - broker - access_queue.queued_device_ids(conn)
         self.stats.missing = len(missing)

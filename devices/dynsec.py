@@ -54,7 +54,54 @@ class Revoke:
     gateway: bool = False
 
 
-Change = Grant | Revoke
+@dataclass(frozen=True)
+class Role:
+    """A device with a login became a gateway (or stopped being one): its rights change,
+    its secret does not."""
+
+    device_id: str
+    gateway: bool
+
+
+Change = Grant | Revoke | Role
+
+
+def superseding(earlier: Change | None, later: Change) -> Change:
+    """What one device's queued changes come to, applied in order: the later one, except
+    that a role change keeps a secret not yet granted (and a login not yet revoked)."""
+    if isinstance(later, Role) and isinstance(earlier, Grant):
+        return Grant(earlier.device_id, earlier.secret, later.gateway)
+    if isinstance(later, Role) and isinstance(earlier, Revoke):
+        return Revoke(earlier.device_id, gateway=True)  # a role created meanwhile goes too
+    return later
+
+
+@dataclass
+class Pacing:
+    """How many changes go into one control message: as many as the broker applies in about
+    `target_s`, at most `most`. Mosquitto 2.0.x's plugin rewrites its whole file after
+    every command (not once per message), so a command costs time in proportion to the
+    logins held, and the single-threaded broker serves nobody else meanwhile: a fixed batch
+    that is quick at 1,000 logins would hold the broker for minutes at 150,000."""
+
+    most: int
+    target_s: float = 1.0
+    first: int = 10  # before anything is measured
+    per_command_s: float | None = None
+
+    def size(self) -> int:
+        """Changes for the next message."""
+        if self.per_command_s is None:
+            return min(self.most, self.first)
+        return max(1, min(self.most, int(self.target_s / self.per_command_s)))
+
+    def observe(self, commands: int, seconds: float) -> None:
+        """The broker answered `commands` commands in `seconds` (smoothed over messages)."""
+        if commands <= 0:
+            return
+        measured = seconds / commands
+        known = self.per_command_s
+        self.per_command_s = measured if known is None else (known + measured) / 2
 
 
 def gateway_role(device_id: str) -> str:
@@ -107,6 +154,18 @@ def revoke_commands(revoke: Revoke) -> list[dict[str, Any]]:
     if revoke.gateway:
         commands.append({"command": "deleteRole", "rolename": gateway_role(name)})
     return commands
+
+
+def role_commands(prefix: str, role: Role) -> list[dict[str, Any]]:
+    """Commands that give a device's login its gateway role, or take it away (the plugin
+    closes its session, and it logs in again with its rights)."""
+    name = checked_name(role.device_id)
+    modify = {"command": "modifyClient", "username": name,
+              "roles": [{"rolename": r} for r in _roles(name, role.gateway)]}
+    if role.gateway:
+        return [{"command": "createRole", "rolename": gateway_role(name),
+                 "acls": _gateway_acls(prefix, name)}, modify]
+    return [modify, {"command": "deleteRole", "rolename": gateway_role(name)}]
 
 
 def list_clients_command() -> dict[str, Any]:

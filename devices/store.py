@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
-from devices.access_queue import queue_grants, queue_revokes
+from devices.access_queue import queue_grants, queue_kind_changes, queue_revokes
 from devices.catalogue import KINDS
 from devices.credentials import generate_secret, hash_secret
 from devices.registry import (
@@ -102,6 +102,8 @@ def upsert_devices(conn: psycopg.Connection, rows: Sequence[DeviceRow], columns:
         lacking = [device_id for device_id in ids if not has_secret.get(device_id, False)]
         secrets = [(device_id, generate_secret()) for device_id in lacking] if issue_secrets else []
         hashes = {device_id: hash_secret(secret) for device_id, secret in secrets}
+        if "kind" in present:  # before the upsert: the queue compares with the stored kind
+            queue_kind_changes(conn, [(row.device_id, row.kind) for row in rows])
         conn.execute("DROP TABLE IF EXISTS pg_temp.registry_import")
         conn.execute(sql.SQL("CREATE TEMP TABLE registry_import ({}, secret_hash text)"
                              " ON COMMIT DROP").format(sql.SQL(", ").join(

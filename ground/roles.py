@@ -79,7 +79,12 @@ SERVICE_ROLES = (
         "broker_access_queue": ("SELECT", "INSERT"),
         **{table: WRITE_NO_DELETE for table in ("alerts", "alert_transitions")},
     }),
+    # The access daemon: applies the queue (it holds the broker's admin login anyway, so the
+    # plain secrets and the hashes it reads are no wider reach).
+    ServiceRole("village_access", {"broker_access_queue": ("SELECT", "DELETE")}),
 )
+# Who may read the hidden columns, beyond the migration role.
+SECRET_COLUMN_READERS = {("devices", "secret_hash"): ("village_access",)}
 ROLE_NAMES = (READER, *(role.name for role in SERVICE_ROLES))
 
 
@@ -106,6 +111,10 @@ def apply_grants(conn: psycopg.Connection) -> None:
     for table in SECRET_TABLES:
         if _exists(conn, table):
             conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier(table), api))
+    for (table, column), readers in SECRET_COLUMN_READERS.items():
+        for reader_role in readers:
+            conn.execute(sql.SQL("GRANT SELECT ({}) ON {} TO {}").format(
+                sql.Identifier(column), sql.Identifier(table), sql.Identifier(reader_role)))
     _grant_functions(conn)
 
 

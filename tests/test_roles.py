@@ -28,7 +28,7 @@ def logins(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     result = CliRunner().invoke(app, ["db", "roles", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     urls = {}
-    for service in ("ingest", "alerting", "broadcast", "api"):
+    for service in ("ingest", "alerting", "broadcast", "api", "access"):
         env = tmp_path / service / "db.env"
         assert env.stat().st_mode & 0o077 == 0, "only the service's own user reads it"
         line = next(x for x in env.read_text().splitlines() if x.startswith("VILLAGE_DATABASE_URL="))
@@ -159,6 +159,25 @@ def test_api_manages_the_registry_tokens_and_acknowledgements(logins: Logins) ->
             "DELETE FROM alerts",
             "UPDATE service_accounts SET secret_hash = 'x'",
             "CREATE TABLE mine (x integer)")
+
+
+def test_access_applies_the_broker_queue_and_changes_nothing_else(logins: Logins,
+                                                                 database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO broker_access_queue (device_id, action) VALUES ('wm-1', 'revoke')")
+    with psycopg.connect(logins["access"]) as conn:
+        assert conn.execute("SELECT device_id FROM devices WHERE lifecycle = 'active'"
+                            " AND secret_hash IS NOT NULL").fetchall() == []
+        assert conn.execute("SELECT device_id, action FROM broker_access_queue").fetchall() == [
+            ("wm-1", "revoke")]
+        conn.execute("DELETE FROM broker_access_queue")
+    refused(logins["access"],
+            "INSERT INTO broker_access_queue (device_id, action) VALUES ('wm-1', 'revoke')",
+            "UPDATE devices SET secret_hash = NULL",
+            "DELETE FROM devices",
+            "SELECT secret_hash FROM service_accounts",
+            "INSERT INTO readings (device_id, metric, ts, value) VALUES ('wm-1', 'x', now(), 1)")
+    refused(logins["ingest"], "SELECT secret_hash FROM devices")
 
 
 def test_grafana_reads_every_panel_and_cannot_write(logins: Logins) -> None:

@@ -39,6 +39,7 @@ def test_an_op_and_its_arguments_are_checked_against_the_contract() -> None:
     assert isinstance(command, SetValveCommand) and command.open is False
     cases: list[tuple[str, dict[str, Any], str]] = [
         ("open_sesame", {}, "unknown op 'open_sesame'"),
+        ("reboot", {}, "unknown op 'reboot'"),  # an event in the contract, never a command
         ("set_valve", {}, "set_valve: missing argument 'open'"),
         ("set_valve", {"open": "maybe"}, "set_valve: open:"),
         ("set_valve", {"open": True, "force": 1}, "set_valve: unknown argument 'force'"),
@@ -151,3 +152,9 @@ def test_a_villages_200_meters_close_their_valves(
         closed = [fleet.with_model(d, lambda model, now: model.physics.valve_open)  # type: ignore[attr-defined]
                   for d in ids]
         assert closed.count(False) == 199 and closed[100] is True
+    # The daemon's metrics counted each committed command delivery by the state it entered.
+    changes = handle.metrics.registry.get_sample_value
+    for state, count in (("done", 199), ("rejected", 1), ("offline", 15)):
+        assert changes("village_command_delivery_changes_total", {"state": state}) == count, state
+    assert (changes("village_command_delivery_changes_total", {"state": "sent"}) or 0) >= 200
+    assert changes("village_broadcast_delivery_changes_total", {"state": "done"}) is None

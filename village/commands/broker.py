@@ -21,6 +21,7 @@ from devices.broker_access import SERVICE_ACCOUNTS, acl_text, passwd_lines, serv
 from devices.broker_logins import broker_accounts, service_hashes, store_service_hash
 from devices.dynsec import plugin_config
 from devices.store import gateway_ids
+from ground.health import signal_readiness
 from ground.mqtt import check_reachable
 from ground.settings import MqttEndpoint, format_mqtt_url, parse_mqtt_url
 from village.commands.devices import registry_connection
@@ -163,6 +164,8 @@ def broker_access() -> None:
                                 settings.access, log=log.info)
     with stop_on_signals(daemon.sync.stop):
         daemon.start()
+        signal_readiness(settings.ready_file, settings.database_url,
+                         [daemon.sync.channel.connected.is_set], daemon.sync.stop)
         log.info("ready: keeping the logins of %r in line with the registry in %s",
                  settings.mqtt, settings.database_address)
         daemon.sync.stop.wait()

@@ -24,7 +24,8 @@ from village.commands.output import err, fail, settings_or_exit
 
 # The service directory names, as docker-compose.yml gives each service its own.
 SERVICE_GROUPS = {"ingest": "village_ingest", "alerting": "village_alerting",
-                  "broadcast": "village_broadcast", "api": "village_api"}
+                  "broadcast": "village_broadcast", "api": "village_api",
+                  "access": "village_access"}
 GRAFANA_PASSWORD_VARIABLE = "GRAFANA_DB_PASSWORD"
 
 db_app = typer.Typer(help="Database logins of the services.", no_args_is_help=True)
