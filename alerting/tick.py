@@ -7,30 +7,53 @@ other processes, since the CLI imports the alerting runner for every command.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 
 import numpy as np
 import psycopg
 
 from alerting import store
-from alerting.columnar import NEVER, Fleet, PresenceColumns, evaluate_tick_columns
+from alerting.columnar import EPOCH, NEVER, Fleet, PresenceColumns, evaluate_tick_columns, micros
 from alerting.cycles import Engine
 from alerting.evaluate import Outcome
+from devices import status_history_store
+from devices.status_history import StatusChange, after_silence
 
 
 def tick_cycle(conn: psycopg.Connection, engine: Engine, now: datetime) -> Outcome:
     """Conditions of time at `now`: stopped reporting, area outages, events gone quiet.
 
     Over columns: a fleet of a million is a few arrays, not a million objects; tests prove
-    it decides what `evaluate_tick` decides.
+    it decides what `evaluate_tick` decides. Devices silent past their kind's limit also go
+    offline in the status history.
     """
     with conn.transaction():
         fleet = registry_columns(conn, engine)
         states = store.load_states(conn)
-        outcome = evaluate_tick_columns(engine.book, fleet, presence_columns(conn, fleet),
-                                        store.stale_after(conn), states, now)
+        presence, stale = presence_columns(conn, fleet), store.stale_after(conn)
+        outcome = evaluate_tick_columns(engine.book, fleet, presence, stale, states, now)
         store.apply_outcome(conn, outcome, engine.book.by_name, engine.language)
+        status_history_store.record(conn, gone_silent(conn, fleet, presence, stale, now))
     return outcome
+
+
+def gone_silent(conn: psycopg.Connection, fleet: Fleet, presence: PresenceColumns,
+                stale_after_s: Mapping[str, float], now: datetime) -> list[StatusChange]:
+    """Devices recorded online whose silence has passed their kind's limit by `now`.
+
+    The columns pick the few silent rows first, so only those become Python objects."""
+    kinds = fleet.columns["kind"]
+    limit_of_kind = [stale_after_s.get(kind or "", np.inf) for kind in kinds.values]
+    limit = np.array(limit_of_kind, dtype=np.float64)[kinds.codes]
+    heard = presence.last_seen != NEVER
+    silent = np.flatnonzero(heard & ((micros(now) - presence.last_seen) / 1e6 >= limit))
+    silent_ids = {fleet.device_ids[row]: row for row in silent.tolist()}
+    online = [d for d in status_history_store.recorded_online(conn) if d in silent_ids]
+    last_seen = {d: EPOCH + timedelta(microseconds=int(presence.last_seen[silent_ids[d]]))
+                 for d in online}
+    limits = {d: float(limit[silent_ids[d]]) for d in online}
+    return after_silence(online, last_seen, limits, now)
 
 
 def registry_columns(conn: psycopg.Connection, engine: Engine) -> Fleet:
