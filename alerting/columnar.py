@@ -24,6 +24,7 @@ from alerting.signals import for_seconds, observe_outage
 
 NEVER = np.iinfo(np.int64).min  # "no time" in a microsecond column
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 Codes = npt.NDArray[np.int32]
 Micros = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
@@ -37,8 +38,7 @@ def micros(ts: datetime | None) -> int:
     """A time as microseconds since the epoch (NEVER for None), exactly."""
     if ts is None:
         return int(NEVER)
-    delta = ts - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return (ts - EPOCH) // _MICROSECOND
 
 
 def from_micros(value: int) -> datetime:
@@ -188,14 +188,17 @@ def _record(rule: Rule, fleet: Fleet, row: int, held: _RuleStates, fires: bool,
     subject = fleet.subject(row)
     before = held.held.get(row) or AlertState(fingerprint(rule.name, subject), rule.name,
                                               subject.device_id)
+    # New tuples rather than _replace: a first pass may move tens of thousands of states.
     if fires:
         since = from_micros(since_us)
-        state = before._replace(state="firing", active_since=since, value=value, last_ts=now)
+        state = AlertState(before.fingerprint, rule.name, before.device_id, "firing", since,
+                           now, value, before.alert_id)
         outcome.transitions.append(Transition(
             state.fingerprint, rule.name, subject, "firing", now, since, value, threshold,
             before.alert_id, rule.metric))
     else:
-        state = before._replace(state="inactive", active_since=None, value=None, last_ts=now)
+        state = AlertState(before.fingerprint, rule.name, before.device_id, "inactive", None,
+                           now, None, before.alert_id)
         if before.state == "firing":
             outcome.transitions.append(Transition(
                 state.fingerprint, rule.name, subject, "resolved", now,

@@ -7,25 +7,22 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from alerting import store, valve_action
 from alerting.dispatch import Send, Target, plan
-from alerting.evaluate import (
-    STREAM_TYPES,
-    Outcome,
-    RuleBook,
-    evaluate_events,
-    evaluate_stream,
-    evaluate_tick,
-)
+from alerting.evaluate import STREAM_TYPES, Outcome, RuleBook, evaluate_events, evaluate_stream
 from alerting.message import render
 from alerting.model import Sample, Subject, fingerprint
 from alerting.nightflow import evaluate_areas
 from alerting.notifiers.base import Message, Notifier, send_with_retry
 from alerting.routing import Routing
 from alerting.signals import BASELINE, UNCHANGED
+
+if TYPE_CHECKING:  # numpy is for the alerting process only, not every CLI command
+    from alerting.columnar import Fleet
 
 BATCH_ROWS = 200_000  # rows read per streaming pass at most; the rest come next pass
 HORIZON_MAX_LAG = timedelta(seconds=60)
@@ -40,6 +37,7 @@ class Cache:
     subjects_loaded: float = float("-inf")
     recent: store.Recent = field(default_factory=store.Recent)
     judged: dict[str, datetime] = field(default_factory=dict)
+    columns: Fleet | None = None  # the registry as columns (alerting.tick), after each reload
 
     def registry(self, conn: psycopg.Connection, refresh_s: float,
                  unknown: bool = False) -> dict[str, Subject]:
@@ -50,6 +48,7 @@ class Cache:
         if age > refresh_s or (unknown and age > 1.0):
             self.subjects = store.load_subjects(conn)
             self.subjects_loaded = time.monotonic()
+            self.columns = None
         return self.subjects
 
     def forget_reads(self) -> None:
@@ -178,17 +177,6 @@ def _unchanged(engine: Engine, condition_type: str, key: str,
     judged = engine.cache.judged.get(key)
     engine.cache.judged[key] = max(last, judged) if judged else last
     return judged is not None and unchanged(judged, first, last)
-
-
-def tick_cycle(conn: psycopg.Connection, engine: Engine, now: datetime) -> Outcome:
-    """Conditions of time at `now`: stopped reporting and events gone quiet."""
-    with conn.transaction():
-        known = engine.registry(conn)
-        states = store.load_states(conn)
-        outcome = evaluate_tick(engine.book, known, store.presence(conn), store.stale_after(conn),
-                                states, now)
-        store.apply_outcome(conn, outcome, engine.book.by_name, engine.language)
-    return outcome
 
 
 def night_flow_cycle(conn: psycopg.Connection, engine: Engine, now: datetime) -> Outcome:

@@ -180,7 +180,11 @@ def evaluate_tick(
     states: Mapping[str, AlertState],
     now: datetime,
 ) -> Outcome:
-    """Conditions of time at `now`: stopped reporting, area outages, events gone quiet."""
+    """Conditions of time at `now`: stopped reporting, area outages, events gone quiet.
+
+    One object per device: the plain statement of the time pass, which the service runs
+    over columns (`alerting.columnar`); the tests require both to decide alike.
+    """
     outcome = Outcome()
     outages = book.of_type("outage")
     areas: dict[tuple[str, Subject], list[int]] = {}  # (rule, area) -> [silent, total]

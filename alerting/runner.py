@@ -14,7 +14,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from alerting import store
-from alerting.cycles import Engine, dispatch_cycle, evaluate_cycle, night_flow_cycle, tick_cycle
+from alerting.cycles import Engine, dispatch_cycle, evaluate_cycle, night_flow_cycle
 from alerting.evaluate import RuleBook
 from alerting.files import load_routing, load_rules
 from alerting.metrics import AlertingMetrics
@@ -103,6 +103,9 @@ def start(
     metrics: AlertingMetrics | None = None,
 ) -> AlertingHandle:
     """Start alerting: streaming on ingest commits, scheduled passes, dispatch."""
+    # The CLI imports this module for every command; only the running service needs numpy.
+    from alerting.tick import tick_cycle  # start-up cost: numpy
+
     metrics = metrics or AlertingMetrics()
     built = build_engine(options, database_url, given)
     engine = replace(built, notifiers=metrics.instrument(built.notifiers))

@@ -7,7 +7,8 @@ meter. The data is generated inside PostgreSQL (INSERT ... SELECT over generate_
 `readings` (monthly partitions prepared first), `readings_daily` and `latest_values`. The API runs as
 `village api serve` in a child process; requests are sequential from this process.
 
-Run: `.venv/bin/python bench/api_latency.py [--requests 200] [--keep]`. Not a test.
+Run: `.venv/bin/python bench/api_latency.py [--requests 200] [--keep | --database URL]`.
+Not a test.
 Uses a scratch database on TEST_DATABASE_ADMIN_URL (default the local server), dropped after.
 """
 
@@ -74,16 +75,15 @@ def fill(url: str) -> dict[str, float]:
     return timings
 
 
-def measure(name: str, call: Callable[[], httpx.Response], count: int) -> None:
-    """Time `count` calls after a warm-up; print p50, p99 and max."""
+def measure(name: str, call: Callable[[], object], count: int) -> None:
+    """Time `count` calls after a warm-up; print p50, p99 and max. Calls raise on failure."""
     for _ in range(3):
-        call().raise_for_status()
+        call()
     times = []
     for _ in range(count):
         started = time.perf_counter()
-        response = call()
+        call()
         times.append((time.perf_counter() - started) * 1000)
-        response.raise_for_status()
     times.sort()
     p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
     print(f"{name}: n={count} p50 {statistics.median(times):.1f} ms, p99 {p99:.1f} ms,"
@@ -95,9 +95,54 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--database", help="a database a --keep run filled: measure only")
+    parser.add_argument("--versus", metavar="CHECKOUT",
+                        help="with --database: serve this checkout's code beside this one's"
+                             " and time county sweeps on both, alternating")
     args = parser.parse_args()
-    with scratch_database(f"village_bench_api_{os.getpid()}", keep=args.keep) as url:
-        fill_serve_and_measure(url, args.requests)
+    if args.database and args.versus:
+        side_by_side(args.database, args.versus, max(10, args.requests // 10))
+    elif args.database:
+        serve_and_measure(args.database, args.requests)
+    else:
+        with scratch_database(f"village_bench_api_{os.getpid()}", keep=args.keep) as url:
+            fill_serve_and_measure(url, args.requests)
+
+
+def sweep(http: httpx.Client, headers: dict[str, str], metric: str | None) -> int:
+    """Every page of the county's meters' latest values; returns how many values."""
+    after, values = None, 0
+    while True:
+        params = ({"kind": "water_meter", "limit": "1000"} | ({"after": after} if after else {})
+                  | ({"metric": metric} if metric else {}))
+        body = http.get("/telemetry/latest", params=params, headers=headers).raise_for_status().json()
+        values += len(body["items"])
+        after = body["next_after"]
+        if after is None:
+            return values
+
+
+def side_by_side(url: str, versus: str, sweeps: int) -> None:
+    """County sweeps against this code and another checkout's, served from one database at
+    once and alternated, so both meet the same machine load."""
+    with psycopg.connect(url) as conn:
+        _, admin = create_token(conn, SYSTEM, f"bench-versus-{os.getpid()}", Role.ADMIN, Place())
+    headers = {"Authorization": f"Bearer {admin}"}
+    with api_server(url) as (here, _), api_server(url, versus) as (there, _), \
+            httpx.Client(base_url=here, timeout=60) as this, \
+            httpx.Client(base_url=there, timeout=60) as that:
+        for metric in (None, "total_m3"):
+            times: dict[str, list[float]] = {"this checkout": [], versus: []}
+            for _ in range(sweeps + 1):  # the first round warms both up
+                for name, http in (("this checkout", this), (versus, that)):
+                    started = time.perf_counter()
+                    assert sweep(http, headers, metric) == (1 if metric else 2) * METERS
+                    times[name].append((time.perf_counter() - started) * 1000)
+            for name, measured in times.items():
+                ordered = sorted(measured[1:])
+                print(f"all {METERS:,} meters, {metric or 'every metric'}, {name}: n={sweeps}"
+                      f" p50 {statistics.median(ordered):.0f} ms, best {ordered[0]:.0f} ms,"
+                      f" worst {ordered[-1]:.0f} ms; {load()}", flush=True)
 
 
 def fill_serve_and_measure(url: str, requests: int) -> None:
@@ -110,9 +155,14 @@ def fill_serve_and_measure(url: str, requests: int) -> None:
           f" {timings['readings']:,} readings in {time.perf_counter() - started:.0f} s"
           f" (raw {timings['raw_s']:.0f} s, rollup+vacuum {timings['rollup_and_vacuum_s']:.0f} s);"
           f" {load()}", flush=True)
+    serve_and_measure(url, requests)
+
+
+def serve_and_measure(url: str, requests: int) -> None:
+    """Serve the API from a filled database and time the scenarios."""
     with psycopg.connect(url) as conn:
-        _, admin = create_token(conn, SYSTEM, "bench-admin", Role.ADMIN, Place())
-        _, cadre = create_token(conn, SYSTEM, "bench-cadre", Role.CADRE,
+        _, admin = create_token(conn, SYSTEM, f"bench-admin-{os.getpid()}", Role.ADMIN, Place())
+        _, cadre = create_token(conn, SYSTEM, f"bench-cadre-{os.getpid()}", Role.CADRE,
                                 Place("镇2", "镇2村17"))
     now = datetime.now(UTC)
     window = {"from": (now - timedelta(days=30)).isoformat(), "to": now.isoformat()}
@@ -121,40 +171,27 @@ def fill_serve_and_measure(url: str, requests: int) -> None:
         as_admin = {"Authorization": f"Bearer {admin}"}
         as_cadre = {"Authorization": f"Bearer {cadre}"}
 
-        def latest_page(after: str | None = None, metric: str | None = None) -> httpx.Response:
-            params = ({"kind": "water_meter", "limit": "1000"} | ({"after": after} if after else {})
-                      | ({"metric": metric} if metric else {}))
-            return http.get("/telemetry/latest", params=params, headers=as_admin)
+        def get(path: str, headers: dict[str, str], params: dict[str, str]) -> httpx.Response:
+            return http.get(path, headers=headers, params=params).raise_for_status()
 
-        def sweep(metric: str | None) -> httpx.Response:
-            response, values = latest_page(metric=metric), 0
-            while True:
-                body = response.json()
-                values += len(body["items"])
-                if body["next_after"] is None:
-                    break
-                response = latest_page(body["next_after"], metric)
+        def county(metric: str | None) -> None:
             # Every meter has total_m3 and battery_v readings (and no other metric).
-            assert values == (1 if metric else 2) * METERS, values
-            return response
+            assert sweep(http, as_admin, metric) == (1 if metric else 2) * METERS
 
-        measure("latest values (6 metrics), one page of 1,000 meters", latest_page,
-                requests)
+        daily_use = {"kind": "water_meter", "metric": "total_m3", "bucket": "1d", "agg": "delta"}
+        measure("latest values (6 metrics), one page of 1,000 meters", lambda: get(
+            "/telemetry/latest", as_admin, {"kind": "water_meter", "limit": "1000"}), requests)
         measure("latest values (6 metrics), all 15,000 meters (15 pages)",
-                lambda: sweep(None), max(10, requests // 10))
+                lambda: county(None), max(10, requests // 10))
         measure("latest register (total_m3), all 15,000 meters (15 pages)",
-                lambda: sweep("total_m3"), max(10, requests // 10))
-        measure("30-day daily consumption, one village (cadre token)", lambda: http.get(
-            "/telemetry/places", headers=as_cadre, params={
-                "kind": "water_meter", "metric": "total_m3", "bucket": "1d", "agg": "delta"}
-            | window), requests)
-        measure("30-day daily series, one meter", lambda: http.get(
-            "/devices/wm-2-17-42/series", headers=as_admin, params={
-                "metric": "total_m3", "bucket": "1d", "agg": "last"} | window), requests)
-        measure("30-day daily consumption per village, whole county", lambda: http.get(
-            "/telemetry/places", headers=as_admin, params={
-                "kind": "water_meter", "metric": "total_m3", "bucket": "1d", "agg": "delta"}
-            | window), max(10, requests // 10))
+                lambda: county("total_m3"), max(10, requests // 10))
+        measure("30-day daily consumption, one village (cadre token)", lambda: get(
+            "/telemetry/places", as_cadre, daily_use | window), requests)
+        measure("30-day daily series, one meter", lambda: get(
+            "/devices/wm-2-17-42/series", as_admin,
+            {"metric": "total_m3", "bucket": "1d", "agg": "last"} | window), requests)
+        measure("30-day daily consumption per village, whole county", lambda: get(
+            "/telemetry/places", as_admin, daily_use | window), max(10, requests // 10))
         print(f"API server peak RSS {peak_rss_mb(pid):.0f} MB; after: {load()}")
 
 

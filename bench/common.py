@@ -49,11 +49,19 @@ def scratch_database(name: str, keep: bool = False) -> Iterator[str]:
 
 
 @contextmanager
-def api_server(database_url: str) -> Iterator[tuple[str, int]]:
-    """`village api serve` on this database in a child process: (its base URL, its pid)."""
+def api_server(database_url: str, code: str | None = None) -> Iterator[tuple[str, int]]:
+    """`village api serve` on this database in a child process: (its base URL, its pid).
+
+    The API will not start without its broker: the machine's (VILLAGE_MQTT_URL, default
+    the local Mosquitto), which it only publishes to when a request sends something.
+    `code`: another checkout whose code to serve (to compare two versions side by side).
+    """
     port = free_port()
     env = {**os.environ, "VILLAGE_DATABASE_URL": database_url, "VILLAGE_DEVELOPMENT": "true",
-           "VILLAGE_API__PORT": str(port), "VILLAGE_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}"}
+           "VILLAGE_API__PORT": str(port),
+           "VILLAGE_MQTT_URL": os.environ.get("VILLAGE_MQTT_URL", "mqtt://127.0.0.1:1883")}
+    if code is not None:
+        env["PYTHONPATH"] = code
     server = subprocess.Popen([sys.executable, "-m", "village.cli", "api", "serve"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -38,7 +38,7 @@ REGISTRY_LOCK = 0x5245_4749  # "REGI": an arbitrary constant shared by every reg
 # The rollups (tables, or TimescaleDB continuous aggregates) go through
 # village_forget_device_rollups, which reaches the aggregates' materialized rows.
 HISTORY_TABLES = ("readings", "events", "device_presence", "dead_letters", "pending_devices",
-                  "latest_values")
+                  "latest_values", "device_status_changes", "device_status_recorded")
 _RECORD_COLUMNS = COLUMNS + ("firmware", "lifecycle", "created_at", "updated_at", "retired_at")
 _TEMP_TYPES = {"latitude": "double precision", "longitude": "double precision",
                "installed_on": "date", "tags": "jsonb"}

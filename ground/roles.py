@@ -7,10 +7,10 @@ database's set-up in docs/deploy.md). Roles belong to the server, grants to the 
 
 - `village_reader`: SELECT on the whole schema but the secrets (API token hashes, broker
   secret hashes); Grafana logs in with it. Every service role is a member.
-- `village_ingest`: writes readings, events, presence, pending devices and dead letters,
-  and runs the plain path's maintenance functions; deletes nothing.
-- `village_alerting`: its alert tables, and the broadcasts and device commands an alert
-  starts.
+- `village_ingest`: writes readings, events, presence, pending devices, dead letters and
+  devices' online/offline transitions, and runs the plain path's maintenance functions; deletes nothing.
+- `village_alerting`: its alert tables, the broadcasts and device commands an alert
+  starts, and devices going offline by silence.
 - `village_broadcast`: its broadcast and device command tables, and dead letters for
   answers it refuses.
 - `village_api`: the registry (and its queue of broker grants), tokens and audit, the
@@ -39,6 +39,9 @@ OWNER_ONLY_FUNCTIONS = ("village_forget_device_rollups",)
 BROADCAST_TABLES = ("broadcasts", "broadcast_deliveries", "broadcast_audit", "broadcast_schedules",
                     "broadcast_groups")
 COMMAND_TABLES = ("device_commands", "device_command_deliveries")
+# Ingest and the alerting time pass both record devices' online/offline transitions.
+STATUS_HISTORY = {"device_status_changes": ("SELECT", "INSERT"),
+                  "device_status_recorded": WRITE_NO_DELETE}
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ SERVICE_ROLES = (
     ServiceRole("village_ingest", {
         "readings": WRITE_NO_DELETE, "events": WRITE_NO_DELETE, "latest_values": WRITE_NO_DELETE,
         "device_presence": WRITE_NO_DELETE, "pending_devices": WRITE_NO_DELETE,
-        "dead_letters": ("INSERT",),
+        "dead_letters": ("INSERT",), **STATUS_HISTORY,
     }, functions=("village_ensure_partitions", "village_apply_retention",
                   "village_refresh_rollups", "village_prune_records")),
     ServiceRole("village_alerting", {
@@ -62,6 +65,7 @@ SERVICE_ROLES = (
                                         "silences", "notifications", "alerting_watermarks")},
         **{table: WRITE_NO_DELETE for table in ("broadcasts", "broadcast_deliveries",
                                                 "broadcast_audit", *COMMAND_TABLES)},
+        **STATUS_HISTORY,
     }),
     ServiceRole("village_broadcast", {
         **{table: ALL_DML for table in (*BROADCAST_TABLES, *COMMAND_TABLES)},

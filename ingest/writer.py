@@ -4,7 +4,8 @@ Per batch: readings are copied straight into `readings`; a batch holding a dupli
 the next few after it, go through a per-connection staging table and `INSERT ... ON
 CONFLICT DO NOTHING` instead (a reading sent twice is stored once), as events always do;
 each series' newest reading is merged into `latest_values` (ingest/latest.py); presence and
-pending devices are upserted; dead letters are copied; a `pg_notify` tells
+pending devices are upserted, and the online/offline transitions they make go to the status
+history (devices/status_history.py); dead letters are copied; a `pg_notify` tells
 listeners (alerting) what was committed. The caller acknowledges the MQTT messages only after
 `write` returns, i.e. after COMMIT.
 """
@@ -19,6 +20,8 @@ import psycopg
 import psycopg.errors
 from psycopg.types.json import Jsonb
 
+from devices import status_history_store
+from devices.status_history import Heard, after_heard
 from ingest.admit import RegisteredDevice
 from ingest.latest import merge_latest
 from ingest.plan import BatchPlan
@@ -72,6 +75,14 @@ ON CONFLICT (device_id) DO UPDATE SET
         ELSE p.state_changed_at END,
     firmware = coalesce(excluded.firmware, p.firmware),
     ip = coalesce(excluded.ip, p.ip)
+"""
+
+# What the batch said of each device beside its merged presence and its recorded status,
+# for the status history.
+_HEARD = """
+SELECT s.device_id, s.last_seen, s.state, s.state_at, p.reported_state, r.online
+FROM stage_presence s JOIN device_presence p USING (device_id)
+LEFT JOIN device_status_recorded r USING (device_id)
 """
 
 _UPSERT_PENDING = """
@@ -209,6 +220,7 @@ class Writer:
                         copy.write_row((p.device_id, p.last_seen, p.state, p.state_at,
                                         p.firmware, p.ip))
                 cur.execute(_MOVE_PRESENCE)
+                _record_status(cur)
             if plan.pending:
                 cur.executemany(_UPSERT_PENDING, [
                     (p.device_id, p.first_seen, p.last_seen, p.last_topic, p.messages)
@@ -224,6 +236,12 @@ class Writer:
             cur.execute("SELECT pg_notify(%s, (%s::jsonb || jsonb_build_object('stored_at', now()))"
                         "::text)", (NOTIFY_CHANNEL, _notice(plan, stored, events)))
         return WriteResult(stored, duplicates, events, len(plan.dead_letters), len(plan.presence))
+
+
+def _record_status(cur: psycopg.Cursor) -> None:
+    """Add the batch's online/offline transitions to the status history."""
+    changes = [after_heard(Heard(*row[:5]), row[5]) for row in cur.execute(_HEARD).fetchall()]
+    status_history_store.record(cur, [c for c in changes if c is not None])
 
 
 def _copy_readings(cur: psycopg.Cursor, statement: str, plan: BatchPlan) -> None:

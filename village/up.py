@@ -29,9 +29,10 @@ from devices.access_sync import AccessDaemon
 from ground.principal import Place, Principal, Role
 from ground.settings import parse_mqtt_url
 from ingest.service import default_client_id
+from simulators import demo
 from simulators.build import DEFAULT_INTERVALS_S
 from simulators.fleet import SimulatedFleet
-from simulators.population import PopulationSpec, generate_population
+from simulators.population import generate_population
 from simulators.store import append_secrets, read_secrets, register
 from village.console.accounts import AccountError, create_user, enable_user, reset_password
 from village.local_stack import LocalStack, announce
@@ -76,9 +77,7 @@ def ingest_component(stack: Stack) -> Component:
 
 
 def simulators_component(stack: Stack) -> Component:
-    spec = PopulationSpec(townships=1, villages=2, meters=8, probes=2, cameras=3, barns=2,
-                          speakers=3, gateways=True)
-    devices = generate_population(spec, seed=1)
+    devices = generate_population(demo.POPULATION, seed=demo.SEED)
     secrets_file = stack.data_dir / "simulated-device-secrets.csv"
     with psycopg.connect(stack.settings.database_url) as conn:
         # Each simulated device logs in with its own secret, kept here across runs.
@@ -93,6 +92,9 @@ def simulators_component(stack: Stack) -> Component:
 
     def start() -> None:
         fleet.start()
+        # A contamination, a burst, a tamper and an outage in the first minutes: the console
+        # has alerts and a device status history to show.
+        fleet.add_faults(demo.demo_faults(devices, fleet.clock.now()))
 
     return Component("simulators", f"{len(devices)} devices ({', '.join(kinds)})", start,
                      fleet.stop)

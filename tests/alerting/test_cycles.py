@@ -8,7 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 import psycopg
 import pytest
 
-from alerting.cycles import dispatch_cycle, evaluate_cycle, night_flow_cycle, tick_cycle
+from alerting.cycles import dispatch_cycle, evaluate_cycle, night_flow_cycle
 from alerting.files import load_rules
 from alerting.notifiers.broadcast import ServiceStarter
 from alerting.operations import (
@@ -22,6 +22,7 @@ from alerting.operations import (
     list_alerts,
     list_silences,
 )
+from alerting.tick import tick_cycle
 from ground.principal import SYSTEM, Place, Principal, Role
 from tests.clock import COUNTY, SHIFTED_CLOCKS
 from tests.conftest import refresh_rollups

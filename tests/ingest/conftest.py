@@ -17,7 +17,8 @@ import orjson
 import paho.mqtt.client as paho
 import psycopg
 
-from ground.mqtt import ClientOptions, build_client, connect_async
+from devices.topics import Channel, topic
+from ground.mqtt import ClientOptions, Will, build_client, connect_async
 from ground.settings import parse_mqtt_url
 from ingest.service import Worker
 from ingest.settings import IngestSettings
@@ -109,6 +110,30 @@ class Publisher:
         self.flush()
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def camera_comes_online(mqtt_url: str, prefix: str, device_id: str) -> paho.Client:
+    """A camera that connects with a Last Will (`offline`), says it is online and reports."""
+    endpoint = parse_mqtt_url(mqtt_url)
+    status_topic = topic(prefix, device_id, Channel.STATUS)
+    options = ClientOptions(client_id=device_id, persistent_session=False, keepalive_s=5,
+                            will=Will(status_topic, b"offline"))
+    device = build_client(endpoint, options)
+    connected = threading.Event()
+    device.on_connect = lambda *args: connected.set()
+    connect_async(device, endpoint, options)
+    device.loop_start()
+    assert connected.wait(10)
+    device.publish(status_topic, b"online", qos=1, retain=True).wait_for_publish(10)
+    device.publish(topic(prefix, device_id, Channel.TELEMETRY), b'{"fps": 25}',
+                   qos=1).wait_for_publish(10)
+    return device
+
+
+def vanish(device: paho.Client) -> None:
+    """Drop off the network without a DISCONNECT: the broker publishes the Last Will."""
+    device.loop_stop()
+    device.socket().close()  # type: ignore[union-attr]
 
 
 def wait_until(check: Callable[[], T], timeout_s: float = 20, what: str = "condition") -> T:

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 
 import pytest
 
 from devices.topics import Channel, topic
 from ground.local import MosquittoServer
-from ground.mqtt import ClientOptions, Will, build_client, connect_async
-from ground.settings import parse_mqtt_url
 from tests.ingest.conftest import (
     Publisher,
+    camera_comes_online,
     ingest_settings,
     register,
     rows,
     running_worker,
     scalar,
+    vanish,
     wait_until,
 )
 
@@ -37,30 +36,16 @@ def test_retained_status_before_the_worker_and_last_will_after(
     early.publish(topic(topic_prefix, "spk-1", Channel.STATUS),
                   {"state": "online", "fw": "2.1.0", "ip": "10.0.0.7"}, retain=True)
     early.close()
-    endpoint = parse_mqtt_url(mosquitto.url)
-    status_topic = topic(topic_prefix, "cam-1", Channel.STATUS)
-    options = ClientOptions(client_id="cam-1", persistent_session=False, keepalive_s=5,
-                            will=Will(status_topic, b"offline"))
-    device = build_client(endpoint, options)
-    connected = threading.Event()
-    device.on_connect = lambda *args: connected.set()
     with running_worker(ingest_settings(database_url, mosquitto.url, topic_prefix)):
         wait_until(lambda: status(database_url, "spk-1") is not None
                    and status(database_url, "spk-1")[1] == "online",  # type: ignore[index]
                    what="the retained status")
         # A retained replay says the device was online, not that we heard it just now.
         assert status(database_url, "spk-1") == (False, "online", "2.1.0", False)
-        connect_async(device, endpoint, options)
-        device.loop_start()
-        assert connected.wait(10)
-        device.publish(status_topic, b"online", qos=1, retain=True).wait_for_publish(10)
-        device.publish(topic(topic_prefix, "cam-1", Channel.TELEMETRY), b'{"fps": 25}',
-                       qos=1).wait_for_publish(10)
+        device = camera_comes_online(mosquitto.url, topic_prefix, "cam-1")
         wait_until(lambda: status(database_url, "cam-1") == (True, "online", None, True),
                    what="the camera online")
-        # The device vanishes without a DISCONNECT: the broker publishes its Last Will.
-        device.loop_stop()
-        device.socket().close()  # type: ignore[union-attr]
+        vanish(device)
         wait_until(lambda: status(database_url, "cam-1") == (False, "offline", None, True),
                    timeout_s=30, what="the Last Will to mark it offline")
 

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from alerting import operations
 from broadcast.device_command import CommandDenied, CommandError
-from devices import service
+from devices import service, status_history_store
 from devices.registry import DeviceDenied, DeviceFilter, DeviceNotFound, DeviceView
 from devices.telemetry import LatestFilter, RangeError, latest
 from ground.errors import Conflict
@@ -93,7 +93,8 @@ def _device_page(request: Request, conn: Conn, session: web.Session, device_id: 
     _, presence, history = service.history(conn, principal, device_id)
     return web.render(
         request, "device.html", session, status, page="devices", device=device,
-        history=history, presence=presence, values=values, metrics=metrics,
+        history=history, presence=presence, values=values,
+        status_changes=status_history_store.recent(conn, device_id), metrics=metrics,
         metric=chosen_metric, span=span, spans=list(RANGES), chart=chart,
         error=error or chart_error, dead_letters=dead, alerts=alerts, secret=secret,
         may_act=principal.may(Role.OPERATOR, device.place) and device.lifecycle == "active",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-import orjson
 import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -16,6 +17,7 @@ from broadcast import service as broadcasts
 from ground.principal import Principal
 from village.api.deps import Conn
 from village.console import web
+from village.console.scope_cache import ScopeCache
 from village.console.scoped import place_level, within
 
 router = APIRouter(prefix=web.PREFIX, include_in_schema=False)
@@ -44,14 +46,22 @@ class Summary:
     dead_letters_hour: int
 
 
-def _counts(conn: psycopg.Connection, principal: Principal, column: str) -> list[Count]:
+def _counts(conn: psycopg.Connection, principal: Principal,
+            place: str) -> tuple[list[Count], list[Count]]:
+    """Online and offline devices by kind and by place, in one pass over the fleet."""
     condition, params = within(principal, "s")
     query = sql.SQL(
-        "SELECT coalesce({col}, '-'), count(*) FILTER (WHERE s.online),"
+        "SELECT GROUPING(s.kind), coalesce(CASE WHEN GROUPING(s.kind) = 0 THEN s.kind"
+        " ELSE {place} END, '-'), count(*) FILTER (WHERE s.online),"
         " count(*) FILTER (WHERE NOT s.online) FROM device_status s"
-        " WHERE s.lifecycle = 'active' AND {cond} GROUP BY 1 ORDER BY 1"
-    ).format(col=sql.Identifier("s", column), cond=condition)
-    return [Count(*row) for row in conn.execute(query, params).fetchall()]
+        " WHERE s.lifecycle = 'active' AND {cond} GROUP BY GROUPING SETS ((s.kind), ({place}))"
+        " ORDER BY 1, 2"
+    ).format(place=sql.Identifier("s", place), cond=condition)
+    by_kind: list[Count] = []
+    by_place: list[Count] = []
+    for by_place_row, key, online, offline in conn.execute(query, params).fetchall():
+        (by_place if by_place_row else by_kind).append(Count(key, online, offline))
+    return by_kind, by_place
 
 
 def _firing(conn: psycopg.Connection, principal: Principal) -> dict[str, int]:
@@ -75,65 +85,122 @@ def _dead_letters(conn: psycopg.Connection, principal: Principal, since: datetim
     return int(row[0]) if row else 0
 
 
-def summary(conn: psycopg.Connection, principal: Principal, now: datetime) -> Summary:
-    """Devices by kind and place, firing alerts, broadcasts in progress, dead letters."""
-    level = place_level(principal)
+def summary(conn: psycopg.Connection, principal: Principal, now: datetime,
+            counted: tuple[list[Count], list[Count]]) -> Summary:
+    """Devices by kind and place (as counted), firing alerts, broadcasts in progress, dead
+    letters."""
     in_progress = [r for r in broadcasts.list_broadcasts(conn, principal, now, 20)
                    if r.status in IN_PROGRESS]
-    return Summary(_counts(conn, principal, "kind"), _counts(conn, principal, level), level,
-                   _firing(conn, principal), in_progress,
+    by_kind, by_place = counted
+    return Summary(by_kind, by_place, place_level(principal), _firing(conn, principal),
+                   in_progress,
                    _dead_letters(conn, principal, now - timedelta(hours=1)))
 
 
-def map_data(conn: psycopg.Connection, principal: Principal) -> dict[str, Any]:
-    """Every positioned device in scope (columns, to keep it small) and each village's extent."""
+# Every positioned device in scope as columns (kinds by index into every kind), and each
+# village's extent, built by PostgreSQL as one JSON text: no row reaches Python. Positions
+# to 1e-5 degree (a metre), in float arithmetic.
+_MAP = """
+WITH shown AS (
+    SELECT s.device_id, round(d.latitude * 1e5) / 1e5 AS lat,
+           round(d.longitude * 1e5) / 1e5 AS lon, s.online, s.kind, s.township, s.village
+    FROM device_status s JOIN devices d ON d.device_id = s.device_id
+    WHERE s.lifecycle = 'active' AND d.latitude IS NOT NULL AND {cond}
+), kinds AS (
+    SELECT array_agg(kind ORDER BY kind) AS names FROM device_kinds
+), places AS (
+    SELECT township, village, min(lat) AS south, min(lon) AS west, max(lat) AS north,
+           max(lon) AS east
+    FROM shown GROUP BY 1, 2
+)
+SELECT json_build_object(
+    'kinds', (SELECT names FROM kinds),
+    'ids', coalesce(array_agg(device_id), '{{}}'),
+    'lat', coalesce(array_agg(lat), '{{}}'),
+    'lon', coalesce(array_agg(lon), '{{}}'),
+    'online', coalesce(array_agg(online::int), '{{}}'),
+    'kind', coalesce(array_agg(array_position((SELECT names FROM kinds), kind) - 1), '{{}}'),
+    'places', (SELECT coalesce(json_agg(json_build_object(
+                   'township', township, 'village', village,
+                   'bounds', json_build_array(json_build_array(south, west),
+                                              json_build_array(north, east)))
+                   ORDER BY township, village), '[]') FROM places)
+)::text FROM shown
+"""
+GZIP_LEVEL = 4  # as the console's other responses (village/console/mount.py)
+
+
+@dataclass(frozen=True)
+class MapData:
+    """A scope's map document, plain and gzip-packed once, and its entity tag."""
+
+    body: bytes
+    packed: bytes
+    etag: str
+
+
+def map_data(conn: psycopg.Connection, principal: Principal) -> bytes:
+    """The map document (JSON) of every positioned device in scope and each village's extent."""
     condition, params = within(principal, "s")
-    # Positions to 1e-5 degree (a metre), in float arithmetic: numeric rounding, and an
-    # order the map does not need, cost more than the rest of the query together.
-    rows = conn.execute(sql.SQL(
-        "SELECT s.device_id, round(d.latitude * 1e5) / 1e5, round(d.longitude * 1e5) / 1e5,"
-        " s.online, s.kind FROM device_status s JOIN devices d ON d.device_id = s.device_id"
-        " WHERE s.lifecycle = 'active' AND d.latitude IS NOT NULL AND {}").format(condition),
-        params).fetchall()
-    places_in, place_params = within(principal, "d")
-    places = conn.execute(sql.SQL(
-        "SELECT d.township, d.village, min(d.latitude), min(d.longitude), max(d.latitude),"
-        " max(d.longitude) FROM devices d WHERE d.lifecycle = 'active'"
-        " AND d.latitude IS NOT NULL AND {} GROUP BY 1, 2 ORDER BY 1, 2").format(places_in),
-        place_params).fetchall()
-    kinds = sorted({row[4] for row in rows})
-    index = {kind: i for i, kind in enumerate(kinds)}
-    return {
-        "kinds": kinds,
-        "ids": [row[0] for row in rows],
-        "lat": [row[1] for row in rows],
-        "lon": [row[2] for row in rows],
-        "online": [1 if row[3] else 0 for row in rows],
-        "kind": [index[row[4]] for row in rows],
-        "places": [{"township": p[0], "village": p[1], "bounds": [[p[2], p[3]], [p[4], p[5]]]}
-                   for p in places],
-    }
+    row = conn.execute(sql.SQL(_MAP).format(cond=condition), params).fetchone()
+    assert row is not None, "an aggregate always answers"
+    return str(row[0]).encode()
+
+
+def read_map(conn: psycopg.Connection, principal: Principal) -> MapData:
+    """The scope's map as the database has it now, packed and tagged."""
+    body = map_data(conn, principal)
+    return MapData(body, gzip.compress(body, GZIP_LEVEL),
+                   '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"')
+
+
+@dataclass(frozen=True)
+class Caches:
+    """The overview's figures over the whole fleet, per scope (village/console/scope_cache.py)."""
+
+    counts: ScopeCache[tuple[list[Count], list[Count]]]
+    maps: ScopeCache[MapData]
+
+
+def _caches(request: Request) -> Caches:
+    state = request.app.state
+    if not hasattr(state, "console_overview"):
+        state.console_overview = Caches(
+            ScopeCache("device counts", state.pool,
+                       lambda conn, principal: _counts(conn, principal, place_level(principal))),
+            ScopeCache("map", state.pool, read_map))
+    caches: Caches = state.console_overview
+    return caches
+
+
+def _summary(request: Request, conn: Conn, principal: Principal) -> Summary:
+    counted = _caches(request).counts.get(conn, principal, time.monotonic())
+    return summary(conn, principal, web.now(), counted)
 
 
 @router.get("/")
 def overview(request: Request, conn: Conn, session: web.SignedIn) -> Response:
     """The overview page."""
-    principal = session.user.principal
     return web.render(request, "overview.html", session, page="overview",
-                      summary=summary(conn, principal, web.now()))
+                      summary=_summary(request, conn, session.user.principal))
 
 
 @router.get("/overview/summary")
 def overview_summary(request: Request, conn: Conn, session: web.SignedIn) -> Response:
     """The overview's figures alone, for the page's periodic refresh."""
-    principal = session.user.principal
     return web.render(request, "overview_summary.html", session,
-                      summary=summary(conn, principal, web.now()))
+                      summary=_summary(request, conn, session.user.principal))
 
 
 @router.get("/map.json")
-def device_map(conn: Conn, session: web.SignedIn) -> Response:
-    """The map's devices and places in the user's scope."""
-    # orjson directly: FastAPI's generic encoder takes a second over a county's devices.
-    return Response(orjson.dumps(map_data(conn, session.user.principal)),
-                    media_type="application/json")
+def device_map(request: Request, conn: Conn, session: web.SignedIn) -> Response:
+    """The map's devices and places in the user's scope; 304 when the browser has them."""
+    found = _caches(request).maps.get(conn, session.user.principal, time.monotonic())
+    headers = {"ETag": found.etag, "Cache-Control": "private, no-cache",
+               "Vary": "Accept-Encoding"}
+    if request.headers.get("if-none-match") == found.etag:
+        return Response(status_code=304, headers=headers)
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        return Response(found.packed, media_type="application/json",
+                        headers={**headers, "Content-Encoding": "gzip"})
+    return Response(found.body, media_type="application/json", headers=headers)
