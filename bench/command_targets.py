@@ -14,21 +14,18 @@ Uses a scratch database on TEST_DATABASE_ADMIN_URL (default the local server), d
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import time
 import timeit
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import psycopg
 from api_latency import METERS, fill
-from common import load, scratch_database
+from common import add_database_options, load, measured_database
 
 from broadcast import command_store
 from broadcast.command_service import CommandRequest, check_command
 from ground.principal import SYSTEM
-from village.schema import migrate
 
 VALVE_DAYS = 30
 SELECTIONS = {"village": {"kind": "water_meter", "village": "镇2村17"},
@@ -72,18 +69,11 @@ def main() -> None:
     """Fill a scratch database and time the checks."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=30)
-    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
-    parser.add_argument("--database", help="a database a --keep run filled: measure only")
+    add_database_options(parser)
     args = parser.parse_args()
-    if args.database:
-        measure_checks(args.database, args.repeat)
-        return
-    with scratch_database(f"village_bench_targets_{os.getpid()}", keep=args.keep) as url:
-        migrate(url, retention=timedelta(days=730))
-        started = time.perf_counter()
-        readings = fill(url)["readings"] + add_valves(url)
-        print(f"filled {METERS} meters with {readings:,} readings in"
-              f" {time.perf_counter() - started:.0f} s; {load()}", flush=True)
+    with measured_database(args, "village_bench_targets", lambda url: (
+            f"filled {METERS} meters with {fill(url)['readings'] + add_valves(url):,} readings"
+    )) as url:
         measure_checks(url, args.repeat)
 
 

@@ -6,17 +6,20 @@ import path and they import this module as `common`.
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
 
 from ground.local import free_port, wait_for_port
+from village.schema import migrate
 
 ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL",
                            "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -46,6 +49,29 @@ def scratch_database(name: str, keep: bool = False) -> Iterator[str]:
         if not keep:
             with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def add_database_options(parser: argparse.ArgumentParser) -> None:
+    """--keep and --database: fill once, measure again later without filling."""
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--database", help="a database a --keep run filled: measure only")
+
+
+@contextmanager
+def measured_database(args: argparse.Namespace, name: str,
+                      fill: Callable[[str], str]) -> Iterator[str]:
+    """The database to measure: --database as given, or a scratch one (kept with --keep)
+    migrated with two years' retention and filled by `fill`, whose summary is printed with
+    the time the fill took."""
+    if args.database:
+        yield args.database
+        return
+    with scratch_database(f"{name}_{os.getpid()}", keep=args.keep) as url:
+        migrate(url, retention=timedelta(days=730))
+        started = time.perf_counter()
+        summary = fill(url)
+        print(f"{summary} in {time.perf_counter() - started:.0f} s; {load()}", flush=True)
+        yield url
 
 
 @contextmanager

@@ -42,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import psycopg
 from api_latency import measure
-from common import api_server, load, peak_rss_mb, scratch_database
+from common import add_database_options, api_server, load, measured_database, peak_rss_mb
 from psycopg import sql
 
 from ground.principal import SYSTEM, Place, Role
@@ -50,7 +50,6 @@ from village.console.accounts import create_user
 from village.console.pages.overview import read_map
 from village.console.scope_cache import FRESH_S
 from village.console.sessions import start_session
-from village.schema import migrate
 
 DAYS = 365
 TOWNSHIPS, VILLAGES, METERS_PER_VILLAGE, CAMERAS_PER_VILLAGE = 3, 50, 100, 20
@@ -174,12 +173,13 @@ FIGURES = {"townships": TOWNSHIPS, "villages": VILLAGES, "meters": METERS_PER_VI
            "resolved": RESOLVED, "dead_letters": DEAD_LETTERS}
 
 
-def fill(url: str) -> None:
+def fill(url: str) -> str:
     """The fleet, a year of data and records."""
     with psycopg.connect(url, autocommit=True) as conn:
         for statement in _FLEET + _YEAR + _RECORDS:
             conn.execute(statement, FIGURES)
         conn.execute("VACUUM ANALYZE")
+    return "filled the fleet, a year of data and the records"
 
 
 def counts(url: str) -> dict[str, int]:
@@ -267,18 +267,10 @@ def main() -> None:
     """Fill a scratch database (or take a filled one), serve the console, time the pages."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=100)
-    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
-    parser.add_argument("--database", help="a database this benchmark filled and kept")
+    add_database_options(parser)
     args = parser.parse_args()
     print(f"before: {load()}", flush=True)
-    if args.database:
-        measure_pages(args.database, args.requests)
-        return
-    with scratch_database(f"village_bench_console_{os.getpid()}", args.keep) as url:
-        migrate(url, retention=timedelta(days=730))
-        started = time.perf_counter()
-        fill(url)
-        print(f"filled in {time.perf_counter() - started:.0f} s; {load()}", flush=True)
+    with measured_database(args, "village_bench_console", fill) as url:
         measure_pages(url, args.requests)
 
 
