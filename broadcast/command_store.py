@@ -45,7 +45,7 @@ _DELIVERY_COLUMNS = DELIVERY_COLUMNS[TABLE]
 # newest reading (kept with the readings by ingest, and by `village_merge_latest` for any
 # other writer), so a county's selection reads one row per meter, not every partition.
 _TARGET = ("SELECT d.device_id, d.kind, d.township, d.village, d.lifecycle,"
-           " v.device_id IS NOT NULL AS has_valve FROM devices d"
+           " v.device_id IS NOT NULL AS has_valve, d.gateway_id FROM devices d"
            " LEFT JOIN latest_values v ON v.device_id = d.device_id AND v.metric = 'valve_open'")
 
 

@@ -47,6 +47,7 @@ class Target:
     village: str
     lifecycle: str
     has_valve: bool  # it has reported `valve_open`
+    gateway_id: str | None = None  # the gateway that carries its readings, if one does
 
     @property
     def place(self) -> Place:
@@ -94,6 +95,10 @@ def check_targets(principal: Principal, op: str, targets: Sequence[Target],
             known = ", ".join(ops) or "none"
             raise CommandError(f"{target.device_id} is a {target.kind}, which takes no {op!r}"
                                f" (its ops: {known})")
+        if target.gateway_id is not None:
+            # The contract gives a gateway its devices' readings only: no command reaches them.
+            raise CommandError(f"{target.device_id} is carried by gateway {target.gateway_id},"
+                               " which relays readings only: it cannot receive commands")
         if op == VALVE_OP and not target.has_valve:
             raise CommandError(f"{target.device_id} has no valve (it never reported valve_open)")
         if not principal.may(needed, target.place):

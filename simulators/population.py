@@ -18,6 +18,10 @@ _SYLLABLES = ("安", "白", "柏", "北", "大", "东", "丰", "福", "高", "�
 _COUNTY_CENTRE = (36.60, 116.20)  # latitude, longitude
 
 
+# What a village gateway carries by default: LoRa / wM-Bus meters, probes, barn sensors.
+GATEWAY_CARRIES = frozenset(("water_meter", "water_quality", "barn"))
+
+
 @dataclass(frozen=True)
 class PopulationSpec:
     """How many of each kind, over how many townships and villages."""
@@ -29,7 +33,8 @@ class PopulationSpec:
     cameras: int = 3_000
     barns: int = 30
     speakers: int = 400
-    gateways: bool = False  # one gateway per village carrying its meters, probes and barns
+    gateways: bool = False  # one gateway per village carrying its devices of `gateway_kinds`
+    gateway_kinds: frozenset[str] = GATEWAY_CARRIES
 
     def __post_init__(self) -> None:
         if self.townships < 1 or self.villages < self.townships:
@@ -79,9 +84,6 @@ _KINDS = (
     ("barn", "barn", "barns", "牧场"),
     ("speaker", "spk", "speakers", None),
 )
-_GATEWAY_CARRIES = frozenset(("water_meter", "water_quality", "barn"))
-
-
 def generate_population(spec: PopulationSpec, seed: int = 0) -> list[SimDevice]:
     """Every device of a county, the same for the same spec and seed."""
     rng = random.Random(f"population/{seed}")
@@ -98,7 +100,7 @@ def generate_population(spec: PopulationSpec, seed: int = 0) -> list[SimDevice]:
         for number in range(1, count + 1):
             # Every village gets its share first, then the rest land anywhere.
             place = places[number - 1] if number <= len(places) else rng.choice(places)
-            carried = spec.gateways and kind in _GATEWAY_CARRIES
+            carried = spec.gateways and kind in spec.gateway_kinds
             devices.append(SimDevice(
                 device_id=f"{prefix}-{number:0{width}d}",
                 kind=kind,

@@ -54,12 +54,15 @@ def test_targets_are_checked_one_by_one_and_the_first_problem_named() -> None:
     speaker = Target("spk-1", "speaker", "东镇", "东村", "active", has_valve=False)
     no_valve = Target("wm-2", "water_meter", "东镇", "东村", "active", has_valve=False)
     retired = Target("wm-3", "water_meter", "东镇", "东村", "retired", has_valve=True)
+    carried = Target("wm-4", "water_meter", "东镇", "东村", "active", has_valve=True,
+                     gateway_id="gw-1")
     cases = [
         ([METER], ["wm-9"], "'wm-9' is not registered"),
         ([], [], "no device matches"),
         ([METER, speaker], [], "spk-1 is a speaker, which takes no 'set_valve'"),
         ([no_valve], [], "wm-2 has no valve"),
         ([retired], [], "wm-3 is retired"),
+        ([METER, carried], [], "wm-4 is carried by gateway gw-1, which relays readings only"),
     ]
     for targets, missing, said in cases:
         with pytest.raises(CommandError, match=said):

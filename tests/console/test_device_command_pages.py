@@ -205,3 +205,21 @@ def test_a_selection_refused_names_why_and_sends_nothing(console: TestClient,
     sign_in(console, "west_viewer")
     assert console.get(sent.headers["location"]).status_code == 403
     assert f"listed-{command_id}" not in console.get("/console/commands").text
+
+
+def test_a_meter_carried_by_a_gateway_offers_no_commands_and_refuses_them(
+        console: TestClient, make_user: UserMaker, seeded: str) -> None:
+    with psycopg.connect(seeded) as conn:
+        conn.execute("INSERT INTO devices (device_id, kind, township, village) VALUES"
+                     " ('gw-east', 'gateway', 'east', 'east-1'),"
+                     " ('wm-carried', 'water_meter', 'east', 'east-1')")
+        conn.execute("UPDATE devices SET gateway_id = 'gw-east' WHERE device_id = 'wm-carried'")
+    _valve_reported(seeded, "wm-carried")
+    make_user("op", Role.OPERATOR, "east")
+    sign_in(console, "op")
+    page = console.get("/console/devices/wm-carried")
+    assert 'id="carried-no-commands"' in page.text and "command-set_valve" not in page.text
+    refused = console.post("/console/devices/wm-carried/commands",
+                           data=_close(form_token(page.text)))
+    assert refused.status_code == 422 and "carried by gateway gw-east" in refused.text
+    assert _commands(seeded) == []

@@ -52,7 +52,7 @@ def fired_within(minutes: int, with_faults: bool) -> set[str]:
 
 
 def test_the_demo_faults_raise_alerts_within_five_minutes() -> None:
-    assert {"wq-turbidity-critical", "cam-tamper"} <= fired_within(5, True)
+    assert {"wq-turbidity-critical", "cam-tamper", "wm-leak-flag"} <= fired_within(5, True)
 
 
 def test_without_them_the_county_is_quiet() -> None:

@@ -160,6 +160,9 @@ WORDS: dict[str, tuple[str, str]] = {
     "valve_open": ("开启", "Open"),
     "valve_closed": ("关闭", "Closed"),
     "reported": ("上报于", "reported"),
+    "carried_no_commands": ("此设备经网关接入，网关只转发读数，无法向其下发指令。网关：",
+                            "This device rides on a gateway, which relays readings only: it"
+                            " cannot receive commands. Gateway:"),
     "awaiting_valve": ("指令已执行，等待设备上报新的阀门状态",
                        "done; waiting for the device to report its valve"),
     "op_set_valve": ("阀门控制", "Valve"),

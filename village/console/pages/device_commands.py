@@ -74,7 +74,7 @@ def device_panel(conn: Conn, principal: Principal, device: DeviceView) -> dict[s
         c["op"] == VALVE_OP and c["state"] == DeliveryState.DONE
         and c["finished_at"] is not None and c["finished_at"] > valve[1] for c in recent)
     forms = (ops_offered(principal, device.kind, device.place, valve is not None)
-             if device.lifecycle == "active" else [])
+             if device.lifecycle == "active" and device.gateway_id is None else [])
     return {"valve": valve, "recent_commands": recent, "awaiting_valve": awaiting_valve,
             "commands_live": awaiting_valve or any_open([c["state"] for c in recent]),
             "command_forms": forms, "default_expiry": DEFAULT_EXPIRY_MINUTES}
