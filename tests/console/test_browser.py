@@ -163,6 +163,9 @@ def test_a_csv_with_one_bad_row_shows_its_error_and_imports_nothing(
     points = wait_for(lambda: browser.find_element(By.ID, "device-chart")
                       .get_attribute("data-points"), "the device's chart")
     assert int(points) == 72  # the seed's hourly readings of three days
+    # The axis spans the week asked for, not only the three days that hold readings.
+    span = browser.find_element(By.ID, "device-chart").get_attribute("data-span")
+    assert float(span) == 7 * 86400
     assert script_errors(browser) == []
     screenshot(browser, "device")
     assert outside(requested_urls(browser), server) == []

@@ -32,11 +32,14 @@ def resolution(span: timedelta) -> Bucket:
 
 def chart_data(conn: psycopg.Connection, device_id: str, metric: str, start: datetime,
                end: datetime, api: ApiSettings) -> dict[str, Any]:
-    """`{"t": [unix seconds], "v": [values], "bucket": ...}` for uPlot."""
+    """`{"t": [unix seconds], "v": [values], "bucket": ..., "from", "to"}` for uPlot: the
+    chart spans the range asked for, not only the points found (one point alone would
+    otherwise stretch the axis over years)."""
     bucket = resolution(end - start)
     limits = Limits(timedelta(days=api.max_range_days), timedelta(days=api.max_raw_range_days),
                     api.max_points)
     points = series(conn, device_id, metric, start, end, bucket, Agg.AVG, limits)
     return {"metric": metric, "bucket": str(bucket),
+            "from": int(start.timestamp()), "to": int(end.timestamp()),
             "t": [int(ts.timestamp()) for ts, _ in points],
             "v": [None if value is None else round(value, 4) for _, value in points]}

@@ -1,4 +1,5 @@
-// Draws every [data-chart] element with uPlot: {"t": [unix s], "v": [values], "metric": ...};
+// Draws every [data-chart] element with uPlot: {"t": [unix s], "v": [values], "metric": ...,
+// "from"/"to": the range asked for, which the time axis spans};
 // data-mark, if set, is drawn as a horizontal line (an alert's threshold).
 (function () {
   "use strict";
@@ -14,7 +15,12 @@
       lines.push({ label: "threshold", stroke: "#c62828", dash: [6, 4], width: 1 });
     }
     var width = Math.max(260, box.clientWidth - 4);
-    new uPlot({ width: width, height: 220, series: lines, scales: { x: { time: true } } }, series, box);
+    var x = { time: true };
+    if (data.from !== undefined) { x.range = [data.from, data.to]; }
+    // The drawn span is kept on the box (once uPlot has set its scales) for tests to read.
+    var ready = function (plot) { box.dataset.span = String(plot.scales.x.max - plot.scales.x.min); };
+    new uPlot({ width: width, height: 220, series: lines, scales: { x: x }, hooks: { ready: [ready] } },
+              series, box);
     box.dataset.points = String(data.t.length);
   }
   document.querySelectorAll("[data-chart]").forEach(draw);
