@@ -216,8 +216,10 @@ def run_up(settings: Settings, data_dir: Path, console: Console,
     stack = Stack(settings, data_dir, console)
     stop = threading.Event()
     stack_file: Path | None = None
-    try:
-        with stop_on_signals(stop):
+    # Our handlers stay in place until everything has stopped: a second Ctrl-C (people press
+    # it twice) must not cut the stopping short and leave the database and broker running.
+    with stop_on_signals(stop):
+        try:
             start_database(stack)
             migrate_schema(stack)
             start_broker(stack, broker)  # after the schema: its logins come from the registry
@@ -235,13 +237,13 @@ def run_up(settings: Settings, data_dir: Path, console: Console,
                 stack.settings.database_url, stack.settings.mqtt_url,
                 f"http://{stack.settings.api.host}:{stack.settings.api.port}", os.getpid()))
             _show_figures(stack, stop)
-    except UpError as exc:
-        log.error("cannot start: %s", exc)
-        raise SystemExit(1) from None
-    finally:
-        if stack_file is not None:
-            stack_file.unlink(missing_ok=True)
-        stack.stop()
+        except UpError as exc:
+            log.error("cannot start: %s", exc)
+            raise SystemExit(1) from None
+        finally:
+            if stack_file is not None:
+                stack_file.unlink(missing_ok=True)
+            stack.stop()
 
 
 def _show_figures(stack: Stack, stop: threading.Event) -> None:

@@ -56,6 +56,11 @@ def test_village_up_runs_everything_locally_and_stops_cleanly_on_ctrl_c(broker: 
                           "".join(lines))
         assert login, "".join(lines)
         assert console_sign_in(login.group(1), login.group(2), login.group(3)) == 303
+        # Ctrl-C twice, as people do: the second must not cut the stopping short and leave
+        # the database and the broker running.
+        process.send_signal(signal.SIGINT)
+        wait_until(lambda: any("stopped " in line for line in lines), timeout_s=30,
+                   what="village up to begin stopping")
         process.send_signal(signal.SIGINT)
         assert process.wait(60) == 0, "".join(lines)
     finally:
