@@ -49,7 +49,8 @@ def gone_silent(conn: psycopg.Connection, fleet: Fleet, presence: PresenceColumn
     heard = presence.last_seen != NEVER
     silent = np.flatnonzero(heard & ((micros(now) - presence.last_seen) / 1e6 >= limit))
     silent_ids = {fleet.device_ids[row]: row for row in silent.tolist()}
-    online = [d for d in status_history_store.recorded_online(conn) if d in silent_ids]
+    # Only the silent rows are asked about: every pass, not the whole fleet's recorded state.
+    online = status_history_store.recorded_online(conn, list(silent_ids)) if silent_ids else []
     last_seen = {d: EPOCH + timedelta(microseconds=int(presence.last_seen[silent_ids[d]]))
                  for d in online}
     limits = {d: float(limit[silent_ids[d]]) for d in online}

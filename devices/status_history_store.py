@@ -37,10 +37,11 @@ def record(cur: psycopg.Cursor | psycopg.Connection, changes: Sequence[StatusCha
     return result.rowcount
 
 
-def recorded_online(conn: psycopg.Connection) -> list[str]:
-    """Devices whose recorded state is online."""
+def recorded_online(conn: psycopg.Connection, among: Sequence[str]) -> list[str]:
+    """Those of `among` whose recorded state is online."""
     return [r[0] for r in conn.execute(
-        "SELECT device_id FROM device_status_recorded WHERE online").fetchall()]
+        "SELECT device_id FROM device_status_recorded WHERE online AND device_id = ANY(%s)",
+        (list(among),)).fetchall()]
 
 
 def recent(conn: psycopg.Connection, device_id: str, limit: int = 20) -> list[StatusChange]:
