@@ -15,8 +15,8 @@ from fastapi.responses import Response
 from alerting import operations
 from alerting.model import AlertView
 from alerting.rules import RuleError, leak_or_burst
-from broadcast.command_store import last_valve
-from broadcast.device_command import DEFAULT_OP_ROLE, OP_ROLES, VALVE_OP
+from broadcast import command_store
+from broadcast.device_command import VALVE_OP, CommandDenied, CommandError, check_targets
 from ground.principal import Place, Principal, Role
 from village.api import audit
 from village.api.deps import Conn
@@ -75,11 +75,11 @@ def _visible(conn: Conn, session: web.Session, alert_id: int) -> AlertView:
         raise web.NotAllowed(str(exc)) from None
 
 
-def _valve_closable(request: Request, conn: Conn, principal: Principal, view: AlertView,
-                    place: Place) -> bool:
-    """A firing leak or burst alert of a meter with a valve, seen by someone who may close it."""
-    if (view.state != "firing" or view.kind != "water_meter" or view.device_id is None
-            or not principal.may(OP_ROLES.get(VALVE_OP, DEFAULT_OP_ROLE), place)):
+def _valve_closable(request: Request, conn: Conn, principal: Principal,
+                    view: AlertView) -> bool:
+    """A firing leak or burst alert of a meter the command service would let this user close
+    (its own checks: role, scope, a reported valve, active, not carried by a gateway)."""
+    if view.state != "firing" or view.kind != "water_meter" or view.device_id is None:
         return False
     alerting = request.app.state.settings.alerting
     try:
@@ -87,7 +87,14 @@ def _valve_closable(request: Request, conn: Conn, principal: Principal, view: Al
         rules = _valve_rules(tuple(alerting.rules_files), alerting.presets, versions)
     except (RuleError, OSError):
         return False  # the alert page still shows; the device page is one click away
-    return view.rule in rules and last_valve(conn, view.device_id) is not None
+    if view.rule not in rules:
+        return False
+    found, _ = command_store.targets(conn, [view.device_id])
+    try:
+        check_targets(principal, VALVE_OP, found)
+    except (CommandError, CommandDenied):
+        return False
+    return True
 
 
 @lru_cache(maxsize=4)
@@ -115,7 +122,7 @@ def _detail(request: Request, conn: Conn, session: web.Session, alert_id: int,
                       history=operations.alert_history(conn, alert_id), chart=chart,
                       may_ack=principal.may(Role.CADRE, place),
                       may_silence=principal.may(Role.OPERATOR, place),
-                      may_close_valve=_valve_closable(request, conn, principal, view, place),
+                      may_close_valve=_valve_closable(request, conn, principal, view),
                       silence_default=web.local_time(request, now + timedelta(hours=4), True),
                       error=error)
 
