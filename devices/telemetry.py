@@ -290,8 +290,12 @@ def latest_columns(conn: psycopg.Connection, principal: Principal, where: Latest
         raise Invalid("columns are of one kind: name it", "kind")
     asked = kind_metrics(where.kind, metrics)
     condition, params = _devices_in(principal, where, after)
+    # Each cell is a primary-key lookup (OFFSET 0 keeps the lookup a lookup): left to
+    # itself, the planner hashed a sequential scan of the whole table at ten counties
+    # (1,050,000 rows: 480 ms for a township's 5,000 meters, against 60 ms by lookups, load 13).
     joins = sql.SQL(" ").join(
-        sql.SQL("LEFT JOIN latest_values {l} ON {l}.device_id = p.device_id AND {l}.metric = %s")
+        sql.SQL("LEFT JOIN LATERAL (SELECT value, ts FROM latest_values l WHERE"
+                " l.device_id = p.device_id AND l.metric = %s OFFSET 0) {l} ON true")
         .format(l=sql.Identifier(f"l{n}")) for n in range(len(asked)))
     cells = sql.SQL(", ").join(sql.SQL("{l}.value, {l}.ts").format(l=sql.Identifier(f"l{n}"))
                                for n in range(len(asked)))
