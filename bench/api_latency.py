@@ -96,6 +96,25 @@ def measure(name: str, call: Callable[[], object], count: int) -> float:
     return p99
 
 
+def alternate(calls: dict[str, Callable[[], object]], rounds: int) -> None:
+    """Time the calls in turn, `rounds` times each after a warm-up round, so that they all
+    meet the same machine load; print each one's p50 and p99 and the ratio of the p50s."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for round_ in range(rounds + 1):
+        for name, call in calls.items():
+            started = time.perf_counter()
+            call()
+            if round_:
+                times[name].append((time.perf_counter() - started) * 1000)
+    p50s = {name: statistics.median(measured) for name, measured in times.items()}
+    for name, measured in times.items():
+        measured.sort()
+        print(f"  {name}: n={rounds} p50 {p50s[name]:.1f} ms,"
+              f" p99 {measured[min(rounds - 1, int(rounds * 0.99))]:.1f} ms", flush=True)
+    slowest, fastest = max(p50s.values()), min(p50s.values())
+    print(f"  ratio of the p50s {slowest / fastest:.1f}; {load()}", flush=True)
+
+
 def main() -> None:
     """Fill a scratch database, serve the API from it, and time the scenarios."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -220,6 +239,9 @@ def serve_and_measure(url: str, requests: int) -> None:
                 lambda: county_at_once("total_m3", False), max(100, requests))
         measure("latest values (6 metrics), all 15,000 meters, one columns request (gzip)",
                 lambda: county_at_once(None, True), max(100, requests))
+        print("the register of all 15,000 meters, the two forms alternating:", flush=True)
+        alternate({"one columns request (gzip)": lambda: county_at_once("total_m3", True),
+                   "15 pages": lambda: county("total_m3")}, max(10, requests // 10))
         daily_use = {"kind": "water_meter", "metric": "total_m3", "bucket": "1d", "agg": "delta"}
         measure("latest values (6 metrics), one page of 1,000 meters", lambda: get(
             "/telemetry/latest", as_admin, {"kind": "water_meter", "limit": "1000"}), requests)
