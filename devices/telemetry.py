@@ -293,8 +293,8 @@ def latest_columns(conn: psycopg.Connection, principal: Principal, where: Latest
     # One primary-key lookup per device finds all its asked metrics (the max() of a metric
     # is its one row): a lookup per cell cost three times as much for six metrics, and
     # joining the table instead let the planner hash a scan of all of it at ten counties
-    # (1,050,000 rows: 480 ms for a township's 5,000 meters, against 60 ms by lookups,
-    # load 13).
+    # (1,050,000 rows: 480 ms for a township's 5,000 meters, against 80 ms by lookups,
+    # load 13; docs/api.md).
     cells = sql.SQL(", ").join(sql.SQL("max(value) FILTER (WHERE metric = %s),"
                                        " max(ts) FILTER (WHERE metric = %s)") for _ in asked)
     query = sql.SQL(
