@@ -9,7 +9,9 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import TypeAdapter
 
+from devices import telemetry
 from ground.principal import Role
 from tests.api.conftest import NOW, TokenMaker, device_id
 from village.api.routers.telemetry import accepts_gzip
@@ -61,6 +63,7 @@ def test_the_columns_hold_what_the_pages_hold(client: TestClient, auth: TokenMak
     assert every["device_id"] == sorted(d["device_id"] for d in meters)
     assert every["village"] == [d["village"] for d in sorted(meters, key=lambda d: d["device_id"])]
     assert every["next_after"] is None and every["kind"] == "water_meter"
+    TypeAdapter(telemetry.LatestColumns).validate_python(every)  # as documented
     assert list(every["metrics"]) == ["total_m3", "flow_m3h", "valve_open", "battery_v",
                                       "rssi_dbm", "temperature_c"]
     assert cells(every) == paged(client, headers, {"kind": "water_meter"})

@@ -93,25 +93,6 @@ MAX_COLUMN_DEVICES = 20_000
 GZIP_LEVEL = 1
 
 
-class MetricColumn(BaseModel):
-    """A metric's newest value and its device time, one cell per device (null: none stored)."""
-
-    value: list[float | None]
-    ts: list[datetime | None]
-
-
-class LatestColumns(BaseModel):
-    """A kind's devices, one row each across the columns, ordered by id; pass `next_after`
-    as `after` for the next page."""
-
-    kind: str
-    device_id: list[str]
-    township: list[str | None]
-    village: list[str]
-    metrics: dict[str, MetricColumn]
-    next_after: str | None
-
-
 def accepts_gzip(accept_encoding: str) -> bool:
     """Whether an Accept-Encoding header takes gzip: named, or `*`, with a weight above 0."""
     weights: dict[str, float] = {}
@@ -126,7 +107,7 @@ def accepts_gzip(accept_encoding: str) -> bool:
 
 
 @router.get("/telemetry/latest/columns", summary="Latest values of a kind's devices, as columns",
-            response_model=LatestColumns)
+            response_model=telemetry.LatestColumns)
 def latest_columns(
     request: Request, conn: Conn, caller: Caller,
     kind: Annotated[str, Query(description="the devices' kind (e.g. water_meter)")],
