@@ -93,8 +93,25 @@ class Stack:
                 process.kill()
 
 
+# The local default routing (everything printed) without its group wait, so that
+# reading-to-notification is the system's own latency: a route's group wait adds to it by
+# design (it gathers an outage's alerts into one notice).
+ROUTING = """
+receivers: [{name: console, type: console}]
+route:
+  receivers: [console]
+  group_wait: 0s
+  routes: [{match: {condition: stopped}, group_by: [rule, township]}]
+inhibit:
+  - {source: {rule: gateway-stopped}, target: {condition: stopped}, equal: [gateway]}
+  - {source: {rule: area-outage}, target: {condition: stopped}, equal: [township]}
+"""
+
+
 def start_stack(url: str, mqtt_url: str, workers: int, log_dir: Path) -> Stack:
     """Ingest workers, alerting, the broadcast daemon and the API, each its own process."""
+    routing = log_dir / "routing.yaml"
+    routing.write_text(ROUTING, encoding="utf-8")
     base = {"VILLAGE_DATABASE_URL": url, "VILLAGE_MQTT_URL": mqtt_url,
             "VILLAGE_TOPIC_PREFIX": PREFIX, "VILLAGE_DEVELOPMENT": "true"}
     stack = Stack(api_port=free_port())
@@ -105,7 +122,8 @@ def start_stack(url: str, mqtt_url: str, workers: int, log_dir: Path) -> Stack:
             "VILLAGE_INGEST__METRICS_PORT": str(port)}, log_dir)
     stack.metrics["alerting"] = port = free_port()
     stack.start("alerting", ["alerts", "run"], base | {
-        "VILLAGE_ALERTING__METRICS_PORT": str(port)}, log_dir)
+        "VILLAGE_ALERTING__METRICS_PORT": str(port),
+        "VILLAGE_ALERTING__ROUTING_FILE": str(routing)}, log_dir)
     stack.metrics["broadcast"] = port = free_port()
     stack.start("broadcast", ["broadcast", "daemon"], base | {
         "VILLAGE_BROADCAST__CLIENT_ID": "soak-broadcast",
@@ -240,8 +258,9 @@ def main() -> None:  # noqa: PLR0915 - one straight run, phase after phase
         end = begin + args.minutes * 60
         next_report = begin + min(args.report_every_s, args.minutes * 60)
         next_emergency = begin + min(30.0, args.emergency_every_s)
+        burst_at = begin + args.burst_at_s if args.burst_at_s >= 0 else float("inf")
         while (now := time.monotonic()) < end:
-            if burst_child is None and 0 <= args.burst_at_s <= now - begin and burst_ids:
+            if burst_child is None and now >= burst_at and burst_ids:
                 burst_child = SPAWN.Process(target=run_burst, args=(
                     broker.url, PREFIX, burst_ids, burst_end, args.burst_over_s,
                     burst_published, burst_acked, burst_done))
@@ -265,7 +284,8 @@ def main() -> None:  # noqa: PLR0915 - one straight run, phase after phase
                                         emergencies, pids, broker_store, direct)
                 summary["reports"].append(figures)
                 next_report += args.report_every_s
-            wake = min(next_report, next_emergency, end, time.monotonic() + (5 if watching else 60))
+            wake = min(next_report, next_emergency, end, burst_at if burst_child is None else end,
+                       time.monotonic() + (5 if watching else 60))
             time.sleep(max(0.0, wake - time.monotonic()))
         growth = rss_growth(summary["reports"], 30 * 60, args.report_every_s)
         if growth:
