@@ -19,8 +19,9 @@ import argparse
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -113,6 +114,40 @@ def alternate(calls: dict[str, Callable[[], object]], rounds: int) -> None:
               f" p99 {measured[min(rounds - 1, int(rounds * 0.99))]:.1f} ms", flush=True)
     slowest, fastest = max(p50s.values()), min(p50s.values())
     print(f"  ratio of the p50s {slowest / fastest:.1f}; {load()}", flush=True)
+
+
+def cpu_s(pids: Iterable[int]) -> dict[int, float]:
+    """CPU seconds (user and system) each of these processes has used, if it still runs."""
+    used = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        used[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return used
+
+
+def cpu_per_call(url: str, api_pid: int, name: str, call: Callable[[], object],
+                 count: int) -> None:
+    """Print the CPU time a call costs the API process and the database's server processes:
+    unlike the wall time, it hardly depends on what else the machine runs."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        def servers() -> set[int]:
+            return {pid for pid, in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid()")}
+
+        call()
+        before = cpu_s({api_pid} | servers())
+        for _ in range(count):
+            call()
+        after = cpu_s({api_pid} | servers())
+    spent = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
+    api = spent.pop(api_pid, 0.0)
+    print(f"  CPU per request, {name}: API {api / count * 1000:.0f} ms,"
+          f" PostgreSQL {sum(spent.values()) / count * 1000:.0f} ms (n={count}); {load()}",
+          flush=True)
 
 
 def main() -> None:
@@ -242,6 +277,9 @@ def serve_and_measure(url: str, requests: int) -> None:
         print("the register of all 15,000 meters, the two forms alternating:", flush=True)
         alternate({"one columns request (gzip)": lambda: county_at_once("total_m3", True),
                    "15 pages": lambda: county("total_m3")}, max(10, requests // 10))
+        for name, call in (("one columns request", lambda: county_at_once("total_m3", True)),
+                           ("15 pages", lambda: county("total_m3"))):
+            cpu_per_call(url, pid, name, call, max(10, requests // 10))
         daily_use = {"kind": "water_meter", "metric": "total_m3", "bucket": "1d", "agg": "delta"}
         measure("latest values (6 metrics), one page of 1,000 meters", lambda: get(
             "/telemetry/latest", as_admin, {"kind": "water_meter", "limit": "1000"}), requests)
