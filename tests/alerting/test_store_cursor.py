@@ -24,7 +24,8 @@ def conn(database_url: str) -> Iterator[psycopg.Connection]:
 def read_all(conn: psycopg.Connection, cursor: store.Cursor, horizon: datetime,
              limit: int) -> tuple[list[tuple[str, datetime]], int]:
     """Every reading after `cursor`, `limit` at a time; and how many reads it took."""
-    seen, reads = [], 0
+    seen: list[tuple[str, datetime]] = []
+    reads = 0
     while True:
         series, cursor = store.new_readings(conn, cursor, horizon, limit)
         reads += 1
