@@ -66,9 +66,9 @@ class Operators:
             self.sweeps.append(time.perf_counter() - started)
 
 
-def emergency(url: str, target: County) -> str:
-    """A county-wide emergency to every loudspeaker of the county."""
-    request = BroadcastRequest(scope=Scope.of_speakers(*target.speakers),
+def emergency(url: str, speakers: list[str]) -> str:
+    """An emergency broadcast to these loudspeakers (the soak: every county's at once)."""
+    request = BroadcastRequest(scope=Scope.of_speakers(*speakers),
                                text="山洪预警，请立即转移。", priority="emergency",
                                volume_pct=100, expires_in_s=600)
     with psycopg.connect(url) as conn:
