@@ -29,9 +29,9 @@ Codes = npt.NDArray[np.int32]
 Micros = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
 
-_PLACES = ("kind", "township", "village", "grid", "site", "gateway")
+PLACES = ("kind", "township", "village", "grid", "site", "gateway")
 _INACTIVE, _PENDING, _FIRING = 0, 1, 2
-_NAMES = ("inactive", "pending", "firing")
+_CODES = {"inactive": _INACTIVE, "pending": _PENDING, "firing": _FIRING}
 
 
 def micros(ts: datetime | None) -> int:
@@ -81,12 +81,19 @@ class Fleet:
     def of(cls, subjects: Iterable[Subject]) -> Fleet:
         """A fleet from subjects (tests and small registries)."""
         rows = list(subjects)
+        return cls.of_columns([s.device_id or "" for s in rows],
+                              {name: [getattr(s, name) for s in rows] for name in PLACES},
+                              [s.tags for s in rows])
+
+    @classmethod
+    def of_columns(cls, device_ids: Sequence[str], places: Mapping[str, Sequence[str | None]],
+                   tags: Sequence[tuple[tuple[str, str], ...]]) -> Fleet:
+        """A fleet from its columns as lists: no object per device."""
         tag_index: dict[tuple[tuple[str, str], ...], int] = {}
-        codes = np.fromiter((tag_index.setdefault(s.tags, len(tag_index)) for s in rows),
-                            dtype=np.int32, count=len(rows))
-        return cls([s.device_id or "" for s in rows],
-                   {name: Column.of([getattr(s, name) for s in rows]) for name in _PLACES},
-                   codes, tuple(tag_index))
+        codes = np.fromiter((tag_index.setdefault(t, len(tag_index)) for t in tags),
+                            dtype=np.int32, count=len(tags))
+        return cls(device_ids, {name: Column.of(places[name]) for name in PLACES}, codes,
+                   tuple(tag_index))
 
     def __len__(self) -> int:
         return len(self.device_ids)
@@ -148,16 +155,15 @@ class _RuleStates:
 
 def _rule_states(rows: Mapping[str, int], states: Iterable[AlertState], size: int) -> _RuleStates:
     """The states (of one rule) as columns over the fleet's rows."""
+    held = {row: state for state in states
+            if (row := rows.get(state.device_id or "")) is not None}
     found = _RuleStates(np.zeros(size, dtype=np.int8), np.full(size, NEVER, dtype=np.int64),
-                        np.full(size, NEVER, dtype=np.int64), {})
-    for state in states:
-        row = rows.get(state.device_id or "")
-        if row is None:
-            continue
-        found.code[row] = _NAMES.index(state.state)
-        found.since[row] = micros(state.active_since)
-        found.last_ts[row] = micros(state.last_ts)
-        found.held[row] = state
+                        np.full(size, NEVER, dtype=np.int64), held)
+    if held:
+        at = np.fromiter(held, dtype=np.int64, count=len(held))
+        found.code[at] = [_CODES[state.state] for state in held.values()]
+        found.since[at] = [micros(state.active_since) for state in held.values()]
+        found.last_ts[at] = [micros(state.last_ts) for state in held.values()]
     return found
 
 

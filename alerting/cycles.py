@@ -22,7 +22,7 @@ from alerting.routing import Routing
 from alerting.signals import BASELINE, UNCHANGED
 
 if TYPE_CHECKING:  # numpy is for the alerting process only, not every CLI command
-    from alerting.columnar import Fleet
+    from alerting.tick import TickColumns
 
 BATCH_ROWS = 200_000  # rows read per streaming pass at most; the rest come next pass
 HORIZON_MAX_LAG = timedelta(seconds=60)
@@ -30,14 +30,15 @@ HORIZON_MAX_LAG = timedelta(seconds=60)
 
 @dataclass
 class Cache:
-    """What the passes remember between them: the registry, the rows already read, and the
-    newest sample judged per rule and device. Losing it costs reads, never an alert."""
+    """What the passes remember between them: the registry, the rows already read, the
+    newest sample judged per rule and device, and the time pass's columns. Losing it costs
+    reads, never an alert."""
 
     subjects: dict[str, Subject] = field(default_factory=dict)
     subjects_loaded: float = float("-inf")
     recent: store.Recent = field(default_factory=store.Recent)
     judged: dict[str, datetime] = field(default_factory=dict)
-    columns: Fleet | None = None  # the registry as columns (alerting.tick), after each reload
+    tick: TickColumns | None = None  # the time pass's registry and presence (alerting.tick)
 
     def registry(self, conn: psycopg.Connection, refresh_s: float,
                  unknown: bool = False) -> dict[str, Subject]:
@@ -48,7 +49,6 @@ class Cache:
         if age > refresh_s or (unknown and age > 1.0):
             self.subjects = store.load_subjects(conn)
             self.subjects_loaded = time.monotonic()
-            self.columns = None
         return self.subjects
 
     def forget_reads(self) -> None:
