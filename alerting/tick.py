@@ -17,7 +17,9 @@ other processes, since the CLI imports the alerting runner for every command.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import compress
@@ -25,12 +27,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import psycopg
+from psycopg import sql
 
 from alerting import store
 from alerting.columnar import (
     EPOCH,
     NEVER,
     PLACES,
+    Codes,
     Column,
     Fleet,
     Micros,
@@ -49,20 +53,23 @@ FULL_READ_S = 900.0
 # Times as microseconds since the epoch, NEVER ('-9223372036854775808') where none.
 # date_part()'s float8 seconds, times a million, round back to the exact microsecond until
 # 2106 (two roundings, under half a microsecond together) at half the cost of extract()'s
-# numeric.
-_DEVICES = (
-    "SELECT device_id, kind, township, village, grid, site, gateway_id,"
-    " CASE WHEN tags <> '{}' THEN tags END,"  # most have none: no JSON to decode
-    " (date_part('epoch', created_at) * 1000000)::bigint, lifecycle = 'active' FROM devices")
-# A Last Will counts from when it came (else from the last message).
-_PRESENCE = (
-    "SELECT device_id, coalesce((date_part('epoch', last_seen) * 1000000)::bigint,"
-    " '-9223372036854775808'), coalesce((date_part('epoch', CASE WHEN reported_state ="
-    " 'offline' THEN coalesce(state_changed_at, last_seen) END) * 1000000)::bigint,"
-    " '-9223372036854775808') FROM device_presence")
-
-
-_UNSEEN = " (changed_xid >= %s::text::xid8 OR changed_xid = ANY(%s::text[]::xid8[]))"
+# numeric. A Last Will counts from when it came (else from the last message).
+_DEVICE = sql.SQL(
+    "d.device_id, d.kind, d.township, d.village, d.grid, d.site, d.gateway_id,"
+    " CASE WHEN d.tags <> '{}' THEN d.tags END,"  # most have none: no JSON to decode
+    " (date_part('epoch', d.created_at) * 1000000)::bigint, d.lifecycle = 'active'")
+_PRESENCE = sql.SQL(
+    "coalesce((date_part('epoch', p.last_seen) * 1000000)::bigint, '-9223372036854775808'),"
+    " coalesce((date_part('epoch', CASE WHEN p.reported_state = 'offline'"
+    " THEN coalesce(p.state_changed_at, p.last_seen) END) * 1000000)::bigint,"
+    " '-9223372036854775808')")
+_READ_ALL = sql.SQL("SELECT {}, {} FROM devices d LEFT JOIN device_presence p"
+                    " USING (device_id) WHERE d.lifecycle = 'active'").format(_DEVICE, _PRESENCE)
+_UNSEEN = sql.SQL("(changed_xid >= %s::text::xid8 OR changed_xid = ANY(%s::text[]::xid8[]))")
+_CHANGED_DEVICES = sql.SQL("SELECT {} FROM devices d WHERE {}").format(_DEVICE, _UNSEEN)
+_CHANGED_PRESENCE = sql.SQL("SELECT p.device_id, {} FROM device_presence p WHERE {}"
+                            " OR device_id = ANY(%s)").format(_PRESENCE, _UNSEEN)
+_BATCH_ROWS = 50_000  # a full read holds this many rows as Python objects at most
 
 
 class Unseen(NamedTuple):
@@ -96,8 +103,13 @@ def tick_cycle(conn: psycopg.Connection, engine: Engine, now: datetime) -> Outco
     it decides what `evaluate_tick` decides. Devices silent past their kind's limit also go
     offline in the status history.
     """
-    columns = read_columns(conn, engine.cache.tick)
-    engine.cache.tick = columns
+    # Nothing held while reading everything again: never two fleets in memory at once.
+    held, engine.cache.tick = engine.cache.tick, None
+    changed = None
+    if held is not None and time.monotonic() - held.read_all_at <= FULL_READ_S:
+        changed = read_changes(conn, held)
+    held = None
+    columns = engine.cache.tick = changed or read_all(conn)
     fleet, presence = columns.fleet, columns.presence()
     with conn.transaction():
         states = store.load_states(conn)
@@ -108,42 +120,80 @@ def tick_cycle(conn: psycopg.Connection, engine: Engine, now: datetime) -> Outco
     return outcome
 
 
-def read_columns(conn: psycopg.Connection, held: TickColumns | None,
-                 full_read_s: float = FULL_READ_S) -> TickColumns:
-    """The columns now: `held` brought up to date with what changed since it was read, or
-    all read again. One snapshot for every read, so the marks and the rows agree."""
+@contextmanager
+def _snapshot(conn: psycopg.Connection) -> Iterator[tuple[psycopg.Cursor[Any], Unseen]]:
+    """A read-only transaction of one snapshot, and what that snapshot cannot see."""
     with conn.transaction(), conn.cursor(binary=True) as cur:
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         row = cur.execute(
             "SELECT pg_snapshot_xmax(s)::text, array(SELECT pg_snapshot_xip(s)::text)"
             " FROM (SELECT pg_current_snapshot() AS s) AS now").fetchone()
         assert row is not None
-        unseen = Unseen(row[0], row[1])
-        if held is None or time.monotonic() - held.read_all_at > full_read_s:
-            return _read_all(cur, unseen)
-        changed = cur.execute(_DEVICES + " WHERE" + _UNSEEN, held.unseen).fetchall()
+        yield cur, Unseen(row[0], row[1])
+
+
+def read_all(conn: psycopg.Connection) -> TickColumns:
+    """Every active device and its presence, as columns, in batches: the rows' objects
+    never all at once."""
+    ids: list[str] = []
+    places = {name: _Codes() for name in PLACES}
+    tags, created, heard, offline = _Codes(), array("q"), array("q"), array("q")
+    with _snapshot(conn) as (cur, unseen), conn.cursor("tick_read_all", binary=True) as rows:
+        rows.execute(_READ_ALL)
+        while batch := rows.fetchmany(_BATCH_ROWS):
+            ids.extend(r[0] for r in batch)
+            for name, labels in _labels(batch).items():
+                places[name].add(labels)
+            tags.add(_tags(r[7]) for r in batch)
+            created.extend(r[8] for r in batch)
+            heard.extend(r[10] for r in batch)
+            offline.extend(r[11] for r in batch)
+    fleet = Fleet(ids, {name: codes.column() for name, codes in places.items()},
+                  tags.array(), tuple(tags.index))
+    return TickColumns(fleet, np.array(created), np.array(heard), np.array(offline), unseen,
+                       time.monotonic())
+
+
+def read_changes(conn: psycopg.Connection, held: TickColumns) -> TickColumns | None:
+    """`held` brought up to date with the rows written since it was read; None when a
+    device was deleted (no row says which: everything must be read again)."""
+    with _snapshot(conn) as (cur, unseen):
+        changed = cur.execute(_CHANGED_DEVICES, held.unseen).fetchall()
         columns, unheard = _with_registry_changes(held, changed) if changed else (held, [])
         active = cur.execute("SELECT count(*) FROM devices WHERE lifecycle = 'active'"
                              ).fetchone()
         if active is None or active[0] != len(columns.fleet):
-            return _read_all(cur, unseen)  # a device was deleted: no row says which
-        found = cur.execute(_PRESENCE + " WHERE" + _UNSEEN + " OR device_id = ANY(%s)",
-                            (*held.unseen, unheard)).fetchall()
-        heard, offline = columns.heard.copy(), columns.offline.copy()
-        _put_presence(columns.fleet, heard, offline, found)
-        return TickColumns(columns.fleet, columns.created, heard, offline, unseen,
-                           held.read_all_at)
+            return None
+        found = cur.execute(_CHANGED_PRESENCE, (*held.unseen, unheard)).fetchall()
+    row_of = columns.fleet.rows.get
+    rows = np.fromiter((row_of(r[0], -1) for r in found), dtype=np.int64, count=len(found))
+    known = rows >= 0  # a device not in the fleet (retired, unregistered) is not judged
+    heard, offline = columns.heard.copy(), columns.offline.copy()
+    heard[rows[known]] = np.fromiter((r[1] for r in found), dtype=np.int64,
+                                     count=len(found))[known]
+    offline[rows[known]] = np.fromiter((r[2] for r in found), dtype=np.int64,
+                                       count=len(found))[known]
+    return TickColumns(columns.fleet, columns.created, heard, offline, unseen,
+                       held.read_all_at)
 
 
-def _read_all(cur: psycopg.Cursor[Any], unseen: Unseen) -> TickColumns:
-    devices = cur.execute(_DEVICES + " WHERE lifecycle = 'active'").fetchall()
-    fleet, created = _fleet(devices)
-    del devices
-    found = cur.execute(_PRESENCE).fetchall()
-    heard = np.full(len(fleet), NEVER, dtype=np.int64)
-    offline = np.full(len(fleet), NEVER, dtype=np.int64)
-    _put_presence(fleet, heard, offline, found)
-    return TickColumns(fleet, created, heard, offline, unseen, time.monotonic())
+class _Codes:
+    """A categorical column being built: labels in, codes out (a label's code is the order
+    it first came in)."""
+
+    def __init__(self, values: Sequence[Any] = ()) -> None:
+        self.index: dict[Any, int] = {value: code for code, value in enumerate(values)}
+        self.codes = array("i")
+
+    def add(self, labels: Iterable[Any]) -> None:
+        index = self.index
+        self.codes.extend(index.setdefault(label, len(index)) for label in labels)
+
+    def array(self) -> Codes:
+        return np.array(self.codes, dtype=np.int32)
+
+    def column(self) -> Column:
+        return Column(self.array(), tuple(self.index))
 
 
 def _tags(found: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
@@ -155,24 +205,6 @@ def _labels(devices: Sequence[tuple[Any, ...]]) -> dict[str, list[str | None]]:
     labels = {name: [r[i] for r in devices] for i, name in enumerate(PLACES[:-1], start=1)}
     labels["gateway"] = [r[6] or (r[0] if r[1] == "gateway" else None) for r in devices]
     return labels
-
-
-def _fleet(devices: Sequence[tuple[Any, ...]]) -> tuple[Fleet, Micros]:
-    fleet = Fleet.of_columns([r[0] for r in devices], _labels(devices),
-                             [_tags(r[7]) for r in devices])
-    return fleet, np.fromiter((r[8] for r in devices), dtype=np.int64, count=len(devices))
-
-
-def _put_presence(fleet: Fleet, heard: Micros, offline: Micros,
-                  found: Sequence[tuple[str, int, int]]) -> None:
-    """Presence rows into the fleet's rows (a device not in the fleet is not judged)."""
-    row_of = fleet.rows.get
-    rows = np.fromiter((row_of(r[0], -1) for r in found), dtype=np.int64, count=len(found))
-    known = rows >= 0
-    heard[rows[known]] = np.fromiter((r[1] for r in found), dtype=np.int64,
-                                     count=len(found))[known]
-    offline[rows[known]] = np.fromiter((r[2] for r in found), dtype=np.int64,
-                                       count=len(found))[known]
 
 
 def _with_registry_changes(held: TickColumns, changed: Sequence[tuple[Any, ...]]
@@ -189,26 +221,23 @@ def _with_registry_changes(held: TickColumns, changed: Sequence[tuple[Any, ...]]
     def joined(column: Micros, fresh: Micros) -> Micros:
         return np.concatenate((column[keep], np.where(old >= 0, column[old], fresh)))
 
-    columns = {name: _joined_column(fleet.columns[name], keep, labels)
-               for name, labels in _labels(back).items()}
-    tag_index = {tags: code for code, tags in enumerate(fleet.tag_sets)}
-    tag_codes = [tag_index.setdefault(_tags(r[7]), len(tag_index)) for r in back]
+    def joined_codes(before: Codes, values: Sequence[Any], labels: Iterable[Any]
+                     ) -> tuple[Codes, tuple[Any, ...]]:
+        codes = _Codes(values)
+        codes.add(labels)
+        return np.concatenate((before[keep], codes.array())), tuple(codes.index)
+
+    columns = {name: Column(*joined_codes(fleet.columns[name].codes, fleet.columns[name].values,
+                                          labels)) for name, labels in _labels(back).items()}
+    tag_codes, tag_sets = joined_codes(fleet.tag_codes, fleet.tag_sets,
+                                       (_tags(r[7]) for r in back))
     new = Fleet([*compress(fleet.device_ids, keep.tolist()), *(r[0] for r in back)], columns,
-                np.concatenate((fleet.tag_codes[keep], np.array(tag_codes, dtype=np.int32))),
-                tuple(tag_index))
+                tag_codes, tag_sets)
     never = np.full(len(back), NEVER, dtype=np.int64)
     created = np.fromiter((r[8] for r in back), dtype=np.int64, count=len(back))
     unheard = [r[0] for r, at in zip(back, old.tolist(), strict=True) if at < 0]
     return TickColumns(new, joined(held.created, created), joined(held.heard, never),
                        joined(held.offline, never), held.unseen, held.read_all_at), unheard
-
-
-def _joined_column(column: Column, keep: np.ndarray, labels: Sequence[str | None]) -> Column:
-    """The kept rows' codes, then the labels' (new labels get new codes)."""
-    index = {label: code for code, label in enumerate(column.values)}
-    codes = [index.setdefault(label, len(index)) for label in labels]
-    return Column(np.concatenate((column.codes[keep], np.array(codes, dtype=np.int32))),
-                  tuple(index))
 
 
 def gone_silent(conn: psycopg.Connection, fleet: Fleet, presence: PresenceColumns,
