@@ -105,8 +105,10 @@ class Fleet:
 
     def subject(self, row: int) -> Subject:
         """Row `row` as the subject an alert is about."""
-        place = {name: column.values[column.codes[row]] for name, column in self.columns.items()}
-        return Subject(self.device_ids[row], tags=self.tag_sets[self.tag_codes[row]], **place)
+        kind, township, village, grid, site, gateway = (
+            self.columns[name].values[self.columns[name].codes[row]] for name in PLACES)
+        return Subject(self.device_ids[row], kind, township, village, grid, site, gateway,
+                       self.tag_sets[self.tag_codes[row]])
 
     def picks(self, rule: Rule) -> Mask:
         """The rows the rule's selector picks (as `applies` decides for one subject)."""
@@ -183,32 +185,35 @@ def _stopped(rule: Rule, fleet: Fleet, picked: Mask, silent: npt.NDArray[np.floa
     fires = judged & breach & (code != _FIRING)
     since = np.where(code == _PENDING, held.since, now_us)
     shown = np.where(np.isinf(silent), -1.0, silent)
-    for row in np.flatnonzero(turned_off | fires):
-        _record(rule, fleet, int(row), held, bool(fires[row]), int(since[row]),
-                float(shown[row]), float(limit[row]), now, outcome)
+    rows = np.flatnonzero(turned_off | fires)
+    name, metric = rule.name, rule.metric  # once: a rule's metric is a property lookup
+    for row, fire, start, value, threshold in zip(
+            rows.tolist(), fires[rows].tolist(), since[rows].tolist(), shown[rows].tolist(),
+            limit[rows].tolist(), strict=True):
+        _record(name, metric, fleet, row, held, fire, start, value, threshold, now, outcome)
 
 
-def _record(rule: Rule, fleet: Fleet, row: int, held: _RuleStates, fires: bool,
-            since_us: int, value: float, threshold: float, now: datetime,
+def _record(name: str, metric: str | None, fleet: Fleet, row: int, held: _RuleStates,
+            fires: bool, since_us: int, value: float, threshold: float, now: datetime,
             outcome: Outcome) -> None:
     subject = fleet.subject(row)
-    before = held.held.get(row) or AlertState(fingerprint(rule.name, subject), rule.name,
+    before = held.held.get(row) or AlertState(fingerprint(name, subject), name,
                                               subject.device_id)
     # New tuples rather than _replace: a first pass may move tens of thousands of states.
     if fires:
         since = from_micros(since_us)
-        state = AlertState(before.fingerprint, rule.name, before.device_id, "firing", since,
+        state = AlertState(before.fingerprint, name, before.device_id, "firing", since,
                            now, value, before.alert_id)
         outcome.transitions.append(Transition(
-            state.fingerprint, rule.name, subject, "firing", now, since, value, threshold,
-            before.alert_id, rule.metric))
+            state.fingerprint, name, subject, "firing", now, since, value, threshold,
+            before.alert_id, metric))
     else:
-        state = AlertState(before.fingerprint, rule.name, before.device_id, "inactive", None,
+        state = AlertState(before.fingerprint, name, before.device_id, "inactive", None,
                            now, None, before.alert_id)
         if before.state == "firing":
             outcome.transitions.append(Transition(
-                state.fingerprint, rule.name, subject, "resolved", now,
-                before.active_since or now, value, threshold, before.alert_id, rule.metric))
+                state.fingerprint, name, subject, "resolved", now,
+                before.active_since or now, value, threshold, before.alert_id, metric))
             state = state._replace(alert_id=None)
     outcome.states[state.fingerprint] = state
 
