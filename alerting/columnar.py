@@ -9,7 +9,7 @@ clock, no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -110,6 +110,11 @@ class Fleet:
         return Subject(self.device_ids[row], kind, township, village, grid, site, gateway,
                        self.tag_sets[self.tag_codes[row]])
 
+    @cached_property
+    def subjects(self) -> Subjects:
+        """The rows as subjects by device id, each made when asked for."""
+        return Subjects(self)
+
     def picks(self, rule: Rule) -> Mask:
         """The rows the rule's selector picks (as `applies` decides for one subject)."""
         sel = rule.select
@@ -127,6 +132,26 @@ class Fleet:
                              for tags in self.tag_sets], dtype=bool)
             mask &= fits[self.tag_codes]
         return mask
+
+
+class Subjects(Mapping[str, Subject]):
+    """A fleet's devices as the subjects alerts are about: the streaming pass asks for the
+    few that reported, so a million need not be a million objects."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self._fleet = fleet
+
+    def __getitem__(self, device_id: str) -> Subject:
+        return self._fleet.subject(self._fleet.rows[device_id])
+
+    def __contains__(self, device_id: object) -> bool:
+        return device_id in self._fleet.rows
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fleet.device_ids)
+
+    def __len__(self) -> int:
+        return len(self._fleet)
 
 
 @dataclass(frozen=True)

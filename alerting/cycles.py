@@ -30,26 +30,29 @@ HORIZON_MAX_LAG = timedelta(seconds=60)
 
 @dataclass
 class Cache:
-    """What the passes remember between them: the registry, the rows already read, the
-    newest sample judged per rule and device, and the time pass's columns. Losing it costs
+    """What the passes remember between them: the registry and presence as columns, the
+    rows already read, and the newest sample judged per rule and device. Losing it costs
     reads, never an alert."""
 
-    subjects: dict[str, Subject] = field(default_factory=dict)
-    subjects_loaded: float = float("-inf")
+    columns: TickColumns | None = None  # kept up to date by alerting.tick
+    columns_read: float = float("-inf")  # monotonic time they were last brought up to date
     recent: store.Recent = field(default_factory=store.Recent)
     judged: dict[str, datetime] = field(default_factory=dict)
-    tick: TickColumns | None = None  # the time pass's registry and presence (alerting.tick)
 
     def registry(self, conn: psycopg.Connection, refresh_s: float,
-                 unknown: bool = False) -> dict[str, Subject]:
-        """The registry, reloaded when stale or when a device was not in it."""
-        age = time.monotonic() - self.subjects_loaded
-        # an unknown device reloads at once, but at most once a second (a retired device's
-        # readings must not reload the whole registry on every pass)
-        if age > refresh_s or (unknown and age > 1.0):
-            self.subjects = store.load_subjects(conn)
-            self.subjects_loaded = time.monotonic()
-        return self.subjects
+                 unknown: bool = False) -> Mapping[str, Subject]:
+        """The registry (a device's subject made when asked for), brought up to date when
+        stale or when a device was not in it."""
+        # The time pass's module: numpy is for the running service, not every CLI command.
+        from alerting.tick import refresh
+
+        age = time.monotonic() - self.columns_read
+        # an unknown device refreshes at once, but at most once a second (a retired
+        # device's readings must not read the registry on every pass)
+        if self.columns is None or age > refresh_s or (unknown and age > 1.0):
+            refresh(conn, self)
+        assert self.columns is not None
+        return self.columns.fleet.subjects
 
     def forget_reads(self) -> None:
         """Forget what was read: the next pass reads it again."""
@@ -73,7 +76,7 @@ class Engine:
     sleep: Callable[[float], None] = time.sleep
     cache: Cache = field(default_factory=Cache, compare=False)
 
-    def registry(self, conn: psycopg.Connection, unknown: bool = False) -> dict[str, Subject]:
+    def registry(self, conn: psycopg.Connection, unknown: bool = False) -> Mapping[str, Subject]:
         """The registry as the cache holds it, reloaded when stale or missing a device."""
         return self.cache.registry(conn, self.registry_refresh_s, unknown)
 

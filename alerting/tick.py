@@ -42,7 +42,7 @@ from alerting.columnar import (
     evaluate_tick_columns,
     micros,
 )
-from alerting.cycles import Engine
+from alerting.cycles import Cache, Engine
 from alerting.evaluate import Outcome
 from devices import status_history_store
 from devices.status_history import StatusChange, after_silence
@@ -103,13 +103,7 @@ def tick_cycle(conn: psycopg.Connection, engine: Engine, now: datetime) -> Outco
     it decides what `evaluate_tick` decides. Devices silent past their kind's limit also go
     offline in the status history.
     """
-    # Nothing held while reading everything again: never two fleets in memory at once.
-    held, engine.cache.tick = engine.cache.tick, None
-    changed = None
-    if held is not None and time.monotonic() - held.read_all_at <= FULL_READ_S:
-        changed = read_changes(conn, held)
-    held = None
-    columns = engine.cache.tick = changed or read_all(conn)
+    columns = refresh(conn, engine.cache)
     fleet, presence = columns.fleet, columns.presence()
     with conn.transaction():
         states = store.load_states(conn)
@@ -118,6 +112,20 @@ def tick_cycle(conn: psycopg.Connection, engine: Engine, now: datetime) -> Outco
         store.apply_outcome(conn, outcome, engine.book.by_name, engine.language)
         status_history_store.record(conn, gone_silent(conn, fleet, presence, stale, now))
     return outcome
+
+
+def refresh(conn: psycopg.Connection, cache: Cache) -> TickColumns:
+    """Bring the cache's columns up to date: what changed since they were read, or all of
+    it on the first call, every FULL_READ_S and after a device was deleted."""
+    # Nothing held while reading everything again: never two fleets in memory at once.
+    held, cache.columns = cache.columns, None
+    changed = None
+    if held is not None and time.monotonic() - held.read_all_at <= FULL_READ_S:
+        changed = read_changes(conn, held)
+    held = None
+    cache.columns = columns = changed or read_all(conn)
+    cache.columns_read = time.monotonic()
+    return columns
 
 
 @contextmanager

@@ -135,8 +135,8 @@ def main() -> None:
             timed_pass(conn, engine, now, "a pass after registry changes (100 devices added,"
                        " 100 moved, 100 retired)")
             now += timedelta(seconds=30)
-            assert engine.cache.tick is not None
-            engine.cache.tick = replace(engine.cache.tick, read_all_at=float("-inf"))
+            assert engine.cache.columns is not None
+            engine.cache.columns = replace(engine.cache.columns, read_all_at=float("-inf"))
             timed_pass(conn, engine, now, "a pass reading everything again (as every"
                        f" {FULL_READ_S:.0f} s)")
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

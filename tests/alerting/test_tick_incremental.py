@@ -1,6 +1,6 @@
-"""The service's time pass keeps the registry and presence as columns and reads only what
-changed since its previous pass: its columns always equal a full read, and what it decides
-equals the object evaluator, over a fleet that changes between passes (devices added,
+"""The service keeps the registry and presence as columns and reads only what changed since
+its previous pass: its columns always equal a full read, its registry the subjects, and what
+the time pass decides equals the object evaluator, over a fleet that changes between passes (devices added,
 retired, brought back, moved, deleted; heard, Last Wills, back online; the clock passing
 limits), and with writers whose transactions commit after a pass began."""
 
@@ -111,8 +111,10 @@ def test_incremental_passes_equal_full_reads_and_the_object_evaluator(
                                  store.load_states(conn), now)
         same(tick_cycle(conn, engine, now), expected)
         moved += len(expected.transitions)
-        assert engine.cache.tick is not None
-        assert by_device(engine.cache.tick) == by_device(read_all(conn))
+        assert engine.cache.columns is not None
+        assert by_device(engine.cache.columns) == by_device(read_all(conn))
+        # The streaming pass's registry is the same columns.
+        assert dict(engine.registry(conn)) == store.load_subjects(conn)
         change_fleet(conn, rng, step, now)
     assert moved > 100  # the fleets really fire and resolve alerts
 
@@ -137,11 +139,11 @@ def test_a_write_committed_after_a_pass_began_is_read_by_the_next(
         tick_cycle(conn, engine, later)
         late.execute("UPDATE device_presence SET last_seen = %s WHERE device_id = 'ca-2'",
                      (much_later,))
-        assert engine.cache.tick is not None
-        unchanged = by_device(engine.cache.tick)
+        assert engine.cache.columns is not None
+        unchanged = by_device(engine.cache.columns)
         early.commit()
         late.commit()
     assert unchanged["ca-1"][-2] == unchanged["ca-2"][-2]  # neither write could be seen
     tick_cycle(conn, engine, much_later)
-    assert engine.cache.tick is not None
-    assert by_device(engine.cache.tick) == by_device(read_all(conn)) != unchanged
+    assert engine.cache.columns is not None
+    assert by_device(engine.cache.columns) == by_device(read_all(conn)) != unchanged
