@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import psycopg
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 
 from alerting import store
 from alerting.columnar import (
@@ -66,7 +67,11 @@ _PRESENCE = sql.SQL(
 _READ_ALL = sql.SQL("SELECT {}, {} FROM devices d LEFT JOIN device_presence p"
                     " USING (device_id) WHERE d.lifecycle = 'active'").format(_DEVICE, _PRESENCE)
 _UNSEEN = sql.SQL("(changed_xid >= %s::text::xid8 OR changed_xid = ANY(%s::text[]::xid8[]))")
-_CHANGED_DEVICES = sql.SQL("SELECT {} FROM devices d WHERE {}").format(_DEVICE, _UNSEEN)
+# With the active devices' count beside them, from the same snapshot (one row of NULLs and
+# the count when nothing changed).
+_CHANGED_DEVICES = sql.SQL(
+    "SELECT {}, active.n FROM (SELECT count(*) AS n FROM devices WHERE lifecycle = 'active')"
+    " AS active LEFT JOIN devices d ON {}").format(_DEVICE, _UNSEEN)
 _CHANGED_PRESENCE = sql.SQL("SELECT p.device_id, {} FROM device_presence p WHERE {}"
                             " OR device_id = ANY(%s)").format(_PRESENCE, _UNSEEN)
 _BATCH_ROWS = 50_000  # a full read holds this many rows as Python objects at most
@@ -130,9 +135,15 @@ def refresh(conn: psycopg.Connection, cache: Cache) -> TickColumns:
 
 @contextmanager
 def _snapshot(conn: psycopg.Connection) -> Iterator[tuple[psycopg.Cursor[Any], Unseen]]:
-    """A read-only transaction of one snapshot, and what that snapshot cannot see."""
+    """A read-only transaction of one snapshot, and what that snapshot cannot see.
+
+    Inside a caller's transaction (the streaming pass's registry) each later statement sees
+    a later snapshot than the one the marks come from: what it sees beyond them is read
+    again next time, never missed."""
+    outermost = conn.info.transaction_status == TransactionStatus.IDLE
     with conn.transaction(), conn.cursor(binary=True) as cur:
-        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        if outermost:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         row = cur.execute(
             "SELECT pg_snapshot_xmax(s)::text, array(SELECT pg_snapshot_xip(s)::text)"
             " FROM (SELECT pg_current_snapshot() AS s) AS now").fetchone()
@@ -166,11 +177,10 @@ def read_changes(conn: psycopg.Connection, held: TickColumns) -> TickColumns | N
     """`held` brought up to date with the rows written since it was read; None when a
     device was deleted (no row says which: everything must be read again)."""
     with _snapshot(conn) as (cur, unseen):
-        changed = cur.execute(_CHANGED_DEVICES, held.unseen).fetchall()
+        found_devices = cur.execute(_CHANGED_DEVICES, held.unseen).fetchall()
+        changed = [r for r in found_devices if r[0] is not None]
         columns, unheard = _with_registry_changes(held, changed) if changed else (held, [])
-        active = cur.execute("SELECT count(*) FROM devices WHERE lifecycle = 'active'"
-                             ).fetchone()
-        if active is None or active[0] != len(columns.fleet):
+        if found_devices[0][-1] != len(columns.fleet):
             return None
         found = cur.execute(_CHANGED_PRESENCE, (*held.unseen, unheard)).fetchall()
     row_of = columns.fleet.rows.get
