@@ -43,8 +43,7 @@ class Cache:
                  unknown: bool = False) -> Mapping[str, Subject]:
         """The registry (a device's subject made when asked for), brought up to date when
         stale or when a device was not in it."""
-        # The time pass's module: numpy is for the running service, not every CLI command.
-        from alerting.tick import refresh
+        from alerting.tick import refresh  # start-up cost: numpy, not for every CLI command
 
         age = time.monotonic() - self.columns_read
         # an unknown device refreshes at once, but at most once a second (a retired
