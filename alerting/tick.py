@@ -179,10 +179,10 @@ def read_changes(conn: psycopg.Connection, held: TickColumns) -> TickColumns | N
     with _snapshot(conn) as (cur, unseen):
         found_devices = cur.execute(_CHANGED_DEVICES, held.unseen).fetchall()
         changed = [r for r in found_devices if r[0] is not None]
-        columns, unheard = _with_registry_changes(held, changed) if changed else (held, [])
+        columns, reread = _with_registry_changes(held, changed) if changed else (held, [])
         if found_devices[0][-1] != len(columns.fleet):
             return None
-        found = cur.execute(_CHANGED_PRESENCE, (*held.unseen, unheard)).fetchall()
+        found = cur.execute(_CHANGED_PRESENCE, (*held.unseen, reread)).fetchall()
     row_of = columns.fleet.rows.get
     rows = np.fromiter((row_of(r[0], -1) for r in found), dtype=np.int64, count=len(found))
     known = rows >= 0  # a device not in the fleet (retired, unregistered) is not judged
@@ -228,16 +228,16 @@ def _labels(devices: Sequence[tuple[Any, ...]]) -> dict[str, list[str | None]]:
 def _with_registry_changes(held: TickColumns, changed: Sequence[tuple[Any, ...]]
                            ) -> tuple[TickColumns, list[str]]:
     """The columns with the changed registry rows: each changed device leaves its row and,
-    if still active, comes back at the end with its new place (its presence kept); also the
-    ids never held, whose presence is still to read."""
+    if still active, comes back at the end with its new place; also their ids, whose
+    presence is to be read again (one deleted and registered anew has none any more)."""
     fleet, rows = held.fleet, held.fleet.rows
     keep = np.ones(len(fleet), dtype=bool)
     keep[[rows[r[0]] for r in changed if r[0] in rows]] = False
     back = [r for r in changed if r[9]]
-    old = np.array([rows.get(r[0], -1) for r in back], dtype=np.int64)
+    never = np.full(len(back), NEVER, dtype=np.int64)
 
     def joined(column: Micros, fresh: Micros) -> Micros:
-        return np.concatenate((column[keep], np.where(old >= 0, column[old], fresh)))
+        return np.concatenate((column[keep], fresh))
 
     def joined_codes(before: Codes, values: Sequence[Any], labels: Iterable[Any]
                      ) -> tuple[Codes, tuple[Any, ...]]:
@@ -251,11 +251,10 @@ def _with_registry_changes(held: TickColumns, changed: Sequence[tuple[Any, ...]]
                                        (_tags(r[7]) for r in back))
     new = Fleet([*compress(fleet.device_ids, keep.tolist()), *(r[0] for r in back)], columns,
                 tag_codes, tag_sets)
-    never = np.full(len(back), NEVER, dtype=np.int64)
     created = np.fromiter((r[8] for r in back), dtype=np.int64, count=len(back))
-    unheard = [r[0] for r, at in zip(back, old.tolist(), strict=True) if at < 0]
     return TickColumns(new, joined(held.created, created), joined(held.heard, never),
-                       joined(held.offline, never), held.unseen, held.read_all_at), unheard
+                       joined(held.offline, never), held.unseen,
+                       held.read_all_at), [r[0] for r in back]
 
 
 def gone_silent(conn: psycopg.Connection, fleet: Fleet, presence: PresenceColumns,

@@ -80,10 +80,14 @@ def change_fleet(conn: psycopg.Connection, rng: random.Random, step: int,
             cur.execute("UPDATE devices SET lifecycle = 'active' WHERE device_id IN (SELECT"
                         " device_id FROM devices WHERE lifecycle = 'retired'"
                         " AND NOT device_id = ANY(%s) LIMIT 1)", (retired,))
-        if step == 2:  # deleted outright: nothing marks it, the pass must notice anyway
-            gone = rng.choice(active)
+        if step in (2, 3):  # deleted outright: nothing marks it, the pass must notice anyway
+            gone = rng.choice([d for d in active if d not in retired])
             cur.execute("DELETE FROM device_presence WHERE device_id = %s", (gone,))
-            cur.execute("DELETE FROM devices WHERE device_id = %s", (gone,))
+            cur.execute("DELETE FROM devices WHERE device_id = %s RETURNING kind", (gone,))
+            if step == 3:  # and registered anew: as many devices as before, none heard
+                kind = cur.fetchone()
+                assert kind is not None
+                add_devices(conn, [(gone, kind[0], "T0", "V0")])
         for device_id in rng.sample(active, 25):  # heard again, Last Wills, back online
             said = rng.choice((None, None, "online", "offline"))
             at = now - timedelta(microseconds=rng.choice((0, 1)))
