@@ -5,10 +5,10 @@ The columns stay in the service between passes, and each pass reads only the reg
 presence rows written since the previous one, by their change marks (migration 0013: the
 id of the transaction that last wrote the row). A pass keeps what the snapshot it read with
 could not see: the transactions still running then (its xip list) and every one begun after
-(ids from its xmax). A row the read missed carries one of those marks, so the next pass reads
-it, however long its writer stayed open; a long transaction that wrote no such row (a
-rollup, another database's) costs nothing. Everything is read again on the first pass, every FULL_READ_S, and when the registry lost
-a device (a delete leaves no row to mark).
+(ids from its xmax). A row the read missed carries one of those marks, so the next pass
+reads it, however long its writer stayed open; a long transaction that wrote no such row
+(a rollup, another database's) costs nothing. Everything is read again on the first pass,
+every FULL_READ_S, and when the registry lost a device (a delete leaves no row to mark).
 
 Its own module, imported only where the alerting service runs: numpy stays out of the
 other processes, since the CLI imports the alerting runner for every command.
@@ -89,8 +89,8 @@ class TickColumns:
     """The registry and presence as the service holds them between passes."""
 
     fleet: Fleet
-    created: Micros  # when each row was registered: a device never heard is silent since
-    heard: Micros  # its presence's last message (NEVER: none)
+    created: Micros  # when each row was registered (a device never heard is silent since)
+    heard: Micros  # when its presence last heard it (NEVER: not)
     offline: Micros  # when it said it went offline (NEVER: it did not)
     unseen: Unseen  # what the snapshot these were read with could not see
     read_all_at: float  # monotonic time of the last full read
