@@ -9,7 +9,7 @@ clock, no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -29,9 +29,9 @@ Codes = npt.NDArray[np.int32]
 Micros = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
 
-_PLACES = ("kind", "township", "village", "grid", "site", "gateway")
+PLACES = ("kind", "township", "village", "grid", "site", "gateway")
 _INACTIVE, _PENDING, _FIRING = 0, 1, 2
-_NAMES = ("inactive", "pending", "firing")
+_CODES = {"inactive": _INACTIVE, "pending": _PENDING, "firing": _FIRING}
 
 
 def micros(ts: datetime | None) -> int:
@@ -81,12 +81,19 @@ class Fleet:
     def of(cls, subjects: Iterable[Subject]) -> Fleet:
         """A fleet from subjects (tests and small registries)."""
         rows = list(subjects)
+        return cls.of_columns([s.device_id or "" for s in rows],
+                              {name: [getattr(s, name) for s in rows] for name in PLACES},
+                              [s.tags for s in rows])
+
+    @classmethod
+    def of_columns(cls, device_ids: Sequence[str], places: Mapping[str, Sequence[str | None]],
+                   tags: Sequence[tuple[tuple[str, str], ...]]) -> Fleet:
+        """A fleet from its columns as lists: no object per device."""
         tag_index: dict[tuple[tuple[str, str], ...], int] = {}
-        codes = np.fromiter((tag_index.setdefault(s.tags, len(tag_index)) for s in rows),
-                            dtype=np.int32, count=len(rows))
-        return cls([s.device_id or "" for s in rows],
-                   {name: Column.of([getattr(s, name) for s in rows]) for name in _PLACES},
-                   codes, tuple(tag_index))
+        codes = np.fromiter((tag_index.setdefault(t, len(tag_index)) for t in tags),
+                            dtype=np.int32, count=len(tags))
+        return cls(device_ids, {name: Column.of(places[name]) for name in PLACES}, codes,
+                   tuple(tag_index))
 
     def __len__(self) -> int:
         return len(self.device_ids)
@@ -98,8 +105,15 @@ class Fleet:
 
     def subject(self, row: int) -> Subject:
         """Row `row` as the subject an alert is about."""
-        place = {name: column.values[column.codes[row]] for name, column in self.columns.items()}
-        return Subject(self.device_ids[row], tags=self.tag_sets[self.tag_codes[row]], **place)
+        kind, township, village, grid, site, gateway = (
+            self.columns[name].values[self.columns[name].codes[row]] for name in PLACES)
+        return Subject(self.device_ids[row], kind, township, village, grid, site, gateway,
+                       self.tag_sets[self.tag_codes[row]])
+
+    @cached_property
+    def subjects(self) -> Subjects:
+        """The rows as subjects by device id, each made when asked for."""
+        return Subjects(self)
 
     def picks(self, rule: Rule) -> Mask:
         """The rows the rule's selector picks (as `applies` decides for one subject)."""
@@ -118,6 +132,26 @@ class Fleet:
                              for tags in self.tag_sets], dtype=bool)
             mask &= fits[self.tag_codes]
         return mask
+
+
+class Subjects(Mapping[str, Subject]):
+    """A fleet's devices as the subjects alerts are about: the streaming pass asks for the
+    few that reported, so a million need not be a million objects."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self._fleet = fleet
+
+    def __getitem__(self, device_id: str) -> Subject:
+        return self._fleet.subject(self._fleet.rows[device_id])
+
+    def __contains__(self, device_id: object) -> bool:
+        return device_id in self._fleet.rows
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fleet.device_ids)
+
+    def __len__(self) -> int:
+        return len(self._fleet)
 
 
 @dataclass(frozen=True)
@@ -148,16 +182,15 @@ class _RuleStates:
 
 def _rule_states(rows: Mapping[str, int], states: Iterable[AlertState], size: int) -> _RuleStates:
     """The states (of one rule) as columns over the fleet's rows."""
+    held = {row: state for state in states
+            if (row := rows.get(state.device_id or "")) is not None}
     found = _RuleStates(np.zeros(size, dtype=np.int8), np.full(size, NEVER, dtype=np.int64),
-                        np.full(size, NEVER, dtype=np.int64), {})
-    for state in states:
-        row = rows.get(state.device_id or "")
-        if row is None:
-            continue
-        found.code[row] = _NAMES.index(state.state)
-        found.since[row] = micros(state.active_since)
-        found.last_ts[row] = micros(state.last_ts)
-        found.held[row] = state
+                        np.full(size, NEVER, dtype=np.int64), held)
+    if held:
+        at = np.fromiter(held, dtype=np.int64, count=len(held))
+        found.code[at] = [_CODES[state.state] for state in held.values()]
+        found.since[at] = [micros(state.active_since) for state in held.values()]
+        found.last_ts[at] = [micros(state.last_ts) for state in held.values()]
     return found
 
 
@@ -177,32 +210,35 @@ def _stopped(rule: Rule, fleet: Fleet, picked: Mask, silent: npt.NDArray[np.floa
     fires = judged & breach & (code != _FIRING)
     since = np.where(code == _PENDING, held.since, now_us)
     shown = np.where(np.isinf(silent), -1.0, silent)
-    for row in np.flatnonzero(turned_off | fires):
-        _record(rule, fleet, int(row), held, bool(fires[row]), int(since[row]),
-                float(shown[row]), float(limit[row]), now, outcome)
+    rows = np.flatnonzero(turned_off | fires)
+    name, metric = rule.name, rule.metric  # once: a rule's metric is a property lookup
+    for row, fire, start, value, threshold in zip(
+            rows.tolist(), fires[rows].tolist(), since[rows].tolist(), shown[rows].tolist(),
+            limit[rows].tolist(), strict=True):
+        _record(name, metric, fleet, row, held, fire, start, value, threshold, now, outcome)
 
 
-def _record(rule: Rule, fleet: Fleet, row: int, held: _RuleStates, fires: bool,
-            since_us: int, value: float, threshold: float, now: datetime,
+def _record(name: str, metric: str | None, fleet: Fleet, row: int, held: _RuleStates,
+            fires: bool, since_us: int, value: float, threshold: float, now: datetime,
             outcome: Outcome) -> None:
     subject = fleet.subject(row)
-    before = held.held.get(row) or AlertState(fingerprint(rule.name, subject), rule.name,
+    before = held.held.get(row) or AlertState(fingerprint(name, subject), name,
                                               subject.device_id)
     # New tuples rather than _replace: a first pass may move tens of thousands of states.
     if fires:
         since = from_micros(since_us)
-        state = AlertState(before.fingerprint, rule.name, before.device_id, "firing", since,
+        state = AlertState(before.fingerprint, name, before.device_id, "firing", since,
                            now, value, before.alert_id)
         outcome.transitions.append(Transition(
-            state.fingerprint, rule.name, subject, "firing", now, since, value, threshold,
-            before.alert_id, rule.metric))
+            state.fingerprint, name, subject, "firing", now, since, value, threshold,
+            before.alert_id, metric))
     else:
-        state = AlertState(before.fingerprint, rule.name, before.device_id, "inactive", None,
+        state = AlertState(before.fingerprint, name, before.device_id, "inactive", None,
                            now, None, before.alert_id)
         if before.state == "firing":
             outcome.transitions.append(Transition(
-                state.fingerprint, rule.name, subject, "resolved", now,
-                before.active_since or now, value, threshold, before.alert_id, rule.metric))
+                state.fingerprint, name, subject, "resolved", now,
+                before.active_since or now, value, threshold, before.alert_id, metric))
             state = state._replace(alert_id=None)
     outcome.states[state.fingerprint] = state
 

@@ -22,7 +22,7 @@ from alerting.routing import Routing
 from alerting.signals import BASELINE, UNCHANGED
 
 if TYPE_CHECKING:  # numpy is for the alerting process only, not every CLI command
-    from alerting.columnar import Fleet
+    from alerting.tick import TickColumns
 
 BATCH_ROWS = 200_000  # rows read per streaming pass at most; the rest come next pass
 HORIZON_MAX_LAG = timedelta(seconds=60)
@@ -30,26 +30,28 @@ HORIZON_MAX_LAG = timedelta(seconds=60)
 
 @dataclass
 class Cache:
-    """What the passes remember between them: the registry, the rows already read, and the
-    newest sample judged per rule and device. Losing it costs reads, never an alert."""
+    """What the passes remember between them: the registry and presence as columns, the
+    rows already read, and the newest sample judged per rule and device. Losing it costs
+    reads, never an alert."""
 
-    subjects: dict[str, Subject] = field(default_factory=dict)
-    subjects_loaded: float = float("-inf")
+    columns: TickColumns | None = None  # kept up to date by alerting.tick
+    columns_read: float = float("-inf")  # monotonic time they were last brought up to date
     cursors: dict[str, store.Cursor] = field(default_factory=dict)  # per source, read up to
     judged: dict[str, datetime] = field(default_factory=dict)
-    columns: Fleet | None = None  # the registry as columns (alerting.tick), after each reload
 
     def registry(self, conn: psycopg.Connection, refresh_s: float,
-                 unknown: bool = False) -> dict[str, Subject]:
-        """The registry, reloaded when stale or when a device was not in it."""
-        age = time.monotonic() - self.subjects_loaded
-        # an unknown device reloads at once, but at most once a second (a retired device's
-        # readings must not reload the whole registry on every pass)
-        if age > refresh_s or (unknown and age > 1.0):
-            self.subjects = store.load_subjects(conn)
-            self.subjects_loaded = time.monotonic()
-            self.columns = None
-        return self.subjects
+                 unknown: bool = False) -> Mapping[str, Subject]:
+        """The registry (a device's subject made when asked for), brought up to date when
+        stale or when a device was not in it."""
+        from alerting.tick import refresh  # start-up cost: numpy, not for every CLI command
+
+        age = time.monotonic() - self.columns_read
+        # an unknown device refreshes at once, but at most once a second (a retired
+        # device's readings must not read the registry on every pass)
+        if self.columns is None or age > refresh_s or (unknown and age > 1.0):
+            refresh(conn, self)
+        assert self.columns is not None
+        return self.columns.fleet.subjects
 
     def forget_reads(self) -> None:
         """Forget what was read: the next pass reads it again."""
@@ -73,7 +75,7 @@ class Engine:
     sleep: Callable[[float], None] = time.sleep
     cache: Cache = field(default_factory=Cache, compare=False)
 
-    def registry(self, conn: psycopg.Connection, unknown: bool = False) -> dict[str, Subject]:
+    def registry(self, conn: psycopg.Connection, unknown: bool = False) -> Mapping[str, Subject]:
         """The registry as the cache holds it, reloaded when stale or missing a device."""
         return self.cache.registry(conn, self.registry_refresh_s, unknown)
 

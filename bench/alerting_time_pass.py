@@ -94,11 +94,12 @@ def main() -> None:
           f" {load()}", flush=True)
     for round_ in range(args.rounds):
         now = NOW + timedelta(seconds=round_)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         outcome = evaluate_tick_columns(book, fleet, presence, stale, states, now)
         elapsed = time.perf_counter() - started
         states.update(outcome.states)
-        print(f"time pass {round_ + 1}: {args.devices:,} devices in {elapsed:.2f} s,"
+        print(f"time pass {round_ + 1}: {args.devices:,} devices in {elapsed:.2f} s"
+              f" ({time.process_time() - cpu:.2f} s CPU),"
               f" {len(outcome.transitions):,} transitions, {len(outcome.states):,} states"
               f" changed; {load()}", flush=True)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
