@@ -1,9 +1,10 @@
 """Ingest benchmark: one worker (and two) fed by the C publisher; prints figures and load.
 
     bash bench/publisher/build.sh          # once: needs libmosquitto-dev
-    .venv/bin/python bench/ingest_bench.py [--quick]
+    .venv/bin/python bench/ingest_bench.py [--quick] [--runs 10]
 
-Runs against a private Mosquitto (the project's no-loss settings) and fresh databases on
+`--runs N` measures the ceiling and one worker N times, alternating, and prints every
+run's ratio with the min and median. Runs against a private Mosquitto (the project's no-loss settings) and fresh databases on
 the local PostgreSQL (TEST_DATABASE_ADMIN_URL, default postgresql://postgres@127.0.0.1:5432/
 postgres). Each worker is a real `village ingest` process. Commits are observed through the
 worker's `pg_notify`, whose `stored_at` is the committing transaction's now(): the time a
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -114,8 +116,11 @@ class WorkerProcess:
     process: subprocess.Popen[bytes]
 
     def peak_rss_mb(self) -> float:
-        """VmHWM: the most resident memory the process ever had."""
-        return peak_rss_mb(self.process.pid)
+        """VmHWM: the most resident memory the worker's process and its committer process
+        each ever had, added."""
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return sum(peak_rss_mb(int(p)) for p in [pid, *children])
 
     def stop(self) -> None:
         """Stop gracefully."""
@@ -256,13 +261,17 @@ def scenario_one(run: Run) -> str:
     run.one_worker = one["readings"] / one["seconds"]
     share = f" ({run.one_worker / run.ceiling:.0%} of the bare subscriber)" if run.ceiling else ""
     return (f"one worker, one-reading messages: {run.one_worker:,.0f} msg/s committed{share}, "
-            f"complete={bool(one['complete'])}, peak RSS {one['peak_rss_mb']:.0f} MB")
+            f"complete={bool(one['complete'])}, peak RSS {one['peak_rss_mb']:.0f} MB "
+            "(worker and committer processes)")
 
 
 def scenario_two(run: Run) -> str:
     two = run_workers(run.template, run.broker, 2, int(100_000 * run.scale), 1)
     rate = two["readings"] / two["seconds"]
-    ratio = f" ({rate / run.one_worker:.2f}x one worker)" if run.one_worker else ""
+    ratios = [f"{rate / run.one_worker:.2f}x one worker"] if run.one_worker else []
+    if run.ceiling:
+        ratios.append(f"{rate / run.ceiling:.0%} of the bare subscriber")
+    ratio = f" ({', '.join(ratios)})" if ratios else ""
     return (f"two workers, one-reading messages: {rate:,.0f} msg/s committed{ratio}, "
             f"complete={bool(two['complete'])}, peak RSS {two['peak_rss_mb']:.0f} MB at most")
 
@@ -284,6 +293,18 @@ def scenario_latency(run: Run) -> str:
             f"complete={bool(lat['complete'])}, peak RSS {lat['peak_rss_mb']:.0f} MB")
 
 
+def repeated_ratio(run: Run, runs: int) -> None:
+    """The ceiling then one worker, `runs` times: every run's ratio, then min and median."""
+    ratios = []
+    for n in range(1, runs + 1):
+        print(f"run {n}/{runs}: {scenario_ceiling(run)}; {load()}", flush=True)
+        print(f"run {n}/{runs}: {scenario_one(run)}; {load()}", flush=True)
+        ratios.append(run.one_worker / run.ceiling if run.ceiling else 0.0)
+    print(f"one worker / bare subscriber over {runs} runs: "
+          f"{', '.join(f'{r:.0%}' for r in ratios)}; min {min(ratios):.0%}, "
+          f"median {statistics.median(ratios):.0%}; {load()}", flush=True)
+
+
 SCENARIOS = {"ceiling": scenario_ceiling, "one": scenario_one, "two": scenario_two,
              "batch": scenario_batch, "latency": scenario_latency}
 
@@ -294,6 +315,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller runs (a smoke test)")
     parser.add_argument("--only", choices=sorted(SCENARIOS), action="append",
                         help="run only these scenarios (repeatable)")
+    parser.add_argument("--runs", type=int, default=0,
+                        help="first measure the ceiling and one worker this many times")
     args = parser.parse_args()
     if not PUBLISHER.exists():
         sys.exit("build the publisher first: bash bench/publisher/build.sh")
@@ -303,7 +326,9 @@ def main() -> None:
         broker = MosquittoServer(data_dir=Path(tmp) / "broker").start()
         run = Run(broker, template, 0.1 if args.quick else 1.0, 5 if args.quick else 20)
         try:
-            for name in args.only or list(SCENARIOS):
+            if args.runs:
+                repeated_ratio(run, args.runs)
+            for name in args.only or ([] if args.runs else list(SCENARIOS)):
                 print(f"{SCENARIOS[name](run)}; {load()}", flush=True)
         finally:
             broker.kill()
