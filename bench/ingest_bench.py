@@ -111,21 +111,34 @@ class Commits:
 
 @dataclass
 class WorkerProcess:
-    """A `village ingest` process and its peak memory."""
+    """A `village ingest` process: its memory and CPU."""
 
     process: subprocess.Popen[bytes]
+
+    def pids(self) -> list[int]:
+        """The worker's process, then its children (the committer)."""
+        pid = self.process.pid
+        return [pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
 
     def peak_rss_mb(self) -> float:
         """VmHWM: the most resident memory the worker's process and its committer process
         each ever had, added."""
-        pid = self.process.pid
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        return sum(peak_rss_mb(int(p)) for p in [pid, *children])
+        return sum(peak_rss_mb(pid) for pid in self.pids())
+
+    def cpu_s(self) -> list[float]:
+        """CPU seconds (user and system) used so far by each of `pids()`."""
+        return [cpu_s(pid) for pid in self.pids()]
 
     def stop(self) -> None:
         """Stop gracefully."""
         self.process.terminate()
         self.process.wait(30)
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user and system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_worker(url: str, mqtt_url: str, prefix: str, client_id: str) -> WorkerProcess:
@@ -157,8 +170,9 @@ def publish(broker: MosquittoServer, prefix: str, messages: int, rate: float, re
     return subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
 
 
-def ceiling(broker: MosquittoServer, prefix: str, messages: int) -> float:
-    """A bare paho QoS 1 subscriber that only counts: messages/s from first to last."""
+def ceiling(broker: MosquittoServer, prefix: str, messages: int) -> tuple[float, float]:
+    """A bare paho QoS 1 subscriber that only counts: messages/s from first to last, and
+    CPU seconds per message of this process (which does nothing else meanwhile)."""
     got = 0
     first = last = 0.0
     done = threading.Event()
@@ -181,12 +195,14 @@ def ceiling(broker: MosquittoServer, prefix: str, messages: int) -> float:
     client.connect("127.0.0.1", broker.port)
     client.loop_start()
     subscribed.wait(10)
+    cpu_before = time.process_time()
     pub = publish(broker, prefix, messages, 0, 1, datetime.now(UTC) - timedelta(days=20))
     done.wait(300)
+    cpu_per_message = (time.process_time() - cpu_before) / max(got, 1)
     pub.wait()
     client.disconnect()
     client.loop_stop()
-    return (got - 1) / (last - first) if got > 1 else 0.0
+    return ((got - 1) / (last - first) if got > 1 else 0.0), cpu_per_message
 
 
 def run_workers(template: str, broker: MosquittoServer, workers: int, messages: int,
@@ -199,9 +215,12 @@ def run_workers(template: str, broker: MosquittoServer, workers: int, messages: 
                  for n in range(workers)]
         try:
             base = datetime.now(UTC) - (timedelta(seconds=1) if latency else timedelta(days=20))
+            cpu_before = [p.cpu_s() for p in procs]
             started = time.time()
             pub = publish(broker, prefix, messages, rate, readings, base, latency)
             complete = commits.wait_for(messages * readings, timeout_s=600)
+            used = [[after - before for after, before in zip(p.cpu_s(), was, strict=True)]
+                    for p, was in zip(procs, cpu_before, strict=True)]
             pub_line = pub.communicate()[0].strip()
             figures: dict[str, float] = {
                 "complete": float(complete),
@@ -209,6 +228,9 @@ def run_workers(template: str, broker: MosquittoServer, workers: int, messages: 
                 "dead_letters": commits.dead_letters,
                 "seconds": (commits.last or started) - started,
                 "peak_rss_mb": max(p.peak_rss_mb() for p in procs),
+                # CPU per message of the receiving processes, and of their committers.
+                "receiving_us": sum(u[0] for u in used) / messages * 1e6,
+                "committing_us": sum(sum(u[1:]) for u in used) / messages * 1e6,
             }
             print(f"    publisher: {pub_line}")
             if latency:
@@ -252,8 +274,14 @@ class Run:
 
 
 def scenario_ceiling(run: Run) -> str:
-    run.ceiling = ceiling(run.broker, "c" + uuid.uuid4().hex[:6], int(100_000 * run.scale))
-    return f"bare paho QoS 1 counting subscriber: {run.ceiling:,.0f} msg/s"
+    run.ceiling, cpu = ceiling(run.broker, "c" + uuid.uuid4().hex[:6], int(100_000 * run.scale))
+    return f"bare paho QoS 1 counting subscriber: {run.ceiling:,.0f} msg/s, CPU {cpu * 1e6:.0f} µs/msg"
+
+
+def cpu_use(figures: dict[str, float], per: str = "msg") -> str:
+    """The worker's CPU per message, in the receiving process and in the committer."""
+    return (f"CPU {figures['receiving_us']:.0f} µs/{per} receiving + "
+            f"{figures['committing_us']:.0f} µs/{per} committing")
 
 
 def scenario_one(run: Run) -> str:
@@ -261,8 +289,8 @@ def scenario_one(run: Run) -> str:
     run.one_worker = one["readings"] / one["seconds"]
     share = f" ({run.one_worker / run.ceiling:.0%} of the bare subscriber)" if run.ceiling else ""
     return (f"one worker, one-reading messages: {run.one_worker:,.0f} msg/s committed{share}, "
-            f"complete={bool(one['complete'])}, peak RSS {one['peak_rss_mb']:.0f} MB "
-            "(worker and committer processes)")
+            f"complete={bool(one['complete'])}, {cpu_use(one)}, "
+            f"peak RSS {one['peak_rss_mb']:.0f} MB (worker and committer processes)")
 
 
 def scenario_two(run: Run) -> str:
@@ -280,7 +308,7 @@ def scenario_batch(run: Run) -> str:
     big = run_workers(run.template, run.broker, 1, int(20_000 * run.scale), 96)
     return (f"one worker, 96-reading messages: {big['readings'] / big['seconds']:,.0f} "
             f"readings/s committed, complete={bool(big['complete'])}, "
-            f"peak RSS {big['peak_rss_mb']:.0f} MB")
+            f"{cpu_use(big, '96-reading msg')}, peak RSS {big['peak_rss_mb']:.0f} MB")
 
 
 def scenario_latency(run: Run) -> str:

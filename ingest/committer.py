@@ -21,6 +21,7 @@ import time
 from collections import Counter as Tally
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from multiprocessing.connection import Connection
 from typing import TypeVar
@@ -73,6 +74,28 @@ COMMITTED = "committed"  # (COMMITTED, Committed)
 DATABASE = "database"  # (DATABASE, ok, error text): the database came back, or refused
 LOG = "log"  # (LOG, line)
 FAILED = "failed"  # (FAILED, text): a bug; the committer stops
+
+
+# A batch on its way to the committer: its number, then its messages' topics, payloads,
+# receipt times (epoch seconds) and flags (QoS | retain << 2), column by column, which
+# pickles about ten times faster than the messages themselves, in the receiving process.
+Wire = tuple[int, list[str], list[bytes], list[float], bytes]
+
+
+def to_wire(number: int, messages: list[Message]) -> Wire:
+    """A batch as sent to the committer."""
+    return (number, [m.topic for m in messages], [m.payload for m in messages],
+            [m.received_at.timestamp() for m in messages],
+            bytes(m.qos | m.retain << 2 for m in messages))
+
+
+def from_wire(wire: Wire) -> tuple[int, list[Message]]:
+    """A batch as the committer plans it (packet ids are the worker's business, not its)."""
+    number, topics, payloads, received, flags = wire
+    at = datetime.fromtimestamp
+    return number, [Message(topic, payload, 0, flag & 3, bool(flag & 4), at(when, UTC))
+                    for topic, payload, when, flag in zip(topics, payloads, received, flags,
+                                                          strict=True)]
 
 
 class DatabaseUnavailable(Exception):
@@ -153,7 +176,7 @@ class Committer:
                 self.stop.set()
                 self._inbox.put(None)
                 return
-            self._inbox.put(item)
+            self._inbox.put(from_wire(item))
 
     def _report(self, report: tuple[object, ...]) -> None:
         with self._send_lock:

@@ -25,7 +25,16 @@ from multiprocessing.connection import Connection
 
 from devices.decode import Limits
 from ground.settings import MqttEndpoint
-from ingest.committer import COMMITTED, DATABASE, FAILED, LOG, STOP_FLUSH_S, Committed, Job
+from ingest.committer import (
+    COMMITTED,
+    DATABASE,
+    FAILED,
+    LOG,
+    STOP_FLUSH_S,
+    Committed,
+    Job,
+    to_wire,
+)
 from ingest.handoff import HandOff, Message
 from ingest.maintenance import Maintenance
 from ingest.metrics import IngestMetrics
@@ -175,7 +184,7 @@ class Worker:
             number = self._batches
             self._sent[number] = batch
         try:
-            conn.send((number, batch))
+            conn.send(to_wire(number, batch))
         except OSError:
             self.stop.set()  # the committer is gone: the reports thread says why
 
