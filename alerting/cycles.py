@@ -35,7 +35,7 @@ class Cache:
 
     subjects: dict[str, Subject] = field(default_factory=dict)
     subjects_loaded: float = float("-inf")
-    recent: store.Recent = field(default_factory=store.Recent)
+    cursors: dict[str, store.Cursor] = field(default_factory=dict)  # per source, read up to
     judged: dict[str, datetime] = field(default_factory=dict)
     columns: Fleet | None = None  # the registry as columns (alerting.tick), after each reload
 
@@ -53,7 +53,7 @@ class Cache:
 
     def forget_reads(self) -> None:
         """Forget what was read: the next pass reads it again."""
-        self.recent, self.judged = store.Recent(), {}
+        self.cursors, self.judged = {}, {}
 
 
 @dataclass(frozen=True)
@@ -108,13 +108,14 @@ def evaluate_cycle(conn: psycopg.Connection, engine: Engine) -> int:
 
 
 def _evaluate(conn: psycopg.Connection, engine: Engine) -> int:
+    cursors = engine.cache.cursors
     with conn.transaction():
         horizon = _horizon(conn)
-        since = store.watermark(conn, "readings") - engine.overlap
-        engine.cache.recent.forget_before(since)
-        fresh, newest = store.new_readings(conn, since, BATCH_ROWS, engine.cache.recent)
-        event_since = store.watermark(conn, "events") - engine.overlap
-        events, newest_event = store.new_events(conn, event_since, BATCH_ROWS)
+        for source in ("readings", "events"):
+            if source not in cursors:  # a start: re-read what late commits may have added
+                cursors[source] = store.Cursor.at(store.watermark(conn, source) - engine.overlap)
+        fresh, readings_to = store.new_readings(conn, cursors["readings"], horizon, BATCH_ROWS)
+        events, events_to = store.new_events(conn, cursors["events"], horizon, BATCH_ROWS)
         known = engine.registry(conn)
         if any(d not in known for d in (*fresh, *events)):
             known = engine.registry(conn, unknown=True)
@@ -140,11 +141,9 @@ def _evaluate(conn: psycopg.Connection, engine: Engine) -> int:
         outcome = evaluate_stream(engine.book, known, series, states)
         outcome.merge(evaluate_events(engine.book, known, events, {**states, **outcome.states}))
         store.apply_outcome(conn, outcome, engine.book.by_name, engine.language)
-        # Only up to the horizon: a writer still open may yet commit older rows.
-        if newest is not None:
-            store.set_watermark(conn, "readings", min(newest, horizon))
-        if newest_event is not None:
-            store.set_watermark(conn, "events", min(newest_event, horizon))
+        store.set_watermark(conn, "readings", readings_to.received_at)
+        store.set_watermark(conn, "events", events_to.received_at)
+    cursors.update(readings=readings_to, events=events_to)  # once the pass is stored
     return sum(len(s) for m in fresh.values() for s in m.values())
 
 

@@ -29,7 +29,7 @@ class AlertingSettings(BaseModel):
     link_ttl_h: float = Field(72, gt=0, le=24 * 90)
     stream_overlap_s: float = Field(
         2, ge=0, le=3600,
-        description="rows stored this long before the watermark are read again (late commits)",
+        description="after a restart, rows stored this long before the saved position are read again",
     )
     first_lookback_s: float = Field(
         3600, ge=0, description="on a first start, judge readings stored this long ago"

@@ -46,14 +46,14 @@ from soak_parts import (
     DAY_READINGS,
     BrokerStore,
     county,
-    histogram_p99,
-    percentiles,
+    days_stored,
     proc_stats,
     run_burst,
     run_fleet,
     scrape,
     total,
 )
+from soak_report import Probe, report, rss_growth, seconds
 
 from ground.local import MosquittoServer, free_port, wait_for_port
 from ground.principal import SYSTEM, Place, Role
@@ -93,8 +93,25 @@ class Stack:
                 process.kill()
 
 
+# The local default routing (everything printed) without its group wait, so that
+# reading-to-notification is the system's own latency: a route's group wait adds to it by
+# design (it gathers an outage's alerts into one notice).
+ROUTING = """
+receivers: [{name: console, type: console}]
+route:
+  receivers: [console]
+  group_wait: 0s
+  routes: [{match: {condition: stopped}, group_by: [rule, township]}]
+inhibit:
+  - {source: {rule: gateway-stopped}, target: {condition: stopped}, equal: [gateway]}
+  - {source: {rule: area-outage}, target: {condition: stopped}, equal: [township]}
+"""
+
+
 def start_stack(url: str, mqtt_url: str, workers: int, log_dir: Path) -> Stack:
     """Ingest workers, alerting, the broadcast daemon and the API, each its own process."""
+    routing = log_dir / "routing.yaml"
+    routing.write_text(ROUTING, encoding="utf-8")
     base = {"VILLAGE_DATABASE_URL": url, "VILLAGE_MQTT_URL": mqtt_url,
             "VILLAGE_TOPIC_PREFIX": PREFIX, "VILLAGE_DEVELOPMENT": "true"}
     stack = Stack(api_port=free_port())
@@ -105,7 +122,8 @@ def start_stack(url: str, mqtt_url: str, workers: int, log_dir: Path) -> Stack:
             "VILLAGE_INGEST__METRICS_PORT": str(port)}, log_dir)
     stack.metrics["alerting"] = port = free_port()
     stack.start("alerting", ["alerts", "run"], base | {
-        "VILLAGE_ALERTING__METRICS_PORT": str(port)}, log_dir)
+        "VILLAGE_ALERTING__METRICS_PORT": str(port),
+        "VILLAGE_ALERTING__ROUTING_FILE": str(routing)}, log_dir)
     stack.metrics["broadcast"] = port = free_port()
     stack.start("broadcast", ["broadcast", "daemon"], base | {
         "VILLAGE_BROADCAST__CLIENT_ID": "soak-broadcast",
@@ -115,108 +133,6 @@ def start_stack(url: str, mqtt_url: str, workers: int, log_dir: Path) -> Stack:
     for port in (*stack.metrics.values(), stack.api_port):
         wait_for_port(port, timeout_s=120)
     return stack
-
-
-# Cameras publish a reading as they take it (meters send theirs later, through a gateway
-# or in a day's upload): their `ts` is the publish time. Read through the primary key
-# (device, metric, ts), not by scanning every reading of the interval (a burst is millions).
-# `received_at` is the storing transaction's start: this slightly understates commit time.
-_COMMIT_LAG = """
-SELECT percentile_cont(ARRAY[0.5, 0.99])
-       WITHIN GROUP (ORDER BY extract(epoch FROM received_at - ts)::float8)
-FROM readings
-WHERE device_id = ANY(%(cameras)s) AND metric = 'fps'
-  AND ts >= %(since)s::timestamptz - INTERVAL '10 minutes'
-  AND received_at >= %(since)s AND received_at < %(until)s
-"""
-_NOTIFY_LAG = """
-SELECT percentile_cont(0.99)
-       WITHIN GROUP (ORDER BY extract(epoch FROM n.sent_at - a.fired_at)::float8), count(*)
-FROM notifications n JOIN alerts a ON a.id = n.alert_ids[1]
-WHERE n.created_at >= %s AND n.created_at < %s AND n.sent_at IS NOT NULL
-  AND a.fired_at > n.created_at - INTERVAL '10 minutes'  -- fired by real-time readings
-"""
-_ACCEPTED = """
-SELECT count(d.accepted_at), count(*),
-       extract(epoch FROM max(d.accepted_at) - b.created_at)::float8
-FROM broadcast_deliveries d JOIN broadcasts b USING (broadcast_id)
-WHERE b.broadcast_id = %s GROUP BY b.created_at
-"""
-
-
-@dataclass
-class Probe:
-    """What the last report saw, so each report covers its own interval."""
-
-    at: float
-    db_at: datetime
-    samples: dict[str, dict]
-    cpu: dict[str, float]
-    requests: int = 0
-
-
-def report(url: str, stack: Stack, published: int, probe: Probe, operators: Operators,
-           emergencies: list[tuple[str, int]], pids: dict[str, int],
-           broker_store: BrokerStore, cameras: list[str]) -> tuple[Probe, dict]:
-    """Print one interval's figures; return the new probe and the figures."""
-    now = time.monotonic()
-    samples = {name: scrape(port) for name, port in stack.metrics.items()}
-    ingest = [s for name, s in samples.items() if name.startswith("ingest")]
-    committed = sum(total(s, "village_ingest_messages_committed_total") for s in ingest)
-    held = sum(total(s, "village_ingest_held_messages") for s in ingest)
-    with psycopg.connect(url, autocommit=True) as conn:
-        db_now = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
-        lag = conn.execute(_COMMIT_LAG, {"cameras": cameras, "since": probe.db_at,
-                                         "until": db_now}).fetchone()[0] or [None, None]  # type: ignore[index]
-        notify = conn.execute(_NOTIFY_LAG, (probe.db_at, db_now)).fetchone()
-        accepted = [(county_index, conn.execute(_ACCEPTED, (b,)).fetchone())
-                    for b, county_index in emergencies]
-    alerting_before, alerting_after = probe.samples.get("alerting", {}), samples["alerting"]
-    tick = histogram_p99(alerting_before, alerting_after, "village_alerting_pass_seconds",
-                         **{"pass": "tick"})
-    stream = histogram_p99(alerting_before, alerting_after, "village_alerting_pass_seconds",
-                           **{"pass": "streaming"})
-    api_p50, api_p99 = percentiles(operators.requests[probe.requests:])
-    _, sweep_p99 = percentiles(operators.sweeps)
-    alive = {name: pid for name, pid in pids.items() if proc_stats(pid)[0] > 0}
-    cpu = {name: proc_stats(pid)[1] for name, pid in alive.items()}
-    rss = {name: proc_stats(pid)[0] for name, pid in alive.items()}
-    span = now - probe.at
-    figures = {
-        "published": published, "committed": committed, "held": held,
-        "broker_store": broker_store.count,
-        "commit_lag_p50_s": lag[0], "commit_lag_p99_s": lag[1],
-        "tick_p99_s": tick, "streaming_p99_s": stream,
-        "notifications": notify[1] if notify else 0,
-        "notify_p99_s": notify[0] if notify else None,
-        "api_p50_s": api_p50, "api_p99_s": api_p99, "county_sweep_p99_s": sweep_p99,
-        "emergencies": [{"county": c, "accepted": a[0], "speakers": a[1], "all_accepted_s":
-                         a[2] if a and a[0] == a[1] else None} for c, a in accepted if a],
-        "rss_mb": rss,
-        "cpu_pct": {n: 100 * (cpu[n] - probe.cpu.get(n, 0.0)) / span for n in cpu},
-    }
-    print(f"[{datetime.now(UTC):%H:%M:%S}] published {published:,}, ingest committed"
-          f" {committed:,.0f}; backlog: broker store {broker_store.count}, held in workers"
-          f" {held:,.0f};"
-          f" publish-to-commit p50 {_s(lag[0])} p99 {_s(lag[1])};"
-          f" alert pass p99 tick {_s(tick)} streaming {_s(stream)};"
-          f" notifications {figures['notifications']} p99 {_s(figures['notify_p99_s'])};"
-          f" API page p50 {_s(api_p50)} p99 {_s(api_p99)}, county sweep p99 {_s(sweep_p99)}"
-          f" ({operators.errors} errors); {load()}", flush=True)
-    for e in figures["emergencies"]:
-        print(f"    emergency to county {e['county']}: {e['accepted']}/{e['speakers']} accepted,"
-              f" all in {_s(e['all_accepted_s'])}", flush=True)
-    print("    " + ", ".join(f"{n} {rss[n]:.0f} MB {figures['cpu_pct'][n]:.0f}% CPU"
-                              for n in alive), flush=True)
-    return Probe(now, db_now, samples, cpu, len(operators.requests)), figures
-
-
-def _s(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds == float("inf"):
-        return "over the largest bucket"
-    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 def open_files_limit(pid: int) -> int:
@@ -253,6 +169,11 @@ def main() -> None:  # noqa: PLR0915 - one straight run, phase after phase
     parser.add_argument("--report-every-s", type=float, default=300)
     parser.add_argument("--burst-at-s", type=float, default=120,
                         help="when the NB-IoT meters upload their day (negative: never)")
+    parser.add_argument("--burst-over-s", type=float, default=60,
+                        help="the NB-IoT uploads spread evenly over this many seconds")
+    parser.add_argument("--cameras-on-gateways", action="store_true",
+                        help="cameras ride their village's uplink instead of a connection"
+                             " each (for brokers whose open-file limit is below the count)")
     parser.add_argument("--burst-share", type=float, default=1.0,
                         help="share of the meters that are NB-IoT (the rest ride gateways)")
     parser.add_argument("--emergency-every-s", type=float, default=600)
@@ -277,13 +198,23 @@ def main() -> None:  # noqa: PLR0915 - one straight run, phase after phase
     try:
         migrate(url, retention=timedelta(days=730))
         started = time.perf_counter()
-        counties = [county(i, args.burst_share) for i in range(1, args.counties + 1)]
+        counties = [county(i, args.burst_share, args.cameras_on_gateways)
+                    for i in range(1, args.counties + 1)]
+        connections = sum(1 for c in counties for d in c.realtime if d.gateway_id is None)
+        limit = open_files_limit(broker.process.pid if broker.process else 0)
+        print(f"{connections:,} device connections to the broker (its open-file limit"
+              f" {limit:,}); {load()}", flush=True)
+        if connections + 100 > limit:
+            raise SystemExit(f"the broker cannot take {connections:,} connections with an"
+                             f" open-file limit of {limit:,}: raise it (ulimit -n) or run"
+                             " with --cameras-on-gateways")
         with psycopg.connect(url) as conn:
             for c in counties:
                 register(conn, c.realtime + c.burst)
         devices = sum(len(c.realtime) + len(c.burst) for c in counties)
         burst_ids = [d.device_id for c in counties for d in c.burst]
-        cameras = [d.device_id for c in counties for d in c.realtime if d.kind == "camera"]
+        direct = [d.device_id for c in counties for d in c.realtime
+                  if d.gateway_id is None and d.kind in ("camera", "speaker")]
         print(f"{args.counties} counties, {devices:,} devices registered in"
               f" {time.perf_counter() - started:.0f} s; {len(burst_ids):,} NB-IoT meters; {load()}",
               flush=True)
@@ -302,10 +233,6 @@ def main() -> None:  # noqa: PLR0915 - one straight run, phase after phase
             counters.append(published)
             ready.append(is_ready)
         started = time.perf_counter()
-        connections = sum(1 for c in counties for d in c.realtime if d.gateway_id is None)
-        limit = open_files_limit(broker.process.pid if broker.process else 0)
-        print(f"{connections:,} device connections to the broker (its open-file limit"
-              f" {limit:,}); {load()}", flush=True)
         for is_ready in ready:
             if not is_ready.wait(900):
                 raise RuntimeError(f"the simulators did not connect all {connections:,} devices"
@@ -320,6 +247,8 @@ def main() -> None:  # noqa: PLR0915 - one straight run, phase after phase
         burst_published, burst_acked, burst_done = SPAWN.Value("q", 0), SPAWN.Value("q", 0), \
             SPAWN.Event()
         burst_child = None
+        burst_end = datetime.now(UTC).replace(second=0, microsecond=0)
+        burst_began, burst_drained_s = 0.0, None
         emergencies: list[tuple[str, int]] = []
         begin = time.monotonic()
         with psycopg.connect(url) as conn:
@@ -329,25 +258,39 @@ def main() -> None:  # noqa: PLR0915 - one straight run, phase after phase
         end = begin + args.minutes * 60
         next_report = begin + min(args.report_every_s, args.minutes * 60)
         next_emergency = begin + min(30.0, args.emergency_every_s)
+        burst_at = begin + args.burst_at_s if args.burst_at_s >= 0 else float("inf")
         while (now := time.monotonic()) < end:
-            if burst_child is None and 0 <= args.burst_at_s <= now - begin and burst_ids:
+            if burst_child is None and now >= burst_at and burst_ids:
                 burst_child = SPAWN.Process(target=run_burst, args=(
-                    broker.url, PREFIX, burst_ids, burst_published, burst_acked, burst_done))
+                    broker.url, PREFIX, burst_ids, burst_end, args.burst_over_s,
+                    burst_published, burst_acked, burst_done))
                 burst_child.start()
                 children.append(burst_child)
-                print(f"NB-IoT burst: {len(burst_ids):,} meters upload their day; {load()}",
-                      flush=True)
+                burst_began = now
+                print(f"NB-IoT burst: {len(burst_ids):,} meters upload their day over"
+                      f" {args.burst_over_s:.0f} s; {load()}", flush=True)
+            watching = burst_child is not None and burst_drained_s is None
+            if watching and days_stored(url, burst_ids, burst_end) == len(burst_ids):
+                burst_drained_s = time.monotonic() - burst_began
+                print(f"NB-IoT burst: every day committed {burst_drained_s:.0f} s after it"
+                      f" began; {load()}", flush=True)
             if now >= next_emergency:
                 target = counties[len(emergencies) % len(counties)]
                 emergencies.append((emergency(url, target), target.index))
                 next_emergency += args.emergency_every_s
             if now >= next_report:
                 published = sum(c.value for c in counters) + burst_published.value
-                probe, figures = report(url, stack, published, probe, operators, emergencies,
-                                        pids, broker_store, cameras)
+                probe, figures = report(url, stack.metrics, published, probe, operators,
+                                        emergencies, pids, broker_store, direct)
                 summary["reports"].append(figures)
                 next_report += args.report_every_s
-            time.sleep(max(0.0, min(next_report, next_emergency, end) - time.monotonic()))
+            wake = min(next_report, next_emergency, end, burst_at if burst_child is None else end,
+                       time.monotonic() + (5 if watching else 60))
+            time.sleep(max(0.0, wake - time.monotonic()))
+        growth = rss_growth(summary["reports"], 30 * 60, args.report_every_s)
+        if growth:
+            print("RSS growth over the last 30 minutes: " + ", ".join(
+                f"{n} {g:+.0%}" for n, g in growth.items()), flush=True)
         operators.stop()
         stop_fleets.set()
         if burst_child is not None:
@@ -357,8 +300,8 @@ def main() -> None:  # noqa: PLR0915 - one straight run, phase after phase
         started = time.perf_counter()
         ok = drained(stack)
         published = sum(c.value for c in counters) + burst_published.value
-        probe, figures = report(url, stack, published, probe, operators, emergencies, pids,
-                                broker_store, cameras)
+        probe, figures = report(url, stack.metrics, published, probe, operators, emergencies,
+                                pids, broker_store, direct)
         summary["reports"].append(figures)
         with psycopg.connect(url) as conn:
             stored = conn.execute("SELECT count(*) FROM readings WHERE device_id = ANY(%s)",
@@ -369,10 +312,11 @@ def main() -> None:  # noqa: PLR0915 - one straight run, phase after phase
             "burst_messages": burst_published.value, "burst_acknowledged": burst_acked.value,
             "burst_readings_expected": len(burst_ids) * DAY_READINGS if burst_child else 0,
             "burst_readings_stored": stored, "dead_letters": dead,
+            "burst_drained_s": burst_drained_s, "rss_growth_last_30_min": growth,
             "api_requests": len(operators.requests), "api_errors": operators.errors,
             "emergencies": len(emergencies),
         })
-        print(f"drained: {ok} in {summary['drain_s']:.0f} s; NB-IoT readings stored"
+        print(f"drained: {ok} in {seconds(summary['drain_s'])}; NB-IoT readings stored"
               f" {stored:,} of {summary['burst_readings_expected']:,}; dead letters {dead};"
               f" API requests {len(operators.requests)} ({operators.errors} errors); {load()}",
               flush=True)

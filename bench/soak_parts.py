@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
 import httpx
 import orjson
+import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
 from devices.topics import Channel, topic
@@ -24,7 +25,7 @@ from ground.mqtt import ClientOptions, build_client, connect_async
 from ground.settings import parse_mqtt_url
 from simulators.device import SimDevice
 from simulators.fleet import SimulatedFleet
-from simulators.population import PopulationSpec, generate_population
+from simulators.population import GATEWAY_CARRIES, PopulationSpec, generate_population
 
 DAY_READINGS = 96  # an NB-IoT meter's day: a register reading every 15 minutes
 
@@ -48,15 +49,19 @@ class County:
         return sorted({d.township or "" for d in self.realtime + self.burst})
 
 
-def county(index: int, burst_share: float) -> County:
+def county(index: int, burst_share: float, cameras_on_gateways: bool = False) -> County:
     """A county of the planning mix (15,000 meters, 3,000 cameras, 400 speakers, ...):
     `burst_share` of its meters are NB-IoT (direct, one upload a day), the rest ride one
-    gateway per village and report every 15 minutes."""
+    gateway per village and report every 15 minutes; cameras connect themselves unless
+    `cameras_on_gateways` (the village's uplink carries them: one broker connection per
+    village instead of 75)."""
     prefix = f"c{index:02d}-"
+    carried = GATEWAY_CARRIES | ({"camera"} if cameras_on_gateways else set())
+    spec = PopulationSpec(gateways=True, gateway_kinds=frozenset(carried))
     devices = [replace(d, device_id=prefix + d.device_id,
                        gateway_id=prefix + d.gateway_id if d.gateway_id else None,
                        township=f"{index:02d}县{d.township}", village=f"{index:02d}县{d.village}")
-               for d in generate_population(PopulationSpec(gateways=True), seed=index)]
+               for d in generate_population(spec, seed=index)]
     meters = [d for d in devices if d.kind == "water_meter"]
     burst = {d.device_id for d in meters[:round(len(meters) * burst_share)]}
     return County(index,
@@ -83,10 +88,11 @@ def day_payload(end: datetime, start_m3: float) -> bytes:
          "total_m3": round(start_m3 + i * 0.004, 3)} for i in range(DAY_READINGS)])
 
 
-def run_burst(mqtt_url: str, prefix: str, meter_ids: list[str], published: Synchronized,
-              acknowledged: Synchronized, done: Event) -> None:
-    """Child process: every meter uploads its day at once (QoS 1), as NB-IoT meters do in
-    the morning; returns when the broker has acknowledged every message."""
+def run_burst(mqtt_url: str, prefix: str, meter_ids: list[str], end: datetime, over_s: float,
+              published: Synchronized, acknowledged: Synchronized, done: Event) -> None:
+    """Child process: every meter uploads its day up to `end` (QoS 1), evenly over `over_s`
+    seconds, as NB-IoT meters do in the morning; returns when the broker has acknowledged
+    every message."""
     endpoint = parse_mqtt_url(mqtt_url)
     options = ClientOptions(client_id=f"soak-burst-{os.getpid()}", persistent_session=False)
     client = build_client(endpoint, options)
@@ -101,9 +107,10 @@ def run_burst(mqtt_url: str, prefix: str, meter_ids: list[str], published: Synch
     deadline = time.monotonic() + 30
     while not connected and time.monotonic() < deadline:
         time.sleep(0.05)
-    end = datetime.now(UTC).replace(second=0, microsecond=0)
     infos = []
+    begin = time.monotonic()
     for number, meter in enumerate(meter_ids):
+        time.sleep(max(0.0, begin + over_s * number / len(meter_ids) - time.monotonic()))
         infos.append(client.publish(topic(prefix, meter, Channel.TELEMETRY),
                                     day_payload(end, 100 + number % 500), qos=1))
         published.value = number + 1
@@ -114,6 +121,19 @@ def run_burst(mqtt_url: str, prefix: str, meter_ids: list[str], published: Synch
     client.disconnect()
     client.loop_stop()
     done.set()
+
+
+# A day's upload is committed once its meter's latest register carries the day's last slot.
+_DAYS_STORED = """
+SELECT count(*) FROM latest_values
+WHERE device_id = ANY(%s) AND metric = 'total_m3' AND ts >= %s
+"""
+
+
+def days_stored(url: str, meter_ids: list[str], end: datetime) -> int:
+    """How many of these meters' day uploads (up to `end`) are committed."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(_DAYS_STORED, (meter_ids, end)).fetchone()[0]  # type: ignore[index]
 
 
 class BrokerStore:

@@ -26,7 +26,7 @@ def test_one_county_for_one_minute_loses_nothing(tmp_path: Path) -> None:
     summary = tmp_path / "soak.json"
     run = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "soak.py"), "--counties", "1", "--minutes", "1",
-         "--report-every-s", "30", "--burst-at-s", "10", "--burst-share", "0.1",
+         "--report-every-s", "30", "--burst-at-s", "10", "--burst-share", "0.1", "--burst-over-s", "10",
          "--api-every-s", "2", "--summary", str(summary)],
         env={**os.environ, "TEST_DATABASE_ADMIN_URL": ADMIN_URL}, cwd=ROOT,
         capture_output=True, text=True, timeout=1100,
@@ -37,6 +37,7 @@ def test_one_county_for_one_minute_loses_nothing(tmp_path: Path) -> None:
     # 1,500 NB-IoT meters (a tenth of the county's) uploaded their day: every reading stored.
     assert found["burst_messages"] == found["burst_acknowledged"] == 1500
     assert found["burst_readings_stored"] == found["burst_readings_expected"] == 1500 * 96
+    assert found["burst_drained_s"] is not None, "the burst was not seen committed in the run"
     assert found["dead_letters"] == 0
     assert found["api_requests"] > 0 and found["api_errors"] == 0
     assert found["emergencies"] == 1
