@@ -113,7 +113,6 @@ class Worker:
         self._sent_changed = threading.Condition()
         self._batches = 0
         self._failure: str | None = None
-        self.committer: subprocess.Popen[bytes] | None = None
 
     def run(self) -> None:
         """Receive, store and acknowledge until `stop` is set, then flush and disconnect."""
@@ -155,7 +154,6 @@ class Worker:
             [sys.executable, "-m", "ingest.committer", str(theirs.fileno())],
             pass_fds=(theirs.fileno(),))
         theirs.close()
-        self.committer = committer
         conn = Connection(ours.detach())
         conn.send(self._job)
         return conn, committer
