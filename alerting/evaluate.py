@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from alerting.lifecycle import is_new, step
+from alerting.lifecycle import step
 from alerting.model import AlertState, Observation, Subject, Transition, fingerprint
 from alerting.rules import Rule
 from alerting.signals import (
@@ -109,11 +109,15 @@ def run(
     """
     hold = for_seconds(rule)
     first = state
+    judged = state.last_ts
     for obs in observations:
-        if not is_new(state, obs.ts):
-            continue
+        if judged is not None and obs.ts <= judged:
+            continue  # judged already
+        judged = obs.ts
+        if state.state == "inactive" and not obs.breach:
+            continue  # the common quiet sample: nothing moves but the time judged
         before = state
-        state, moved = step(state, obs, hold)
+        state, moved = step(state._replace(last_ts=judged), obs, hold)
         if moved is not None:
             started = state.active_since if moved == "firing" else before.active_since
             outcome.transitions.append(Transition(
@@ -122,6 +126,8 @@ def run(
             ))
             if moved == "resolved":
                 state = state._replace(alert_id=None)
+    if judged != state.last_ts:
+        state = state._replace(last_ts=judged)
     if (state.state, state.active_since, state.alert_id) != (
             first.state, first.active_since, first.alert_id) or (keep_time and state != first):
         outcome.states[state.fingerprint] = state

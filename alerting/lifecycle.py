@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from alerting.model import AlertState, Observation
 
@@ -29,8 +29,3 @@ def step(
                               last_ts=obs.ts), "firing"
     return state._replace(state="pending", active_since=since, value=obs.value,
                           last_ts=obs.ts), None
-
-
-def is_new(state: AlertState, ts: datetime) -> bool:
-    """Whether a sample at `ts` has not been judged yet (so overlaps never judge twice)."""
-    return state.last_ts is None or ts > state.last_ts

@@ -141,11 +141,15 @@ def observe_household_leak(
     register = Register(samples)
     hour = timedelta(hours=1)
     out = []
+    judged_end, least = None, 0.0
     for s in _new(samples, after):
         end = s.ts.replace(minute=0, second=0, microsecond=0)  # whole clock hours
         if not register.covers(end - cond.hours * hour):
             continue  # the day is not covered yet: an NB-IoT batch may still be coming
-        least = min(register.use(end - (i + 1) * hour, end - i * hour) for i in range(cond.hours))
+        if end != judged_end:  # samples of one clock hour share its answer
+            least = min(register.use(end - (i + 1) * hour, end - i * hour)
+                        for i in range(cond.hours))
+            judged_end = end
         leaking = least > cond.min_use_m3
         out.append(Observation(s.ts, round(least, 6), leaking, not leaking, cond.min_use_m3))
     return out

@@ -1,7 +1,8 @@
 """Benchmark: API latency p50/p99 over a year of simulated data for 15,000 water meters.
 
-Scenarios: latest values of all 15,000 meters (paged, 1,000 devices a page; every metric
-of the kind, or only the register); a 30-day daily
+Scenarios: latest values of all 15,000 meters, in one columns request
+(`/telemetry/latest/columns`: the register, or every metric of the kind; gzip-packed or
+not), against the goal of p99 under 200 ms, and paged (1,000 devices a page); a 30-day daily
 consumption series for one village (a village cadre's token); a 30-day daily series of one
 meter. The data is generated inside PostgreSQL (INSERT ... SELECT over generate_series) into
 `readings` (monthly partitions prepared first), `readings_daily` and `latest_values`. The API runs as
@@ -18,8 +19,9 @@ import argparse
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -75,8 +77,12 @@ def fill(url: str) -> dict[str, float]:
     return timings
 
 
-def measure(name: str, call: Callable[[], object], count: int) -> None:
-    """Time `count` calls after a warm-up; print p50, p99 and max. Calls raise on failure."""
+GOAL_P99_MS = 200  # a county's latest meter values through the API (issue 17)
+
+
+def measure(name: str, call: Callable[[], object], count: int) -> float:
+    """Time `count` calls after a warm-up; print p50, p99 and max, return p99 (ms). Calls
+    raise on failure."""
     for _ in range(3):
         call()
     times = []
@@ -88,6 +94,60 @@ def measure(name: str, call: Callable[[], object], count: int) -> None:
     p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
     print(f"{name}: n={count} p50 {statistics.median(times):.1f} ms, p99 {p99:.1f} ms,"
           f" max {times[-1]:.1f} ms; {load()}", flush=True)
+    return p99
+
+
+def alternate(calls: dict[str, Callable[[], object]], rounds: int) -> None:
+    """Time the calls in turn, `rounds` times each after a warm-up round, so that they all
+    meet the same machine load; print each one's p50 and p99 and the ratio of the p50s."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for round_ in range(rounds + 1):
+        for name, call in calls.items():
+            started = time.perf_counter()
+            call()
+            if round_:
+                times[name].append((time.perf_counter() - started) * 1000)
+    p50s = {name: statistics.median(measured) for name, measured in times.items()}
+    for name, measured in times.items():
+        measured.sort()
+        print(f"  {name}: n={rounds} p50 {p50s[name]:.1f} ms,"
+              f" p99 {measured[min(rounds - 1, int(rounds * 0.99))]:.1f} ms", flush=True)
+    slowest, fastest = max(p50s.values()), min(p50s.values())
+    print(f"  ratio of the p50s {slowest / fastest:.1f}; {load()}", flush=True)
+
+
+def cpu_s(pids: Iterable[int]) -> dict[int, float]:
+    """CPU seconds (user and system) each of these processes has used, if it still runs."""
+    used = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        used[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return used
+
+
+def cpu_per_call(url: str, api_pid: int, name: str, call: Callable[[], object],
+                 count: int) -> None:
+    """Print the CPU time a call costs the API process and the database's server processes:
+    unlike the wall time, it hardly depends on what else the machine runs."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        def servers() -> set[int]:
+            return {pid for pid, in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid()")}
+
+        call()
+        before = cpu_s({api_pid} | servers())
+        for _ in range(count):
+            call()
+        after = cpu_s({api_pid} | servers())
+    spent = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
+    api = spent.pop(api_pid, 0.0)
+    print(f"  CPU per request, {name}: API {api / count * 1000:.0f} ms,"
+          f" PostgreSQL {sum(spent.values()) / count * 1000:.0f} ms (n={count}); {load()}",
+          flush=True)
 
 
 def main() -> None:
@@ -120,6 +180,25 @@ def sweep(http: httpx.Client, headers: dict[str, str], metric: str | None) -> in
         after = body["next_after"]
         if after is None:
             return values
+
+
+def columns(http: httpx.Client, headers: dict[str, str], metric: str | None,
+            packed: bool) -> httpx.Response:
+    """The county's meters' latest values in one columns request (httpx asks for gzip)."""
+    params = {"kind": "water_meter"} | ({"metric": metric} if metric else {})
+    plain = {} if packed else {"Accept-Encoding": "identity"}
+    response = http.get("/telemetry/latest/columns", params=params, headers=headers | plain)
+    return response.raise_for_status()
+
+
+def county_columns(http: httpx.Client, headers: dict[str, str], metric: str | None,
+                   packed: bool) -> int:
+    """The county's meters' latest values in one columns request, read as a client would;
+    returns how many values."""
+    body = columns(http, headers, metric, packed).json()
+    assert body["next_after"] is None and len(body["device_id"]) == METERS
+    return sum(value is not None for column in body["metrics"].values()
+               for value in column["value"])
 
 
 def side_by_side(url: str, versus: str, sweeps: int) -> None:
@@ -178,6 +257,29 @@ def serve_and_measure(url: str, requests: int) -> None:
             # Every meter has total_m3 and battery_v readings (and no other metric).
             assert sweep(http, as_admin, metric) == (1 if metric else 2) * METERS
 
+        def county_at_once(metric: str | None, packed: bool) -> None:
+            assert county_columns(http, as_admin, metric, packed) == (1 if metric else 2) * METERS
+
+        for metric in ("total_m3", None):
+            sizes = [int(columns(http, as_admin, metric, packed).headers["content-length"])
+                     for packed in (True, False)]  # as sent (httpx unpacks the content)
+            print(f"columns of {metric or 'every metric'}: {sizes[0] / 1000:.0f} KB gzip-packed,"
+                  f" {sizes[1] / 1000:.0f} KB plain", flush=True)
+        p99 = measure("latest register (total_m3), all 15,000 meters, one columns request (gzip)",
+                      lambda: county_at_once("total_m3", True), max(100, requests))
+        print(f"goal: a county's latest meter values p99 < {GOAL_P99_MS} ms:"
+              f" {'met' if p99 < GOAL_P99_MS else 'NOT met'} (p99 {p99:.0f} ms); {load()}",
+              flush=True)
+        measure("latest register (total_m3), all 15,000 meters, one columns request (plain)",
+                lambda: county_at_once("total_m3", False), max(100, requests))
+        measure("latest values (6 metrics), all 15,000 meters, one columns request (gzip)",
+                lambda: county_at_once(None, True), max(100, requests))
+        print("the register of all 15,000 meters, the two forms alternating:", flush=True)
+        alternate({"one columns request (gzip)": lambda: county_at_once("total_m3", True),
+                   "15 pages": lambda: county("total_m3")}, max(10, requests // 10))
+        for name, call in (("one columns request", lambda: county_at_once("total_m3", True)),
+                           ("15 pages", lambda: county("total_m3"))):
+            cpu_per_call(url, pid, name, call, max(10, requests // 10))
         daily_use = {"kind": "water_meter", "metric": "total_m3", "bucket": "1d", "agg": "delta"}
         measure("latest values (6 metrics), one page of 1,000 meters", lambda: get(
             "/telemetry/latest", as_admin, {"kind": "water_meter", "limit": "1000"}), requests)

@@ -6,11 +6,12 @@ A scratch database and a private Mosquitto (queue limits off: nothing may be dro
 `--counties` counties of about 18,500 devices each (15,000 meters, 3,000 cameras, 400
 loudspeakers, probes, barns; meters ride one gateway per village as the simulator
 multiplexes them) simulated at their real rates in child processes; the NB-IoT meters
-(`--burst-share` of them) upload their day at once (96 readings a message) at
-`--burst-at-s`; `--workers` ingest workers on one shared subscription, alerting with the
-presets, the broadcast daemon with one county emergency every `--emergency-every-s`, and
-the API answering a steady trickle of operator requests (a county's latest meter values,
-township by township). All are the real commands (`village ingest`, `village alerts run`,
+(`--burst-share` of them) upload their day (96 readings a message) from `--burst-at-s`,
+spread over `--burst-over-s`; `--workers` ingest workers on one shared subscription,
+alerting with the presets, the broadcast daemon with an emergency to every county's
+loudspeakers every `--emergency-every-s` (4,000 speakers for ten counties), and the API
+answering a steady trickle of operator requests (a county's latest meter values, township
+by township, one columns request each). All are the real commands (`village ingest`, `village alerts run`,
 `village broadcast daemon`, `village api serve`) in processes of their own.
 
 Every `--report-every-s` it prints: messages published and committed, the backlog (what
@@ -213,6 +214,7 @@ def main() -> None:  # noqa: PLR0915 - one straight run, phase after phase
                 register(conn, c.realtime + c.burst)
         devices = sum(len(c.realtime) + len(c.burst) for c in counties)
         burst_ids = [d.device_id for c in counties for d in c.burst]
+        speakers = [s for c in counties for s in c.speakers]
         direct = [d.device_id for c in counties for d in c.realtime
                   if d.gateway_id is None and d.kind in ("camera", "speaker")]
         print(f"{args.counties} counties, {devices:,} devices registered in"
@@ -249,7 +251,7 @@ def main() -> None:  # noqa: PLR0915 - one straight run, phase after phase
         burst_child = None
         burst_end = datetime.now(UTC).replace(second=0, microsecond=0)
         burst_began, burst_drained_s = 0.0, None
-        emergencies: list[tuple[str, int]] = []
+        emergencies: list[tuple[str, str]] = []
         begin = time.monotonic()
         with psycopg.connect(url) as conn:
             db_begin = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
@@ -275,8 +277,8 @@ def main() -> None:  # noqa: PLR0915 - one straight run, phase after phase
                 print(f"NB-IoT burst: every day committed {burst_drained_s:.0f} s after it"
                       f" began; {load()}", flush=True)
             if now >= next_emergency:
-                target = counties[len(emergencies) % len(counties)]
-                emergencies.append((emergency(url, target), target.index))
+                emergencies.append((emergency(url, speakers), f"{len(counties)} counties'"
+                                    f" {len(speakers):,} speakers"))
                 next_emergency += args.emergency_every_s
             if now >= next_report:
                 published = sum(c.value for c in counters) + burst_published.value

@@ -64,7 +64,7 @@ class Probe:
 
 
 def report(url: str, metrics: dict[str, int], published: int, probe: Probe,
-           operators: Operators, emergencies: list[tuple[str, int]], pids: dict[str, int],
+           operators: Operators, emergencies: list[tuple[str, str]], pids: dict[str, int],
            broker_store: BrokerStore, direct: list[str]) -> tuple[Probe, dict]:
     """Print one interval's figures; return the new probe and the figures."""
     now = time.monotonic()
@@ -78,8 +78,7 @@ def report(url: str, metrics: dict[str, int], published: int, probe: Probe,
                                          "since": probe.db_at, "until": db_now},
                            ).fetchone()[0] or [None, None]  # type: ignore[index]
         notify = conn.execute(_NOTIFY_LAG, (probe.db_at, db_now)).fetchone()
-        accepted = [(county_index, conn.execute(_ACCEPTED, (b,)).fetchone())
-                    for b, county_index in emergencies]
+        accepted = [(to, conn.execute(_ACCEPTED, (b,)).fetchone()) for b, to in emergencies]
     alerting_before, alerting_after = probe.samples.get("alerting", {}), samples["alerting"]
     tick = histogram_p99(alerting_before, alerting_after, "village_alerting_pass_seconds",
                          **{"pass": "tick"})
@@ -99,7 +98,7 @@ def report(url: str, metrics: dict[str, int], published: int, probe: Probe,
         "notifications": notify[1] if notify else 0,
         "notify_p99_s": notify[0] if notify else None,
         "api_p50_s": api_p50, "api_p99_s": api_p99, "county_sweep_p99_s": sweep_p99,
-        "emergencies": [{"county": c, "accepted": a[0], "speakers": a[1], "all_accepted_s":
+        "emergencies": [{"to": c, "accepted": a[0], "speakers": a[1], "all_accepted_s":
                          a[2] if a and a[0] == a[1] else None} for c, a in accepted if a],
         "rss_mb": rss,
         "cpu_pct": {n: 100 * (cpu[n] - probe.cpu.get(n, 0.0)) / span for n in cpu},
@@ -115,7 +114,7 @@ def report(url: str, metrics: dict[str, int], published: int, probe: Probe,
           f" county sweep p99 {seconds(sweep_p99)} ({operators.errors} errors); {load()}",
           flush=True)
     for e in figures["emergencies"]:
-        print(f"    emergency to county {e['county']}: {e['accepted']}/{e['speakers']} accepted,"
+        print(f"    emergency to {e['to']}: {e['accepted']}/{e['speakers']} accepted,"
               f" all in {seconds(e['all_accepted_s'])}", flush=True)
     print("    " + ", ".join(f"{n} {rss[n]:.0f} MB {figures['cpu_pct'][n]:.0f}% CPU"
                               for n in alive), flush=True)
