@@ -1,9 +1,10 @@
 """Ingest benchmark: one worker (and two) fed by the C publisher; prints figures and load.
 
     bash bench/publisher/build.sh          # once: needs libmosquitto-dev
-    .venv/bin/python bench/ingest_bench.py [--quick]
+    .venv/bin/python bench/ingest_bench.py [--quick] [--runs 10]
 
-Runs against a private Mosquitto (the project's no-loss settings) and fresh databases on
+`--runs N` measures the ceiling and one worker N times, alternating, and prints every
+run's ratio with the min and median. Runs against a private Mosquitto (the project's no-loss settings) and fresh databases on
 the local PostgreSQL (TEST_DATABASE_ADMIN_URL, default postgresql://postgres@127.0.0.1:5432/
 postgres). Each worker is a real `village ingest` process. Commits are observed through the
 worker's `pg_notify`, whose `stored_at` is the committing transaction's now(): the time a
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -109,18 +111,34 @@ class Commits:
 
 @dataclass
 class WorkerProcess:
-    """A `village ingest` process and its peak memory."""
+    """A `village ingest` process: its memory and CPU."""
 
     process: subprocess.Popen[bytes]
 
+    def pids(self) -> list[int]:
+        """The worker's process, then its children (the committer)."""
+        pid = self.process.pid
+        return [pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
+
     def peak_rss_mb(self) -> float:
-        """VmHWM: the most resident memory the process ever had."""
-        return peak_rss_mb(self.process.pid)
+        """VmHWM: the most resident memory the worker's process and its committer process
+        each ever had, added."""
+        return sum(peak_rss_mb(pid) for pid in self.pids())
+
+    def cpu_s(self) -> list[float]:
+        """CPU seconds (user and system) used so far by each of `pids()`."""
+        return [cpu_s(pid) for pid in self.pids()]
 
     def stop(self) -> None:
         """Stop gracefully."""
         self.process.terminate()
         self.process.wait(30)
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user and system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_worker(url: str, mqtt_url: str, prefix: str, client_id: str) -> WorkerProcess:
@@ -152,8 +170,9 @@ def publish(broker: MosquittoServer, prefix: str, messages: int, rate: float, re
     return subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
 
 
-def ceiling(broker: MosquittoServer, prefix: str, messages: int) -> float:
-    """A bare paho QoS 1 subscriber that only counts: messages/s from first to last."""
+def ceiling(broker: MosquittoServer, prefix: str, messages: int) -> tuple[float, float]:
+    """A bare paho QoS 1 subscriber that only counts: messages/s from first to last, and
+    CPU seconds per message of this process (which does nothing else meanwhile)."""
     got = 0
     first = last = 0.0
     done = threading.Event()
@@ -176,12 +195,14 @@ def ceiling(broker: MosquittoServer, prefix: str, messages: int) -> float:
     client.connect("127.0.0.1", broker.port)
     client.loop_start()
     subscribed.wait(10)
+    cpu_before = time.process_time()
     pub = publish(broker, prefix, messages, 0, 1, datetime.now(UTC) - timedelta(days=20))
     done.wait(300)
+    cpu_per_message = (time.process_time() - cpu_before) / max(got, 1)
     pub.wait()
     client.disconnect()
     client.loop_stop()
-    return (got - 1) / (last - first) if got > 1 else 0.0
+    return ((got - 1) / (last - first) if got > 1 else 0.0), cpu_per_message
 
 
 def run_workers(template: str, broker: MosquittoServer, workers: int, messages: int,
@@ -194,9 +215,12 @@ def run_workers(template: str, broker: MosquittoServer, workers: int, messages: 
                  for n in range(workers)]
         try:
             base = datetime.now(UTC) - (timedelta(seconds=1) if latency else timedelta(days=20))
+            cpu_before = [p.cpu_s() for p in procs]
             started = time.time()
             pub = publish(broker, prefix, messages, rate, readings, base, latency)
             complete = commits.wait_for(messages * readings, timeout_s=600)
+            used = [[after - before for after, before in zip(p.cpu_s(), was, strict=True)]
+                    for p, was in zip(procs, cpu_before, strict=True)]
             pub_line = pub.communicate()[0].strip()
             figures: dict[str, float] = {
                 "complete": float(complete),
@@ -204,6 +228,9 @@ def run_workers(template: str, broker: MosquittoServer, workers: int, messages: 
                 "dead_letters": commits.dead_letters,
                 "seconds": (commits.last or started) - started,
                 "peak_rss_mb": max(p.peak_rss_mb() for p in procs),
+                # CPU per message of the receiving processes, and of their committers.
+                "receiving_us": sum(u[0] for u in used) / messages * 1e6,
+                "committing_us": sum(sum(u[1:]) for u in used) / messages * 1e6,
             }
             print(f"    publisher: {pub_line}")
             if latency:
@@ -247,8 +274,14 @@ class Run:
 
 
 def scenario_ceiling(run: Run) -> str:
-    run.ceiling = ceiling(run.broker, "c" + uuid.uuid4().hex[:6], int(100_000 * run.scale))
-    return f"bare paho QoS 1 counting subscriber: {run.ceiling:,.0f} msg/s"
+    run.ceiling, cpu = ceiling(run.broker, "c" + uuid.uuid4().hex[:6], int(100_000 * run.scale))
+    return f"bare paho QoS 1 counting subscriber: {run.ceiling:,.0f} msg/s, CPU {cpu * 1e6:.0f} µs/msg"
+
+
+def cpu_use(figures: dict[str, float], per: str = "msg") -> str:
+    """The worker's CPU per message, in the receiving process and in the committer."""
+    return (f"CPU {figures['receiving_us']:.0f} µs/{per} receiving + "
+            f"{figures['committing_us']:.0f} µs/{per} committing")
 
 
 def scenario_one(run: Run) -> str:
@@ -256,13 +289,17 @@ def scenario_one(run: Run) -> str:
     run.one_worker = one["readings"] / one["seconds"]
     share = f" ({run.one_worker / run.ceiling:.0%} of the bare subscriber)" if run.ceiling else ""
     return (f"one worker, one-reading messages: {run.one_worker:,.0f} msg/s committed{share}, "
-            f"complete={bool(one['complete'])}, peak RSS {one['peak_rss_mb']:.0f} MB")
+            f"complete={bool(one['complete'])}, {cpu_use(one)}, "
+            f"peak RSS {one['peak_rss_mb']:.0f} MB (worker and committer processes)")
 
 
 def scenario_two(run: Run) -> str:
     two = run_workers(run.template, run.broker, 2, int(100_000 * run.scale), 1)
     rate = two["readings"] / two["seconds"]
-    ratio = f" ({rate / run.one_worker:.2f}x one worker)" if run.one_worker else ""
+    ratios = [f"{rate / run.one_worker:.2f}x one worker"] if run.one_worker else []
+    if run.ceiling:
+        ratios.append(f"{rate / run.ceiling:.0%} of the bare subscriber")
+    ratio = f" ({', '.join(ratios)})" if ratios else ""
     return (f"two workers, one-reading messages: {rate:,.0f} msg/s committed{ratio}, "
             f"complete={bool(two['complete'])}, peak RSS {two['peak_rss_mb']:.0f} MB at most")
 
@@ -271,7 +308,7 @@ def scenario_batch(run: Run) -> str:
     big = run_workers(run.template, run.broker, 1, int(20_000 * run.scale), 96)
     return (f"one worker, 96-reading messages: {big['readings'] / big['seconds']:,.0f} "
             f"readings/s committed, complete={bool(big['complete'])}, "
-            f"peak RSS {big['peak_rss_mb']:.0f} MB")
+            f"{cpu_use(big, '96-reading msg')}, peak RSS {big['peak_rss_mb']:.0f} MB")
 
 
 def scenario_latency(run: Run) -> str:
@@ -284,6 +321,18 @@ def scenario_latency(run: Run) -> str:
             f"complete={bool(lat['complete'])}, peak RSS {lat['peak_rss_mb']:.0f} MB")
 
 
+def repeated_ratio(run: Run, runs: int) -> None:
+    """The ceiling then one worker, `runs` times: every run's ratio, then min and median."""
+    ratios = []
+    for n in range(1, runs + 1):
+        print(f"run {n}/{runs}: {scenario_ceiling(run)}; {load()}", flush=True)
+        print(f"run {n}/{runs}: {scenario_one(run)}; {load()}", flush=True)
+        ratios.append(run.one_worker / run.ceiling if run.ceiling else 0.0)
+    print(f"one worker / bare subscriber over {runs} runs: "
+          f"{', '.join(f'{r:.0%}' for r in ratios)}; min {min(ratios):.0%}, "
+          f"median {statistics.median(ratios):.0%}; {load()}", flush=True)
+
+
 SCENARIOS = {"ceiling": scenario_ceiling, "one": scenario_one, "two": scenario_two,
              "batch": scenario_batch, "latency": scenario_latency}
 
@@ -294,6 +343,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller runs (a smoke test)")
     parser.add_argument("--only", choices=sorted(SCENARIOS), action="append",
                         help="run only these scenarios (repeatable)")
+    parser.add_argument("--runs", type=int, default=0,
+                        help="first measure the ceiling and one worker this many times")
     args = parser.parse_args()
     if not PUBLISHER.exists():
         sys.exit("build the publisher first: bash bench/publisher/build.sh")
@@ -303,7 +354,9 @@ def main() -> None:
         broker = MosquittoServer(data_dir=Path(tmp) / "broker").start()
         run = Run(broker, template, 0.1 if args.quick else 1.0, 5 if args.quick else 20)
         try:
-            for name in args.only or list(SCENARIOS):
+            if args.runs:
+                repeated_ratio(run, args.runs)
+            for name in args.only or ([] if args.runs else list(SCENARIOS)):
                 print(f"{SCENARIOS[name](run)}; {load()}", flush=True)
         finally:
             broker.kill()

@@ -1,7 +1,7 @@
 """Admission: whether a message's device may send it, from a registry snapshot (pure).
 
 The snapshot is a mapping of device id to what ingest needs to know about the device; the
-service keeps it fresh (`Worker._refresh_registry` in `ingest.service`). Nothing here
+service keeps it fresh (`Committer._refresh_registry` in `ingest.committer`). Nothing here
 touches the database.
 """
 

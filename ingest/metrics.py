@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections import Counter as Tally
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from devices.decode import Reason
-from ingest.plan import BatchPlan
-from ingest.writer import WriteResult
+from ingest.committer import Committed
 
 _BATCH_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000, 4000, 8000, 16000, 65535)
 _COMMIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -46,22 +43,16 @@ class IngestMetrics:
         """Export, at each scrape, messages received and held (received, not yet committed)."""
         self.registry.register(_Held(received, committed))
 
-    def batch_committed(self, messages: int, plan: BatchPlan, result: WriteResult,
-                        seconds: float) -> None:
+    def batch_committed(self, done: Committed) -> None:
         """Count one committed batch."""
-        self.committed.inc(messages)
-        self.readings.inc(result.readings)
-        self.duplicates.inc(result.duplicates)
-        self.events.inc(result.events)
-        self.batch_messages.observe(messages)
-        self.commit_seconds.observe(seconds)
-        reasons = Tally(letter.reason for letter in plan.dead_letters)
-        # Letters beyond the plan's are messages the database itself refused.
-        refused = result.dead_letters - len(plan.dead_letters)
-        if refused > 0:
-            reasons[Reason.STORAGE_REFUSED.value] += refused
-        for reason, count in reasons.items():
-            self.dead_letters.labels(str(reason)).inc(count)
+        self.committed.inc(done.messages)
+        self.readings.inc(done.readings)
+        self.duplicates.inc(done.duplicates)
+        self.events.inc(done.events)
+        self.batch_messages.observe(done.messages)
+        self.commit_seconds.observe(done.seconds)
+        for reason, count in done.refusals.items():
+            self.dead_letters.labels(reason).inc(count)
 
 
 class _Held(Collector):

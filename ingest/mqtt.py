@@ -4,7 +4,8 @@ The network callback only appends to the hand-off. Acknowledgement is manual: th
 calls `ack` after its transaction commits, so an unacknowledged message is redelivered by
 the broker (persistent session) if the worker dies. The MQTT v5 receive maximum bounds how
 many unacknowledged messages the broker sends us, which is what bounds memory; over MQTT
-3.1.1, which has none, the network thread waits while the hand-off is that full.
+3.1.1, which has none, the network thread waits while that many are held (handed off and
+not yet settled by `ack`).
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ class Subscriber:
         self._subscriptions = subscriptions(prefix, shared(endpoint, share_group),
                                             endpoint.mqtt_v5)
         # Without a receive maximum (MQTT 3.1.1) the broker sends as fast as it can; holding
-        # the network thread once this many are held leaves the rest at the broker.
+        # the network thread once this many are held (in the hand-off or being committed)
+        # leaves the rest at the broker.
         self._hold_at = None if endpoint.mqtt_v5 else receive_maximum
         self._handoff = handoff
         self._log = log
@@ -75,6 +77,7 @@ class Subscriber:
         self.subscribed = threading.Event()
         self.connects = 0
         self.received = 0  # messages handed off, over every connection
+        self.settled = 0  # of those, messages passed to `ack` (acknowledged or not needing it)
         self._client = build_client(endpoint, self._options)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -100,6 +103,7 @@ class Subscriber:
         acked = 0
         with self._lock:
             for message in messages:
+                self.settled += 1
                 # A packet id from an earlier connection may since name another message;
                 # the broker redelivers those, and storing them again is idempotent.
                 if message.qos > 0 and message.generation == self._generation:
@@ -135,7 +139,7 @@ class Subscriber:
             self._log(f"disconnected from the broker ({reason_code}); reconnecting")
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
-        while self._hold_at is not None and len(self._handoff) >= self._hold_at \
+        while self._hold_at is not None and self.received - self.settled >= self._hold_at \
                 and self._receiving:
             time.sleep(0.01)
         if not self._receiving:

@@ -1,55 +1,52 @@
-"""The ingest worker: where the subscriber, the planner and the writer meet.
+"""The ingest worker: the MQTT subscriber in this process, the committer in a child process.
 
-The caller's thread takes batches from the hand-off and plans them against the registry;
-a writer thread commits each planned batch, then acknowledges its messages. When the
-database is unavailable the writer keeps the batch and retries with backoff, acknowledging
-nothing, so the broker stops sending (receive maximum) and keeps the rest queued; it
-resumes by itself.
+The network thread hands messages off; the caller's thread takes them in batches and sends
+each batch's raw messages to the committer process (ingest/committer.py), which parses,
+plans, writes and commits it and reports back; a reporting thread here then acknowledges
+that batch's messages and counts it. Two processes because one interpreter lock cannot
+carry the MQTT client's parsing and acknowledging and the decoding and writing at once.
+When the database is unavailable the committer retries with backoff and reports nothing,
+so nothing is acknowledged: the broker stops sending (receive maximum) and keeps the rest
+queued; it resumes by itself. If the committer process dies, the worker stops and `run`
+raises (`village ingest` exits non-zero for its supervisor to restart it): nothing it had
+not reported was acknowledged, so the broker redelivers it to the next session.
 """
 
 from __future__ import annotations
 
-import queue
 import socket
+import subprocess
+import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
-from typing import TypeVar
-
-import psycopg
+from multiprocessing.connection import Connection
 
 from devices.decode import Limits
 from ground.settings import MqttEndpoint
-from ingest.admit import RegisteredDevice
+from ingest.committer import (
+    COMMITTED,
+    DATABASE,
+    FAILED,
+    LOG,
+    STOP_FLUSH_S,
+    Committed,
+    Job,
+    to_wire,
+)
 from ingest.handoff import HandOff, Message
-from ingest.isolate import DeadLetterRefused, Isolation, is_data_error
 from ingest.maintenance import Maintenance
 from ingest.metrics import IngestMetrics
 from ingest.mqtt import Subscriber
-from ingest.plan import (
-    BatchPlan,
-    Parsed,
-    Policy,
-    parse,
-    plan_batch,
-    referenced_devices,
-)
+from ingest.plan import Policy
 from ingest.settings import IngestSettings, RetentionSettings
-from ingest.writer import Writer, WriteResult
 
-T = TypeVar("T")
-
-# How long a stopping worker keeps trying to commit what it holds before it gives up
-# (without acknowledging: the broker redelivers to the next session).
-STOP_FLUSH_S = 10.0
-MAX_BACKOFF_S = 5.0
-
-
-class DatabaseUnavailable(Exception):
-    """The database could not take a batch right now."""
+# Batches sent to the committer and not yet reported: one being written, one being planned
+# and one waiting keep both of its stages busy.
+BATCHES_IN_FLIGHT = 3
+# The committer flushes for at most STOP_FLUSH_S once told to stop, plus the attempt under way.
+COMMITTER_EXIT_S = STOP_FLUSH_S + 20
 
 
 @dataclass
@@ -88,23 +85,11 @@ def policy_from(ingest: IngestSettings) -> Policy:
     )
 
 
-@dataclass
-class _Planned:
-    """A planned batch on its way from the planner to the writer."""
-
-    messages: list[Message]
-    plan: BatchPlan
-    give_up_at: float | None
-    # Set once the database refused the batch for its data: written in parts from then on.
-    isolation: Isolation | None = None
-
-
 class Worker:
-    """One ingest worker process's machinery.
+    """One ingest worker process's machinery: subscriber, hand-off and committer process.
 
-    Two stages overlap: the caller's thread takes batches and plans them (parse, registry,
-    decode) while a writer thread commits the previous batch and acknowledges it. At most
-    one planned batch waits between them, so memory stays bounded by the receive maximum.
+    At most `BATCHES_IN_FLIGHT` batches are with the committer at once, so memory stays
+    bounded by the receive maximum (over MQTT 3.1.1, by the hold plus those batches).
     """
 
     def __init__(self, ingest: IngestSettings, retention: RetentionSettings, *,
@@ -113,37 +98,30 @@ class Worker:
                  metrics: IngestMetrics | None = None) -> None:
         self.client_id = client_id
         self.options = ingest
-        self.policy = policy_from(ingest)
-        self.prefix = prefix
+        self._job = Job(database_url, prefix, policy_from(ingest), ingest.registry_refresh_s)
         # QoS 0 messages are not bounded by the receive maximum; this caps them.
         self.handoff = HandOff(cap=2 * ingest.max_in_flight)
         self.subscriber = Subscriber(broker, prefix, ingest.share_group,
                                      client_id, ingest.max_in_flight, self.handoff, log)
-        self.writer = Writer(database_url)
-        self._lookups = Writer(database_url)  # the planner's own connection
         self.stats = Stats()
         self.metrics = metrics or IngestMetrics()
         self.metrics.watch(lambda: self.subscriber.received, lambda: self.stats.messages)
         self.stop = threading.Event()
         self.maintenance = Maintenance(database_url, retention, self.stop, log)
         self._log = log
-        self._registry: dict[str, RegisteredDevice] = {}
-        self._registry_at = float("-inf")
-        self._planned: queue.Queue[_Planned | None] = queue.Queue(maxsize=1)
-        self._abandoned = threading.Event()
-        self._failure: Exception | None = None
+        self._sent: dict[int, list[Message]] = {}  # batches with the committer, by number
+        self._sent_changed = threading.Condition()
+        self._batches = 0
+        self._failure: str | None = None
 
     def run(self) -> None:
         """Receive, store and acknowledge until `stop` is set, then flush and disconnect."""
         ingest = self.options
+        conn, committer = self._start_committer()
+        reports = threading.Thread(target=self._read_reports, args=(conn, committer),
+                                   name="ingest-reports", daemon=True)
+        reports.start()
         self.maintenance.start()
-        try:
-            self._refresh_registry([])
-            self.stats.database_ok = True
-        except psycopg.Error as exc:
-            self._log(f"database unavailable at start ({type(exc).__name__}); will retry")
-        writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
-        writer.start()
         self.subscriber.start()
         try:
             while not self.stop.is_set():
@@ -151,132 +129,114 @@ class Worker:
                                           ingest.batch_max_wait_ms / 1000, idle_wait_s=0.2,
                                           max_bytes=ingest.batch_max_bytes)
                 if batch:
-                    self._planned.put(self._plan(batch, give_up_at=None))
+                    self._send(conn, batch)
             self.subscriber.pause()
-            give_up_at = time.monotonic() + STOP_FLUSH_S
-            while len(self.handoff) and not self._abandoned.is_set() \
-                    and time.monotonic() < give_up_at:
-                batch = self.handoff.take(ingest.batch_max_messages, 0, idle_wait_s=0,
-                                          max_bytes=ingest.batch_max_bytes)
-                self._planned.put(self._plan(batch, give_up_at))
-        except DatabaseUnavailable:
-            self._abandoned.set()
+            while len(self.handoff) and self._failure is None:
+                self._send(conn, self.handoff.take(ingest.batch_max_messages, 0, idle_wait_s=0,
+                                                   max_bytes=ingest.batch_max_bytes))
         finally:
             self.stop.set()
-            self._planned.put(None)
-            writer.join()
-            if self._abandoned.is_set():
-                self._log("stopped with messages not stored; the broker will redeliver them")
+            self._stop_committer(conn, committer)
+            reports.join()
+            conn.close()
+            if self._sent:
+                held = sum(len(messages) for messages in self._sent.values())
+                self._log(f"stopped with {held} messages not stored; the broker will "
+                          "redeliver them")
             self.subscriber.stop()
-            self.writer.close()
-            self._lookups.close()
             self.maintenance.join()
         if self._failure is not None:
-            raise RuntimeError("the ingest writer failed") from self._failure
+            raise RuntimeError(self._failure)
 
-    def _plan(self, batch: list[Message], give_up_at: float | None) -> _Planned:
-        parsed = [parse(message, self.prefix, self.policy.limits) for message in batch]
+    def _start_committer(self) -> tuple[Connection, subprocess.Popen[bytes]]:
+        ours, theirs = socket.socketpair()
+        committer = subprocess.Popen(
+            [sys.executable, "-m", "ingest.committer", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),))
+        theirs.close()
+        conn = Connection(ours.detach())
+        conn.send(self._job)
+        return conn, committer
+
+    def _stop_committer(self, conn: Connection, committer: subprocess.Popen[bytes]) -> None:
         try:
-            self._retry(lambda: self._refresh_registry(parsed), len(batch), give_up_at)
-        except psycopg.Error as exc:
-            # Ids are checked before the lookup, so this should not happen; if it does, the
-            # batch is planned against the snapshot rather than stop the worker.
-            self._log(f"registry lookup refused ({type(exc).__name__}); using the snapshot")
-        # The parsed documents are dropped here: they are the bulk of a batch's memory, and
-        # only the rare isolation of a refused batch needs them again (it parses anew).
-        return _Planned(batch, plan_batch(parsed, self._registry, self.policy), give_up_at)
+            conn.send(None)  # flush and exit
+        except OSError:
+            pass  # already gone
+        try:
+            code = committer.wait(COMMITTER_EXIT_S)
+        except subprocess.TimeoutExpired:
+            committer.kill()
+            code = committer.wait()
+        if code != 0 and self._failure is None:
+            self._failure = f"the committer process exited with code {code}"
 
-    def _write_loop(self) -> None:
-        while (planned := self._planned.get()) is not None:
-            if self._abandoned.is_set():
-                continue  # not stored, not acknowledged: the broker redelivers them
-            give_up_at = planned.give_up_at
-            if give_up_at is None and self.stop.is_set():
-                give_up_at = time.monotonic() + STOP_FLUSH_S
-            started = time.perf_counter()
-            try:
-                result = self._retry(partial(self._write, planned), len(planned.messages),
-                                     give_up_at)
-            except DatabaseUnavailable:
-                self._abandoned.set()
-                continue
-            except Exception as exc:  # noqa: BLE001 - a bug must stop the worker, not hang it
-                self._failure = exc
-                self._log(f"writer failed: {exc!r}; stopping")
-                self._abandoned.set()
-                self.stop.set()
-                continue
-            stats = self.stats
-            stats.acked += self.subscriber.ack(planned.messages)
-            if planned.isolation is None:
-                stats.internal_errors += planned.plan.internal_errors
-            else:
-                stats.internal_errors += planned.isolation.internal_errors
-                stats.isolated += planned.isolation.refused
-            stats.messages += len(planned.messages)
-            stats.batches += 1
-            stats.readings += result.readings
-            stats.duplicates += result.duplicates
-            stats.events += result.events
-            stats.dead_letters += result.dead_letters
-            self.metrics.batch_committed(len(planned.messages), planned.plan, result,
-                                         time.perf_counter() - started)
+    def _send(self, conn: Connection, batch: list[Message]) -> None:
+        """Hand a batch to the committer once it has room (at once when stopping)."""
+        with self._sent_changed:
+            while len(self._sent) >= BATCHES_IN_FLIGHT and not self.stop.is_set():
+                self._sent_changed.wait(0.2)
+            if self._failure is not None:
+                return
+            self._batches += 1
+            number = self._batches
+            self._sent[number] = batch
+        try:
+            conn.send(to_wire(number, batch))
+        except OSError:
+            self.stop.set()  # the committer is gone: the reports thread says why
 
-    def _retry(self, attempt: Callable[[], T], held: int, give_up_at: float | None) -> T:
-        """Run `attempt` until the database takes it, backing off while it is unavailable."""
-        delay = 0.1
+    def _read_reports(self, conn: Connection, committer: subprocess.Popen[bytes]) -> None:
         while True:
             try:
-                result = attempt()
-                self.stats.database_ok = True
-                return result
-            except (psycopg.Error, DeadLetterRefused) as exc:
-                # A data error is the caller's to handle; anything else from the database
-                # (down, or broken: a missing table, a refused dead letter) is waited out,
-                # holding the messages unacknowledged, rather than stopping the worker.
-                if is_data_error(exc):
-                    raise
-                self.stats.database_ok = False
-                self.stats.db_errors += 1
-                self.metrics.database_retries.inc()
-                self.stats.last_error = str(exc).strip().splitlines()[0] if str(exc) else ""
-                self._log(f"database unavailable ({type(exc).__name__}); holding {held} "
-                          f"messages, retrying in {delay:.1f} s")
-            now = time.monotonic()
-            if give_up_at is None and self.stop.is_set():
-                give_up_at = now + STOP_FLUSH_S
-            if give_up_at is not None and now + delay > give_up_at:
-                raise DatabaseUnavailable()
-            if give_up_at is None:
-                self.stop.wait(delay)
-            else:
-                time.sleep(delay)
-            delay = min(delay * 2, MAX_BACKOFF_S)
-
-    def _write(self, planned: _Planned) -> WriteResult:
-        if planned.isolation is None:
+                report = conn.recv()
+            except (EOFError, OSError):
+                break
+            kind = report[0]
+            if kind == COMMITTED:
+                self._committed(report[1])
+            elif kind == DATABASE:
+                self._database(ok=report[1], error=report[2])
+            elif kind == LOG:
+                self._log(report[1])
+            elif kind == FAILED:
+                self._fail(f"the ingest committer failed: {report[1]}")
+        if not self.stop.is_set():
             try:
-                return self.writer.write(planned.plan)
-            except Exception as exc:  # noqa: BLE001 - only data errors are handled here
-                if not is_data_error(exc):
-                    raise
-                self._log(f"the database refused a batch of {len(planned.messages)} messages "
-                          f"({type(exc).__name__}); writing it in parts to find the message")
-            # The parsed documents were dropped after planning: parse this rare batch anew.
-            parsed = [parse(message, self.prefix, self.policy.limits)
-                      for message in planned.messages]
-            planned.isolation = Isolation(parsed, self.policy)
-        return planned.isolation.run(
-            lambda part: plan_batch(part, self._registry, self.policy), self.writer.write)
+                code: int | None = committer.wait(5)
+            except subprocess.TimeoutExpired:
+                code = None
+            self._fail(f"the committer process died (exit code {code}); stopping without "
+                       "acknowledging what it held")
 
-    def _refresh_registry(self, parsed: list[Parsed]) -> None:
-        now = time.monotonic()
-        if now - self._registry_at >= self.options.registry_refresh_s:
-            # A new dict, swapped in whole: the writer thread may be reading the old one.
-            self._registry = self._lookups.registry()
-            self._registry_at = now
-            return
-        # A device registered a second ago must not be refused: ask about every miss.
-        misses = referenced_devices(parsed) - self._registry.keys()
-        if misses:
-            self._registry = {**self._registry, **self._lookups.lookup(misses)}
+    def _fail(self, why: str) -> None:
+        self._log(why)
+        with self._sent_changed:
+            if self._failure is None:
+                self._failure = why
+            self._sent_changed.notify_all()
+        self.stop.set()
+
+    def _committed(self, done: Committed) -> None:
+        with self._sent_changed:
+            messages = self._sent.pop(done.batch)
+            self._sent_changed.notify_all()
+        stats = self.stats
+        stats.acked += self.subscriber.ack(messages)
+        stats.database_ok = True
+        stats.internal_errors += done.internal_errors
+        stats.isolated += done.isolated
+        stats.messages += done.messages
+        stats.batches += 1
+        stats.readings += done.readings
+        stats.duplicates += done.duplicates
+        stats.events += done.events
+        stats.dead_letters += done.dead_letters
+        self.metrics.batch_committed(done)
+
+    def _database(self, ok: bool, error: str) -> None:
+        self.stats.database_ok = ok
+        if not ok:
+            self.stats.db_errors += 1
+            self.stats.last_error = error
+            self.metrics.database_retries.inc()
