@@ -289,9 +289,11 @@ def main() -> None:  # noqa: PLR0915 - one straight run, phase after phase
             wake = min(next_report, next_emergency, end, burst_at if burst_child is None else end,
                        time.monotonic() + (5 if watching else 60))
             time.sleep(max(0.0, wake - time.monotonic()))
-        growth = rss_growth(summary["reports"], 30 * 60, args.report_every_s)
+        # The target's window is the last 30 minutes of an hour; a shorter run's second half.
+        window_s = min(30 * 60, args.minutes * 30)
+        growth = rss_growth(summary["reports"], window_s, args.report_every_s)
         if growth:
-            print("RSS growth over the last 30 minutes: " + ", ".join(
+            print(f"RSS growth over the last {window_s / 60:.0f} minutes: " + ", ".join(
                 f"{n} {g:+.0%}" for n, g in growth.items()), flush=True)
         operators.stop()
         stop_fleets.set()
@@ -314,7 +316,7 @@ def main() -> None:  # noqa: PLR0915 - one straight run, phase after phase
             "burst_messages": burst_published.value, "burst_acknowledged": burst_acked.value,
             "burst_readings_expected": len(burst_ids) * DAY_READINGS if burst_child else 0,
             "burst_readings_stored": stored, "dead_letters": dead,
-            "burst_drained_s": burst_drained_s, "rss_growth_last_30_min": growth,
+            "burst_drained_s": burst_drained_s, "rss_growth": growth, "rss_growth_window_s": window_s,
             "api_requests": len(operators.requests), "api_errors": operators.errors,
             "emergencies": len(emergencies),
         })
