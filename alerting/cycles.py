@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
-from alerting import store, valve_action
+from alerting import reads, store, valve_action
 from alerting.dispatch import Send, Target, plan
 from alerting.evaluate import STREAM_TYPES, Outcome, RuleBook, evaluate_events, evaluate_stream
 from alerting.message import render
@@ -24,7 +24,9 @@ from alerting.signals import BASELINE, UNCHANGED
 if TYPE_CHECKING:  # numpy is for the alerting process only, not every CLI command
     from alerting.tick import TickColumns
 
-BATCH_ROWS = 200_000  # rows read per streaming pass at most; the rest come next pass
+# Rows read per streaming pass at most, the rest next pass: a pass over a backlog stays
+# about a second, so an event's alert never waits long behind a morning of day uploads.
+BATCH_ROWS = 50_000
 HORIZON_MAX_LAG = timedelta(seconds=60)
 
 
@@ -36,7 +38,7 @@ class Cache:
 
     columns: TickColumns | None = None  # kept up to date by alerting.tick
     columns_read: float = float("-inf")  # monotonic time they were last brought up to date
-    cursors: dict[str, store.Cursor] = field(default_factory=dict)  # per source, read up to
+    cursors: dict[str, reads.Cursor] = field(default_factory=dict)  # per source, read up to
     judged: dict[str, datetime] = field(default_factory=dict)
 
     def registry(self, conn: psycopg.Connection, refresh_s: float,
@@ -115,9 +117,9 @@ def _evaluate(conn: psycopg.Connection, engine: Engine) -> int:
         horizon = _horizon(conn)
         for source in ("readings", "events"):
             if source not in cursors:  # a start: re-read what late commits may have added
-                cursors[source] = store.Cursor.at(store.watermark(conn, source) - engine.overlap)
-        fresh, readings_to = store.new_readings(conn, cursors["readings"], horizon, BATCH_ROWS)
-        events, events_to = store.new_events(conn, cursors["events"], horizon, BATCH_ROWS)
+                cursors[source] = reads.Cursor.at(store.watermark(conn, source) - engine.overlap)
+        fresh, readings_to = reads.new_readings(conn, cursors["readings"], horizon, BATCH_ROWS)
+        events, events_to = reads.new_events(conn, cursors["events"], horizon, BATCH_ROWS)
         known = engine.registry(conn)
         if any(d not in known for d in (*fresh, *events)):
             known = engine.registry(conn, unknown=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from dataclasses import fields
+from datetime import datetime, timedelta
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -66,76 +66,6 @@ def start_watermarks(conn: psycopg.Connection, lookback: timedelta) -> None:
     )
 
 
-# How far one read may reach past its cursor: bounds what PostgreSQL scans and sorts for a
-# pass when alerting is behind (a morning's day uploads are millions of rows).
-READ_WINDOW = timedelta(seconds=5)
-EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """How far a source has been read: every row ordered before this key (received_at,
-    then the row's key) has been. Only rows stored before the horizon are read, so every
-    writer that could still add rows before the cursor has committed: nothing is missed
-    and nothing is read twice."""
-
-    received_at: datetime
-    device_id: str = ""
-    key: str = ""  # the metric of a reading, the type of an event
-    ts: datetime = EARLIEST
-
-    @classmethod
-    def at(cls, position: datetime) -> Cursor:
-        """Before every row stored at `position` or later."""
-        return cls(position)
-
-
-def _read_after(conn: psycopg.Connection, table: str, query: str, cursor: Cursor,
-                horizon: datetime, limit: int) -> tuple[list[tuple], Cursor]:
-    """Rows after `cursor` and stored before the horizon (at most `limit`, in cursor order),
-    and the cursor after them; read a window at a time, jumping over empty stretches."""
-    rows: list[tuple] = []
-    while len(rows) < limit and cursor.received_at < horizon:
-        until = min(horizon, cursor.received_at + READ_WINDOW)
-        wanted = limit - len(rows)
-        part = conn.execute(query, {"at": cursor.received_at, "device": cursor.device_id,
-                                    "key": cursor.key, "ts": cursor.ts, "until": until,
-                                    "limit": wanted}).fetchall()
-        rows += part
-        if len(part) == wanted:
-            last = part[-1]
-            return rows, Cursor(last[-1], last[0], last[1], last[2])
-        if part:
-            cursor = Cursor.at(until)  # everything before `until` is read
-            continue
-        # An empty window (a quiet stretch, or a first start): on to the next stored row.
-        row = conn.execute(f"SELECT min(received_at) FROM {table}"  # noqa: S608 - our names
-                           " WHERE received_at >= %s AND received_at < %s",
-                           (until, horizon)).fetchone()
-        cursor = Cursor.at(row[0] if row and row[0] is not None else horizon)
-    return rows, cursor
-
-
-_NEW_READINGS = """
-SELECT device_id, metric, ts, value, received_at FROM readings
-WHERE received_at >= %(at)s AND received_at < %(until)s
-  AND (received_at, device_id, metric, ts) > (%(at)s, %(device)s, %(key)s, %(ts)s)
-ORDER BY received_at, device_id, metric, ts LIMIT %(limit)s
-"""
-
-
-def new_readings(
-    conn: psycopg.Connection, cursor: Cursor, horizon: datetime, limit: int
-) -> tuple[DeviceSeries, Cursor]:
-    """Readings after `cursor` stored before `horizon`, per device and metric, and the
-    cursor after them."""
-    rows, after = _read_after(conn, "readings", _NEW_READINGS, cursor, horizon, limit)
-    series: dict[str, dict[str, list[Sample]]] = defaultdict(lambda: defaultdict(list))
-    for device_id, metric, ts, value, _ in rows:
-        series[device_id][metric].append(Sample(ts, value))
-    return {d: dict(m) for d, m in series.items()}, after
-
-
 def with_history(
     conn: psycopg.Connection, fresh: DeviceSeries, needs: Mapping[tuple[str, str], timedelta]
 ) -> DeviceSeries:
@@ -164,25 +94,6 @@ def with_history(
             both = {s.ts: s for s in samples} | {s.ts: s for s in merged[device_id].get(metric, [])}
             merged[device_id][metric] = [both[ts] for ts in sorted(both)]
     return merged
-
-
-_NEW_EVENTS = """
-SELECT device_id, type, ts, received_at FROM events
-WHERE received_at >= %(at)s AND received_at < %(until)s
-  AND (received_at, device_id, type, ts) > (%(at)s, %(device)s, %(key)s, %(ts)s)
-ORDER BY received_at, device_id, type, ts LIMIT %(limit)s
-"""
-
-
-def new_events(
-    conn: psycopg.Connection, cursor: Cursor, horizon: datetime, limit: int
-) -> tuple[dict[str, list[tuple[datetime, str]]], Cursor]:
-    """Events after `cursor` stored before `horizon`, per device, and the cursor after them."""
-    rows, after = _read_after(conn, "events", _NEW_EVENTS, cursor, horizon, limit)
-    events: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
-    for device_id, kind, ts, _ in rows:
-        events[device_id].append((ts, kind))
-    return events, after
 
 
 _SELECT_STATES = ("SELECT fingerprint, rule, device_id, state, active_since, last_ts, value,"

@@ -6,7 +6,7 @@ A scratch database gets `--meters` water meters and their day (96 register readi
 each) stored in one transaction, as a worker's batch of day uploads is; then the
 streaming pass (`evaluate_cycle`, the presets) runs until it has read everything.
 Prints each pass (rows, seconds), the readings judged per second, peak memory and the
-load. Not a test (tests/alerting/test_store_cursor.py proves the reads).
+load. Not a test (tests/alerting/test_reads.py proves the reads).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from alerting import store
+from alerting import reads
 
 from .fixtures import add_readings
 
@@ -21,17 +21,17 @@ def conn(database_url: str) -> Iterator[psycopg.Connection]:
         yield connection
 
 
-def read_all(conn: psycopg.Connection, cursor: store.Cursor, horizon: datetime,
+def read_all(conn: psycopg.Connection, cursor: reads.Cursor, horizon: datetime,
              limit: int) -> tuple[list[tuple[str, datetime]], int]:
     """Every reading after `cursor`, `limit` at a time; and how many reads it took."""
     seen: list[tuple[str, datetime]] = []
-    reads = 0
+    count = 0
     while True:
-        series, cursor = store.new_readings(conn, cursor, horizon, limit)
-        reads += 1
+        series, cursor = reads.new_readings(conn, cursor, horizon, limit)
+        count += 1
         found = [(d, s.ts) for d, by_metric in series.items() for s in by_metric["total_m3"]]
         if not found:
-            return seen, reads
+            return seen, count
         seen += found
 
 
@@ -46,18 +46,23 @@ def test_rows_of_one_transaction_beyond_the_batch_are_read_once_each(
                          [(T0 + timedelta(minutes=15 * i), 100 + i) for i in range(50)])
     (stored,) = conn.execute("SELECT max(received_at) FROM readings").fetchone()  # type: ignore[misc]
     horizon = stored + timedelta(seconds=1)
-    seen, reads = read_all(conn, store.Cursor.at(stored - timedelta(seconds=2)), horizon, 100)
+    seen, count = read_all(conn, reads.Cursor.at(stored - timedelta(seconds=2)), horizon, 100)
     assert len(seen) == len(set(seen)) == 250
-    assert reads == 4  # 100, 100, 50, then nothing
+    assert count == 4  # 100, 100, 50, then nothing
+    # Rows that dense (250 at one instant): the next read spans the least stored time, so
+    # PostgreSQL sorts that instant's rows, not five seconds' worth.
+    _, cursor = reads.new_readings(conn, reads.Cursor.at(stored - timedelta(seconds=2)),
+                                   horizon, 100)
+    assert cursor.received_at == stored and cursor.window == reads.MIN_WINDOW
 
 
 def test_rows_at_or_after_the_horizon_wait_for_a_later_read(conn: psycopg.Connection) -> None:
     add_readings(conn, "wm-1", "total_m3", [(T0, 1.0)])
     (stored,) = conn.execute("SELECT max(received_at) FROM readings").fetchone()  # type: ignore[misc]
-    start = store.Cursor.at(stored - timedelta(seconds=1))
-    series, cursor = store.new_readings(conn, start, stored, 10)
-    assert series == {} and cursor == store.Cursor.at(stored)
-    series, cursor = store.new_readings(conn, cursor, stored + timedelta(microseconds=1), 10)
+    start = reads.Cursor.at(stored - timedelta(seconds=1))
+    series, cursor = reads.new_readings(conn, start, stored, 10)
+    assert series == {} and cursor == reads.Cursor.at(stored)
+    series, cursor = reads.new_readings(conn, cursor, stored + timedelta(microseconds=1), 10)
     assert [s.value for s in series["wm-1"]["total_m3"]] == [1.0]
 
 
@@ -66,7 +71,7 @@ def test_a_long_quiet_stretch_is_jumped_in_one_read(conn: psycopg.Connection) ->
     (stored,) = conn.execute("SELECT max(received_at) FROM readings").fetchone()  # type: ignore[misc]
     # A first start from far back: days of nothing, read 5 seconds at a time, would take
     # tens of thousands of reads; the read jumps to the next stored row.
-    series, cursor = store.new_readings(conn, store.Cursor.at(stored - timedelta(days=30)),
+    series, cursor = reads.new_readings(conn, reads.Cursor.at(stored - timedelta(days=30)),
                                         stored + timedelta(seconds=1), 10)
     assert [s.value for s in series["wm-1"]["total_m3"]] == [1.0]
-    assert cursor == store.Cursor.at(stored + timedelta(seconds=1))
+    assert cursor == reads.Cursor.at(stored + timedelta(seconds=1))
