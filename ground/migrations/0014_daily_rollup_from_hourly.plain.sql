@@ -1,0 +1,54 @@
+-- Daily buckets from the hourly ones, not from the raw readings: the refresh runs every
+-- ROLLUP_REFRESH_S and touches every series heard in the last minutes, and reading each
+-- one's whole day of raw readings (1,440 a metric for a camera by evening) made a refresh
+-- read a county-day of rows every 15 seconds; its hours are at most 24 rows. The county's
+-- days (Asia/Shanghai, UTC+8) are whole hours, so every hourly bucket falls in one day.
+-- The averages combine weighted by count; first and last are the day's first and last
+-- hour's.
+CREATE OR REPLACE FUNCTION village_refresh_rollups(overlap interval DEFAULT INTERVAL '5 minutes')
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    since timestamptz;
+    started timestamptz := clock_timestamp();
+    touched integer;
+BEGIN
+    SELECT refreshed_to INTO since FROM rollup_watermarks WHERE rollup = 'readings' FOR UPDATE;
+    CREATE TEMP TABLE touched_series ON COMMIT DROP AS
+        SELECT device_id, metric, min(ts) AS from_ts, max(ts) AS to_ts
+        FROM readings
+        WHERE received_at >= since - overlap
+        GROUP BY device_id, metric;
+    GET DIAGNOSTICS touched = ROW_COUNT;
+
+    INSERT INTO readings_hourly
+    SELECT r.device_id, r.metric, date_trunc('hour', r.ts) AS bucket,
+           count(*), min(r.value), max(r.value), avg(r.value),
+           (array_agg(r.value ORDER BY r.ts))[1], (array_agg(r.value ORDER BY r.ts DESC))[1]
+    FROM touched_series t
+    JOIN readings r ON r.device_id = t.device_id AND r.metric = t.metric
+     AND r.ts >= date_trunc('hour', t.from_ts)
+     AND r.ts < date_trunc('hour', t.to_ts) + INTERVAL '1 hour'
+    GROUP BY r.device_id, r.metric, date_trunc('hour', r.ts)
+    ORDER BY 1, 2, 3
+    ON CONFLICT (device_id, metric, bucket) DO UPDATE
+    SET count = excluded.count, min = excluded.min, max = excluded.max, avg = excluded.avg,
+        first = excluded.first, last = excluded.last;
+
+    INSERT INTO readings_daily
+    SELECT h.device_id, h.metric, date_trunc('day', h.bucket, 'Asia/Shanghai') AS bucket,
+           sum(h.count), min(h.min), max(h.max), sum(h.avg * h.count) / sum(h.count),
+           (array_agg(h.first ORDER BY h.bucket))[1],
+           (array_agg(h.last ORDER BY h.bucket DESC))[1]
+    FROM touched_series t
+    JOIN readings_hourly h ON h.device_id = t.device_id AND h.metric = t.metric
+     AND h.bucket >= date_trunc('day', t.from_ts, 'Asia/Shanghai')
+     AND h.bucket < date_trunc('day', t.to_ts, 'Asia/Shanghai') + INTERVAL '1 day'
+    GROUP BY h.device_id, h.metric, date_trunc('day', h.bucket, 'Asia/Shanghai')
+    ORDER BY 1, 2, 3
+    ON CONFLICT (device_id, metric, bucket) DO UPDATE
+    SET count = excluded.count, min = excluded.min, max = excluded.max, avg = excluded.avg,
+        first = excluded.first, last = excluded.last;
+
+    UPDATE rollup_watermarks SET refreshed_to = started WHERE rollup = 'readings';
+    RETURN touched;
+END $$;

@@ -1,0 +1,2 @@
+-- Plain PostgreSQL only (0014_daily_rollup_from_hourly.plain.sql): the rollup refresh builds
+-- daily buckets from the hourly ones. TimescaleDB's continuous aggregates are unchanged.
