@@ -5,6 +5,9 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
+import psycopg
+import pytest
+
 from devices.topics import Channel, topic
 from ground.local import MosquittoServer
 from ingest.settings import RetentionSettings
@@ -67,3 +70,28 @@ def test_rollups_agree_with_raw_readings_including_late_arrivals(
                    and agree(database_url), what="the rollups to take the late readings")
         assert worker.maintenance.holds_lock
     assert scalar(database_url, "SELECT count(*) FROM readings_hourly") >= 3 * 2 * 50
+
+
+def test_the_refresh_keeps_new_rows_findable_by_their_storing_time(database_url: str) -> None:
+    # After a burst the BRIN ranges of new pages are unsummarized (every read by received_at
+    # scans them) and the planner's statistics know nothing of the new rows: the plain
+    # path's refresh summarizes and analyzes, so reads by received_at use the index.
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        if conn.execute("SELECT value FROM village_meta WHERE key = 'storage'").fetchone() \
+                != ("plain",):
+            pytest.skip("TimescaleDB keeps its own chunks' indexes and statistics")
+        conn.execute("INSERT INTO readings (device_id, metric, ts, value)"
+                     " SELECT format('wm-%s', i % 1000), 'total_m3',"
+                     "  now() - make_interval(secs => i), i FROM generate_series(1, 200000) i")
+        conn.execute("SELECT village_refresh_rollups()")
+        left = conn.execute(
+            "SELECT sum(brin_summarize_new_values(i.indexrelid)) FROM pg_inherits h"
+            " JOIN pg_index i ON i.indrelid = h.inhrelid JOIN pg_class c ON c.oid = i.indexrelid"
+            " JOIN pg_am a ON a.oid = c.relam"
+            " WHERE h.inhparent = 'readings'::regclass AND a.amname = 'brin'").fetchone()[0]  # type: ignore[index]
+        assert left == 0, f"{left} page ranges were left unsummarized"
+        unanalyzed = conn.execute(
+            "SELECT count(*) FROM pg_stat_user_tables s JOIN pg_inherits h ON h.inhrelid = s.relid"
+            " WHERE h.inhparent = 'readings'::regclass AND s.n_mod_since_analyze > 100000"
+            ).fetchone()[0]  # type: ignore[index]
+        assert unanalyzed == 0
