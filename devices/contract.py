@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal, get_args
 
 CONTRACT_VERSION = 1
@@ -18,6 +20,18 @@ MAX_METRICS_PER_READING_SET = 128
 
 FUTURE_TOLERANCE_S = 600
 DEFAULT_ACCEPTED_LATENESS_DAYS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds the contract and the deployment put on payloads."""
+
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
+    max_entries: int = MAX_ENTRIES_PER_MESSAGE
+    max_metrics: int = MAX_METRICS_PER_READING_SET
+    future_tolerance: timedelta = timedelta(seconds=FUTURE_TOLERANCE_S)
+    accepted_lateness: timedelta = timedelta(days=DEFAULT_ACCEPTED_LATENESS_DAYS)
+
 
 Priority = Literal["normal", "alert", "emergency"]  # lowest first
 PRIORITIES: tuple[Priority, ...] = get_args(Priority)
