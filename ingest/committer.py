@@ -12,6 +12,7 @@ reported (the broker redelivers it). If the worker's process goes away it exits 
 
 from __future__ import annotations
 
+import gc
 import os
 import queue
 import signal
@@ -41,6 +42,11 @@ T = TypeVar("T")
 # (without reporting it: the broker redelivers it to the next session).
 STOP_FLUSH_S = 10.0
 MAX_BACKOFF_S = 5.0
+# A batch of day uploads is a few hundred thousand new tuples that never form cycles; at the
+# default threshold (700) the collector runs hundreds of times a batch, and each older
+# generation pass walks what the batch built so far: a third of planning's time (2.2 against
+# 1.6 µs a reading). Ten thousand keeps nearly all of the gain and still finds real cycles.
+GC_YOUNG_THRESHOLD = 10_000
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,7 @@ def serve(conn: Connection) -> None:
     # Ctrl-C reaches the whole process group: only the worker decides when this one stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     job = conn.recv()
     assert isinstance(job, Job)
     Committer(conn, job).run()
