@@ -17,6 +17,9 @@ from alerting.store import DeviceSeries
 # instant) and widens again where they are sparse.
 MAX_WINDOW = timedelta(seconds=5)
 MIN_WINDOW = timedelta(milliseconds=1)
+# Keeping a read's first 50,000 rows takes about 10 MB; at the default 4 MB the sort spilled
+# every row of the window to disk (0.54 against 0.39 s for a window of 530,000 rows).
+SORT_MEMORY = "32MB"
 EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 
 
@@ -47,14 +50,19 @@ def _wider(window: timedelta) -> timedelta:
 def _read_after(conn: psycopg.Connection, table: str, query: str, cursor: Cursor,
                 horizon: datetime, limit: int) -> tuple[list[tuple], Cursor]:
     """Rows after `cursor` and stored before the horizon (at most `limit`, in cursor order),
-    and the cursor after them; read a window at a time, jumping over empty stretches."""
+    and the cursor after them; read a window at a time, jumping over empty stretches.
+
+    Rows come in binary (timestamps convert in a quarter less time), and the sort keeps the
+    `limit` first rows in memory instead of spilling the window to disk.
+    """
+    conn.execute(f"SET LOCAL work_mem = '{SORT_MEMORY}'")
     rows: list[tuple] = []
     while len(rows) < limit and cursor.received_at < horizon:
         until = min(horizon, cursor.received_at + cursor.window)
         wanted = limit - len(rows)
         part = conn.execute(query, {"at": cursor.received_at, "device": cursor.device_id,
                                     "key": cursor.key, "ts": cursor.ts, "until": until,
-                                    "limit": wanted}).fetchall()
+                                    "limit": wanted}, binary=True).fetchall()
         rows += part
         if len(part) == wanted:
             last = part[-1]

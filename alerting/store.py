@@ -76,7 +76,7 @@ def with_history(
             back = needs.get((device_id, metric))
             if back:
                 wanted.append((device_id, metric, min(s.ts for s in samples) - back))
-    merged: DeviceSeries = {d: {m: sorted(set(s), key=lambda x: x.ts) for m, s in ms.items()}
+    merged: DeviceSeries = {d: {m: _in_time_order(s) for m, s in ms.items()}
                             for d, ms in fresh.items()}
     if not wanted:
         return merged
@@ -85,6 +85,7 @@ def with_history(
         " JOIN unnest(%s::text[], %s::text[], %s::timestamptz[]) AS w(device_id, metric, since)"
         " ON r.device_id = w.device_id AND r.metric = w.metric AND r.ts >= w.since",
         ([w[0] for w in wanted], [w[1] for w in wanted], [w[2] for w in wanted]),
+        binary=True,
     ).fetchall()
     extra: dict[str, dict[str, list[Sample]]] = defaultdict(lambda: defaultdict(list))
     for device_id, metric, ts, value in rows:
@@ -94,6 +95,14 @@ def with_history(
             both = {s.ts: s for s in samples} | {s.ts: s for s in merged[device_id].get(metric, [])}
             merged[device_id][metric] = [both[ts] for ts in sorted(both)]
     return merged
+
+
+def _in_time_order(samples: Sequence[Sample]) -> Sequence[Sample]:
+    """A series' fresh samples by time: read in stored order, so usually already sorted
+    (a series holds one sample per time, the readings' key)."""
+    if all(a.ts < b.ts for a, b in zip(samples, samples[1:], strict=False)):
+        return samples
+    return sorted(samples, key=lambda sample: sample.ts)
 
 
 _SELECT_STATES = ("SELECT fingerprint, rule, device_id, state, active_since, last_ts, value,"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from alerting import reads
+from alerting import reads, store
 
 from .fixtures import add_readings
 
@@ -75,3 +75,18 @@ def test_a_long_quiet_stretch_is_jumped_in_one_read(conn: psycopg.Connection) ->
                                         stored + timedelta(seconds=1), 10)
     assert [s.value for s in series["wm-1"]["total_m3"]] == [1.0]
     assert cursor == reads.Cursor.at(stored + timedelta(seconds=1))
+
+
+def test_samples_stored_out_of_time_order_come_to_the_rules_in_time_order(
+        conn: psycopg.Connection) -> None:
+    # Late data: the 12:15 reading is stored after the 12:30 one, so the stream reads them
+    # in that order; with or without a lookback the rules must see them by time.
+    for minutes in (30, 15, 45):
+        add_readings(conn, "wm-late", "total_m3", [(T0 + timedelta(minutes=minutes), minutes)])
+    (stored,) = conn.execute("SELECT max(received_at) FROM readings").fetchone()  # type: ignore[misc]
+    series, _ = reads.new_readings(conn, reads.Cursor.at(stored - timedelta(seconds=5)),
+                                   stored + timedelta(seconds=1), 100)
+    assert [s.value for s in series["wm-late"]["total_m3"]] == [30, 15, 45]
+    for needs in ({}, {("wm-late", "total_m3"): timedelta(hours=1)}):
+        merged = store.with_history(conn, series, needs)
+        assert [s.value for s in merged["wm-late"]["total_m3"]] == [15, 30, 45]
