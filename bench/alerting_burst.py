@@ -25,6 +25,7 @@ from alerting.cycles import Engine, evaluate_cycle
 from alerting.evaluate import RuleBook
 from alerting.files import load_rules
 from alerting.routing import build_routing
+from ground.runtime import collect_garbage_in_larger_steps
 from village.schema import migrate
 
 DAY_READINGS = 96
@@ -53,6 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--meters", type=int, default=10_000)
     meters = parser.parse_args().meters
+    collect_garbage_in_larger_steps()  # as the alerting service does
     print(f"before: {load()}", flush=True)
     with scratch_database(f"village_bench_burst_{os.getpid()}") as url:
         migrate(url, retention=timedelta(days=730))

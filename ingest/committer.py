@@ -12,7 +12,6 @@ reported (the broker redelivers it). If the worker's process goes away it exits 
 
 from __future__ import annotations
 
-import gc
 import os
 import queue
 import signal
@@ -30,6 +29,7 @@ from typing import TypeVar
 import psycopg
 
 from devices.rejection import Reason
+from ground.runtime import collect_garbage_in_larger_steps
 from ingest.admit import RegisteredDevice
 from ingest.handoff import Message
 from ingest.isolate import DeadLetterRefused, Isolation, is_data_error
@@ -42,11 +42,6 @@ T = TypeVar("T")
 # (without reporting it: the broker redelivers it to the next session).
 STOP_FLUSH_S = 10.0
 MAX_BACKOFF_S = 5.0
-# A batch of day uploads is a few hundred thousand new tuples that never form cycles; at the
-# default threshold (700) the collector runs hundreds of times a batch, and each older
-# generation pass walks what the batch built so far: a third of planning's time (2.2 against
-# 1.6 µs a reading). Ten thousand keeps nearly all of the gain and still finds real cycles.
-GC_YOUNG_THRESHOLD = 10_000
 
 
 @dataclass(frozen=True)
@@ -125,7 +120,7 @@ def serve(conn: Connection) -> None:
     # Ctrl-C reaches the whole process group: only the worker decides when this one stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    collect_garbage_in_larger_steps()
     job = conn.recv()
     assert isinstance(job, Job)
     Committer(conn, job).run()

@@ -19,6 +19,7 @@ from alerting.notifiers.broadcast import BroadcastStarter
 from alerting.runner import AlertingHandle, Collaborators
 from alerting.runner import start as start_alerting_service
 from broadcast.daemon import DaemonHandle
+from ground.runtime import collect_garbage_in_larger_steps
 from ingest.service import Worker
 from village.settings import Settings, link_secret
 
@@ -37,6 +38,7 @@ def start_alerting(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> AlertingHandle:
     """Start the alerting service; raises SettingsError for a missing link key."""
+    collect_garbage_in_larger_steps()  # a streaming pass builds a sample per reading
     given = Collaborators(link_secret(settings), settings.ingest.registry_refresh_s,
                           broadcast, console, extra_notifiers)
     return start_alerting_service(settings.alerting, settings.database_url, given, clock)
