@@ -16,7 +16,7 @@ from psycopg import sql
 
 from devices.store import remove_device
 from ground.migrate import RecordRetention, record_retention_config
-from ingest.maintenance import Maintenance
+from ingest.maintenance import AUTOVACUUM_OFF, Maintenance
 from ingest.settings import RetentionSettings
 from village.schema import migrate
 
@@ -187,3 +187,21 @@ def test_migrate_schedules_every_retention_from_the_settings(empty_database_url:
                            " WHERE proc_name = 'policy_retention' ORDER BY 1").fetchall()
     assert config == [(record_retention_config(records),)]
     assert raw == [("events", "400 days"), ("readings", "400 days")]
+
+
+def test_maintenance_says_when_the_server_runs_without_autovacuum(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT current_setting('autovacuum')").fetchone()
+    lines: list[str] = []
+    stop = threading.Event()
+    maintenance = Maintenance(database_url, RetentionSettings(rollup_refresh_s=0.05), stop,
+                              lines.append)
+    maintenance.start()
+    deadline = time.monotonic() + 20
+    while not maintenance.holds_lock and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    stop.set()
+    maintenance.join()
+    assert maintenance.holds_lock
+    assert (AUTOVACUUM_OFF in lines) == (row == ("off",))
