@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from alerting.notifiers.base import Message, Notifier, NotifyError, Recipient
 
@@ -24,6 +24,11 @@ class AlertingMetrics:
                               ["pass", "outcome"], registry=on)
         self.pass_seconds = Histogram("village_alerting_pass_seconds", "how long a pass took",
                                       ["pass"], buckets=_PASS_BUCKETS, registry=on)
+        self.stream_behind = Gauge(
+            "village_alerting_stream_behind_seconds",
+            "how long ago the newest reading the streaming pass has judged was stored: near"
+            " the pass interval when caught up, minutes while it works through a backlog",
+            registry=on)
         self.notifications = Counter(
             "village_alerting_notifications",
             "notification attempts by channel and outcome (sent, retryable, permanent)",

@@ -131,6 +131,9 @@ def start(
     def stream() -> None:
         with judging, pool.connection() as conn:
             evaluate_cycle(conn, engine)
+        read = engine.cache.cursors.get("readings")
+        if read is not None:
+            metrics.stream_behind.set(max(0.0, (clock() - read.received_at).total_seconds()))
         dispatch()
 
     def tick() -> None:

@@ -206,3 +206,26 @@ def test_village_up_component_prints_what_would_be_sent(
                        timeout_s=15)
         finally:
             component.stop()
+
+
+def test_the_streaming_pass_says_how_far_behind_it_is(
+    database_url: str, mosquitto: MosquittoServer, topic_prefix: str, tmp_path: Path
+) -> None:
+    # The service's clock an hour ahead of the database's: what it has judged was stored an
+    # hour "ago", which the gauge must say (a real backlog reads the same way).
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        add_devices(conn, [("wq-0001", "water_quality", "T1", "V1")])
+        add_readings(conn, "wq-0001", "ph", [(datetime.now(UTC), 7.0)])
+    base = ingest_settings(database_url, mosquitto.url, topic_prefix)
+    hook = [{"name": "hook", "type": "webhook", "options": {"url": "http://127.0.0.1:9/"}}]
+    routing = two_level_routing(hook, ["hook"], ["hook"])
+    settings = alerting_settings(base, tmp_path, routing, {"rules": []})
+    handle = start_alerting(settings, clock=lambda: datetime.now(UTC) + timedelta(hours=1))
+    try:
+        def behind() -> float:
+            return handle.metrics.registry.get_sample_value(
+                "village_alerting_stream_behind_seconds") or 0.0
+        wait_until(lambda: behind() > 3500, what="the stream's lag reported")
+        assert behind() < 3660
+    finally:
+        handle.stop()
