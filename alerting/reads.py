@@ -69,16 +69,33 @@ def _read_after(conn: psycopg.Connection, table: str, query: str, cursor: Cursor
             span = last[-1] - part[0][-1]  # the stored time `wanted` rows took: read about that
             window = min(MAX_WINDOW, max(MIN_WINDOW, 2 * span))
             return rows, Cursor(last[-1], last[0], last[1], last[2], window)
-        if part:
-            cursor = Cursor.at(until, _wider(cursor.window))  # everything before it is read
+        if part or cursor.window < MAX_WINDOW:
+            # Everything before `until` is read. A narrow empty window is most often the gap
+            # between two writers' transactions in a busy stretch: the next, wider one costs
+            # as little.
+            cursor = Cursor.at(until, _wider(cursor.window))
             continue
-        # An empty window (a quiet stretch, or a first start): on to the next stored row.
+        # A quiet stretch, or a first start: on to the next stored row.
+        cursor = Cursor.at(_next_stored(conn, table, until, horizon), MAX_WINDOW)
+    return rows, cursor
+
+
+def _next_stored(conn: psycopg.Connection, table: str, after: datetime,
+                 horizon: datetime) -> datetime:
+    """When the first row at `after` or later was stored (the horizon if none was), sought
+    over spans growing fourfold: `min()` reads every row of its span, and with the backlog
+    of a morning's burst ahead one span to the horizon took a second, once per transaction."""
+    span = MAX_WINDOW
+    while after < horizon:
+        until = min(horizon, after + span)
         row = conn.execute(f"SELECT min(received_at) FROM {table}"  # noqa: S608 - our names
                            " WHERE received_at >= %s AND received_at < %s",
-                           (until, horizon)).fetchone()
-        nearest = row[0] if row and row[0] is not None else horizon
-        cursor = Cursor.at(nearest, _wider(cursor.window))
-    return rows, cursor
+                           (after, until)).fetchone()
+        if row and row[0] is not None:
+            found: datetime = row[0]
+            return found
+        after, span = until, span * 4
+    return horizon
 
 
 _NEW_READINGS = """

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -75,6 +77,32 @@ def test_a_long_quiet_stretch_is_jumped_in_one_read(conn: psycopg.Connection) ->
                                         stored + timedelta(seconds=1), 10)
     assert [s.value for s in series["wm-1"]["total_m3"]] == [1.0]
     assert cursor == reads.Cursor.at(stored + timedelta(seconds=1))
+
+
+def test_the_gap_between_two_transactions_is_stepped_over_not_searched(
+        conn: psycopg.Connection) -> None:
+    # In a morning's backlog each writer's transaction is one instant of stored time with a
+    # gap before the next. Searching for the next row with min() reads every stored row up
+    # to the horizon (a second per gap in the ten-county soak); a gap narrower than the
+    # widest window is crossed by widening windows instead.
+    add_readings(conn, "wm-1", "total_m3", [(T0, 1.0)])
+    time.sleep(0.3)
+    add_readings(conn, "wm-2", "total_m3", [(T0, 2.0)])
+    first, second = (row[0] for row in conn.execute(
+        "SELECT received_at FROM readings ORDER BY received_at").fetchall())
+    statements: list[str] = []
+    executed = conn.execute
+
+    def recorded(query: Any, params: Any = None, **options: Any) -> Any:
+        statements.append(str(query))
+        return executed(query, params, **options)
+
+    conn.execute = recorded  # type: ignore[method-assign]
+    start = reads.Cursor(first, "wm-1", "total_m3", T0, reads.MIN_WINDOW)
+    series, cursor = reads.new_readings(conn, start, second + timedelta(seconds=1), 10)
+    assert list(series) == ["wm-2"]
+    assert not [q for q in statements if "min(received_at)" in q]
+    assert second - first >= timedelta(milliseconds=250)
 
 
 def test_samples_stored_out_of_time_order_come_to_the_rules_in_time_order(
