@@ -46,8 +46,10 @@ from soak_load import Operators, emergency
 from soak_parts import (
     DAY_READINGS,
     BrokerStore,
+    child_pids,
     county,
     days_stored,
+    postgres_cpu_s,
     proc_stats,
     run_burst,
     run_fleet,
@@ -56,14 +58,17 @@ from soak_parts import (
 )
 from soak_report import Probe, report, rss_growth, seconds
 
-from ground.local import MosquittoServer, free_port, wait_for_port
+from ground.local import MosquittoServer, PostgresCluster, free_port, wait_for_port
 from ground.principal import SYSTEM, Place, Role
 from simulators.store import register
 from village.api.tokens import create_token
 from village.schema import migrate
 
-ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL",
-                           "postgresql://postgres@127.0.0.1:5432/postgres")
+# A given server (a preloaded TimescaleDB, or the tests' server) is used as it is; without
+# one the soak starts a PostgreSQL of its own with stock settings, as `village up` and the
+# compose file's server run: the shared test server has autovacuum off, under which the
+# tables updated in place (latest values, presence, rollups) bloat without end.
+GIVEN_ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL")
 PREFIX = "soak"
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -182,14 +187,24 @@ def main() -> None:  # noqa: PLR0915 - one straight run, phase after phase
     parser.add_argument("--counties-per-simulator", type=int, default=2)
     parser.add_argument("--summary", type=Path, help="write the figures here as JSON")
     parser.add_argument("--keep", action="store_true",
-                        help="keep the scratch database, the broker's data and the logs")
+                        help="keep the scratch database (or the private server's data),"
+                             " the broker's data and the logs")
     args = parser.parse_args()
     print(f"before: {load()}", flush=True)
     name = f"village_soak_{os.getpid()}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     tmp = Path(tempfile.mkdtemp(prefix="soak-"))
+    tmp.chmod(0o755)  # the private server runs as `postgres` when we are root
+    server = None if GIVEN_ADMIN_URL else PostgresCluster(data_dir=tmp / "postgres").init().start()
+    admin_url = GIVEN_ADMIN_URL or server.admin_url  # type: ignore[union-attr]
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+        settings: dict[str, str] = dict(conn.execute(
+            "SELECT name, current_setting(name) FROM unnest(ARRAY['autovacuum', 'shared_buffers',"
+            " 'work_mem']) AS name").fetchall())
+    print(f"PostgreSQL: {'the given server' if server is None else 'a private server'},"
+          f" autovacuum {settings['autovacuum']}, shared_buffers {settings['shared_buffers']},"
+          f" work_mem {settings['work_mem']}", flush=True)
+    url = admin_url.rsplit("/", 1)[0] + "/" + name
     broker = MosquittoServer(data_dir=tmp / "mosquitto", extra_conf="sys_interval 5\n").start()
     broker_store = BrokerStore(broker.url)
     stack = Stack()
@@ -243,7 +258,9 @@ def main() -> None:  # noqa: PLR0915 - one straight run, phase after phase
               flush=True)
         pids = {n: p.pid for n, p in stack.processes.items()} | {
             "mosquitto": broker.process.pid if broker.process else 0} | {
-            f"simulator-{i + 1}": c.pid or 0 for i, c in enumerate(children)}
+            f"simulator-{i + 1}": c.pid or 0 for i, c in enumerate(children)} | {
+            name.replace("ingest", "committer"): child for name, process in stack.processes.items()
+            if name.startswith("ingest") for child in child_pids(process.pid)}
         operators = Operators(stack.api_port, token, counties, args.api_every_s)
         operators.start()
         burst_published, burst_acked, burst_done = SPAWN.Value("q", 0), SPAWN.Value("q", 0), \
@@ -256,7 +273,7 @@ def main() -> None:  # noqa: PLR0915 - one straight run, phase after phase
         with psycopg.connect(url) as conn:
             db_begin = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
         probe = Probe(begin, db_begin, {n: scrape(p) for n, p in stack.metrics.items()},
-                      {n: proc_stats(p)[1] for n, p in pids.items()})
+                      {n: proc_stats(p)[1] for n, p in pids.items()} | {"postgres": postgres_cpu_s()})
         end = begin + args.minutes * 60
         next_report = begin + min(args.report_every_s, args.minutes * 60)
         next_emergency = begin + min(30.0, args.emergency_every_s)
@@ -334,9 +351,15 @@ def main() -> None:  # noqa: PLR0915 - one straight run, phase after phase
         broker_store.close()
         broker.stop()
         if not args.keep:
-            with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            shutil.rmtree(tmp, ignore_errors=True)  # the broker's data and the processes' logs
+            if server is None:
+                with psycopg.connect(admin_url, autocommit=True) as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            else:
+                server.stop()
+            shutil.rmtree(tmp, ignore_errors=True)  # the database, the broker's data, the logs
+        elif server is not None:
+            server.stop()
+            print(f"kept: the private server's data in {server.data_dir}", flush=True)
     if args.summary:
         args.summary.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
 

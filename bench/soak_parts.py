@@ -211,6 +211,32 @@ def proc_stats(pid: int) -> tuple[float, float]:
     return rss, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def child_pids(pid: int) -> list[int]:
+    """A process's living children (an ingest worker's committer)."""
+    found: list[int] = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found += [int(child) for child in children.read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def postgres_cpu_s() -> float:
+    """CPU seconds so far of every PostgreSQL process on the machine (the server works for
+    every service: its share belongs beside theirs)."""
+    spent = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            name, fields = stat.read_text().split(" (", 1)[1].rsplit(")", 1)
+        except (OSError, ValueError):
+            continue
+        if name == "postgres":
+            ticks = fields.split()
+            spent += (int(ticks[11]) + int(ticks[12])) / os.sysconf("SC_CLK_TCK")
+    return spent
+
+
 def percentiles(values: list[float]) -> tuple[float, float]:
     """p50 and p99 of a list (NaN for an empty one)."""
     if not values:

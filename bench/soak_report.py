@@ -10,7 +10,15 @@ from datetime import UTC, datetime
 import psycopg
 from common import load
 from soak_load import Operators
-from soak_parts import BrokerStore, histogram_p99, percentiles, proc_stats, scrape, total
+from soak_parts import (
+    BrokerStore,
+    histogram_p99,
+    percentiles,
+    postgres_cpu_s,
+    proc_stats,
+    scrape,
+    total,
+)
 
 # Publish-to-commit is read off the devices that publish a reading as they take it over
 # their own connection (its `ts` is the publish time): loudspeakers, and cameras when they
@@ -84,17 +92,19 @@ def report(url: str, metrics: dict[str, int], published: int, probe: Probe,
                          **{"pass": "tick"})
     stream = histogram_p99(alerting_before, alerting_after, "village_alerting_pass_seconds",
                            **{"pass": "streaming"})
+    behind = total(alerting_after, "village_alerting_stream_behind_seconds")
     api_p50, api_p99 = percentiles(operators.requests[probe.requests:])
     _, sweep_p99 = percentiles(operators.sweeps)
     alive = {name: pid for name, pid in pids.items() if proc_stats(pid)[0] > 0}
     cpu = {name: proc_stats(pid)[1] for name, pid in alive.items()}
     rss = {name: proc_stats(pid)[0] for name, pid in alive.items()}
+    cpu["postgres"] = postgres_cpu_s()
     span = now - probe.at
     figures = {
         "published": published, "committed": committed, "held": held,
         "broker_store": broker_store.count,
         "commit_lag_p50_s": lag[0], "commit_lag_p99_s": lag[1],
-        "tick_p99_s": tick, "streaming_p99_s": stream,
+        "tick_p99_s": tick, "streaming_p99_s": stream, "alerting_behind_s": behind,
         "notifications": notify[1] if notify else 0,
         "notify_p99_s": notify[0] if notify else None,
         "api_p50_s": api_p50, "api_p99_s": api_p99, "county_sweep_p99_s": sweep_p99,
@@ -107,7 +117,8 @@ def report(url: str, metrics: dict[str, int], published: int, probe: Probe,
           f" {committed:,.0f}; backlog: broker store {broker_store.count}, held in workers"
           f" {held:,.0f};"
           f" publish-to-commit p50 {seconds(lag[0])} p99 {seconds(lag[1])};"
-          f" alert pass p99 tick {seconds(tick)} streaming {seconds(stream)};"
+          f" alert pass p99 tick {seconds(tick)} streaming {seconds(stream)},"
+          f" the stream {seconds(behind)} behind what was stored;"
           f" notifications {figures['notifications']}, from what fired them stored to sent"
           f" p99 {seconds(figures['notify_p99_s'])};"
           f" API request p50 {seconds(api_p50)} p99 {seconds(api_p99)},"
@@ -117,7 +128,9 @@ def report(url: str, metrics: dict[str, int], published: int, probe: Probe,
         print(f"    emergency to {e['to']}: {e['accepted']}/{e['speakers']} accepted,"
               f" all in {seconds(e['all_accepted_s'])}", flush=True)
     print("    " + ", ".join(f"{n} {rss[n]:.0f} MB {figures['cpu_pct'][n]:.0f}% CPU"
-                              for n in alive), flush=True)
+                              for n in alive)
+          + f", PostgreSQL (all its processes) {figures['cpu_pct']['postgres']:.0f}% CPU",
+          flush=True)
     return Probe(now, db_now, samples, cpu, len(operators.requests)), figures
 
 
