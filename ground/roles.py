@@ -10,7 +10,7 @@ database's set-up in docs/deploy.md). Roles belong to the server, grants to the 
 - `village_ingest`: writes readings, events, presence, pending devices, dead letters and
   devices' online/offline transitions, and runs the plain path's maintenance functions; deletes nothing.
 - `village_alerting`: its alert tables, the broadcasts and device commands an alert
-  starts, and devices going offline by silence.
+  starts, and devices going offline by silence; a member of `pg_read_all_stats`.
 - `village_broadcast`: its broadcast and device command tables, and dead letters for
   answers it refuses.
 - `village_api`: the registry (and its queue of broker grants), tokens and audit, the
@@ -51,6 +51,7 @@ class ServiceRole:
     name: str
     tables: dict[str, tuple[str, ...]]
     functions: tuple[str, ...] = ()
+    server_roles: tuple[str, ...] = ()  # PostgreSQL's predefined roles it is a member of
 
 
 SERVICE_ROLES = (
@@ -60,13 +61,16 @@ SERVICE_ROLES = (
         "dead_letters": ("INSERT",), **STATUS_HISTORY,
     }, functions=("village_ensure_partitions", "village_apply_retention",
                   "village_refresh_rollups", "village_prune_records")),
+    # Its streaming pass reads only below the oldest open writer's start (pg_stat_activity),
+    # and PostgreSQL shows another login's xact_start only to pg_read_all_stats: without it
+    # ingest's open transactions were invisible, and a late commit could be passed over.
     ServiceRole("village_alerting", {
         **{table: ALL_DML for table in ("alert_states", "alerts", "alert_transitions", "alert_acks",
                                         "silences", "notifications", "alerting_watermarks")},
         **{table: WRITE_NO_DELETE for table in ("broadcasts", "broadcast_deliveries",
                                                 "broadcast_audit", *COMMAND_TABLES)},
         **STATUS_HISTORY,
-    }),
+    }, server_roles=("pg_read_all_stats",)),
     ServiceRole("village_broadcast", {
         **{table: ALL_DML for table in (*BROADCAST_TABLES, *COMMAND_TABLES)},
         "dead_letters": ("INSERT",),
@@ -105,6 +109,8 @@ def apply_grants(conn: psycopg.Connection) -> None:
             if _exists(conn, table):
                 conn.execute(sql.SQL("GRANT {} ON {} TO {}").format(
                     sql.SQL(", ").join(sql.SQL(p) for p in privileges), sql.Identifier(table), member))
+        for server_role in role.server_roles:
+            conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(server_role), member))
         if any(p in ("INSERT", "UPDATE") for privileges in role.tables.values() for p in privileges):
             conn.execute(sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {}").format(member))
     api = sql.Identifier("village_api")

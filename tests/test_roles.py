@@ -11,6 +11,7 @@ import pytest
 from psycopg import errors
 from typer.testing import CliRunner
 
+from alerting.cycles import _horizon
 from dashboards.catalogue import build_all
 from dashboards.check import check_queries
 from ground.roles import READER, login_name
@@ -198,3 +199,18 @@ def test_grafana_reads_every_panel_and_cannot_write(logins: Logins) -> None:
             "SELECT * FROM api_tokens",
             "SELECT password_hash FROM console_users",
             "SELECT csrf_token FROM console_sessions")
+
+
+def test_alerting_sees_when_ingests_open_transaction_began(logins: Logins) -> None:
+    # The streaming pass reads only rows stored before the oldest open writer began, so a
+    # commit landing after the read is never passed over. As its own login it must see the
+    # ingest login's transactions: PostgreSQL shows another role's xact_start only to
+    # members of pg_read_all_stats.
+    with psycopg.connect(logins["ingest"]) as ingest:
+        began = ingest.execute("SELECT now()").fetchone()
+        ingest.execute("INSERT INTO readings (device_id, metric, ts, value)"
+                       " VALUES ('wm-1', 'total_m3', now(), 1)")
+        with psycopg.connect(logins["alerting"], autocommit=True) as alerting:
+            horizon = _horizon(alerting)
+        assert began is not None and horizon <= began[0]
+        ingest.rollback()
