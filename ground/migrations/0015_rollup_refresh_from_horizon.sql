@@ -1,0 +1,2 @@
+-- Plain PostgreSQL only (0015_rollup_refresh_from_horizon.plain.sql): the rollup refresh
+-- starts where the last one stopped. TimescaleDB's continuous aggregates are unchanged.
