@@ -183,6 +183,9 @@ def main() -> None:  # noqa: PLR0915 - one straight run, phase after phase
     parser.add_argument("--burst-share", type=float, default=1.0,
                         help="share of the meters that are NB-IoT (the rest ride gateways)")
     parser.add_argument("--emergency-every-s", type=float, default=600)
+    parser.add_argument("--tamper-every-s", type=float, default=30,
+                        help="each simulator process tampers with one of its cameras this"
+                             " often (live alerts to time; negative: never)")
     parser.add_argument("--api-every-s", type=float, default=5)
     parser.add_argument("--counties-per-simulator", type=int, default=2)
     parser.add_argument("--summary", type=Path, help="write the figures here as JSON")
@@ -244,7 +247,8 @@ def main() -> None:  # noqa: PLR0915 - one straight run, phase after phase
             group = [d for c in counties[first:first + per] for d in c.realtime]
             published, is_ready = SPAWN.Value("q", 0), SPAWN.Event()
             child = SPAWN.Process(target=run_fleet, args=(broker.url, PREFIX, group, first,
-                                                          published, is_ready, stop_fleets))
+                                                          published, is_ready, stop_fleets,
+                                                          args.tamper_every_s))
             child.start()
             children.append(child)
             counters.append(published)

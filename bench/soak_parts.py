@@ -70,13 +70,22 @@ def county(index: int, burst_share: float, cameras_on_gateways: bool = False) ->
 
 
 def run_fleet(mqtt_url: str, prefix: str, devices: list[SimDevice], seed: int,
-              published: Synchronized, ready: Event, stop: Event) -> None:
-    """Child process: simulate the devices in real time until `stop`."""
+              published: Synchronized, ready: Event, stop: Event, tamper_every_s: float) -> None:
+    """Child process: simulate the devices in real time until `stop`, a camera tampered
+    with every `tamper_every_s` (for a minute): live alerts, beside those of the burst."""
     fleet = SimulatedFleet(parse_mqtt_url(mqtt_url), prefix, devices, seed=seed, nb_iot_share=0.0)
     fleet.start(timeout_s=900)
     ready.set()
+    cameras = [d.device_id for d in devices if d.kind == "camera"]
+    tampered = 0
+    next_tamper = time.monotonic() + tamper_every_s if tamper_every_s > 0 and cameras \
+        else float("inf")
     while not stop.wait(0.5):
         published.value = fleet.counters.published
+        if time.monotonic() >= next_tamper:
+            fleet.start_fault([cameras[tampered % len(cameras)]], "tamper", duration_s=60)
+            tampered += 1
+            next_tamper += tamper_every_s
     fleet.stop()
     published.value = fleet.counters.published
 
