@@ -40,7 +40,10 @@ WHERE device_id = ANY(%(direct)s) AND metric = ANY(%(metrics)s)
 # are left out. Add publish-to-commit for the whole way from the device.
 _NOTIFY_LAG = """
 SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM n.sent_at - t.stored)),
-       count(*)
+       count(*),
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM n.sent_at - t.stored))
+           FILTER (WHERE a.condition = 'event'),
+       count(*) FILTER (WHERE a.condition = 'event')
 FROM notifications n JOIN alerts a ON a.id = n.alert_ids[1]
 CROSS JOIN LATERAL (
     SELECT received_at FROM events e WHERE a.condition = 'event' AND e.device_id = a.device_id
@@ -107,6 +110,8 @@ def report(url: str, metrics: dict[str, int], published: int, probe: Probe,
         "tick_p99_s": tick, "streaming_p99_s": stream, "alerting_behind_s": behind,
         "notifications": notify[1] if notify else 0,
         "notify_p99_s": notify[0] if notify else None,
+        "event_notifications": notify[3] if notify else 0,
+        "event_notify_p99_s": notify[2] if notify else None,
         "api_p50_s": api_p50, "api_p99_s": api_p99, "county_sweep_p99_s": sweep_p99,
         "emergencies": [{"to": c, "accepted": a[0], "speakers": a[1], "all_accepted_s":
                          a[2] if a and a[0] == a[1] else None} for c, a in accepted if a],
@@ -120,7 +125,9 @@ def report(url: str, metrics: dict[str, int], published: int, probe: Probe,
           f" alert pass p99 tick {seconds(tick)} streaming {seconds(stream)},"
           f" the stream {seconds(behind)} behind what was stored;"
           f" notifications {figures['notifications']}, from what fired them stored to sent"
-          f" p99 {seconds(figures['notify_p99_s'])};"
+          f" p99 {seconds(figures['notify_p99_s'])} (device events, such as the cameras'"
+          f" tampering: {figures['event_notifications']}, p99"
+          f" {seconds(figures['event_notify_p99_s'])});"
           f" API request p50 {seconds(api_p50)} p99 {seconds(api_p99)},"
           f" county sweep p99 {seconds(sweep_p99)} ({operators.errors} errors); {load()}",
           flush=True)
