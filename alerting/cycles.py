@@ -20,6 +20,7 @@ from alerting.nightflow import evaluate_areas
 from alerting.notifiers.base import Message, Notifier, send_with_retry
 from alerting.routing import Routing
 from alerting.signals import BASELINE, UNCHANGED
+from ingest.maintenance import MAINTENANCE_APPLICATION
 
 if TYPE_CHECKING:  # numpy is for the alerting process only, not every CLI command
     from alerting.tick import TickColumns
@@ -86,15 +87,17 @@ def _horizon(conn: psycopg.Connection) -> datetime:
     """Rows stored before this are committed (or never will be): the oldest open writer.
 
     A transaction counts if it has written, or is young enough that it may be about to;
-    an old read-only one (a long dashboard query) does not. However old the oldest writer,
-    the horizon lags `now` by HORIZON_MAX_LAG at most, so reading never stalls behind it.
+    an old read-only one (a long dashboard query) does not, nor does ingest's maintenance,
+    which stores no new readings or events (its rollup refresh, seconds long after a burst,
+    held every alert back that long). However old the oldest writer, the horizon lags `now`
+    by HORIZON_MAX_LAG at most, so reading never stalls behind it.
     """
     row = conn.execute(
         "SELECT greatest(least(now(), min(xact_start)), now() - %s) FROM pg_stat_activity"
         " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        " AND xact_start IS NOT NULL"
+        " AND xact_start IS NOT NULL AND application_name <> %s"
         " AND (backend_xid IS NOT NULL OR xact_start > now() - interval '5 seconds')",
-        (HORIZON_MAX_LAG,),
+        (HORIZON_MAX_LAG, MAINTENANCE_APPLICATION),
     ).fetchone()
     assert row is not None
     horizon: datetime = row[0]

@@ -19,6 +19,8 @@ import psycopg
 from ground.migrate import prepare_partitions
 from ingest.settings import RetentionSettings
 
+# How its sessions name themselves: alerting's horizon passes over them.
+MAINTENANCE_APPLICATION = "village-maintenance"
 # An arbitrary constant shared by every worker (pg_try_advisory_lock key).
 MAINTENANCE_LOCK = 0x5641_4C4D
 # Found by the soak on a server configured for tests: in ten minutes latest_values held
@@ -79,7 +81,7 @@ class Maintenance:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._url, autocommit=True, connect_timeout=5,
-                                     application_name="village-maintenance") as conn:
+                                     application_name=MAINTENANCE_APPLICATION) as conn:
                     self._serve(conn)
             except psycopg.Error as exc:
                 self.holds_lock = False

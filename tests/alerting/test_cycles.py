@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time as wall
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 
 import psycopg
 import pytest
 
-from alerting.cycles import dispatch_cycle, evaluate_cycle, night_flow_cycle
+from alerting.cycles import _horizon, dispatch_cycle, evaluate_cycle, night_flow_cycle
 from alerting.files import load_rules
 from alerting.notifiers.broadcast import ServiceStarter
 from alerting.operations import (
@@ -24,6 +25,7 @@ from alerting.operations import (
 )
 from alerting.tick import tick_cycle
 from ground.principal import SYSTEM, Place, Principal, Role
+from ingest.maintenance import MAINTENANCE_APPLICATION
 from tests.clock import COUNTY, SHIFTED_CLOCKS
 from tests.conftest import refresh_rollups
 
@@ -285,3 +287,21 @@ def test_conductivity_against_the_probes_own_baseline(conn: psycopg.Connection) 
     (alert,) = conn.execute("SELECT rule, value, threshold FROM alerts").fetchall()
     assert alert[0] == "wq-conductivity-baseline" and alert[1] == 1120.0
     assert alert[2] == pytest.approx(1.3 * 797)  # the median of the daily means 795..799
+
+
+@pytest.mark.parametrize(("application", "holds_back"), [
+    ("village-ingest", True), (MAINTENANCE_APPLICATION, False)])
+def test_the_horizon_waits_for_open_writers_but_not_for_ingest_maintenance(
+        conn: psycopg.Connection, database_url: str, application: str, holds_back: bool) -> None:
+    # A writer's rows carry its start as received_at, so the stream reads nothing stored
+    # after it began until it ends. Ingest's maintenance stores no readings nor events,
+    # and its rollup refresh, seconds long after a burst, held every alert back that long.
+    with psycopg.connect(database_url, application_name=application) as writer:
+        began = writer.execute("SELECT now()").fetchone()
+        writer.execute("INSERT INTO rollup_watermarks (rollup, refreshed_to)"
+                       " VALUES ('test-held', now()) ON CONFLICT DO NOTHING")
+        wall.sleep(0.3)
+        horizon = _horizon(conn)
+        writer.rollback()
+    assert began is not None
+    assert (horizon <= began[0]) is holds_back
