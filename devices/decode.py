@@ -127,9 +127,9 @@ def _decode_reading_set(
     kind: DeviceKind | None,
     received_at: datetime,
     limits: Limits,
-    window: Window,
     out: Decoded,
 ) -> None:
+    """One reading set the careful way: each problem explained as a rejection."""
     if not isinstance(entry, dict):
         out.rejections.append(Rejection(
             Reason.WRONG_SHAPE, f"a reading set must be a JSON object, got {type(entry).__name__}",
@@ -151,15 +151,7 @@ def _decode_reading_set(
                 f"{count} metrics in one reading set; the limit is {limits.max_metrics}",
                 entry=index))
             return
-    raw_ts = entry.get("ts")
-    ts: datetime | Rejection
-    if type(raw_ts) is int and window.earliest_ms <= raw_ts <= window.latest_ms:
-        # The common firmware case (epoch ms), checked against the precomputed window.
-        ts = datetime.fromtimestamp(raw_ts / 1000, UTC)
-        if not window.earliest <= ts <= window.latest:
-            ts = parse_timestamp(raw_ts, received_at, limits)
-    else:
-        ts = parse_timestamp(raw_ts, received_at, limits)
+    ts = parse_timestamp(entry.get("ts"), received_at, limits)
     if isinstance(ts, Rejection):
         out.rejections.append(Rejection(ts.reason, ts.detail, entry=index))
         return
@@ -180,17 +172,6 @@ def _decode_reading_set(
                 f"metric name {shown(name)} must be 1 to 64 of [a-z0-9_], starting with a letter",
                 entry=index))
             continue
-        raw_type = type(raw)
-        if raw_type is float or (raw_type is int and -_LARGEST_INT < raw < _LARGEST_INT):  # type: ignore[operator]
-            value = float(raw)  # type: ignore[arg-type]
-            if math.isfinite(value) and (spec is None or (
-                    spec.minimum <= value <= spec.maximum and not spec.boolean)):
-                if spec is None and kind is not None:
-                    out.unknown_metrics += 1
-                readings.append(Reading(device_id, name, ts, value))
-                continue
-        # Everything else (booleans, boolean metrics, wrong types, non-finite, out of range)
-        # takes the careful path, which explains a refusal.
         checked = _metric_value(name, raw, spec)
         if isinstance(checked, Rejection):
             out.rejections.append(Rejection(checked.reason, checked.detail, index, name))
@@ -225,10 +206,11 @@ def decode_telemetry(
     entries = list(_entries(document, limits, out))
     at = 0
     while at < len(entries):
-        at = _decode_plain_sets(device_id, entries, at, specs, limits, window, out.readings)
+        at = _decode_plain_sets(device_id, entries, at, specs, received_at, limits, window,
+                                out.readings)
         if at < len(entries):
             index, entry = entries[at]
-            _decode_reading_set(device_id, entry, index, kind, received_at, limits, window, out)
+            _decode_reading_set(device_id, entry, index, kind, received_at, limits, out)
             at += 1
     return out
 
@@ -238,16 +220,18 @@ def _decode_plain_sets(
     entries: list[tuple[int | None, object]],
     start: int,
     specs: Mapping[str, MetricSpec],
+    received_at: datetime,
     limits: Limits,
     window: Window,
     readings: list[Reading],
 ) -> int:
-    """Decode entries from `start` while they have the usual shape (epoch-ms `ts` inside the
-    window, an integer `seq` or none, known metrics with plausible numbers); return the
-    position of the first that does not, for `_decode_reading_set` to explain or decode.
+    """Decode entries from `start` while they have the usual shape (a plausible `ts` or none,
+    an integer `seq` or none, known numeric metrics with possible values); return the
+    position of the first that does not, for the careful `_decode_reading_set` to explain
+    or decode (booleans, unknown metrics, nested `values`, anything refused).
 
-    The same readings `_decode_reading_set` would give, in the same order, without its
-    per-entry call and checks: a day's upload is 96 entries a message.
+    The same readings `_decode_reading_set` would give, in the same order, in one loop: a
+    day's upload is 96 entries a message.
     """
     earliest, latest = window.earliest, window.latest
     earliest_ms, latest_ms = window.earliest_ms, window.latest_ms
@@ -259,14 +243,22 @@ def _decode_plain_sets(
         entry = entries[at][1]
         if type(entry) is not dict or "values" in entry or len(entry) > max_keys:
             return at
-        raw_ts = entry.get("ts")
         seq = entry.get("seq")
-        if type(raw_ts) is not int or not earliest_ms <= raw_ts <= latest_ms or not (
-                seq is None or type(seq) is int):
+        if not (seq is None or type(seq) is int):
             return at
-        ts = at_time(raw_ts / 1000, UTC)
-        if not earliest <= ts <= latest:
-            return at
+        raw_ts = entry.get("ts")
+        ts: datetime | Rejection
+        if raw_ts is None:
+            ts = received_at
+        elif type(raw_ts) is int and earliest_ms <= raw_ts <= latest_ms:
+            # The common firmware case (epoch ms), checked against the precomputed window.
+            ts = at_time(raw_ts / 1000, UTC)
+            if not earliest <= ts <= latest:
+                return at
+        else:
+            ts = parse_timestamp(raw_ts, received_at, limits)
+            if isinstance(ts, Rejection):
+                return at
         taken = len(readings)
         for name, raw in entry.items():
             if name in RESERVED_KEYS:

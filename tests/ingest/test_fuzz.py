@@ -16,7 +16,6 @@ from devices import decode
 from devices.catalogue import KIND_BY_NAME
 from devices.kind import DeviceKind
 from devices.metrics import MetricSpec
-from devices.timestamps import plausible_window
 from tests.ingest.fuzzing import (
     FLOATS,
     INTS,
@@ -76,10 +75,9 @@ def test_arrays_decode_as_their_sets_would_one_by_one(kind: DeviceKind) -> None:
               suppress_health_check=list(HealthCheck))
     @given(_day_uploads(kind))
     def run(document: list[dict[str, Any]]) -> None:
-        window = plausible_window(NOW, LIMITS)
         expected = decode.Decoded()
         for index, entry in enumerate(document):
-            decode._decode_reading_set("d-1", entry, index, kind, NOW, LIMITS, window, expected)
+            decode._decode_reading_set("d-1", entry, index, kind, NOW, LIMITS, expected)
         got = decode.decode_telemetry("d-1", document, kind, NOW, LIMITS)
         assert got.readings == expected.readings
         assert [type(r) for r in got.readings] == [decode.Reading] * len(got.readings)
