@@ -4,7 +4,8 @@ the ingest listener call them, and so do tests, directly."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -25,9 +26,11 @@ from ingest.maintenance import MAINTENANCE_APPLICATION
 if TYPE_CHECKING:  # numpy is for the alerting process only, not every CLI command
     from alerting.tick import TickColumns
 
-# Rows read per streaming pass at most, the rest next pass: a pass over a backlog stays
-# about a second, so an event's alert never waits long behind a morning of day uploads.
+# Rows read per streaming pass at most, the rest next pass; the readings' batch shrinks
+# below this where a pass would take much longer than PASS_TARGET_S (next_batch_rows).
 BATCH_ROWS = 50_000
+MIN_BATCH_ROWS = 1_000
+PASS_TARGET_S = 1.0
 HORIZON_MAX_LAG = timedelta(seconds=60)
 
 
@@ -41,6 +44,7 @@ class Cache:
     columns_read: float = float("-inf")  # monotonic time they were last brought up to date
     cursors: dict[str, reads.Cursor] = field(default_factory=dict)  # per source, read up to
     judged: dict[str, datetime] = field(default_factory=dict)
+    batch_rows: int = BATCH_ROWS  # readings a streaming pass may read (next_batch_rows)
 
     def registry(self, conn: psycopg.Connection, refresh_s: float,
                  unknown: bool = False) -> Mapping[str, Subject]:
@@ -105,53 +109,104 @@ def _horizon(conn: psycopg.Connection) -> datetime:
 
 
 def evaluate_cycle(conn: psycopg.Connection, engine: Engine) -> int:
-    """Judge readings and events stored since the watermarks; returns the rows read."""
-    try:
-        return _evaluate(conn, engine)
-    except BaseException:
-        # nothing of the pass was stored: what memory says was read must be read again
-        engine.cache.forget_reads()
-        raise
+    """Judge the events, then the readings, stored since the watermarks; returns the
+    readings read."""
+    judge_events(conn, engine)
+    return judge_readings(conn, engine)
 
 
-def _evaluate(conn: psycopg.Connection, engine: Engine) -> int:
-    cursors = engine.cache.cursors
-    with conn.transaction():
+def judge_events(conn: psycopg.Connection, engine: Engine) -> int:
+    """Judge the events stored since the events' watermark; returns the events read.
+
+    A pass of its own, ahead of the readings: a camera's tampering is judged and can be
+    sent while the readings' pass works through a morning of day uploads."""
+    with _forgetting_on_failure(engine), conn.transaction():
         horizon = _horizon(conn)
-        for source in ("readings", "events"):
-            if source not in cursors:  # a start: re-read what late commits may have added
-                cursors[source] = reads.Cursor.at(store.watermark(conn, source) - engine.overlap)
-        fresh, readings_to = reads.new_readings(conn, cursors["readings"], horizon, BATCH_ROWS)
-        events, events_to = reads.new_events(conn, cursors["events"], horizon, BATCH_ROWS)
-        known = engine.registry(conn)
-        if any(d not in known for d in (*fresh, *events)):
-            known = engine.registry(conn, unknown=True)
+        events, events_to = reads.new_events(conn, _cursor(conn, engine, "events"), horizon,
+                                             BATCH_ROWS)
+        known = _subjects(conn, engine, events)
+        keys = [fingerprint(rule.name, subject) for device_id in events
+                if (subject := known.get(device_id)) is not None
+                for rule in engine.book.for_subject(subject, ("event",))]
+        outcome = evaluate_events(engine.book, known, events, store.load_states(conn, keys))
+        store.apply_outcome(conn, outcome, engine.book.by_name, engine.language)
+        store.set_watermark(conn, "events", events_to.received_at)
+    engine.cache.cursors["events"] = events_to  # once the pass is stored
+    return sum(len(e) for e in events.values())
+
+
+def judge_readings(conn: psycopg.Connection, engine: Engine) -> int:
+    """Judge the readings stored since the readings' watermark, as many as a pass of about
+    PASS_TARGET_S takes (the rest next pass); returns the readings read."""
+    cache = engine.cache
+    started = time.perf_counter()
+    with _forgetting_on_failure(engine), conn.transaction():
+        horizon = _horizon(conn)
+        fresh, readings_to = reads.new_readings(conn, _cursor(conn, engine, "readings"), horizon,
+                                                cache.batch_rows)
+        known = _subjects(conn, engine, fresh)
         needs: dict[tuple[str, str], timedelta] = {}
         keys = []
-        for device_id in {*fresh, *events}:
+        for device_id, samples in fresh.items():
             subject = known.get(device_id)
             if subject is None:
                 continue
-            types = (STREAM_TYPES if device_id in fresh else ()) + (
-                ("event",) if device_id in events else ())
-            for rule in engine.book.for_subject(subject, types):
+            for rule in engine.book.for_subject(subject, STREAM_TYPES):
                 key = fingerprint(rule.name, subject)
                 keys.append(key)
                 metrics, back = engine.book.reads[rule.name]
-                if back and _unchanged(engine, rule.condition_type, key, fresh.get(device_id, {}), metrics):
+                if back and _unchanged(engine, rule.condition_type, key, samples, metrics):
                     continue
                 for metric in metrics:
                     needs[(device_id, metric)] = max(back, needs.get((device_id, metric), back))
         series = store.with_history(conn, fresh, needs)
         _add_baselines(conn, engine.book, known, series)
-        states = store.load_states(conn, keys)
-        outcome = evaluate_stream(engine.book, known, series, states)
-        outcome.merge(evaluate_events(engine.book, known, events, {**states, **outcome.states}))
+        outcome = evaluate_stream(engine.book, known, series, store.load_states(conn, keys))
         store.apply_outcome(conn, outcome, engine.book.by_name, engine.language)
         store.set_watermark(conn, "readings", readings_to.received_at)
-        store.set_watermark(conn, "events", events_to.received_at)
-    cursors.update(readings=readings_to, events=events_to)  # once the pass is stored
-    return sum(len(s) for m in fresh.values() for s in m.values())
+    cache.cursors["readings"] = readings_to  # once the pass is stored
+    read = sum(len(s) for m in fresh.values() for s in m.values())
+    cache.batch_rows = next_batch_rows(cache.batch_rows, read, time.perf_counter() - started)
+    return read
+
+
+def next_batch_rows(batch_rows: int, read: int, took_s: float) -> int:
+    """How many readings the next pass may read: fewer when this one took longer than
+    PASS_TARGET_S (the machine is busy, or the rows are costly to judge), more again when
+    a full batch went fast. Keeps a pass, and so an event waiting behind it, near a second."""
+    if took_s > PASS_TARGET_S:
+        return max(MIN_BATCH_ROWS, int(batch_rows * PASS_TARGET_S / took_s))
+    if read >= batch_rows and took_s < PASS_TARGET_S / 2:
+        return min(BATCH_ROWS, batch_rows * 2)
+    return batch_rows
+
+
+@contextmanager
+def _forgetting_on_failure(engine: Engine) -> Iterator[None]:
+    """Nothing of a failed pass was stored: what memory says was read must be read again."""
+    try:
+        yield
+    except BaseException:
+        engine.cache.forget_reads()
+        raise
+
+
+def _cursor(conn: psycopg.Connection, engine: Engine, source: str) -> reads.Cursor:
+    """Where `source` was read up to; on a start, a little before its watermark (late
+    commits may have added rows there)."""
+    cursors = engine.cache.cursors
+    if source not in cursors:
+        cursors[source] = reads.Cursor.at(store.watermark(conn, source) - engine.overlap)
+    return cursors[source]
+
+
+def _subjects(conn: psycopg.Connection, engine: Engine,
+              devices: Mapping[str, object]) -> Mapping[str, Subject]:
+    """The registry, reloaded first when one of these devices is not in it."""
+    known = engine.registry(conn)
+    if any(d not in known for d in devices):
+        known = engine.registry(conn, unknown=True)
+    return known
 
 
 def _add_baselines(conn: psycopg.Connection, book: RuleBook, known: Mapping[str, Subject],

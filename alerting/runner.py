@@ -14,7 +14,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from alerting import store
-from alerting.cycles import Engine, dispatch_cycle, evaluate_cycle, night_flow_cycle
+from alerting.cycles import Engine, dispatch_cycle, judge_events, judge_readings, night_flow_cycle
 from alerting.evaluate import RuleBook
 from alerting.files import load_routing, load_rules
 from alerting.metrics import AlertingMetrics
@@ -129,8 +129,13 @@ def start(
             dispatch_cycle(conn, engine, clock())
 
     def stream() -> None:
+        # the events' alerts go out before the readings' pass, which may take a second
         with judging, pool.connection() as conn:
-            evaluate_cycle(conn, engine)
+            events = judge_events(conn, engine)
+        if events:
+            dispatch()
+        with judging, pool.connection() as conn:
+            judge_readings(conn, engine)
         read = engine.cache.cursors.get("readings")
         if read is not None:
             metrics.stream_behind.set(max(0.0, (clock() - read.received_at).total_seconds()))

@@ -9,7 +9,18 @@ from datetime import UTC, datetime, time, timedelta
 import psycopg
 import pytest
 
-from alerting.cycles import _horizon, dispatch_cycle, evaluate_cycle, night_flow_cycle
+from alerting.cycles import (
+    BATCH_ROWS,
+    MIN_BATCH_ROWS,
+    PASS_TARGET_S,
+    _horizon,
+    dispatch_cycle,
+    evaluate_cycle,
+    judge_events,
+    judge_readings,
+    next_batch_rows,
+    night_flow_cycle,
+)
 from alerting.files import load_rules
 from alerting.notifiers.broadcast import ServiceStarter
 from alerting.operations import (
@@ -259,6 +270,45 @@ def test_a_batch_committed_late_is_still_judged(conn: psycopg.Connection, databa
         slow.commit()
     evaluate_cycle(conn, engine)
     assert conn.execute("SELECT device_id FROM alerts").fetchall() == [("wq-1",)]
+
+
+def test_events_are_judged_in_a_pass_of_their_own_ahead_of_the_readings(
+        conn: psycopg.Connection) -> None:
+    add_devices(conn, [("cam-1", "camera", "T1", "V1"), ("wq-1", "water_quality", "T1", "V1")])
+    tamper = rule({"event": {"types": ["tamper"]}}, kind="camera", name="cam-tamper")
+    engine = recording_engine([tamper, rule({"threshold": {"above": 9}}, metric="ph", name="ph-high")])
+    add_readings(conn, "wq-1", "ph", [(minutes(-2), 11.0)])
+    conn.execute("INSERT INTO events (device_id, ts, type, severity, body)"
+                 " VALUES ('cam-1', %s, 'tamper', 'major', '{}')", (minutes(-1),))
+    assert judge_events(conn, engine) == 1
+    assert conn.execute("SELECT rule FROM alerts").fetchall() == [("cam-tamper",)]
+    assert dispatch_cycle(conn, engine, NOW).sent == 1  # sent before any reading is judged
+    assert judge_readings(conn, engine) == 1
+    assert conn.execute("SELECT rule FROM alerts ORDER BY id").fetchall() == [
+        ("cam-tamper",), ("ph-high",)]
+
+
+def test_a_readings_pass_reads_at_most_its_batch_and_the_rest_next(
+        conn: psycopg.Connection) -> None:
+    add_devices(conn, [("wq-1", "water_quality", "T1", "V1")])
+    engine = recording_engine([TURBIDITY])
+    add_readings(conn, "wq-1", "turbidity_ntu", [(minutes(m), 0.5) for m in range(-5, 0)])
+    engine.cache.batch_rows = 2
+    assert judge_readings(conn, engine) == 2
+    engine.cache.batch_rows = 2  # whatever the pass's own timing made of it
+    assert judge_readings(conn, engine) == 2
+    assert judge_readings(conn, engine) == 1
+    assert judge_readings(conn, engine) == 0
+
+
+def test_the_readings_batch_follows_how_long_a_pass_takes() -> None:
+    slow = 4 * PASS_TARGET_S
+    assert next_batch_rows(40_000, 40_000, slow) == 10_000  # a quarter: a pass near target
+    assert next_batch_rows(2_000, 2_000, 100 * PASS_TARGET_S) == MIN_BATCH_ROWS
+    assert next_batch_rows(10_000, 10_000, PASS_TARGET_S / 10) == 20_000  # full and quick
+    assert next_batch_rows(BATCH_ROWS, BATCH_ROWS, PASS_TARGET_S / 10) == BATCH_ROWS
+    assert next_batch_rows(10_000, 300, PASS_TARGET_S / 10) == 10_000  # caught up: no news
+    assert next_batch_rows(10_000, 10_000, PASS_TARGET_S * 0.8) == 10_000  # near target
 
 
 def test_a_device_never_heard_counts_its_silence_from_registration(conn: psycopg.Connection) -> None:
