@@ -32,6 +32,8 @@ BATCH_ROWS = 50_000
 MIN_BATCH_ROWS = 1_000
 PASS_TARGET_S = 1.0
 HORIZON_MAX_LAG = timedelta(seconds=60)
+# The service's sessions: they store no readings nor events, so the horizon passes over them.
+ALERTING_APPLICATION = "village-alerting"
 
 
 @dataclass
@@ -91,17 +93,18 @@ def _horizon(conn: psycopg.Connection) -> datetime:
     """Rows stored before this are committed (or never will be): the oldest open writer.
 
     A transaction counts if it has written, or is young enough that it may be about to;
-    an old read-only one (a long dashboard query) does not, nor does ingest's maintenance,
-    which stores no new readings or events (its rollup refresh, seconds long after a burst,
-    held every alert back that long). However old the oldest writer, the horizon lags `now`
-    by HORIZON_MAX_LAG at most, so reading never stalls behind it.
+    an old read-only one (a long dashboard query) does not, nor do the sessions that store
+    no readings or events: ingest's maintenance (its rollup refresh, seconds long after a
+    burst, held every alert back that long) and alerting's own (the readings' pass would
+    hold the events' back). However old the oldest writer, the horizon lags `now` by
+    HORIZON_MAX_LAG at most, so reading never stalls behind it.
     """
     row = conn.execute(
         "SELECT greatest(least(now(), min(xact_start)), now() - %s) FROM pg_stat_activity"
         " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        " AND xact_start IS NOT NULL AND application_name <> %s"
+        " AND xact_start IS NOT NULL AND application_name <> ALL(%s)"
         " AND (backend_xid IS NOT NULL OR xact_start > now() - interval '5 seconds')",
-        (HORIZON_MAX_LAG, MAINTENANCE_APPLICATION),
+        (HORIZON_MAX_LAG, [MAINTENANCE_APPLICATION, ALERTING_APPLICATION]),
     ).fetchone()
     assert row is not None
     horizon: datetime = row[0]

@@ -14,7 +14,14 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from alerting import store
-from alerting.cycles import Engine, dispatch_cycle, judge_events, judge_readings, night_flow_cycle
+from alerting.cycles import (
+    ALERTING_APPLICATION,
+    Engine,
+    dispatch_cycle,
+    judge_events,
+    judge_readings,
+    night_flow_cycle,
+)
 from alerting.evaluate import RuleBook
 from alerting.files import load_routing, load_rules
 from alerting.metrics import AlertingMetrics
@@ -73,17 +80,22 @@ class AlertingHandle:
     """A running alerting service; `stop()` ends its threads and closes its connections."""
 
     stop_event: threading.Event
-    thread: threading.Thread
+    threads: tuple[threading.Thread, ...]
     pool: ConnectionPool
     scheduler: object
     engine: Engine
     metrics: AlertingMetrics
 
+    def alive(self) -> bool:
+        """Whether its passes still run (a thread that died would leave alerts unjudged)."""
+        return all(thread.is_alive() for thread in self.threads)
+
     def stop(self) -> None:
         """Stop listening and scheduling, and wait for the passes in progress."""
         self.stop_event.set()
         self.scheduler.shutdown(wait=True)  # type: ignore[attr-defined]
-        self.thread.join(timeout=30)
+        for thread in self.threads:
+            thread.join(timeout=30)
         self.pool.close()
 
 
@@ -109,8 +121,8 @@ def start(
     metrics = metrics or AlertingMetrics()
     built = build_engine(options, database_url, given)
     engine = replace(built, notifiers=metrics.instrument(built.notifiers))
-    pool = ConnectionPool(database_url, min_size=1, max_size=4, open=True,
-                          kwargs={"autocommit": True})
+    pool = ConnectionPool(database_url, min_size=1, max_size=6, open=True,
+                          kwargs={"autocommit": True, "application_name": ALERTING_APPLICATION})
     try:
         pool.wait(timeout=15.0)
     except PoolTimeout:
@@ -118,9 +130,12 @@ def start(
         raise AlertingUnavailable("the database cannot be reached") from None
     with pool.connection() as conn:
         store.start_watermarks(conn, timedelta(seconds=options.first_lookback_s))
-    # One judging pass at a time: the streaming and the time passes may touch one alert.
-    judging, dispatch_lock = threading.Lock(), threading.Lock()
-    stop_event, active = threading.Event(), threading.Event()
+    # The events' and the readings' passes judge different rules and run side by side: a
+    # camera's tampering is not held behind a second of day uploads. The time passes touch
+    # both kinds of alert (an event alert expires; a device gone ends every state) and
+    # wait for both.
+    events_lock, readings_lock, dispatch_lock = threading.Lock(), threading.Lock(), threading.Lock()
+    stop_event, active, readings_due = threading.Event(), threading.Event(), threading.Event()
 
     def dispatch() -> None:
         if not active.is_set():
@@ -128,14 +143,18 @@ def start(
         with dispatch_lock, pool.connection() as conn:
             dispatch_cycle(conn, engine, clock())
 
-    def stream() -> None:
-        # the events' alerts go out before the readings' pass, which may take a second
-        with judging, pool.connection() as conn:
-            events = judge_events(conn, engine)
-        if events:
+    def events() -> None:
+        readings_due.set()  # an ingest commit: readings too, on their own thread
+        with events_lock, pool.connection() as conn:
+            judged = judge_events(conn, engine)
+        if judged:
             dispatch()
-        with judging, pool.connection() as conn:
-            judge_readings(conn, engine)
+
+    def readings() -> None:
+        batch = engine.cache.batch_rows
+        with readings_lock, pool.connection() as conn:
+            if judge_readings(conn, engine) >= batch:
+                readings_due.set()  # a backlog: on with the next batch at once
         read = engine.cache.cursors.get("readings")
         if read is not None:
             metrics.stream_behind.set(max(0.0, (clock() - read.received_at).total_seconds()))
@@ -144,23 +163,28 @@ def start(
     def tick() -> None:
         if not active.is_set():
             return  # a standby: another process holds the alerting lock
-        with judging, pool.connection() as conn:
+        with events_lock, readings_lock, pool.connection() as conn:
             tick_cycle(conn, engine, clock())
         dispatch()
 
     def nights() -> None:
         if not active.is_set():
             return
-        with judging, pool.connection() as conn:
+        with events_lock, readings_lock, pool.connection() as conn:
             night_flow_cycle(conn, engine, clock())
 
-    thread = threading.Thread(
-        target=_listen, name="alerting-listen",
-        args=(database_url, stop_event, active,
-              _guarded("streaming", metrics.timed("streaming", stream)),
-              options.evaluate_interval_s), daemon=True,
+    threads = (
+        threading.Thread(target=_listen, name="alerting-listen",
+                         args=(database_url, stop_event, active,
+                               _guarded("events", metrics.timed("events", events)),
+                               options.evaluate_interval_s), daemon=True),
+        threading.Thread(target=_when_due, name="alerting-readings",
+                         args=(stop_event, active, readings_due,
+                               _guarded("streaming", metrics.timed("streaming", readings)),
+                               options.evaluate_interval_s), daemon=True),
     )
-    thread.start()
+    for thread in threads:
+        thread.start()
     scheduler = start_jobs([
         ("alerting-tick", _guarded("tick", metrics.timed("tick", tick)),
          options.schedule_interval_s),
@@ -169,19 +193,30 @@ def start(
         ("alerting-night-flow", _guarded("night flow", metrics.timed("night_flow", nights)),
          3600.0),
     ])
-    return AlertingHandle(stop_event, thread, pool, scheduler, engine, metrics)
+    return AlertingHandle(stop_event, threads, pool, scheduler, engine, metrics)
+
+
+def _when_due(stop: threading.Event, active: threading.Event, due: threading.Event,
+              work: Callable[[], None], interval_s: float) -> None:
+    """Run `work` whenever `due` is set, and every `interval_s` regardless, while active."""
+    while not stop.is_set():
+        due.wait(interval_s)
+        due.clear()
+        if active.is_set() and not stop.is_set():
+            work()
 
 
 def _listen(database_url: str, stop: threading.Event, active: threading.Event,
             on_wake: Callable[[], None], interval_s: float) -> None:
-    """Run a streaming pass on every ingest commit, and every `interval_s` regardless.
+    """Run an events pass on every ingest commit, and every `interval_s` regardless.
 
     Holds the alerting lock on its own connection: a second alerting process on the same
     database waits as a standby instead of judging and sending twice.
     """
     while not stop.is_set():
         try:
-            with psycopg.connect(database_url, autocommit=True) as conn:
+            with psycopg.connect(database_url, autocommit=True,
+                                 application_name=ALERTING_APPLICATION) as conn:
                 while not stop.is_set():
                     row = conn.execute("SELECT pg_try_advisory_lock(%s)", (ALERTING_LOCK,)).fetchone()
                     if row and row[0]:

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from alerting.cycles import (
+    ALERTING_APPLICATION,
     BATCH_ROWS,
     MIN_BATCH_ROWS,
     PASS_TARGET_S,
@@ -340,12 +341,13 @@ def test_conductivity_against_the_probes_own_baseline(conn: psycopg.Connection) 
 
 
 @pytest.mark.parametrize(("application", "holds_back"), [
-    ("village-ingest", True), (MAINTENANCE_APPLICATION, False)])
-def test_the_horizon_waits_for_open_writers_but_not_for_ingest_maintenance(
+    ("village-ingest", True), (MAINTENANCE_APPLICATION, False), (ALERTING_APPLICATION, False)])
+def test_the_horizon_waits_for_open_writers_but_not_for_maintenance_nor_alerting(
         conn: psycopg.Connection, database_url: str, application: str, holds_back: bool) -> None:
     # A writer's rows carry its start as received_at, so the stream reads nothing stored
     # after it began until it ends. Ingest's maintenance stores no readings nor events,
-    # and its rollup refresh, seconds long after a burst, held every alert back that long.
+    # and its rollup refresh, seconds long after a burst, held every alert back that long;
+    # nor does alerting, whose readings' pass would hold its events' pass back.
     with psycopg.connect(database_url, application_name=application) as writer:
         began = writer.execute("SELECT now()").fetchone()
         writer.execute("INSERT INTO rollup_watermarks (rollup, refreshed_to)"

@@ -17,6 +17,7 @@ import yaml
 from pydantic import SecretStr
 from rich.console import Console
 
+from alerting.cycles import ALERTING_APPLICATION
 from alerting.runner import AlertingHandle
 from alerting.settings import AlertingSettings
 from ground.local import MosquittoServer
@@ -229,3 +230,29 @@ def test_the_streaming_pass_says_how_far_behind_it_is(
         assert behind() < 3660
     finally:
         handle.stop()
+
+
+def test_a_cameras_tampering_is_sent_while_the_readings_pass_is_held(
+    database_url: str, tmp_path: Path
+) -> None:
+    # The readings' pass held at its last step (its watermark's row locked, as a long pass
+    # over a morning's day uploads would hold it): the events' pass goes on without it.
+    rules = {"rules": [{"name": "cam-tamper", "severity": "major", "summary_zh": "遮挡",
+                        "summary_en": "tampering", "select": {"kind": "camera"},
+                        "condition": {"event": {"types": ["tamper"]}}}]}
+    with psycopg.connect(database_url, autocommit=True) as conn, http_receiver() as (url, hook):
+        add_devices(conn, [("cam-0001", "camera", "T1", "V1")])
+        routing = two_level_routing([{"name": "hook", "type": "webhook", "options": {"url": url}}],
+                                    ["hook"], ["hook"])
+        settings = alerting_settings(Settings(database_url=database_url), tmp_path, routing, rules)
+        with running_alerting(settings), psycopg.connect(
+                database_url, application_name=ALERTING_APPLICATION) as held:
+            held.execute("SELECT 1 FROM alerting_watermarks WHERE source = 'readings' FOR UPDATE")
+            wait_until(lambda: _count(database_url, "SELECT count(*) FROM pg_stat_activity"
+                                      " WHERE wait_event_type = 'Lock'") == 1,
+                       what="the readings' pass waiting")
+            conn.execute("INSERT INTO events (device_id, ts, type, severity, body)"
+                         " VALUES ('cam-0001', now(), 'tamper', 'major', '{}')")
+            assert hook.wait_for(1, 15), "the tampering waited for the readings' pass"
+            assert hook.json(0)["alerts"][0]["device_id"] == "cam-0001"
+            held.rollback()

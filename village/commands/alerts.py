@@ -144,7 +144,7 @@ def run_command() -> None:
         err.print(f"[red]alerting:[/red] {exc}")
         raise typer.Exit(2) from None
     stop = threading.Event()
-    signal_readiness(settings.ready_file, settings.database_url, [handle.thread.is_alive], stop)
+    signal_readiness(settings.ready_file, settings.database_url, [handle.alive], stop)
     metrics = metrics_served(handle.metrics.registry, settings.alerting.metrics_port,
                              "VILLAGE_ALERTING__METRICS_PORT")
     log.info("ready: %d rules, %d receivers, reading %s", len(handle.engine.book.rules),
