@@ -37,13 +37,17 @@ WHERE device_id = ANY(%(direct)s) AND metric = ANY(%(metrics)s)
 """
 # From the storing of what fired an alert (the event or reading's `received_at`) to its
 # notification sent; alerts of silence come from the time pass (every 30 s by design) and
-# are left out. Add publish-to-commit for the whole way from the device.
+# are left out. Add publish-to-commit for the whole way from the device. Of the events'
+# notifications, the part until the alert was opened (its pass's start) is told apart:
+# the rest is dispatch.
 _NOTIFY_LAG = """
 SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM n.sent_at - t.stored)),
        count(*),
        percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM n.sent_at - t.stored))
            FILTER (WHERE a.condition = 'event'),
-       count(*) FILTER (WHERE a.condition = 'event')
+       count(*) FILTER (WHERE a.condition = 'event'),
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM a.created_at - t.stored))
+           FILTER (WHERE a.condition = 'event')
 FROM notifications n JOIN alerts a ON a.id = n.alert_ids[1]
 CROSS JOIN LATERAL (
     SELECT received_at FROM events e WHERE a.condition = 'event' AND e.device_id = a.device_id
@@ -95,6 +99,8 @@ def report(url: str, metrics: dict[str, int], published: int, probe: Probe,
                          **{"pass": "tick"})
     stream = histogram_p99(alerting_before, alerting_after, "village_alerting_pass_seconds",
                            **{"pass": "streaming"})
+    events = histogram_p99(alerting_before, alerting_after, "village_alerting_pass_seconds",
+                           **{"pass": "events"})
     behind = total(alerting_after, "village_alerting_stream_behind_seconds")
     api_p50, api_p99 = percentiles(operators.requests[probe.requests:])
     _, sweep_p99 = percentiles(operators.sweeps)
@@ -107,11 +113,13 @@ def report(url: str, metrics: dict[str, int], published: int, probe: Probe,
         "published": published, "committed": committed, "held": held,
         "broker_store": broker_store.count,
         "commit_lag_p50_s": lag[0], "commit_lag_p99_s": lag[1],
-        "tick_p99_s": tick, "streaming_p99_s": stream, "alerting_behind_s": behind,
+        "tick_p99_s": tick, "streaming_p99_s": stream, "events_p99_s": events,
+        "alerting_behind_s": behind,
         "notifications": notify[1] if notify else 0,
         "notify_p99_s": notify[0] if notify else None,
         "event_notifications": notify[3] if notify else 0,
         "event_notify_p99_s": notify[2] if notify else None,
+        "event_judged_p99_s": notify[4] if notify else None,
         "api_p50_s": api_p50, "api_p99_s": api_p99, "county_sweep_p99_s": sweep_p99,
         "emergencies": [{"to": c, "accepted": a[0], "speakers": a[1], "all_accepted_s":
                          a[2] if a and a[0] == a[1] else None} for c, a in accepted if a],
@@ -122,12 +130,14 @@ def report(url: str, metrics: dict[str, int], published: int, probe: Probe,
           f" {committed:,.0f}; backlog: broker store {broker_store.count}, held in workers"
           f" {held:,.0f};"
           f" publish-to-commit p50 {seconds(lag[0])} p99 {seconds(lag[1])};"
-          f" alert pass p99 tick {seconds(tick)} streaming {seconds(stream)},"
+          f" alert pass p99 tick {seconds(tick)} streaming {seconds(stream)}"
+          f" events {seconds(events)},"
           f" the stream {seconds(behind)} behind what was stored;"
           f" notifications {figures['notifications']}, from what fired them stored to sent"
           f" p99 {seconds(figures['notify_p99_s'])} (device events, such as the cameras'"
           f" tampering: {figures['event_notifications']}, p99"
-          f" {seconds(figures['event_notify_p99_s'])});"
+          f" {seconds(figures['event_notify_p99_s'])}, of which until judged p99"
+          f" {seconds(figures['event_judged_p99_s'])});"
           f" API request p50 {seconds(api_p50)} p99 {seconds(api_p99)},"
           f" county sweep p99 {seconds(sweep_p99)} ({operators.errors} errors); {load()}",
           flush=True)
