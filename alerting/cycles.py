@@ -26,11 +26,9 @@ from ingest.maintenance import MAINTENANCE_APPLICATION
 if TYPE_CHECKING:  # numpy is for the alerting process only, not every CLI command
     from alerting.tick import TickColumns
 
-# Rows read per streaming pass at most, the rest next pass; the readings' batch shrinks
-# below this where a pass would take much longer than PASS_TARGET_S (next_batch_rows).
+# Rows read per streaming pass at most, the rest next pass: memory stays bounded while
+# working through a morning's day uploads.
 BATCH_ROWS = 50_000
-MIN_BATCH_ROWS = 1_000
-PASS_TARGET_S = 1.0
 HORIZON_MAX_LAG = timedelta(seconds=60)
 # The service's sessions: they store no readings nor events, so the horizon passes over them.
 ALERTING_APPLICATION = "village-alerting"
@@ -46,7 +44,6 @@ class Cache:
     columns_read: float = float("-inf")  # monotonic time they were last brought up to date
     cursors: dict[str, reads.Cursor] = field(default_factory=dict)  # per source, read up to
     judged: dict[str, datetime] = field(default_factory=dict)
-    batch_rows: int = BATCH_ROWS  # readings a streaming pass may read (next_batch_rows)
 
     def registry(self, conn: psycopg.Connection, refresh_s: float,
                  unknown: bool = False) -> Mapping[str, Subject]:
@@ -121,8 +118,8 @@ def evaluate_cycle(conn: psycopg.Connection, engine: Engine) -> int:
 def judge_events(conn: psycopg.Connection, engine: Engine) -> int:
     """Judge the events stored since the events' watermark; returns the events read.
 
-    A pass of its own, ahead of the readings: a camera's tampering is judged and can be
-    sent while the readings' pass works through a morning of day uploads."""
+    A pass of its own (the service runs it on a thread of its own): a camera's tampering
+    is judged and sent while the readings' pass works through a morning of day uploads."""
     with _forgetting_on_failure(engine), conn.transaction():
         horizon = _horizon(conn)
         events, events_to = reads.new_events(conn, _cursor(conn, engine, "events"), horizon,
@@ -138,15 +135,13 @@ def judge_events(conn: psycopg.Connection, engine: Engine) -> int:
     return sum(len(e) for e in events.values())
 
 
-def judge_readings(conn: psycopg.Connection, engine: Engine) -> int:
-    """Judge the readings stored since the readings' watermark, as many as a pass of about
-    PASS_TARGET_S takes (the rest next pass); returns the readings read."""
-    cache = engine.cache
-    started = time.perf_counter()
+def judge_readings(conn: psycopg.Connection, engine: Engine, limit: int = BATCH_ROWS) -> int:
+    """Judge the readings stored since the readings' watermark, `limit` at most (the rest
+    next pass); returns the readings read."""
     with _forgetting_on_failure(engine), conn.transaction():
         horizon = _horizon(conn)
         fresh, readings_to = reads.new_readings(conn, _cursor(conn, engine, "readings"), horizon,
-                                                cache.batch_rows)
+                                                limit)
         known = _subjects(conn, engine, fresh)
         needs: dict[tuple[str, str], timedelta] = {}
         keys = []
@@ -167,21 +162,8 @@ def judge_readings(conn: psycopg.Connection, engine: Engine) -> int:
         outcome = evaluate_stream(engine.book, known, series, store.load_states(conn, keys))
         store.apply_outcome(conn, outcome, engine.book.by_name, engine.language)
         store.set_watermark(conn, "readings", readings_to.received_at)
-    cache.cursors["readings"] = readings_to  # once the pass is stored
-    read = sum(len(s) for m in fresh.values() for s in m.values())
-    cache.batch_rows = next_batch_rows(cache.batch_rows, read, time.perf_counter() - started)
-    return read
-
-
-def next_batch_rows(batch_rows: int, read: int, took_s: float) -> int:
-    """How many readings the next pass may read: fewer when this one took longer than
-    PASS_TARGET_S (the machine is busy, or the rows are costly to judge), more again when
-    a full batch went fast. Keeps a pass, and so an event waiting behind it, near a second."""
-    if took_s > PASS_TARGET_S:
-        return max(MIN_BATCH_ROWS, int(batch_rows * PASS_TARGET_S / took_s))
-    if read >= batch_rows and took_s < PASS_TARGET_S / 2:
-        return min(BATCH_ROWS, batch_rows * 2)
-    return batch_rows
+    engine.cache.cursors["readings"] = readings_to  # once the pass is stored
+    return sum(len(s) for m in fresh.values() for s in m.values())
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from alerting import store
 from alerting.cycles import (
     ALERTING_APPLICATION,
+    BATCH_ROWS,
     Engine,
     dispatch_cycle,
     judge_events,
@@ -151,9 +152,8 @@ def start(
             dispatch()
 
     def readings() -> None:
-        batch = engine.cache.batch_rows
         with readings_lock, pool.connection() as conn:
-            if judge_readings(conn, engine) >= batch:
+            if judge_readings(conn, engine) >= BATCH_ROWS:
                 readings_due.set()  # a backlog: on with the next batch at once
         read = engine.cache.cursors.get("readings")
         if read is not None:

@@ -11,15 +11,11 @@ import pytest
 
 from alerting.cycles import (
     ALERTING_APPLICATION,
-    BATCH_ROWS,
-    MIN_BATCH_ROWS,
-    PASS_TARGET_S,
     _horizon,
     dispatch_cycle,
     evaluate_cycle,
     judge_events,
     judge_readings,
-    next_batch_rows,
     night_flow_cycle,
 )
 from alerting.files import load_rules
@@ -294,22 +290,7 @@ def test_a_readings_pass_reads_at_most_its_batch_and_the_rest_next(
     add_devices(conn, [("wq-1", "water_quality", "T1", "V1")])
     engine = recording_engine([TURBIDITY])
     add_readings(conn, "wq-1", "turbidity_ntu", [(minutes(m), 0.5) for m in range(-5, 0)])
-    engine.cache.batch_rows = 2
-    assert judge_readings(conn, engine) == 2
-    engine.cache.batch_rows = 2  # whatever the pass's own timing made of it
-    assert judge_readings(conn, engine) == 2
-    assert judge_readings(conn, engine) == 1
-    assert judge_readings(conn, engine) == 0
-
-
-def test_the_readings_batch_follows_how_long_a_pass_takes() -> None:
-    slow = 4 * PASS_TARGET_S
-    assert next_batch_rows(40_000, 40_000, slow) == 10_000  # a quarter: a pass near target
-    assert next_batch_rows(2_000, 2_000, 100 * PASS_TARGET_S) == MIN_BATCH_ROWS
-    assert next_batch_rows(10_000, 10_000, PASS_TARGET_S / 10) == 20_000  # full and quick
-    assert next_batch_rows(BATCH_ROWS, BATCH_ROWS, PASS_TARGET_S / 10) == BATCH_ROWS
-    assert next_batch_rows(10_000, 300, PASS_TARGET_S / 10) == 10_000  # caught up: no news
-    assert next_batch_rows(10_000, 10_000, PASS_TARGET_S * 0.8) == 10_000  # near target
+    assert [judge_readings(conn, engine, limit=2) for _ in range(4)] == [2, 2, 1, 0]
 
 
 def test_a_device_never_heard_counts_its_silence_from_registration(conn: psycopg.Connection) -> None:
