@@ -132,9 +132,10 @@ def start(
     with pool.connection() as conn:
         store.start_watermarks(conn, timedelta(seconds=options.first_lookback_s))
     # The events' and the readings' passes judge different rules and run side by side: a
-    # camera's tampering is not held behind a second of day uploads. The time passes touch
+    # camera's tampering is not held behind a morning of day uploads. The time passes touch
     # both kinds of alert (an event alert expires; a device gone ends every state) and
-    # wait for both.
+    # wait for both, the readings' lock first: holding the events' lock while waiting for
+    # a readings' pass (up to 30 s under a burst) held every event back as long.
     events_lock, readings_lock, dispatch_lock = threading.Lock(), threading.Lock(), threading.Lock()
     stop_event, active, readings_due = threading.Event(), threading.Event(), threading.Event()
 
@@ -163,14 +164,14 @@ def start(
     def tick() -> None:
         if not active.is_set():
             return  # a standby: another process holds the alerting lock
-        with events_lock, readings_lock, pool.connection() as conn:
+        with readings_lock, events_lock, pool.connection() as conn:
             tick_cycle(conn, engine, clock())
         dispatch()
 
     def nights() -> None:
         if not active.is_set():
             return
-        with events_lock, readings_lock, pool.connection() as conn:
+        with readings_lock, events_lock, pool.connection() as conn:
             night_flow_cycle(conn, engine, clock())
 
     threads = (

@@ -236,7 +236,8 @@ def test_a_cameras_tampering_is_sent_while_the_readings_pass_is_held(
     database_url: str, tmp_path: Path
 ) -> None:
     # The readings' pass held at its last step (its watermark's row locked, as a long pass
-    # over a morning's day uploads would hold it): the events' pass goes on without it.
+    # over a morning's day uploads would hold it): the events' pass goes on without it, and
+    # a time pass waiting for the readings' pass must not hold the events' back meanwhile.
     rules = {"rules": [{"name": "cam-tamper", "severity": "major", "summary_zh": "遮挡",
                         "summary_en": "tampering", "select": {"kind": "camera"},
                         "condition": {"event": {"types": ["tamper"]}}}]}
@@ -251,6 +252,7 @@ def test_a_cameras_tampering_is_sent_while_the_readings_pass_is_held(
             wait_until(lambda: _count(database_url, "SELECT count(*) FROM pg_stat_activity"
                                       " WHERE wait_event_type = 'Lock'") == 1,
                        what="the readings' pass waiting")
+            time.sleep(2.5)  # time passes (every second) due meanwhile wait for it too
             conn.execute("INSERT INTO events (device_id, ts, type, severity, body)"
                          " VALUES ('cam-0001', now(), 'tamper', 'major', '{}')")
             assert hook.wait_for(1, 15), "the tampering waited for the readings' pass"
