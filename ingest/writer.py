@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import psycopg
@@ -28,17 +29,14 @@ from ingest.plan import BatchPlan
 
 NOTIFY_CHANNEL = "village_ingest"
 
+# Only readings after a duplicate go through a staging table. Events and presence come as
+# arrays (unnest): a transaction that touches a temporary table truncates every ON COMMIT
+# DELETE ROWS table at its commit, and in the ten-county soak those truncations were the
+# commonest wait of ingest's sessions (IO:DataFileTruncate in COMMIT).
 _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS stage_readings (
     device_id text, metric text, ts timestamptz, value double precision
-) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS stage_events (
-    device_id text, ts timestamptz, type text, severity text, body jsonb
-) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS stage_presence (
-    device_id text, last_seen timestamptz, state text, state_at timestamptz,
-    firmware text, ip text
-) ON COMMIT DELETE ROWS;
+) ON COMMIT DELETE ROWS
 """
 
 _COPY_READINGS = "COPY readings (device_id, metric, ts, value) FROM STDIN (FORMAT BINARY)"
@@ -53,18 +51,21 @@ SELECT device_id, metric, ts, value FROM stage_readings
 ON CONFLICT DO NOTHING
 """
 
-_MOVE_EVENTS = """
+_INSERT_EVENTS = """
 INSERT INTO events (device_id, ts, type, severity, body)
-SELECT device_id, ts, type, severity, body FROM stage_events
+SELECT * FROM unnest(%b::text[], %b::timestamptz[], %b::text[], %b::text[], %b::jsonb[])
 ON CONFLICT DO NOTHING
 """
 
-# Rows are taken in device order so two workers upserting overlapping devices lock them in
-# the same order. `greatest` ignores NULLs: a status-only row leaves last_seen alone.
+# The batch's presence comes one array a column. Rows are taken in device order so two
+# workers upserting overlapping devices lock them in the same order. `greatest` ignores
+# NULLs: a status-only row leaves last_seen alone.
 _MOVE_PRESENCE = """
 INSERT INTO device_presence AS p
     (device_id, last_seen, reported_state, state_changed_at, firmware, ip)
-SELECT device_id, last_seen, state, state_at, firmware, ip FROM stage_presence
+SELECT device_id, last_seen, state, state_at, firmware, ip FROM
+unnest(%b::text[], %b::timestamptz[], %b::text[], %b::timestamptz[], %b::text[], %b::text[])
+    AS s (device_id, last_seen, state, state_at, firmware, ip)
 ORDER BY device_id
 ON CONFLICT (device_id) DO UPDATE SET
     last_seen = greatest(p.last_seen, excluded.last_seen),
@@ -81,7 +82,9 @@ ON CONFLICT (device_id) DO UPDATE SET
 # for the status history.
 _HEARD = """
 SELECT s.device_id, s.last_seen, s.state, s.state_at, p.reported_state, r.online
-FROM stage_presence s JOIN device_presence p USING (device_id)
+FROM unnest(%b::text[], %b::timestamptz[], %b::text[], %b::timestamptz[], %b::text[], %b::text[])
+    AS s (device_id, last_seen, state, state_at, firmware, ip)
+JOIN device_presence p USING (device_id)
 LEFT JOIN device_status_recorded r USING (device_id)
 """
 
@@ -208,19 +211,16 @@ class Writer:
                 duplicates = len(plan.readings) - stored
                 merge_latest(cur, plan.readings)
             if plan.events:
-                with cur.copy("COPY stage_events FROM STDIN") as copy:
-                    for event in plan.events:
-                        copy.write_row((event.device_id, event.ts, event.type, event.severity,
-                                        Jsonb(event.body)))
-                cur.execute(_MOVE_EVENTS)
+                cur.execute(_INSERT_EVENTS, [list(column) for column in zip(*(
+                    (e.device_id, e.ts, e.type, e.severity, Jsonb(e.body)) for e in plan.events),
+                    strict=True)])
                 events = cur.rowcount
             if plan.presence:
-                with cur.copy("COPY stage_presence FROM STDIN") as copy:
-                    for p in plan.presence.values():
-                        copy.write_row((p.device_id, p.last_seen, p.state, p.state_at,
-                                        p.firmware, p.ip))
-                cur.execute(_MOVE_PRESENCE)
-                _record_status(cur)
+                batch = [list(column) for column in zip(*(
+                    (p.device_id, p.last_seen, p.state, p.state_at, p.firmware, p.ip)
+                    for p in plan.presence.values()), strict=True)]
+                cur.execute(_MOVE_PRESENCE, batch)
+                _record_status(cur, batch)
             if plan.pending:
                 cur.executemany(_UPSERT_PENDING, [
                     (p.device_id, p.first_seen, p.last_seen, p.last_topic, p.messages)
@@ -238,9 +238,11 @@ class Writer:
         return WriteResult(stored, duplicates, events, len(plan.dead_letters), len(plan.presence))
 
 
-def _record_status(cur: psycopg.Cursor) -> None:
-    """Add the batch's online/offline transitions to the status history."""
-    changes = [after_heard(Heard(*row[:5]), row[5]) for row in cur.execute(_HEARD).fetchall()]
+def _record_status(cur: psycopg.Cursor, batch: list[list[Any]]) -> None:
+    """Add the batch's online/offline transitions to the status history (`batch`: the
+    presence columns as given to _MOVE_PRESENCE)."""
+    changes = [after_heard(Heard(*row[:5]), row[5])
+               for row in cur.execute(_HEARD, batch).fetchall()]
     status_history_store.record(cur, [c for c in changes if c is not None])
 
 
