@@ -3,6 +3,7 @@ the ingest listener call them, and so do tests, directly."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -44,6 +45,10 @@ class Cache:
     columns_read: float = float("-inf")  # monotonic time they were last brought up to date
     cursors: dict[str, reads.Cursor] = field(default_factory=dict)  # per source, read up to
     judged: dict[str, datetime] = field(default_factory=dict)
+    # Held while the columns are brought up to date: the events' and the readings' passes
+    # run on threads of their own, and a refresh leaves no columns until it is done.
+    refreshing: threading.Lock = field(default_factory=threading.Lock, compare=False,
+                                       repr=False)
 
     def registry(self, conn: psycopg.Connection, refresh_s: float,
                  unknown: bool = False) -> Mapping[str, Subject]:
@@ -51,17 +56,20 @@ class Cache:
         stale or when a device was not in it."""
         from alerting.tick import refresh  # start-up cost: numpy, not for every CLI command
 
-        age = time.monotonic() - self.columns_read
-        # an unknown device refreshes at once, but at most once a second (a retired
-        # device's readings must not read the registry on every pass)
-        if self.columns is None or age > refresh_s or (unknown and age > 1.0):
-            refresh(conn, self)
-        assert self.columns is not None
-        return self.columns.fleet.subjects
+        with self.refreshing:
+            age = time.monotonic() - self.columns_read
+            # an unknown device refreshes at once, but at most once a second (a retired
+            # device's readings must not read the registry on every pass)
+            if self.columns is None or age > refresh_s or (unknown and age > 1.0):
+                refresh(conn, self)
+            assert self.columns is not None
+            return self.columns.fleet.subjects
 
-    def forget_reads(self) -> None:
-        """Forget what was read: the next pass reads it again."""
-        self.cursors, self.judged = {}, {}
+    def forget_reads(self, source: str) -> None:
+        """Forget what was read of `source`: its next pass reads it again."""
+        self.cursors.pop(source, None)
+        if source == "readings":
+            self.judged = {}
 
 
 @dataclass(frozen=True)
@@ -120,7 +128,7 @@ def judge_events(conn: psycopg.Connection, engine: Engine) -> int:
 
     A pass of its own (the service runs it on a thread of its own): a camera's tampering
     is judged and sent while the readings' pass works through a morning of day uploads."""
-    with _forgetting_on_failure(engine), conn.transaction():
+    with _forgetting_on_failure(engine, "events"), conn.transaction():
         horizon = _horizon(conn)
         events, events_to = reads.new_events(conn, _cursor(conn, engine, "events"), horizon,
                                              BATCH_ROWS)
@@ -138,7 +146,7 @@ def judge_events(conn: psycopg.Connection, engine: Engine) -> int:
 def judge_readings(conn: psycopg.Connection, engine: Engine, limit: int = BATCH_ROWS) -> int:
     """Judge the readings stored since the readings' watermark, `limit` at most (the rest
     next pass); returns the readings read."""
-    with _forgetting_on_failure(engine), conn.transaction():
+    with _forgetting_on_failure(engine, "readings"), conn.transaction():
         horizon = _horizon(conn)
         fresh, readings_to = reads.new_readings(conn, _cursor(conn, engine, "readings"), horizon,
                                                 limit)
@@ -167,12 +175,12 @@ def judge_readings(conn: psycopg.Connection, engine: Engine, limit: int = BATCH_
 
 
 @contextmanager
-def _forgetting_on_failure(engine: Engine) -> Iterator[None]:
+def _forgetting_on_failure(engine: Engine, source: str) -> Iterator[None]:
     """Nothing of a failed pass was stored: what memory says was read must be read again."""
     try:
         yield
     except BaseException:
-        engine.cache.forget_reads()
+        engine.cache.forget_reads(source)
         raise
 
 

@@ -108,7 +108,8 @@ def tick_cycle(conn: psycopg.Connection, engine: Engine, now: datetime) -> Outco
     it decides what `evaluate_tick` decides. Devices silent past their kind's limit also go
     offline in the status history.
     """
-    columns = refresh(conn, engine.cache)
+    with engine.cache.refreshing:
+        columns = refresh(conn, engine.cache)
     fleet, presence = columns.fleet, columns.presence()
     with conn.transaction():
         states = store.load_states(conn)

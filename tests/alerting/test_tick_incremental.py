@@ -7,6 +7,7 @@ limits), and with writers whose transactions commit after a pass began."""
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -151,3 +152,35 @@ def test_a_write_committed_after_a_pass_began_is_read_by_the_next(
     tick_cycle(conn, engine, much_later)
     assert engine.cache.columns is not None
     assert by_device(engine.cache.columns) == by_device(read_all(conn)) != unchanged
+
+
+def test_the_events_and_readings_passes_share_the_registry_without_a_race(
+        database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Both passes ask for the registry from threads of their own. A refresh leaves no
+    # columns until it is done: seen half way, it made the other thread read everything
+    # again (in the ten-county soak, alerting's memory grew past a gigabyte).
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        add_devices(conn, [(f"wm-{i:04d}", "water_meter", "T1", "V1") for i in range(2000)])
+    full_reads = []
+
+    def counted_read_all(conn: psycopg.Connection) -> TickColumns:
+        full_reads.append(1)
+        return read_all(conn)
+    monkeypatch.setattr("alerting.tick.read_all", counted_read_all)
+    engine = recording_engine([])
+    failures: list[BaseException] = []
+
+    def ask() -> None:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            for _ in range(40):
+                try:
+                    assert len(engine.cache.registry(conn, refresh_s=0.0)) == 2000
+                except BaseException as exc:  # noqa: BLE001 - the test collects them
+                    failures.append(exc)
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    assert len(full_reads) == 1  # the first; every later refresh reads what changed
