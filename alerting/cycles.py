@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import psycopg
 
@@ -116,15 +116,23 @@ def _horizon(conn: psycopg.Connection) -> datetime:
     return horizon
 
 
+class Judged(NamedTuple):
+    """What a pass did: the rows it read, and the alerts it opened or closed (when there
+    are none, there is nothing new to send)."""
+
+    rows: int
+    alerts: int
+
+
 def evaluate_cycle(conn: psycopg.Connection, engine: Engine) -> int:
     """Judge the events, then the readings, stored since the watermarks; returns the
     readings read."""
     judge_events(conn, engine)
-    return judge_readings(conn, engine)
+    return judge_readings(conn, engine).rows
 
 
-def judge_events(conn: psycopg.Connection, engine: Engine) -> int:
-    """Judge the events stored since the events' watermark; returns the events read.
+def judge_events(conn: psycopg.Connection, engine: Engine) -> Judged:
+    """Judge the events stored since the events' watermark.
 
     A pass of its own (the service runs it on a thread of its own): a camera's tampering
     is judged and sent while the readings' pass works through a morning of day uploads."""
@@ -137,15 +145,15 @@ def judge_events(conn: psycopg.Connection, engine: Engine) -> int:
                 if (subject := known.get(device_id)) is not None
                 for rule in engine.book.for_subject(subject, ("event",))]
         outcome = evaluate_events(engine.book, known, events, store.load_states(conn, keys))
-        store.apply_outcome(conn, outcome, engine.book.by_name, engine.language)
+        alerts = store.apply_outcome(conn, outcome, engine.book.by_name, engine.language)
         store.set_watermark(conn, "events", events_to.received_at)
     engine.cache.cursors["events"] = events_to  # once the pass is stored
-    return sum(len(e) for e in events.values())
+    return Judged(sum(len(e) for e in events.values()), len(alerts))
 
 
-def judge_readings(conn: psycopg.Connection, engine: Engine, limit: int = BATCH_ROWS) -> int:
+def judge_readings(conn: psycopg.Connection, engine: Engine, limit: int = BATCH_ROWS) -> Judged:
     """Judge the readings stored since the readings' watermark, `limit` at most (the rest
-    next pass); returns the readings read."""
+    next pass)."""
     with _forgetting_on_failure(engine, "readings"), conn.transaction():
         horizon = _horizon(conn)
         fresh, readings_to = reads.new_readings(conn, _cursor(conn, engine, "readings"), horizon,
@@ -168,10 +176,10 @@ def judge_readings(conn: psycopg.Connection, engine: Engine, limit: int = BATCH_
         series = store.with_history(conn, fresh, needs)
         _add_baselines(conn, engine.book, known, series)
         outcome = evaluate_stream(engine.book, known, series, store.load_states(conn, keys))
-        store.apply_outcome(conn, outcome, engine.book.by_name, engine.language)
+        alerts = store.apply_outcome(conn, outcome, engine.book.by_name, engine.language)
         store.set_watermark(conn, "readings", readings_to.received_at)
     engine.cache.cursors["readings"] = readings_to  # once the pass is stored
-    return sum(len(s) for m in fresh.values() for s in m.values())
+    return Judged(sum(len(s) for m in fresh.values() for s in m.values()), len(alerts))
 
 
 @contextmanager

@@ -277,10 +277,10 @@ def test_events_are_judged_in_a_pass_of_their_own_ahead_of_the_readings(
     add_readings(conn, "wq-1", "ph", [(minutes(-2), 11.0)])
     conn.execute("INSERT INTO events (device_id, ts, type, severity, body)"
                  " VALUES ('cam-1', %s, 'tamper', 'major', '{}')", (minutes(-1),))
-    assert judge_events(conn, engine) == 1
+    assert judge_events(conn, engine) == (1, 1)  # an event read, an alert opened
     assert conn.execute("SELECT rule FROM alerts").fetchall() == [("cam-tamper",)]
     assert dispatch_cycle(conn, engine, NOW).sent == 1  # sent before any reading is judged
-    assert judge_readings(conn, engine) == 1
+    assert judge_readings(conn, engine) == (1, 1)
     assert conn.execute("SELECT rule FROM alerts ORDER BY id").fetchall() == [
         ("cam-tamper",), ("ph-high",)]
 
@@ -290,7 +290,8 @@ def test_a_readings_pass_reads_at_most_its_batch_and_the_rest_next(
     add_devices(conn, [("wq-1", "water_quality", "T1", "V1")])
     engine = recording_engine([TURBIDITY])
     add_readings(conn, "wq-1", "turbidity_ntu", [(minutes(m), 0.5) for m in range(-5, 0)])
-    assert [judge_readings(conn, engine, limit=2) for _ in range(4)] == [2, 2, 1, 0]
+    assert [judge_readings(conn, engine, limit=2) for _ in range(4)] == [
+        (2, 0), (2, 0), (1, 0), (0, 0)]  # below the threshold: nothing to send
 
 
 def test_a_device_never_heard_counts_its_silence_from_registration(conn: psycopg.Connection) -> None:
